@@ -1,0 +1,161 @@
+"""The archive on disk: one PDF + one JSON sidecar per document, the source of truth.
+
+``archive/<MRN>/<date>_<type>_<doc_id>.pdf`` for filed documents and
+``review/<date>_<type>_<doc_id>.pdf`` for the review queue. The sidecar is written
+last: a PDF without a sidecar is an interrupted write and is simply written again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from indexers.base import IndexRecord
+
+from .config import Config
+from .errors import ArchiveError
+from .fsutil import atomic_copy, atomic_write, atomic_write_json, read_json, sha256_file
+from .models import Document
+from .textlayer import build_pdf
+
+SIDECAR_SCHEMA = 1
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def doc_id_for(source_sha256: str, first_page: int) -> str:
+    """Stable id: the same input pages always make the same document id."""
+    return f"{source_sha256[:16]}-{first_page}"
+
+
+def _safe(segment: str, what: str) -> str:
+    if not _SAFE_SEGMENT.match(segment):
+        raise ArchiveError(f"{what} {segment!r} cannot be used as a folder or file name")
+    return segment
+
+
+def document_dir(config: Config, status: str, mrn: str | None) -> Path:
+    if status == "filed":
+        return config.archive_dir / _safe(mrn or "", "MRN")
+    return config.review_dir
+
+
+def base_name(doc_date: str | None, doc_type: str, doc_id: str) -> str:
+    return f"{doc_date or 'undated'}_{_safe(doc_type, 'document type')}_{doc_id}"
+
+
+def sidecar_path(pdf_path: Path) -> Path:
+    return pdf_path.with_suffix(".json")
+
+
+def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> dict:
+    ids, cls, decision = doc.identifiers, doc.classification, doc.decision
+    action = "filed" if decision.status == "filed" else "queued for review"
+    return {
+        "schema": SIDECAR_SCHEMA,
+        "doc_id": doc.doc_id,
+        "status": decision.status,
+        "mrn": decision.mrn,
+        "patient_name": ids.name,
+        "dob": ids.dob,
+        "doc_type": cls.doc_type,
+        "type_confidence": round(cls.confidence, 3),
+        "type_cues": list(cls.cues),
+        "doc_date": ids.doc_date,
+        "pages": len(doc.pages),
+        "sha256": pdf_sha,
+        "path": pdf_path.relative_to(config.root).as_posix(),
+        "review_reason": decision.reason,
+        "source": {"file": doc.source_file, "pages": doc.source_pages, "sha256": doc.sha256, "label": doc.source_label},
+        "identifiers": doc.identifiers_json(),
+        "page_texts": [p.to_json() for p in doc.pages],
+        "history": [{"at": now_utc(), "by": getpass.getuser(), "action": action, "reason": decision.reason}],
+    }
+
+
+def write_document(config: Config, doc: Document, source_pdf: Path) -> dict:
+    """Write the searchable PDF, then its sidecar, both atomically; return the sidecar."""
+    folder = document_dir(config, doc.decision.status, doc.decision.mrn)
+    pdf_path = folder / (base_name(doc.identifiers.doc_date, doc.classification.doc_type, doc.doc_id) + ".pdf")
+    atomic_write(pdf_path, lambda temp: build_pdf(source_pdf, doc.pages, temp))
+    sidecar = _sidecar(config, doc, pdf_path, sha256_file(pdf_path))
+    atomic_write_json(sidecar_path(pdf_path), sidecar)
+    return sidecar
+
+
+def record_from_sidecar(sidecar: dict) -> IndexRecord:
+    """The index's view of a document, derived from its sidecar alone."""
+    return IndexRecord(
+        doc_id=sidecar["doc_id"],
+        status=sidecar["status"],
+        mrn=sidecar.get("mrn"),
+        patient_name=sidecar.get("patient_name"),
+        dob=sidecar.get("dob"),
+        doc_type=sidecar["doc_type"],
+        doc_date=sidecar.get("doc_date"),
+        pages=int(sidecar.get("pages", 0)),
+        path=sidecar["path"],
+        sha256=sidecar["sha256"],
+        source_sha256=sidecar["source"]["sha256"],
+        source_file=sidecar["source"]["file"],
+        review_reason=sidecar.get("review_reason"),
+        content="\n\f\n".join(p.get("text", "") for p in sidecar.get("page_texts", [])),
+    )
+
+
+def iter_sidecar_paths(config: Config) -> Iterator[Path]:
+    """Every sidecar in the archive and the review queue, folder by folder."""
+    if config.archive_dir.is_dir():
+        for patient in sorted(config.archive_dir.iterdir()):
+            if patient.is_dir():
+                yield from sorted(patient.glob("*.json"))
+    if config.review_dir.is_dir():
+        yield from sorted(config.review_dir.glob("*.json"))
+
+
+def iter_sidecars(config: Config) -> Iterator[dict]:
+    for path in iter_sidecar_paths(config):
+        try:
+            yield read_json(path)
+        except (OSError, ValueError) as exc:
+            raise ArchiveError(f"unreadable sidecar {path.relative_to(config.root)}: {exc}") from None
+
+
+def find_sidecar(config: Config, doc_id: str) -> dict:
+    """The sidecar of one document by id (ids are unique; scanning is the fallback of last resort)."""
+    if not re.fullmatch(r"[0-9a-f]{16}-\d+", doc_id):
+        raise ArchiveError(f"{doc_id!r} is not a document id (expected 16 hex digits, a dash and a page number)")
+    for path in iter_sidecar_paths(config):
+        if path.stem.endswith("_" + doc_id):
+            return read_json(path)
+    raise ArchiveError(f"no document with id {doc_id} in the archive or the review queue")
+
+
+def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha256: str | None) -> Path:
+    """Copy an input that cannot be taken into failed/, with its reason beside it."""
+    stem = f"{(sha256 or 'unreadable')[:16]}_{_safe_file_name(name)}"
+    target = config.failed_dir / stem
+    if source.exists() and source.is_file():
+        atomic_copy(source, target)
+    atomic_write_json(
+        config.failed_dir / (stem + ".reason.json"),
+        {"file": name, "reason": reason, "at": now_utc(), "sha256": sha256, "path": target.relative_to(config.root).as_posix()},
+    )
+    return target
+
+
+def _safe_file_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
+    return cleaned[:120] or "unnamed"
+
+
+def iter_failed(config: Config) -> Iterator[dict]:
+    if config.failed_dir.is_dir():
+        for path in sorted(config.failed_dir.glob("*.reason.json")):
+            yield read_json(path)

@@ -1,0 +1,48 @@
+"""The unit of parallel work: one page of one input → PageText.
+
+Runs in a worker process. It touches only a private temp folder and returns plain
+data; the archive and the index are the writer's business.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import PageText
+from .ocr import OcrError, ocr_image
+from .raster import RasterError, has_real_text, render_page, text_layer
+
+
+@dataclass(frozen=True)
+class PageTask:
+    pdf_path: Path
+    page_no: int
+    scanned: bool
+    dpi: int
+    lang: str
+    timeout: float
+    min_text_chars: int
+
+
+def process_page(task: PageTask) -> PageText:
+    """Use the page's own text when it is real, else render and OCR it. Never raises."""
+    own = text_layer(task.pdf_path, task.page_no, task.timeout)
+    if has_real_text(own, task.min_text_chars, task.scanned):
+        return PageText(task.page_no, own, "text-layer")
+    with tempfile.TemporaryDirectory(prefix="medarchive-page-") as work:
+        try:
+            image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
+            result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
+        except (RasterError, OcrError) as exc:
+            return PageText(task.page_no, "", "none", error=str(exc))
+    return PageText(
+        task.page_no,
+        result.text,
+        "ocr",
+        words=result.words,
+        ocr_seconds=result.seconds,
+        mean_conf=result.mean_conf,
+        layer_pdf=result.layer_pdf,
+    )

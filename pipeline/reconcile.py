@@ -1,0 +1,38 @@
+"""Bring the index back in line with the archive after a crash (the archive is the truth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexers.base import Index
+
+from .archive import iter_sidecar_paths, record_from_sidecar
+from .config import Config
+from .fsutil import read_json
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    added: int
+    removed: int
+
+
+def doc_id_of(sidecar: Path) -> str:
+    return sidecar.stem.rsplit("_", 1)[-1]
+
+
+def reconcile_index(config: Config, index: Index) -> Reconciled:
+    """Index what the archive has and the index lacks (or has elsewhere); drop what it no longer has."""
+    archived = {doc_id_of(p): p for p in iter_sidecar_paths(config)}
+    indexed = {r.doc_id: r.path for r in index.stored()}
+    stale = [
+        doc_id for doc_id, path in archived.items()
+        if indexed.get(doc_id) != path.with_suffix(".pdf").relative_to(config.root).as_posix()
+    ]
+    if stale:
+        index.add(record_from_sidecar(read_json(archived[d])) for d in stale)
+    gone = [doc_id for doc_id in indexed if doc_id not in archived]
+    if gone:
+        index.delete(gone)
+    return Reconciled(len(stale), len(gone))

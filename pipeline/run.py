@@ -1,0 +1,294 @@
+"""Take inputs end to end: intake → pages (in parallel) → decide → archive → index.
+
+Pages of all inputs flow through one bounded window of futures, so every worker
+stays busy across document boundaries while memory holds only the pages in flight
+and the texts of the documents not yet finished. This process is the one writer:
+workers return plain data, and only this process touches the archive and the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pikepdf
+
+from indexers.base import Index, IndexRecord
+
+from .archive import doc_id_for, record_from_sidecar, set_aside_failed, write_document
+from .classify import classify
+from .config import Config
+from .decide import decide
+from .errors import IntakeError, MedarchiveError
+from .extract import extract_identifiers
+from .fsutil import sha256_file
+from .intake import Intake, inspect_pdf
+from .models import UNCLASSIFIED, Classification, Document, PageText
+from .pages import PageTask, process_page
+
+log = logging.getLogger("medarchive")
+
+OutcomeStatus = Literal["filed", "review", "failed", "duplicate"]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input and what its drop folder says about it.
+
+    ``name`` is the name it arrived with (the daemon renames files it claims).
+    """
+
+    path: Path
+    name: str = ""
+    label: str | None = None
+    type_hint: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.path.name
+
+
+@dataclass
+class Outcome:
+    """What became of one input."""
+
+    source: InputFile
+    status: OutcomeStatus
+    doc_ids: list[str] = field(default_factory=list)
+    mrn: str | None = None
+    reason: str | None = None
+    path: str | None = None
+    pages: int = 0
+    ocr_seconds: float = 0.0
+
+
+@dataclass
+class _Job:
+    source: InputFile
+    intake: Intake
+    render_path: Path
+    workdir: tempfile.TemporaryDirectory | None
+    results: dict[int, PageText] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.results) == self.intake.page_count
+
+    def close(self) -> None:
+        if self.workdir is not None:
+            self.workdir.cleanup()
+
+
+def make_executor(config: Config) -> ProcessPoolExecutor:
+    # forkserver: the daemon has threads (observers), and forking a threaded
+    # process can deadlock a child on a lock some thread held.
+    return ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def collect_inputs(paths: Iterable[Path]) -> Iterator[InputFile]:
+    """Files as given; folders walked for *.pdf, in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
+            yield from (InputFile(p) for p in found)
+        else:
+            yield InputFile(path)
+
+
+class Pipeline:
+    """Turns inputs into archived, indexed documents; reports each Outcome."""
+
+    def __init__(
+        self,
+        config: Config,
+        index: Index,
+        executor: Executor,
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+        on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.executor = executor
+        self.on_outcome = on_outcome
+        self.on_committed = on_committed
+        self._batch: list[IndexRecord] = []
+        self._uncommitted: list[Outcome] = []
+        self._seen: dict[str, list[str]] = {}
+        self._feeds: deque[Iterator[InputFile]] = deque()
+        self._job_tasks: Iterator[tuple[_Job, PageTask]] | None = None
+        self._pending: dict[Future, tuple[_Job, int]] = {}
+        self._window = 2 * config.workers + 1
+
+    def run(self, sources: Iterable[InputFile]) -> None:
+        """Take every source to its outcome and commit the index."""
+        self.feed(sources)
+        while self.step():
+            pass
+        self.flush()
+
+    def feed(self, sources: Iterable[InputFile]) -> None:
+        """Queue inputs; they are opened lazily, as workers have room for their pages."""
+        self._feeds.append(iter(sources))
+
+    def stop_feeding(self) -> None:
+        """Open no more inputs; pages already submitted still finish."""
+        self._feeds.clear()
+        self._job_tasks = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def step(self, timeout: float | None = None) -> bool:
+        """Keep the window full, then wait up to ``timeout`` for pages; False when all is done."""
+        while len(self._pending) < self._window:
+            item = self._next_task()
+            if item is None:
+                break
+            job, task = item
+            self._pending[self.executor.submit(process_page, task)] = (job, task.page_no)
+        if not self._pending:
+            return False
+        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            job, page_no = self._pending.pop(future)
+            job.results[page_no] = _page_result(future, page_no)
+            if job.complete:
+                self._finish(job)
+        return True
+
+    def _next_task(self) -> tuple[_Job, PageTask] | None:
+        while True:
+            if self._job_tasks is not None:
+                item = next(self._job_tasks, None)
+                if item is not None:
+                    return item
+                self._job_tasks = None
+            source = self._next_source()
+            if source is None:
+                return None
+            job = self._open(source)
+            if job is not None:
+                self._job_tasks = self._tasks(job)
+
+    def _next_source(self) -> InputFile | None:
+        while self._feeds:
+            source = next(self._feeds[0], None)
+            if source is not None:
+                return source
+            self._feeds.popleft()
+        return None
+
+    def flush(self) -> None:
+        """Commit the pending index records, then tell the caller they are durable."""
+        if self._batch:
+            self.index.add(self._batch)
+            self._batch = []
+        if self._uncommitted:
+            committed, self._uncommitted = self._uncommitted, []
+            self.on_committed(committed)
+
+    def _tasks(self, job: _Job) -> Iterator[tuple[_Job, PageTask]]:
+        ocr = self.config.ocr
+        for page_no in range(1, job.intake.page_count + 1):
+            scanned = page_no in job.intake.scanned_pages
+            yield job, PageTask(
+                job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds, ocr.min_text_layer_chars
+            )
+
+    def _open(self, source: InputFile) -> _Job | None:
+        """Vet one input; report failures and duplicates at once and return None for them."""
+        try:
+            intake = inspect_pdf(source.path, self.config.intake, self.config.ocr.dpi)
+        except IntakeError as exc:
+            self._fail(source, str(exc), _sha_or_none(source.path))
+            return None
+        existing = self._seen.get(intake.sha256) or self.index.doc_ids_for_source(intake.sha256)
+        if existing:
+            reason = f"identical to archived {', '.join(sorted(existing))}"
+            self._report(Outcome(source, "duplicate", sorted(existing), reason=reason))
+            return None
+        log.info("intake %s: %d pages, sha256 %s", source.display_name, intake.page_count, intake.sha256[:16])
+        if not intake.warnings:
+            return _Job(source, intake, source.path, None)
+        workdir = tempfile.TemporaryDirectory(prefix="medarchive-repair-")
+        repaired = Path(workdir.name) / "repaired.pdf"
+        with pikepdf.open(source.path) as pdf:
+            pdf.save(repaired)
+        log.info("intake %s: repaired (%d warnings)", source.display_name, len(intake.warnings))
+        return _Job(source, intake, repaired, workdir)
+
+    def _finish(self, job: _Job) -> None:
+        try:
+            self._file(job)
+        except (MedarchiveError, pikepdf.PdfError, OSError) as exc:
+            self._fail(job.source, f"could not be archived: {exc}", job.intake.sha256)
+        finally:
+            job.close()
+
+    def _file(self, job: _Job) -> None:
+        intake = job.intake
+        pages = [job.results[n] for n in range(1, intake.page_count + 1)]
+        ids = extract_identifiers([(p.page_no, p.text) for p in pages], self.config.extraction)
+        doc = Document(
+            doc_id=doc_id_for(intake.sha256, 1),
+            source_file=job.source.display_name,
+            source_pages=[p.page_no for p in pages],
+            sha256=intake.sha256,
+            pages=pages,
+            identifiers=ids,
+            classification=self._classify(job.source, pages),
+            decision=decide(pages, ids, self.config.filing),
+            source_label=job.source.label,
+        )
+        sidecar = write_document(self.config, doc, job.render_path)
+        self._seen[intake.sha256] = [doc.doc_id]
+        self._batch.append(record_from_sidecar(sidecar))
+        ocr_seconds = sum(p.ocr_seconds for p in pages)
+        self._report(
+            Outcome(job.source, doc.decision.status, [doc.doc_id], doc.decision.mrn, doc.decision.reason, sidecar["path"], len(pages), ocr_seconds)
+        )
+        if len(self._batch) >= self.config.index.batch_size:
+            self.flush()
+
+    def _classify(self, source: InputFile, pages: list[PageText]) -> Classification:
+        found = classify([p.text for p in pages], self.config.classification)
+        if found.doc_type == UNCLASSIFIED and source.type_hint:
+            return Classification(source.type_hint, found.confidence, (*found.cues, f"folder hint:{source.type_hint}"))
+        return found
+
+    def _fail(self, source: InputFile, reason: str, sha256: str | None) -> None:
+        target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
+        self._report(Outcome(source, "failed", reason=reason, path=target.relative_to(self.config.root).as_posix()))
+
+    def _report(self, outcome: Outcome) -> None:
+        log.info(
+            "%s %s: %s%s",
+            outcome.status,
+            outcome.source.display_name,
+            outcome.path or ", ".join(outcome.doc_ids),
+            f" ({outcome.reason})" if outcome.reason else "",
+        )
+        self._uncommitted.append(outcome)
+        self.on_outcome(outcome)
+
+
+def _page_result(future: Future, page_no: int) -> PageText:
+    try:
+        return future.result()
+    except Exception as exc:  # a worker died (killed, out of memory): the page is kept, unread
+        return PageText(page_no, "", "none", error=f"worker failed: {type(exc).__name__}")
+
+
+def _sha_or_none(source: Path) -> str | None:
+    try:
+        return sha256_file(source)
+    except OSError:
+        return None

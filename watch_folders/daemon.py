@@ -1,0 +1,201 @@
+"""`medarchive watch`: take every file dropped into the drop folders exactly once.
+
+Events (native or polled) and periodic sweeps only nominate candidates; a file is
+claimed when it has been quiet for the quiet period. Claimed files live in
+processing/ until their outcome (archive, review or failed copy) and the index
+commit are durable; a restart after any crash processes whatever is still there,
+and filing is idempotent by the input's SHA-256.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from indexers.base import Index
+from pipeline.config import Config, DropFolder
+from pipeline.errors import ConfigError
+from pipeline.reconcile import reconcile_index
+from pipeline.run import Outcome, Pipeline, make_executor
+
+from . import activity
+from .claims import claim, pending_claims, purge_processed, release
+from .lock import DaemonLock
+from .tracker import QuietTracker, is_ignored
+
+log = logging.getLogger("medarchive.watch")
+_TICK = 0.25
+
+
+class _Nominator(FileSystemEventHandler):
+    """Turns file events in one drop folder into candidates for the tracker."""
+
+    def __init__(self, daemon: Daemon, folder: DropFolder) -> None:
+        self.daemon = daemon
+        self.folder = folder
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
+            return
+        target = getattr(event, "dest_path", "") or event.src_path
+        self.daemon.nominate(Path(os.fsdecode(target)), self.folder)
+
+
+class Daemon:
+    def __init__(self, config: Config, index: Index, executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor) -> None:
+        self.config = config
+        self.index = index
+        self.executor_factory = executor_factory
+        self.tracker = QuietTracker(config.watch.quiet_seconds)
+        self.folders = config.drop_folders
+        self._told_unsupported: set[Path] = set()
+        self._stop = threading.Event()
+        self._observers: list = []
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+
+    def nominate(self, path: Path, folder: DropFolder) -> None:
+        # A claim's rename is reported as a move out of the folder: not a candidate.
+        if not path.is_relative_to(folder.path) or (not folder.recursive and path.parent != folder.path):
+            return
+        if is_ignored(path, folder.path, self.config.watch.ignore):
+            return
+        if path.suffix.lower() not in self.config.watch.extensions:
+            if path not in self._told_unsupported:
+                self._told_unsupported.add(path)
+                log.info("left alone %s: not a %s file", path.name, "/".join(self.config.watch.extensions))
+            return
+        self.tracker.touch(path, folder)
+
+    def sweep(self) -> None:
+        """Nominate everything in the drop folders (startup, lost events, network shares)."""
+        for folder in self.folders:
+            if not folder.path.is_dir():
+                continue
+            walker = folder.path.rglob("*") if folder.recursive else folder.path.glob("*")
+            for path in walker:
+                if path.is_file() and path not in self.tracker:
+                    self.nominate(path, folder)
+
+    def _check_folders(self) -> None:
+        for folder in self.folders:
+            for inner in (self.config.processing_dir, self.config.archive_dir, self.config.failed_dir):
+                if inner.is_relative_to(folder.path):
+                    raise ConfigError(f"watch.folders: {folder.path} contains the data root's {inner.name}/ folder; use a drop folder of its own")
+
+    def run(self) -> int:
+        self._check_folders()
+        lock = DaemonLock(activity.lock_path(self.config))
+        lock.acquire()
+        try:
+            for folder in self.folders:
+                folder.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with self.executor_factory(self.config) as executor:
+                pipeline = Pipeline(self.config, self.index, executor, on_committed=self._committed)
+                self._recover(pipeline)
+                self._start_observers()
+                self._loop(pipeline)
+                self._drain(pipeline, executor)
+        finally:
+            self._stop_observers()
+            lock.release()
+        log.info("stopped")
+        return 0
+
+    def _recover(self, pipeline: Pipeline) -> None:
+        fixed = reconcile_index(self.config, self.index)
+        if fixed.added or fixed.removed:
+            log.info("index reconciled with the archive: %d added, %d removed", fixed.added, fixed.removed)
+        leftovers = pending_claims(self.config)
+        if leftovers:
+            log.info("resuming %d file(s) left in processing by an earlier run", len(leftovers))
+            pipeline.feed(leftovers)
+
+    def _start_observers(self) -> None:
+        native = Observer()
+        for folder in self.folders:
+            observer = PollingObserver(timeout=folder.poll_interval_seconds) if folder.polling else native
+            observer.schedule(_Nominator(self, folder), str(folder.path), recursive=folder.recursive)
+            if folder.polling:
+                self._observers.append(observer)
+        self._observers.append(native)
+        for observer in self._observers:
+            observer.start()
+        log.info("watching %s", ", ".join(str(f.path) for f in self.folders))
+
+    def _stop_observers(self) -> None:
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout=5)
+
+    def _loop(self, pipeline: Pipeline) -> None:
+        next_sweep = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_sweep:
+                self.sweep()
+                purge_processed(self.config)
+                next_sweep = now + self.config.watch.rescan_seconds
+            self._claim_due(pipeline)
+            if not pipeline.step(timeout=_TICK):
+                self._stop.wait(_TICK)
+            pipeline.flush()
+
+    def _claim_due(self, pipeline: Pipeline) -> None:
+        for path, folder in self.tracker.due(time.monotonic()):
+            if not _openable(path):
+                continue
+            source = claim(self.config, path, folder)
+            if source is not None:
+                log.info("claimed %s as %s", path.name, source.path.name)
+                pipeline.feed([source])
+
+    def _drain(self, pipeline: Pipeline, executor: ProcessPoolExecutor) -> None:
+        """Finish what is in flight within the grace period; the rest resumes at restart."""
+        log.info("stopping: no new files taken; finishing %d page(s) in flight", pipeline.in_flight)
+        pipeline.stop_feeding()
+        deadline = time.monotonic() + self.config.watch.stop_grace_seconds
+        while pipeline.in_flight and time.monotonic() < deadline:
+            pipeline.step(timeout=_TICK)
+        pipeline.flush()
+        if pipeline.in_flight:
+            log.info("abandoning %d page(s) in flight; their files stay in processing/ for the next start", pipeline.in_flight)
+            _terminate_workers(executor)
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        activity.record(self.config, outcomes)
+        for outcome in outcomes:
+            release(self.config, outcome.source)
+
+
+def _openable(path: Path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def _terminate_workers(executor: ProcessPoolExecutor) -> None:
+    # Python 3.11 has no public way to stop running workers; their pages are
+    # redone at the next start, so killing them loses nothing.
+    for process in list(getattr(executor, "_processes", {}).values()):
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def install_signal_handlers(daemon: Daemon) -> None:
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
