@@ -109,14 +109,19 @@ def record_from_sidecar(sidecar: dict) -> IndexRecord:
     )
 
 
+def _sidecars_in(folder: Path) -> list[Path]:
+    # Dot-names are writes in progress (fsutil's temp files).
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
 def iter_sidecar_paths(config: Config) -> Iterator[Path]:
     """Every sidecar in the archive and the review queue, folder by folder."""
     if config.archive_dir.is_dir():
         for patient in sorted(config.archive_dir.iterdir()):
             if patient.is_dir():
-                yield from sorted(patient.glob("*.json"))
+                yield from _sidecars_in(patient)
     if config.review_dir.is_dir():
-        yield from sorted(config.review_dir.glob("*.json"))
+        yield from _sidecars_in(config.review_dir)
 
 
 def iter_sidecars(config: Config) -> Iterator[dict]:
@@ -158,4 +163,5 @@ def _safe_file_name(name: str) -> str:
 def iter_failed(config: Config) -> Iterator[dict]:
     if config.failed_dir.is_dir():
         for path in sorted(config.failed_dir.glob("*.reason.json")):
-            yield read_json(path)
+            if not path.name.startswith("."):
+                yield read_json(path)

@@ -49,8 +49,10 @@ _NOT_THIS_DATE = _OTHER_PARTY | _INSTITUTIONS | frozenset(
 
 # The one or two words before a label ("Outside Hospital MRN"); any spacing, as OCR spacing
 # is irregular and a lone "Mother's" cell before "MRN" is that MRN's qualifier anyway.
-_PRECEDING_WORDS = re.compile(r"(?<![A-Za-z'\u2019])(?:([A-Za-z][A-Za-z'\u2019]*)[ \t/]+)?([A-Za-z][A-Za-z'\u2019]*)[ \t/]*$")
-_FIELD = re.compile(r"\S+(?: \S+)*")  # table cells: runs split by 2+ spaces or tabs
+_PRECEDING_WORDS = re.compile(
+    r"(?<![A-Za-z'\u2019])(?:([A-Za-z][A-Za-z'\u2019]*)[ \t/]+)?([A-Za-z][A-Za-z'\u2019]*)[ \t/]*$"
+)
+_FIELD = re.compile(r"[^\s|]+(?: [^\s|]+)*")  # table cells: split by 2+ spaces, tabs or rules
 
 # ---------------------------------------------------------------- dates
 
@@ -240,7 +242,8 @@ class _Number:
 _CHUNK = re.compile(r"[A-Za-z0-9|]+")
 _LOOKALIKES = str.maketrans("OoDIl|SBZG", "0001115826")
 _END_OK = re.compile(r"[.,;:)\]]*(?:[ \t]|$)")
-_MRN_SEP = re.compile(r"[ \t]*(?:[:#.=\u2013\u2014-][ \t]*){0,3}")
+# A table rule counts as a separator only with space around it: glued, it may be a "1".
+_MRN_SEP = re.compile(r"[ \t]*(?:(?:[:#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}")
 _COMBINED = re.compile(r"[ \t]*(?:[/&|,+\\-]|or|and)?[ \t]*", re.IGNORECASE)
 _OTHER_NUMBER = re.compile(
     r"\d{3}[ -]\d{3}[ -]\d{4}|1[ -]\d{3}[ -]\d{3}[ -]\d{4}|\d{3}[ -]\d{4}"  # phone
@@ -271,8 +274,6 @@ def _correct(compact: str, pattern: re.Pattern[str]) -> str | None:
 
 def _reading(line: str, chunks: list[tuple[int, int]], pattern: re.Pattern[str]) -> _Number | None:
     start, end = chunks[0][0], chunks[-1][1]
-    if not _END_OK.match(line, end):
-        return None
     raw = line[start:end]
     compact = raw.replace(" ", "").replace("-", "")
     if pattern.fullmatch(compact):
@@ -281,24 +282,35 @@ def _reading(line: str, chunks: list[tuple[int, int]], pattern: re.Pattern[str])
     return _Number(raw, value, True, start, end) if value else None
 
 
-def _read_number(line: str, pos: int, pattern: re.Pattern[str]) -> _Number | None:
-    """The number at ``pos``; None unless exactly one way of reading it is valid.
-
-    Digit groups split by one space or hyphen may be one number ("0048 2913"), so each
-    prefix of the groups is a reading; two valid readings ("123456 7890") are a guess, and
-    a run that looks like a phone number, SSN, ZIP+4 or date anywhere is no MRN at all.
-    """
+def _chunks(line: str, pos: int) -> list[tuple[int, int]]:
+    """The digit groups at ``pos`` split by one space or hyphen ("0048 2913", "0048-2913")."""
     chunks: list[tuple[int, int]] = []
     at = pos
     while (m := _CHUNK.match(line, at)) and any(c.isdigit() for c in m.group()):
+        if m.end() < len(line) and line[m.end()] not in " -" and not _END_OK.match(line, m.end()):
+            # Glued to more text ("03" of "03/14/1962"): that group belongs to another token.
+            return chunks
         chunks.append(m.span())
         if m.end() + 1 >= len(line) or line[m.end()] not in " -":
             break
         at = m.end() + 1
+    return chunks
+
+
+def _read_number(line: str, pos: int, pattern: re.Pattern[str]) -> _Number | None:
+    """The number at ``pos``; None unless exactly one way of reading it is valid.
+
+    Each prefix of the digit groups is a reading; two valid readings ("123456 7890",
+    "00482913-01") are a guess, and a run that looks like a phone number, SSN, ZIP+4 or
+    date anywhere is no MRN at all.
+    """
+    chunks = _chunks(line, pos)
     if not chunks or any(_looks_like_other_number(line[pos:end]) for _, end in chunks):
         return None
     readings = [r for k in range(len(chunks)) if (r := _reading(line, chunks[: k + 1], pattern))]
-    return readings[0] if len(readings) == 1 else None
+    if len(readings) != 1 or not _END_OK.match(line, readings[0].end):
+        return None
+    return readings[0]
 
 
 def _is_combined(line: str, labels: list[re.Match[str]], i: int) -> bool:

@@ -81,6 +81,9 @@ def test_label_glued_to_value():
         ("MRN: 00482913,", "00482913", "00482913"),
         ("(MRN: 00482913)", "00482913", "00482913"),
         ("MRN: 00482913;  seen today", "00482913", "00482913"),
+        ("MRN: 00482913 03/14/1962", "00482913", "00482913"),
+        ("MRN: 0048 2913 DOB 03/14/1962", "00482913", "0048 2913"),
+        ("MRN: 0048 2913 03/14/1962", "00482913", "0048 2913"),
         ("MRN: 000123", "000123", "000123"),
     ],
 )
@@ -126,6 +129,8 @@ def test_ocr_lookalikes_are_mapped_and_flagged(line, value, raw):
         "MRN: 0048291 3",
         "MRN: 00 48 29 13",  # 004829 is a valid MRN too
         "MRN: 00482913/02",
+        "MRN: 00482913-01",  # MRN with a visit suffix, or a 10-digit MRN?
+        "MRN: 00482913 5",
         "MRN: 00482913-",
         "MRN: 12345",
         "MRN: 12345678901",
@@ -277,6 +282,17 @@ def test_value_right_below_a_label_line():
     candidate = only(text)
     assert (candidate.value, candidate.offset, candidate.confidence) == ("00482913", text.index("00482913"), 0.7)
     assert candidate.label == "MRN"
+
+
+def test_value_below_in_a_ruled_table():
+    text = "| Patient Name | MRN      | DOB        |\n| DOE, JANE    | 00482913 | 03/14/1962 |\n"
+    assert values(text) == ["00482913"]
+    assert (find_name(text, S), find_dob(text, S)) == ("DOE, JANE", "1962-03-14")
+
+
+def test_value_in_the_next_ruled_cell():
+    assert values("| MRN | 00482913 |") == ["00482913"]
+    assert values("| MRN |00482913 |") == []
 
 
 def test_value_below_a_lone_label_even_after_a_blank_line():
