@@ -6,7 +6,7 @@ stderr and exit 1; ``ingest`` exits 2 when any input was set aside as failed.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import logging
 import os
@@ -16,47 +16,26 @@ from pathlib import Path
 import click
 
 from indexers.base import SearchFilters
-from indexers.whoosh_index import WhooshIndex
+from watch_folders.activity import status as read_status
+from watch_folders.daemon import Daemon, install_signal_handlers
 
+from . import samples as sample_scans
 from .archive import find_sidecar, iter_failed, iter_sidecars, record_from_sidecar
-from .config import Config, load_config
-from .dataroot import open_data_root
+from .cli_common import actor, open_index, trail, with_config
+from .cli_records import COMMANDS as RECORDS_COMMANDS
+from .config import Config
 from .errors import MedarchiveError
 from .run import Outcome, Pipeline, collect_inputs, make_executor
-from . import samples as sample_scans
-
 EXIT_USAGE = 1
 EXIT_FAILED_INPUTS = 2
 STATUSES = click.Choice(["filed", "review"])
 
 
-def _load(ctx: click.Context, config_path: str | None) -> Config:
-    path = config_path or ctx.find_root().params.get("config") or "config.yaml"
-    config = load_config(path)
-    open_data_root(config)
-    return config
-
-
-def with_config(command):
-    """Give every command its own --config, falling back to the group's."""
-
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)")
-    @click.pass_context
-    @functools.wraps(command)
-    def wrapper(ctx, config_path, **kwargs):
-        return command(_load(ctx, config_path), **kwargs)
-
-    return wrapper
-
-
-def open_index(config: Config) -> WhooshIndex:
-    return WhooshIndex(config.index_dir, config.index)
-
-
 @click.group()
 @click.option("--config", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)")
+@click.option("--user", help="the person you act for, recorded in the audit log (default: your login)")
 @click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
-def cli(config, verbose):
+def cli(config, user, verbose):
     """Scanned medical records in, a patient-keyed searchable archive out."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -85,7 +64,8 @@ def ingest(config: Config, paths: tuple[Path, ...]):
 
     index = open_index(config)
     with make_executor(config) as executor:
-        Pipeline(config, index, executor, on_outcome=report).run(collect_inputs(paths))
+        pipeline = Pipeline(config, index, executor, on_outcome=report, audit=trail(config), user=actor())
+        pipeline.run(collect_inputs(paths))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     click.echo(f"{sum(counts.values())} inputs: {summary}", err=True)
     if counts["failed"]:
@@ -110,6 +90,10 @@ def search(config: Config, query, mrn, doc_type, date_from, date_to, status, lim
     """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value)."""
     filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
     hits = open_index(config).search(query, filters, limit)
+    trail(config).record(
+        "search", user=actor(), doc_ids=[h.doc_id for h in hits], mrns=[mrn, *(h.mrn for h in hits)],
+        details={"query": query, "filters": dataclasses.asdict(filters), "limit": limit, "results": len(hits)},
+    )
     for n, hit in enumerate(hits, 1):
         row = {**hit.__dict__, "path": _absolute(config, hit.path)}
         if as_json:
@@ -157,14 +141,18 @@ def _matches(sidecar: dict, mrn, doc_type, status) -> bool:
 def list_(config: Config, mrn, doc_type, status, failed, as_json):
     """Every document in the archive and the review queue (read from the archive itself)."""
     if failed:
-        for entry in iter_failed(config):
+        entries = list(iter_failed(config))
+        trail(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
+        for entry in entries:
             row = {"file": entry["file"], "reason": entry["reason"], "at": entry.get("at"), "path": _absolute(config, entry["path"])}
             click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{row['file']}: {row['reason']}")
         return
-    for sidecar in iter_sidecars(config):
-        if not _matches(sidecar, mrn, doc_type, status):
-            continue
-        row = _list_row(config, sidecar)
+    rows = [_list_row(config, s) for s in iter_sidecars(config) if _matches(s, mrn, doc_type, status)]
+    trail(config).record(
+        "list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
+        details={"filters": {"mrn": mrn, "type": doc_type, "status": status}, "results": len(rows)},
+    )
+    for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
@@ -181,6 +169,7 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
 def show(config: Config, doc_id: str, as_json: bool):
     """One document's metadata and history."""
     sidecar = find_sidecar(config, doc_id)
+    trail(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.get("mrn")], details={"json": as_json})
     if as_json:
         click.echo(json.dumps({**sidecar, "path": _absolute(config, sidecar["path"])}, ensure_ascii=False, indent=2))
         return
@@ -198,6 +187,7 @@ def show(config: Config, doc_id: str, as_json: bool):
 def reindex(config: Config):
     """Rebuild the search index from the archive alone."""
     count = open_index(config).rebuild(record_from_sidecar(s) for s in iter_sidecars(config))
+    trail(config).record("reindex", user=actor(), details={"documents": count})
     click.echo(f"reindexed {count} document(s)")
 
 
@@ -222,8 +212,6 @@ def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty
 @with_config
 def watch(config: Config):
     """Run the drop-folder daemon until SIGTERM or Ctrl-C."""
-    from watch_folders.daemon import Daemon, install_signal_handlers
-
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
     daemon = Daemon(config, open_index(config))
@@ -236,8 +224,6 @@ def watch(config: Config):
 @with_config
 def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
-    from watch_folders.activity import status as read_status
-
     state = read_status(config)
     if as_json:
         click.echo(json.dumps({**state.__dict__, "today": dict(state.today)}, ensure_ascii=False))
@@ -250,6 +236,10 @@ def status(config: Config, as_json: bool):
     click.echo(f"today:      {counts}")
     for entry in state.last_errors:
         click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
+
+
+for _command in RECORDS_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

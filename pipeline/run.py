@@ -23,6 +23,7 @@ import pikepdf
 from indexers.base import Index, IndexRecord
 
 from .archive import doc_id_for, record_from_sidecar, set_aside_failed, write_document
+from .audit import AuditLog
 from .classify import classify
 from .config import Config
 from .decide import decide
@@ -112,8 +113,12 @@ class Pipeline:
         executor: Executor,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None,
+        audit: AuditLog | None = None,
+        user: str = "",
     ) -> None:
         self.config = config
+        self.audit = audit
+        self.user = user
         self.index = index
         self.executor = executor
         self.on_outcome = on_outcome
@@ -276,6 +281,11 @@ class Pipeline:
             outcome.path or ", ".join(outcome.doc_ids),
             f" ({outcome.reason})" if outcome.reason else "",
         )
+        if self.audit is not None:
+            self.audit.record(
+                "ingest", user=self.user, doc_ids=outcome.doc_ids, mrns=[outcome.mrn], outcome=outcome.status,
+                details={"source": outcome.source.display_name, "path": outcome.path, "pages": outcome.pages, "reason": outcome.reason},
+            )
         self._uncommitted.append(outcome)
         self.on_outcome(outcome)
 

@@ -23,6 +23,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
+from pipeline.audit import AuditLog, os_user
 from pipeline.config import Config, DropFolder
 from pipeline.errors import ConfigError
 from pipeline.reconcile import reconcile_index
@@ -102,7 +103,10 @@ class Daemon:
             for folder in self.folders:
                 folder.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self.executor_factory(self.config) as executor:
-                pipeline = Pipeline(self.config, self.index, executor, on_committed=self._committed)
+                pipeline = Pipeline(
+                    self.config, self.index, executor, on_committed=self._committed,
+                    audit=AuditLog.for_config(self.config), user=os_user(),
+                )
                 self._recover(pipeline)
                 self._start_observers()
                 self._loop(pipeline)

@@ -1,0 +1,138 @@
+"""OCR throughput of `medarchive ingest` against the raw bound, measured in the same run.
+
+Raw bound: pdftoppm + tesseract (OMP_THREAD_LIMIT=1) on every page, one page per
+core, nothing else. Then `medarchive ingest` of the same PDFs into a fresh data
+root. Prints pages/minute for both and their ratio (target >= 0.9), then the
+peak RSS (whole process tree) of ingesting one long scanned PDF (target < 1 GiB).
+
+    python bench/ocr_throughput.py [--pages 24] [--big-pages 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline import samples  # noqa: E402
+
+TYPES = ["discharge_summary", "lab_result", "progress_note", "radiology_report", "consultation", "operative_report"]
+
+
+def make_pdfs(folder: Path, pages: int, per_file: int = 4) -> list[Path]:
+    rng = random.Random(7)
+    paths = []
+    for n in range(0, pages, per_file):
+        count = min(per_file, pages - n)
+        doc = samples.make_document(rng, TYPES[n // per_file % len(TYPES)], samples.make_patient(rng), pages=count)
+        images = [samples.render_page(list(lines), dpi=300, rng=rng, skew_deg=0.5, noise=0.01) for lines in doc.pages]
+        path = folder / f"scan-{n // per_file:03d}.pdf"
+        samples.write_scanned_pdf(path, images, encoding="jpeg", dpi=(300, 300))
+        paths.append(path)
+    return paths
+
+
+def page_count(pdf: Path) -> int:
+    out = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in out.splitlines() if line.startswith("Pages:")))
+
+
+def raw_page(pdf: Path, page: int, work: Path) -> None:
+    base = work / f"{pdf.stem}-{page}"
+    subprocess.run(["pdftoppm", "-r", "300", "-gray", "-f", str(page), "-l", str(page), "-singlefile", str(pdf), str(base)], check=True)
+    subprocess.run(["tesseract", f"{base}.pgm", str(base), "-l", "eng"], check=True, capture_output=True, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+
+
+def raw_bound(pdfs: list[Path], work: Path) -> float:
+    jobs = [(pdf, p) for pdf in pdfs for p in range(1, page_count(pdf) + 1)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(lambda job: raw_page(job[0], job[1], work), jobs))
+    return time.monotonic() - started
+
+
+def fresh_config(folder: Path) -> Path:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text("data_root: data\n")
+    return path
+
+
+def ingest(config: Path, inputs: list[Path]) -> float:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), "ingest", *map(str, inputs)], cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"ingest failed: {done.stderr}")
+    return elapsed
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        stack.extend(int(c) for c in children)
+    return total
+
+
+def peak_rss_of_ingest(config: Path, pdf: Path) -> tuple[float, float]:
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config), "ingest", str(pdf)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(0.2)
+    return peak / 1024, time.monotonic() - started
+
+
+def long_scan(folder: Path, pages: int) -> Path:
+    """A long chart: a handful of rendered pages repeated (rendering is not what is measured)."""
+    rng = random.Random(11)
+    doc = samples.make_document(rng, "progress_note", samples.make_patient(rng), pages=4)
+    images = [samples.render_page(list(lines), dpi=300, rng=rng) for lines in doc.pages]
+    path = folder / f"chart-{pages}p.pdf"
+    samples.write_scanned_pdf(path, [images[n % len(images)] for n in range(pages)], encoding="jpeg", dpi=(300, 300))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument("--big-pages", type=int, default=300, help="0 to skip the memory measurement")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="medarchive-bench-") as tmp:
+        work = Path(tmp)
+        (work / "in").mkdir()
+        (work / "raw").mkdir()
+        pdfs = make_pdfs(work / "in", args.pages)
+        raw = raw_bound(pdfs, work / "raw")
+        ours = ingest(fresh_config(work / "run"), pdfs)
+        raw_rate, our_rate = args.pages / raw * 60, args.pages / ours * 60
+        print(f"cores: {os.cpu_count()}, pages: {args.pages}")
+        print(f"raw bound (pdftoppm + tesseract, 1 per core): {raw:7.1f} s  {raw_rate:6.1f} pages/min")
+        print(f"medarchive ingest:                            {ours:7.1f} s  {our_rate:6.1f} pages/min")
+        print(f"ratio ingest / raw bound: {our_rate / raw_rate:.2f} (target >= 0.90)")
+        if args.big_pages:
+            chart = long_scan(work / "in", args.big_pages)
+            peak_mib, seconds = peak_rss_of_ingest(fresh_config(work / "big"), chart)
+            print(f"peak RSS, {args.big_pages}-page scanned PDF: {peak_mib:.0f} MiB for the whole process tree "
+                  f"(target < 1024), {seconds:.0f} s, {args.big_pages / seconds * 60:.1f} pages/min")
+
+
+if __name__ == "__main__":
+    main()
