@@ -17,9 +17,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz, process
 
 from .config import ClassificationSettings
-from .models import Classification
-
-UNCLASSIFIED = "unclassified"
+from .models import UNCLASSIFIED, Classification
 
 _TOP_LINES = 12
 _TOP_TITLE = 8.0
@@ -124,19 +122,28 @@ def _best_title(text: str, tax: _Taxonomy) -> tuple[str, float, int] | None:
     return process.extractOne(text, tax.titles, scorer=fuzz.ratio, score_cutoff=_HEADING_RATIO)
 
 
-def _heading(line: str, tax: _Taxonomy) -> tuple[str, str] | None:
-    """(type, title) when the line is a title heading: the whole line, or a short line led by it."""
-    if len(line.split()) > _MAX_HEADING_WORDS:
-        return None
-    norm = _normalise(line)
-    words = norm.split()
+def _title_hits(words: list[str], tax: _Taxonomy) -> list[tuple[str, float, int]]:
+    """Titles matching the whole line, or leading a line they make at least half of."""
+    norm = " ".join(words)
     candidates = [_best_title(norm, tax)]
     for n, longest in tax.longest_title.items():
-        # A title leading a line must be at least half of it ("PROGRESS NOTE 03/14/2024").
         if n < len(words) and 2 * longest >= len(norm):
             hit = _best_title(" ".join(words[:n]), tax)
             candidates.append(hit if hit and 2 * len(hit[0]) >= len(norm) else None)
-    hits = [c for c in candidates if c and (len(c[0]) >= _SHORT_TITLE or c[1] == 100)]
+    return [c for c in candidates if c and (len(c[0]) >= _SHORT_TITLE or c[1] == 100)]
+
+
+def _heading(line: str, tax: _Taxonomy) -> tuple[str, str] | None:
+    """(type, title) when the line is a title heading ("PROGRESS NOTE 03/14/2024")."""
+    if len(line.split()) > _MAX_HEADING_WORDS:
+        return None
+    words = _normalise(line).split()
+    hits = _title_hits(words, tax)
+    # OCR specks before a heading read as short words ("ae SOAP NOTE"); without them only
+    # a long title counts, so a speck before a stray "Rx" makes no heading.
+    junk = next((i for i, w in enumerate(words[:2]) if len(w) > 2), min(2, len(words)))
+    if not hits and junk:
+        hits = [h for h in _title_hits(words[junk:], tax) if len(h[0]) >= _SHORT_TITLE]
     if not hits:
         return None
     _, _, index = max(hits, key=lambda c: (c[1], len(c[0])))
@@ -148,7 +155,7 @@ def _heading_scores(texts: Sequence[str], tax: _Taxonomy) -> tuple[dict[str, flo
     cues: dict[str, str] = {}
     top_found = False
     for page_no, text in enumerate(texts):
-        for line_no, line in enumerate(l for l in text.splitlines() if l.strip()):
+        for line_no, line in enumerate(line for line in text.splitlines() if line.strip()):
             hit = _heading(line, tax)
             if not hit or hit[0] in scores:
                 continue
@@ -190,10 +197,11 @@ def classify(texts: Sequence[str], settings: ClassificationSettings) -> Classifi
     """The document type of a document given its page texts in order."""
     scores = _scores(texts, _taxonomy(settings))
     ranked = sorted(scores.items(), key=lambda item: item[1][0], reverse=True)
-    (best_type, (best, cues)), runner_up = ranked[0], (ranked[1][1][0] if len(ranked) > 1 else 0.0)
+    best_type, (best, cues) = ranked[0]
+    runner_type, (runner_up, _) = ranked[1] if len(ranked) > 1 else ("", (0.0, []))
     confidence = _confidence(best, runner_up)
-    if confidence < settings.min_confidence:
-        close = f"runner-up:{ranked[1][0]}" if len(ranked) > 1 and runner_up > 0 else None
-        extra = tuple(c for c in (f"best:{best_type}", close) if c) if best > 0 else ()
-        return Classification(UNCLASSIFIED, confidence, extra + tuple(cues[: _MAX_CUES - len(extra)]))
-    return Classification(best_type, confidence, tuple(cues[:_MAX_CUES]))
+    if confidence >= settings.min_confidence:
+        return Classification(best_type, confidence, tuple(cues[:_MAX_CUES]))
+    extra = [f"best:{best_type}"] if best > 0 else []
+    extra += [f"runner-up:{runner_type}"] if runner_up > 0 else []
+    return Classification(UNCLASSIFIED, confidence, tuple((extra + cues)[:_MAX_CUES]))

@@ -40,7 +40,7 @@ class IntakeSettings(_Section):
 
 DEFAULT_MRN_LABELS = [
     r"MRN(?:\s*(?:No\.?|Number|Num\.?))?",
-    r"M\.R\.N\.?",
+    r"M\.\s?R\.\s?N\.?",
     r"Medical\s+Record\s*(?:Number|No\.?|Num\.?|#)",
     r"Med(?:ical)?\.?\s*Rec(?:ord)?\.?\s*(?:No\.?|Number|#)",
     r"MR\s*(?:#|No\.?|Number)",
@@ -59,8 +59,8 @@ DEFAULT_NAME_LABELS = [
     r"Name",
 ]
 DEFAULT_DOB_LABELS = [
-    r"DOB",
-    r"D\.O\.B\.?",
+    r"D[O0]B",
+    r"D\.\s?[O0]\.\s?B\.?",
     r"Date\s+of\s+Birth",
     r"Birth\s*Date",
     r"Birthdate",
@@ -182,7 +182,7 @@ DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
         "titles": ["Radiology Report", "Diagnostic Imaging", "Diagnostic Imaging Report",
                    "CT Report", "MRI Report", "X-ray Report", "Ultrasound Report"],
         "keywords": ["impression", "technique", "comparison", "findings", "contrast", "radiologist",
-                     "views", "ct", "mri", "x-ray", "ultrasound", "chest"],
+                     "views", "ct", "mri", "x-ray", "ultrasound"],
     },
     "lab_result": {
         "titles": ["Laboratory Results", "Lab Report", "Laboratory Report", "Lab Results"],
@@ -198,7 +198,8 @@ DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
     "referral_letter": {
         "titles": ["Referral Letter", "Referral", "Letter of Referral"],
         "keywords": ["dear dr", "dear doctor", "i am writing", "sincerely", "kind regards",
-                     "thank you for seeing", "referred", "yours sincerely"],
+                     "thank you for seeing", "referred", "yours sincerely", "to refer", "enclosed",
+                     "regards"],
     },
     "consent_form": {
         "titles": ["Consent for Treatment", "Informed Consent", "Consent Form", "Consent to Treatment",
@@ -208,7 +209,7 @@ DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
     },
     "prescription": {
         "titles": ["Prescription", "Medication Order", "Rx", "Medication Orders"],
-        "keywords": ["sig", "dispense", "refills", "tablet", "mg", "take", "by mouth", "daily",
+        "keywords": ["sig", "dispense", "refills", "dispense as written", "daw", "quantity", "qty",
                      "substitution", "prescriber"],
     },
     "insurance_billing": {
@@ -280,6 +281,18 @@ class WatchSettings(_Section):
         return [v.lower() if v.startswith(".") else "." + v.lower() for v in value]
 
 
+class RetentionSettings(_Section):
+    """How long documents are kept, from their document date."""
+
+    default_years: int = Field(10, ge=1)
+    years_by_type: dict[str, int] = Field(default_factory=dict, description="doc_type -> years; others use default_years")
+    age_of_majority: int = Field(18, ge=1)
+    minor_years_after_majority: int = Field(
+        3, ge=0, description="a minor's records are kept at least until majority plus this many years"
+    )
+    legal_holds: list[str] = Field(default_factory=list, description="MRNs whose documents are never purged")
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -292,6 +305,7 @@ class Config(_Section):
     filing: FilingSettings = Field(default_factory=FilingSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @property
     def base_dir(self) -> Path:

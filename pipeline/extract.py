@@ -47,10 +47,10 @@ _NOT_THIS_DATE = _OTHER_PARTY | _INSTITUTIONS | frozenset(
     "transaction coverage eligibility enrollment hire".split()
 )
 
-# The one or two words before a label ("Outside Hospital MRN"); any spacing, as OCR spacing
-# is irregular and a lone "Mother's" cell before "MRN" is that MRN's qualifier anyway.
+# The one or two words before a label ("Outside Hospital MRN"), across any spacing and OCR
+# specks ("Birth. Date"): a lone "Mother's" cell before "MRN" still qualifies that MRN.
 _PRECEDING_WORDS = re.compile(
-    r"(?<![A-Za-z'\u2019])(?:([A-Za-z][A-Za-z'\u2019]*)[ \t/]+)?([A-Za-z][A-Za-z'\u2019]*)[ \t/]*$"
+    r"(?<![A-Za-z'\u2019])(?:([A-Za-z][A-Za-z'\u2019]*)[^\w:]+)?([A-Za-z][A-Za-z'\u2019]*)[^\w:]*$"
 )
 _FIELD = re.compile(r"[^\s|]+(?: [^\s|]+)*")  # table cells: split by 2+ spaces, tabs or rules
 
@@ -67,7 +67,7 @@ _MONTH = (
 _DAY = r"[0-3]?\d(?:st|nd|rd|th)?"
 _DATE = re.compile(
     r"(?<!\d)(?:"
-    r"(?P<iy>\d{4})(?P<isep>[-/.])(?P<im>\d{1,2})(?P=isep)(?P<id>\d{1,2})"
+    r"(?P<iy>\d{4}) ?(?P<isep>[-/.]) ?(?P<im>\d{1,2}) ?(?P=isep) ?(?P<id>\d{1,2})"
     r"|(?P<a>\d{1,2}) ?(?P<sep>[-/.]) ?(?P<b>\d{1,2}) ?(?P=sep) ?(?P<y>\d{4}|\d{2})"  # OCR "03 / 14 / 1962"
     rf"|(?P<mn>{_MONTH})[ \t-]*(?P<md>{_DAY})[ \t,-]*(?P<my>\d{{4}})"
     rf"|(?P<dd>{_DAY})[ \t-]*(?P<dm>{_MONTH})[ \t,-]*(?P<dy>\d{{4}}|\d{{2}})"
@@ -77,7 +77,8 @@ _DATE = re.compile(
 _NON_DIGIT = re.compile(r"\D")
 # After a date label: "Collection Date/Time:", "DOB (mm/dd/yyyy):", "DOS \u2013".
 _DATE_SEP = re.compile(
-    r"(?:[ \t]*/[ \t]*time)?[ \t]*(?:[:#=\u2013\u2014-][ \t]*)?(?:\([^)]{0,24}\)[ \t]*(?:[:-][ \t]*)?)?",
+    r"(?:[ \t]*/[ \t]*time)?[ \t]*(?:[:#=\u2013\u2014-][ \t]*)?(?:\([^)]{0,24}\)[ \t]*(?:[:-][ \t]*)?)?"
+    r"[\"'\u2018\u201c]?",  # OCR specks read as an opening quote
     re.IGNORECASE,
 )
 
@@ -241,9 +242,11 @@ class _Number:
 
 _CHUNK = re.compile(r"[A-Za-z0-9|]+")
 _LOOKALIKES = str.maketrans("OoDIl|SBZG", "0001115826")
-_END_OK = re.compile(r"[.,;:)\]]*(?:[ \t]|$)")
+_END_OK = re.compile(r"[.,;:)\]'\"\u2018\u2019\u201c\u201d\u00b0]*(?:[ \t]|$)")
 # A table rule counts as a separator only with space around it: glued, it may be a "1".
-_MRN_SEP = re.compile(r"[ \t]*(?:(?:[:#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}")
+_MRN_SEP = re.compile(
+    r"[ \t]*(?:(?:[:#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}[\"'\u2018\u201c]?"
+)
 _COMBINED = re.compile(r"[ \t]*(?:[/&|,+\\-]|or|and)?[ \t]*", re.IGNORECASE)
 _OTHER_NUMBER = re.compile(
     r"\d{3}[ -]\d{3}[ -]\d{4}|1[ -]\d{3}[ -]\d{3}[ -]\d{4}|\d{3}[ -]\d{4}"  # phone
@@ -371,38 +374,52 @@ def find_mrn_candidates(page_no: int, text: str, settings: ExtractionSettings) -
 
 # ---------------------------------------------------------------- names
 
-_NAME_TOKEN = re.compile(r"[A-Za-z](?:[A-Za-z'-]*[A-Za-z])?")
+_NAME_TOKEN = re.compile(r"[^\W\d_](?:(?:[^\W\d_]|['-])*[^\W\d_])?")  # letters of any script
+# OCR turns specks into quotes; a right single quote is an apostrophe (O’BRIEN).
+_QUOTES = str.maketrans({"\u2018": " ", "\u201c": " ", "\u201d": " ", '"': " ", "\u2019": "'"})
+_EDGE_JUNK = " \t,.:'_-\u2013\u2014"
 _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "v"})
 _DOCTOR = frozenset({"dr", "md", "do", "rn", "np", "pa", "pa-c", "phd", "dds", "dpm", "crna", "dmd"})
-_PARTICLES = frozenset({"van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"})
+# Surname particles: "Maria de la Cruz" is DE LA CRUZ, MARIA.
+_PARTICLES = frozenset("van von de del della der da di la le du st ter ten al el bin".split())
 _NOT_NAME = frozenset(
     "signature sign print printed name patient account unknown none na date first last middle "
-    "physician doctor provider of the and for to is was who with see above below attached label "
-    "sticker here please required information male female test sample copy confidential page "
-    "record medical number legal guardian relationship self same".split()
+    "physician doctor provider of or the and for to is was who with see above below attached "
+    "label sticker here please required information male female test sample copy confidential "
+    "page record medical number legal guardian relationship self same".split()
 )
 
 
 def _tokens(part: str) -> list[str] | None:
+    """The name words of ``part`` without honorifics and suffixes; None if any is not a name."""
     words = [w.rstrip(".") for w in part.split()]
     if not all(_NAME_TOKEN.fullmatch(w) for w in words):
         return None
-    lowered = {w.lower() for w in words}
-    if lowered & (_DOCTOR | _NOT_NAME):
+    if {w.lower() for w in words} & (_DOCTOR | _NOT_NAME):
         return None
     return [w for w in words if w.lower() not in _SUFFIXES and w.lower() not in _HONORIFICS]
 
 
-def _last_first(value: str) -> tuple[list[str], list[str]] | None:
-    if value.count(",") > 1:
+def _last_comma_first(value: str) -> tuple[list[str], list[str]] | None:
+    last_part, given_part = value.split(",")
+    given_words = [w for w in given_part.split() if w.rstrip(".").lower() not in _HONORIFICS]
+    if {w.rstrip(".").lower() for w in given_words} & _DOCTOR:
         return None
-    if "," in value:
-        last_part, first_part = value.split(",")
-        last, given = _tokens(last_part), _tokens(first_part)
-        if not last or not given or len(last) > 3 or len(given) > 2:
+    # Only the first given name is kept, so OCR specks after it ("DANIEL K a") do not matter.
+    last, given = _tokens(last_part), _tokens(" ".join(given_words[:1]))
+    if not last or not given or len(last) > 3:
+        return None
+    return last, given
+
+
+def _first_last(value: str) -> tuple[list[str], list[str]] | None:
+    # A period after a whole word ends a name ("Timothy Young. MRE") or is a misread comma
+    # ("MARTIN. LISA"); either way the words around it are not one name.
+    for word in value.split()[:-1]:
+        bare = word.rstrip(".").lower()
+        if word.endswith(".") and len(bare) > 1 and bare not in _HONORIFICS | _SUFFIXES | _PARTICLES:
             return None
-        return last, given
     words = _tokens(value)
     if not words or not 2 <= len(words) <= 4:
         return None
@@ -416,11 +433,16 @@ def _last_first(value: str) -> tuple[list[str], list[str]] | None:
 
 def _normalise_name(value: str) -> str | None:
     """'LAST, FIRST' in capitals from 'Last, First M', 'First M. Last' or 'FIRST LAST'."""
-    parts = _last_first(value.replace("\u2019", "'").strip(" \t,.-"))
+    value = value.translate(_QUOTES).strip(_EDGE_JUNK)
+    commas = value.count(",")
+    parts = _last_comma_first(value) if commas == 1 else _first_last(value) if commas == 0 else None
     if not parts:
         return None
     last, given = parts
-    if len(given[0]) < 2 or len(last[-1]) < 2:
+    if len(given[0]) < 2 or any(len(w) < 2 for w in last):
+        return None
+    # Printed names are capitalised; an all-lowercase word is an OCR misread ("GREEN, ane").
+    if any(w.islower() and w not in _PARTICLES for w in (*last, *given)):
         return None
     return f"{' '.join(last)}, {given[0]}".upper()
 
@@ -439,6 +461,15 @@ def _name_after(line: str, label: re.Match[str], p: _Patterns) -> str | None:
     return _normalise_name(line[m.end():stop.start() if stop else len(line)])
 
 
+def _name_below(lines: list[_Line], index: int, label: re.Match[str], p: _Patterns) -> str | None:
+    span = _is_header(lines[index].text, label)
+    cell = _cell_below(lines, index, span) if span else None
+    # The cell below a header may be the next header ("Med Rec No."), not a value.
+    if not cell or p.name_stop.search(cell[0]):
+        return None
+    return _normalise_name(cell[0])
+
+
 def find_name(text: str, settings: ExtractionSettings) -> str | None:
     """The patient's name as 'LAST, FIRST'; None if absent or if the page names two people."""
     p = _patterns(settings)
@@ -448,10 +479,7 @@ def find_name(text: str, settings: ExtractionSettings) -> str | None:
         for label in p.name.finditer(line.text):
             if _qualified(line.text, label.start(), _NOT_THIS_NAME):
                 continue
-            name = _name_after(line.text, label, p)
-            span = None if name else _is_header(line.text, label)
-            cell = _cell_below(lines, index, span) if span else None
-            name = name or (_normalise_name(cell[0]) if cell else None)
+            name = _name_after(line.text, label, p) or _name_below(lines, index, label, p)
             if name:
                 names.add(name)
     return names.pop() if len(names) == 1 else None
@@ -472,46 +500,47 @@ def _date_for_label(lines: list[_Line], index: int, label: re.Match[str], order:
 
 def _labelled_dates(
     text: str, pattern: re.Pattern[str], order: str, skip: Callable[[str, re.Match[str]], bool]
-) -> list[tuple[re.Match[str], str]]:
+) -> list[tuple[re.Match[str], str | None]]:
+    """Every label not skipped, with the date it holds (None when unreadable)."""
     lines = _lines(text)
-    found = []
-    for index, line in enumerate(lines):
-        for label in pattern.finditer(line.text):
-            if skip(line.text, label):
-                continue
-            iso = _date_for_label(lines, index, label, order)
-            if iso:
-                found.append((label, iso))
-    return found
+    return [
+        (label, _date_for_label(lines, index, label, order))
+        for index, line in enumerate(lines)
+        for label in pattern.finditer(line.text)
+        if not skip(line.text, label)
+    ]
+
+
+def _not_this_date(line: str, m: re.Match[str]) -> bool:
+    return _qualified(line, m.start(), _NOT_THIS_DATE)
 
 
 def find_dob(text: str, settings: ExtractionSettings) -> str | None:
     """The labelled date of birth; None if absent, in the future, or ambiguous."""
-    p = _patterns(settings)
-    today = date.today().isoformat()
-    found = _labelled_dates(
-        text, p.dob, settings.date_order, lambda line, m: _qualified(line, m.start(), _NOT_THIS_DATE)
-    )
-    dobs = {iso for _, iso in found if iso <= today}
+    found = _labelled_dates(text, _patterns(settings).dob, settings.date_order, _not_this_date)
+    dobs = {iso for _, iso in found if iso and iso <= date.today().isoformat()}
     return dobs.pop() if len(dobs) == 1 else None
 
 
 def find_doc_date(text: str, settings: ExtractionSettings) -> str | None:
-    """The document date: the highest-priority doc-date label (list order), first on the page.
+    """The date under the highest-priority doc-date label (list order) present on the page.
 
-    A date under a DOB label never counts, so this is None rather than the birth date.
+    When that label's date is unreadable the answer is None, not a lesser label's date;
+    a date inside or equal to a DOB label's date never counts.
     """
     p = _patterns(settings)
 
     def skip(line: str, m: re.Match[str]) -> bool:
         births = [b.span() for b in p.dob.finditer(line)]
-        inside_dob = any(b0 < m.end() and m.start() < b1 for b0, b1 in births)
-        return inside_dob or _qualified(line, m.start(), _NOT_THIS_DATE)
+        return any(b0 < m.end() and m.start() < b1 for b0, b1 in births) or _not_this_date(line, m)
 
     found = _labelled_dates(text, p.doc_date, settings.date_order, skip)
     if not found:
         return None
-    return min(found, key=lambda pair: int(pair[0].lastgroup[1:]))[1]
+    births = {iso for _, iso in _labelled_dates(text, p.dob, settings.date_order, lambda *_: False)}
+    top = min(int(label.lastgroup[1:]) for label, _ in found)
+    dates = [iso for label, iso in found if int(label.lastgroup[1:]) == top and iso and iso not in births]
+    return dates[0] if dates else None
 
 
 # ---------------------------------------------------------------- whole document
@@ -526,10 +555,18 @@ def _first_page_with(
 
 
 def extract_identifiers(pages: Sequence[tuple[int, str]], settings: ExtractionSettings) -> Identifiers:
-    """MRN candidates from every page; name, DOB and doc date from the first page having each."""
+    """MRN candidates from every page; name, DOB and doc date from the first page having each.
+
+    A document dated on the birth date is more likely a misread label than a newborn's
+    record, and one dated before the birth has one of the two dates wrong: both are dropped.
+    """
+    dob = _first_page_with(find_dob, pages, settings)
+    doc_date = _first_page_with(find_doc_date, pages, settings)
+    if dob and doc_date and doc_date <= dob:
+        dob, doc_date = (dob, None) if doc_date == dob else (None, None)
     return Identifiers(
         mrn_candidates=[c for page_no, text in pages for c in find_mrn_candidates(page_no, text, settings)],
         name=_first_page_with(find_name, pages, settings),
-        dob=_first_page_with(find_dob, pages, settings),
-        doc_date=_first_page_with(find_doc_date, pages, settings),
+        dob=dob,
+        doc_date=doc_date,
     )

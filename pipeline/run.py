@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -68,6 +69,7 @@ class Outcome:
     path: str | None = None
     pages: int = 0
     ocr_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -77,6 +79,7 @@ class _Job:
     render_path: Path
     workdir: tempfile.TemporaryDirectory | None
     results: dict[int, PageText] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def complete(self) -> bool:
@@ -256,9 +259,11 @@ class Pipeline:
         sidecar = write_document(self.config, doc, job.render_path)
         self._seen[intake.sha256] = [doc.doc_id]
         self._batch.append(record_from_sidecar(sidecar))
-        ocr_seconds = sum(p.ocr_seconds for p in pages)
         self._report(
-            Outcome(job.source, doc.decision.status, [doc.doc_id], doc.decision.mrn, doc.decision.reason, sidecar["path"], len(pages), ocr_seconds)
+            Outcome(
+                job.source, doc.decision.status, [doc.doc_id], doc.decision.mrn, doc.decision.reason, sidecar["path"],
+                len(pages), sum(p.ocr_seconds for p in pages), time.monotonic() - job.started,
+            )
         )
         if len(self._batch) >= self.config.index.batch_size:
             self.flush()

@@ -35,7 +35,7 @@ def only(text: str) -> MrnCandidate:
 # ---------------------------------------------------------------- MRN labels
 
 LABEL_SPELLINGS = [
-    "MRN", "mrn", "MRN No", "MRN No.", "MRN Number", "M.R.N.", "M.R.N",
+    "MRN", "mrn", "MRN No", "MRN No.", "MRN Number", "M.R.N.", "M.R.N", "M. R. N.",
     "Medical Record Number", "Medical Record No.", "Medical Record No", "Medical Record #",
     "Medical Record Num.", "MEDICAL RECORD NUMBER", "Medical Record#",
     "Med Rec No", "Med. Rec. No.", "Med Rec #", "Medical Rec Number", "Med Record No.", "MedRec#",
@@ -84,6 +84,8 @@ def test_label_glued_to_value():
         ("MRN: 00482913 03/14/1962", "00482913", "00482913"),
         ("MRN: 0048 2913 DOB 03/14/1962", "00482913", "0048 2913"),
         ("MRN: 0048 2913 03/14/1962", "00482913", "0048 2913"),
+        ('Unit No: 514002"', "514002", "514002"),
+        ("MR#: \u201800482913\u2019", "00482913", "00482913"),
         ("MRN: 000123", "000123", "000123"),
     ],
 )
@@ -451,6 +453,10 @@ def test_parse_date_accepts_leap_day():
         "Date of Birth:\n03/14/1962\n",
         "DOB: 03 / 14 / 1962",
         "DOB\u00a0\u2013\u00a0Mar-14-1962",
+        "D.0.B.: 03/14/1962",
+        "D0B 03/14/1962",
+        "D. O.B.: 1962- 03- 14\u00b0",
+        "DOB: \u201803/14/1962",
     ],
 )
 def test_find_dob(text):
@@ -509,6 +515,8 @@ def test_find_doc_date_labels(label):
         ("Date/Time: 04/02/2024 08:15", "2024-04-02"),
         ("Date Collected: 04/02/2024", "2024-04-02"),
         ("DOS \u2013 04/02/2024", "2024-04-02"),
+        ("Date of Report: \u201c01/03/2025", "2025-01-03"),
+        ("Date of Report: 01/03/2025\nDate of Report: ____\nDate: 01/09/2025", "2025-01-03"),
     ],
 )
 def test_find_doc_date_priority_and_forms(text, expected):
@@ -530,6 +538,12 @@ def test_find_doc_date_priority_and_forms(text, expected):
         "Last Visit Date: 01/02/2024",
         "Date: ____________",
         "Seen on 04/02/2024",
+        "Birth. Date: \u2018October 18, 1965",  # OCR speck between "Birth" and "Date"
+        "Date of. Birth 03/16/1935",
+        "DOB: 03/14/1962\nDate: 03/14/1962",  # the birth date again: a misread label
+        # The best label's date is unreadable: no answer rather than a lesser label's date.
+        "Date of Report: 01/O3/2O25\nDate of Procedure: 01/01/2025",
+        "Discharge Date: ____\nAdmission Date: 03/01/2024",
     ],
 )
 def test_find_doc_date_none_rather_than_the_birth_date(text):
@@ -572,6 +586,13 @@ def test_find_doc_date_none_rather_than_the_birth_date(text):
         ("Patient Name:\nDOE, JANE\n", "DOE, JANE"),
         ("Attending: Dr. A. Brown\nPatient: DOE, JANE", "DOE, JANE"),
         ("Patient Name: DOE, JANE\nPatient: Jane Doe", "DOE, JANE"),
+        ("Patient: SANCHEZ, DANIEL K a \u2018Visit # 2666957", "SANCHEZ, DANIEL"),
+        ("Name: Flores, Mark \u2018Date of Birth: 03/28/1934", "FLORES, MARK"),
+        ("Patient: ANDERSON, \u2018MARK P. Patient ID 5780389", "ANDERSON, MARK"),
+        ("Patient Name: \u201cCynthia S. Allen - \u201cMedical Record Number 584861", "ALLEN, CYNTHIA"),
+        ("Patient: Laura Torres \u2014 \u201cMedical Record Number: 274102.", "TORRES, LAURA"),
+        ("Name: WHITE, REBECCA\u2018T.. \u2018Patient ID: 496033", "WHITE, REBECCA"),
+        ("Patient: Jos\u00e9 M\u00fcller", "M\u00dcLLER, JOS\u00c9"),
     ],
 )
 def test_find_name(text, expected):
@@ -606,6 +627,9 @@ def test_find_name(text, expected):
         "Name: (Last, First, MI)",
         "Patient Name: Last, First",
         "Patient Name: Last First Middle",
+        "Patient Name\nMed Rec No.\nBirth Date\nDavid Anderson\n00137209\n",
+        "Patient Name\nAttending Physician\n",
+        "Patient Name\nDOB 03/14/1962\n",
         "Patient: 62 year old male",
         "Patient: Jane",
         "Name: J. Doe",
@@ -616,6 +640,13 @@ def test_find_name(text, expected):
         "Patient Name: D0E, JANE",
         "Patient: Jane Mary Ann Doe",
         "Name: DOE, JANE, SMITH",
+        "Name: GREEN, ane",  # OCR misread of the given name
+        "Name: MARTIN. LISA",  # comma read as a period: which is the surname?
+        "Pt Name: Timothy Young. \u201cMRE 18147753",  # a misread label after the name
+        "Patient Name: Cynthia Ss. Allen",  # "Ss." ends a name as much as it is an initial
+        "Patient: H Harris, Joseph",  # a speck before the surname
+        "Patient: Smith, John MD",
+        "Name: Or. John Smith",  # "Dr." misread
         "",
     ],
 )
@@ -655,6 +686,19 @@ def test_fields_come_from_the_first_page_that_has_them():
     identifiers = extract_identifiers(pages, S)
     assert (identifiers.name, identifiers.dob, identifiers.doc_date) == ("DOE, JANE", "1962-03-14", "2024-04-09")
     assert [(c.value, c.page_no) for c in identifiers.mrn_candidates] == [("00482913", 2), ("00482913", 3)]
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ("DOB: 03/14/1962\nDate of Service: 04/02/2024", ("1962-03-14", "2024-04-02")),
+        ("DOB: 04/02/2024\nDate of Service: 04/02/2024", ("2024-04-02", None)),
+        ("DOB: 03/14/1962\nDate of Service: 04/02/1960", (None, None)),  # one of them is wrong
+    ],
+)
+def test_birth_and_document_dates_are_checked_against_each_other(dates, expected):
+    identifiers = extract_identifiers([(1, dates)], S)
+    assert (identifiers.dob, identifiers.doc_date) == expected
 
 
 def test_nothing_found():

@@ -31,7 +31,11 @@ def record(config: Config, outcomes: list[Outcome]) -> None:
     """Append outcomes durably (they are written after the index commit)."""
     lines = []
     for o in outcomes:
-        entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": o.status, "file": o.source.display_name, "doc_ids": o.doc_ids, "mrn": o.mrn, "reason": o.reason, "pages": o.pages, "ocr_seconds": round(o.ocr_seconds, 2)}
+        entry = {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": o.status,
+            "file": o.source.display_name, "doc_ids": o.doc_ids, "mrn": o.mrn, "reason": o.reason,
+            "pages": o.pages, "ocr_seconds": round(o.ocr_seconds, 2), "seconds": round(o.seconds, 2),
+        }
         lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
     fd = os.open(activity_path(config), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
