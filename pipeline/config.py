@@ -246,6 +246,37 @@ class FilingSettings(_Section):
     )
 
 
+class RosterColumns(_Section):
+    mrn: str = "mrn"
+    last_name: str = "last_name"
+    first_name: str = "first_name"
+    dob: str = "dob"
+
+
+class RosterSettings(_Section):
+    """The master patient index: a CSV exported from registration."""
+
+    path: Path | None = Field(None, description="CSV file; none = no roster checks")
+    columns: RosterColumns = Field(default_factory=RosterColumns)
+    dob_format: str = Field("%Y-%m-%d", description="strptime format of the DOB column")
+    file_by_name_and_dob: bool = Field(
+        False, description="file a document with no MRN whose name and DOB match exactly one patient"
+    )
+    check_digit: Literal["none", "luhn"] = Field("none", description="MRN check-digit scheme, used as evidence")
+
+
+class BarcodeSettings(_Section):
+    enabled: bool = True
+    formats: list[str] = Field(default_factory=lambda: ["Code128", "Code39", "DataMatrix", "QRCode"])
+    separator_value: str = Field("PATCHT", description="a page whose barcode reads this separates documents")
+    doc_types: dict[str, str] = Field(default_factory=dict, description="barcode value -> document type")
+
+
+class SplitSettings(_Section):
+    separator_sheets: bool = True
+    automatic: bool = Field(False, description="also split where a page starts a new document (title or patient)")
+
+
 class IndexSettings(_Section):
     batch_size: int = Field(200, ge=1)
     writer_timeout_seconds: float = Field(60, gt=0)
@@ -306,6 +337,9 @@ class Config(_Section):
     index: IndexSettings = Field(default_factory=IndexSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    roster: RosterSettings = Field(default_factory=RosterSettings)
+    barcodes: BarcodeSettings = Field(default_factory=BarcodeSettings)
+    split: SplitSettings = Field(default_factory=SplitSettings)
 
     @property
     def base_dir(self) -> Path:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models import PageText
-from .ocr import OcrError, ocr_image
+from .ocr import OcrError, OcrResult, ocr_image
+from .orientation import detect_rotation, is_suspect, rotate_image
 from .raster import RasterError, has_real_text, render_page, text_layer
 
 
@@ -35,6 +36,7 @@ def process_page(task: PageTask) -> PageText:
         try:
             image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
             result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
+            rotation, result = _upright(image, result, task)
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -43,6 +45,22 @@ def process_page(task: PageTask) -> PageText:
         "ocr",
         words=result.words,
         ocr_seconds=result.seconds,
+        rotation=rotation,
         mean_conf=result.mean_conf,
         layer_pdf=result.layer_pdf,
     )
+
+
+def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:
+    """Re-read a page that OSD finds turned, keeping whichever reading is better."""
+    if not is_suspect(result.words):
+        return 0, result
+    rotation = detect_rotation(image, task.timeout)
+    if not rotation:
+        return 0, result
+    turned = ocr_image(rotate_image(image, rotation), image.parent, task.lang, task.dpi, task.timeout)
+    # A sideways page can read as well as upright; it is still turned for the archive.
+    if (turned.mean_conf or 0) < (result.mean_conf or 0) - 5:
+        return 0, result
+    spent = result.seconds + turned.seconds
+    return rotation, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)

@@ -52,6 +52,8 @@ def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
         for page_text in pages:
             out.pages.append(src.pages[page_text.page_no - 1])
         for page, page_text in zip(out.pages, pages):
+            if page_text.rotation:
+                page.obj.Rotate = (int(page.obj.get("/Rotate", 0)) + page_text.rotation) % 360
             if page_text.layer_pdf:
                 _graft(page, page_text.layer_pdf, out)
         out.remove_unreferenced_resources()
