@@ -17,7 +17,7 @@ from indexers.base import IndexRecord
 
 from .config import Config
 from .errors import ArchiveError
-from .fsutil import atomic_copy, atomic_write, atomic_write_json, read_json, sha256_file
+from .fsutil import atomic_copy, atomic_write, atomic_write_json, fsync_dir, read_json, sha256_file
 from .models import Document
 from .textlayer import build_pdf
 
@@ -72,6 +72,8 @@ def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> dic
         "sha256": pdf_sha,
         "path": pdf_path.relative_to(config.root).as_posix(),
         "review_reason": decision.reason,
+        "suggested_mrn": decision.suggested_mrn or (ids.distinct_mrns[0] if len(ids.distinct_mrns) == 1 else None),
+        "corrections": list(decision.corrections),
         "source": {"file": doc.source_file, "pages": doc.source_pages, "sha256": doc.sha256, "label": doc.source_label},
         "identifiers": doc.identifiers_json(),
         "page_texts": [p.to_json() for p in doc.pages],
@@ -87,6 +89,33 @@ def write_document(config: Config, doc: Document, source_pdf: Path) -> dict:
     sidecar = _sidecar(config, doc, pdf_path, sha256_file(pdf_path))
     atomic_write_json(sidecar_path(pdf_path), sidecar)
     return sidecar
+
+
+def move_document(config: Config, sidecar: dict, *, mrn: str, doc_type: str, event: dict) -> dict:
+    """File a document under ``mrn`` as ``doc_type``; return its new sidecar.
+
+    The new copy and sidecar are durable before the old ones go, so a crash leaves
+    at worst two sidecars with one doc_id, which reconcile resolves by history.
+    """
+    old_pdf = config.root / sidecar["path"]
+    new_pdf = document_dir(config, "filed", mrn) / (base_name(sidecar.get("doc_date"), doc_type, sidecar["doc_id"]) + ".pdf")
+    moved = {
+        **sidecar,
+        "status": "filed",
+        "mrn": mrn,
+        "doc_type": doc_type,
+        "review_reason": None,
+        "path": new_pdf.relative_to(config.root).as_posix(),
+        "history": [*sidecar.get("history", []), {"at": now_utc(), **event}],
+    }
+    if new_pdf != old_pdf:
+        atomic_copy(old_pdf, new_pdf)
+    atomic_write_json(sidecar_path(new_pdf), moved)
+    if new_pdf != old_pdf:
+        sidecar_path(old_pdf).unlink()
+        old_pdf.unlink()
+        fsync_dir(old_pdf.parent)
+    return moved
 
 
 def record_from_sidecar(sidecar: dict) -> IndexRecord:

@@ -19,8 +19,10 @@ from indexers.base import SearchFilters
 from watch_folders.activity import status as read_status
 from watch_folders.daemon import Daemon, install_signal_handlers
 
+from . import review as review_docs
 from . import samples as sample_scans
 from .archive import find_sidecar, iter_failed, iter_sidecars, record_from_sidecar
+from .review import waiting as review_queue
 from .cli_common import actor, open_index, trail, with_config
 from .cli_records import COMMANDS as RECORDS_COMMANDS
 from .config import Config
@@ -206,6 +208,54 @@ def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty
         return
     written = sample_scans.write_sample_set(target, count=count, seed=seed)
     click.echo(f"wrote {len(written)} sample scan(s) to {target}", err=True)
+
+
+@cli.group()
+def review():
+    """The review queue: what waits, and filing it."""
+
+
+@review.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@with_config
+def review_list(config: Config, as_json: bool):
+    """Documents waiting for a clerk, with the reason and the suggested patient and type."""
+    rows = [
+        {**_list_row(config, s), "suggested_mrn": s.get("suggested_mrn"), "type_confidence": s.get("type_confidence"), "waiting_since": s.get("history", [{}])[0].get("at")}
+        for s in review_queue(config)
+    ]
+    trail(config).record("list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["suggested_mrn"] for r in rows], details={"review_queue": True, "results": len(rows)})
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['doc_id']}  {row['waiting_since']}  {row['doc_type']:<18} suggested MRN {row['suggested_mrn'] or '-'}")
+        click.echo(f"    {row['source']['file']} pages {row['source']['pages']}: {row['review_reason']}")
+    if not as_json:
+        click.echo(f"{len(rows)} document(s) waiting", err=True)
+
+
+@review.command(name="assign")
+@click.argument("doc_id")
+@click.option("--mrn", required=True)
+@click.option("--type", "doc_type")
+@with_config
+def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
+    """File a reviewed document under MRN (and optionally correct its type)."""
+    moved = review_docs.assign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor())
+    click.echo(f"filed {doc_id} -> {moved['path']}")
+
+
+@cli.command()
+@click.argument("doc_id")
+@click.option("--mrn", required=True)
+@click.option("--type", "doc_type")
+@click.option("--reason", required=True, help="why it was misfiled (kept in its history)")
+@with_config
+def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason: str):
+    """Move a misfiled document to the right patient: archive, history and index together."""
+    moved = review_docs.reassign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor(), reason=reason)
+    click.echo(f"moved {doc_id} -> {moved['path']}")
 
 
 @cli.command()

@@ -98,6 +98,8 @@ class Decision:
     status: Status
     mrn: str | None = None
     reason: str | None = None
+    suggested_mrn: str | None = None
+    corrections: tuple[str, ...] = ()
 
 
 @dataclass

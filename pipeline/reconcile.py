@@ -22,9 +22,30 @@ def doc_id_of(sidecar: Path) -> str:
     return sidecar.stem.rsplit("_", 1)[-1]
 
 
+def _newer(a: Path, b: Path) -> tuple[Path, Path]:
+    """Of two sidecars of one document (a move cut short), the one the move wrote, and the other."""
+    if len(read_json(a).get("history", [])) >= len(read_json(b).get("history", [])):
+        return a, b
+    return b, a
+
+
+def _archived(config: Config) -> dict[str, Path]:
+    """doc_id -> sidecar; a move interrupted after its copy is finished by removing the old pair."""
+    found: dict[str, Path] = {}
+    for path in iter_sidecar_paths(config):
+        doc_id = doc_id_of(path)
+        if doc_id in found:
+            keep, drop = _newer(found[doc_id], path)
+            drop.with_suffix(".pdf").unlink(missing_ok=True)
+            drop.unlink()
+            path = keep
+        found[doc_id] = path
+    return found
+
+
 def reconcile_index(config: Config, index: Index) -> Reconciled:
     """Index what the archive has and the index lacks (or has elsewhere); drop what it no longer has."""
-    archived = {doc_id_of(p): p for p in iter_sidecar_paths(config)}
+    archived = _archived(config)
     indexed = {r.doc_id: r.path for r in index.stored()}
     stale = [
         doc_id for doc_id, path in archived.items()
