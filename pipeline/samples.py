@@ -66,7 +66,8 @@ DOC_DATE_LABELS: dict[str, tuple[str, ...]] = {
     "prescription": ("Date",),
     "insurance_billing": ("Date of Service", "Service Date"),
 }
-# Taxonomy titles whose wording fits the bodies written here (no claim-form grids).
+# Taxonomy titles never drawn at random: claim forms, whose grids the billing bodies here
+# do not imitate, and modality titles, which radiology picks to match its study.
 _UNUSED_TITLES = {"Health Insurance Claim Form", "CMS-1500", "UB-04", "Cytology Report",
                   "CT Report", "MRI Report", "X-ray Report", "Ultrasound Report"}
 
@@ -76,8 +77,8 @@ PAGE_INCHES = (8.5, 11.0)
 MARGIN_INCHES = 0.6
 LEADING = 1.3
 HEADING_SCALE = 1.25
-# Lines a page may hold so it still fits at 13 pt; headings count as HEADING_SCALE lines.
-PAGE_LINES = 40
+# Lines a page may hold so it still fits at 12 pt; headings count as HEADING_SCALE lines.
+PAGE_LINES = 44
 WRAP_CHARS = 74
 BODY_PER_PAGE = 20
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -173,7 +174,7 @@ class _Ctx:
     mrn_label: str
     upper_headings: bool
     case: _Case
-    reserved: set[str] = field(default_factory=set)
+    mrns: set[str] = field(default_factory=set)
     titles: tuple[str, ...] = ()
     name_shown: str = ""
     sep: str = ": "
@@ -182,13 +183,8 @@ class _Ctx:
         return format_date(day, self.date_style)
 
     def digits(self, low: int, high: int) -> str:
-        # A decoy must never equal or contain a real MRN, or the truth would be ambiguous.
-        while True:
-            size = self.rng.randint(low, high)
-            value = str(self.rng.randint(10 ** (size - 1), 10**size - 1))
-            if not any(r in value or value in r for r in self.reserved):
-                self.reserved.add(value)
-                return value
+        size = self.rng.randint(low, high)
+        return str(self.rng.randint(10 ** (size - 1), 10**size - 1))
 
     def doctor(self) -> str:
         taken = self.patient.last if self.patient else ""
@@ -264,8 +260,10 @@ def _decoy(c: _Ctx, kind: str) -> str:
     if not c.distractors:
         return ""
     labels, make = _DECOYS[kind]
-    label = c.rng.choice(labels)
-    return f"{label}{c.rng.choice((': ', ' '))}{make(c)}"
+    label, value = c.rng.choice(labels), make(c)
+    while any(mrn in value or value in mrn for mrn in c.mrns):  # keep the truth unambiguous
+        value = make(c)
+    return f"{label}{c.rng.choice((': ', ' '))}{value}"
 
 
 def _join(*cells: str, gap: str = "    ") -> str:
@@ -825,13 +823,14 @@ def _doc_date(rng: random.Random, patient: Patient | None) -> date:
 def _other_mrn(c: _Ctx, wanted: str | bool | None) -> str | None:
     if c.patient is None:
         return None
-    c.reserved.add(c.patient.mrn)
-    if isinstance(wanted, str):
-        if wanted == c.patient.mrn:
+    mrn = c.patient.mrn
+    other = wanted if isinstance(wanted, str) else c.digits(len(mrn), len(mrn)) if wanted else None
+    while other == mrn:
+        if isinstance(wanted, str):
             raise ValueError("the conflicting MRN equals the patient's own")
-        c.reserved.add(wanted)
-        return wanted
-    return c.digits(len(c.patient.mrn), len(c.patient.mrn)) if wanted else None
+        other = c.digits(len(mrn), len(mrn))
+    c.mrns.update(m for m in (mrn, other) if m)
+    return other
 
 
 def _has_mrn_label(pages: tuple[tuple[str, ...], ...], label: str) -> bool:
@@ -1011,10 +1010,10 @@ def render_page(
 ) -> Image.Image:
     """A grayscale letter page as a scanner would see it.
 
-    ``noise`` is the share of 2-point speckle cells turned black (and as many white),
-    ``blur`` a Gaussian radius in pixels, ``rotate`` a counter-clockwise quarter turn
-    as when a page is fed sideways or upside down. Raises ValueError when the lines
-    do not fit.
+    ``noise`` is the share of 1/150-inch speckle cells turned black (and as many white);
+    ``rng`` places them (a fixed one when None). ``blur`` is a Gaussian radius in pixels,
+    ``rotate`` a counter-clockwise turn, as when a page is fed sideways or upside down.
+    Raises ValueError when the lines do not fit.
     """
     if rotate not in (0, 90, 180, 270):
         raise ValueError("rotate must be 0, 90, 180 or 270")
@@ -1056,14 +1055,15 @@ def _degrade(page: Image.Image, rng: random.Random, skew_deg: float, noise: floa
 def _speckle(page: Image.Image, rng: random.Random, amount: float) -> Image.Image:
     cell = max(1, round(page.width / 1275))  # 2 px at 300 dpi: dust, not single-pixel hiss
     grid = (-(-page.width // cell), -(-page.height // cell))
-    field = Image.frombytes("L", grid, rng.randbytes(grid[0] * grid[1]))
-    cut = round(amount * 256)
+    cells = grid[0] * grid[1]
     page = page.copy()
-    for colour, lut in ((0, [255 if v < cut else 0 for v in range(256)]),
-                        (255, [255 if v >= 256 - cut else 0 for v in range(256)])):
-        mask = field.point(lut).resize(grid and (grid[0] * cell, grid[1] * cell),
-                                       Image.Resampling.NEAREST).crop((0, 0, *page.size))
-        page.paste(colour, (0, 0, *page.size), mask)
+    for colour in (0, 255):
+        mask = bytearray(cells)
+        for i in rng.sample(range(cells), round(amount * cells)):
+            mask[i] = 255
+        big = Image.frombytes("L", grid, bytes(mask)).resize((grid[0] * cell, grid[1] * cell),
+                                                             Image.Resampling.NEAREST)
+        page.paste(colour, (0, 0, *page.size), big.crop((0, 0, *page.size)))
     return page
 
 
@@ -1158,8 +1158,9 @@ def _group4(bitonal: Image.Image) -> bytes:
 
 
 def _save(pdf: pikepdf.Pdf, path: str | os.PathLike, **options: object) -> None:
-    # A fixed /ID keeps the bytes a function of the seed alone.
-    pdf.save(path, deterministic_id=True, **options)
+    # A fixed /ID keeps the bytes a function of the seed alone; qpdf cannot fix one
+    # for an encrypted file, whose salt is random anyway.
+    pdf.save(path, deterministic_id="encryption" not in options, **options)
 
 
 def write_born_digital_pdf(
@@ -1209,3 +1210,178 @@ def _text_stream(lines: Sequence[str], heading_lines: int, pt: float,
 def _pdf_text(text: str) -> bytes:
     raw = text.encode("cp1252", "replace")
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+
+
+# ------------------------------------------------------------------- styles and sets
+
+
+@dataclass(frozen=True)
+class ScanStyle:
+    """How a document reaches the archive. ``encoding`` None means a born-digital PDF.
+
+    ``skew`` is the largest tilt in degrees (each page draws its own). The noisy
+    settings are the strongest at which tesseract still read every MRN in our checks.
+    """
+
+    encoding: Encoding | None
+    font_size_pt: float = 11
+    skew: float = 0.0
+    noise: float = 0.0
+    blur: float = 0.0
+    fax: Literal["standard", "fine"] | None = None
+    rotate: int = 0
+    quality: int = 75
+
+
+STYLES: dict[str, ScanStyle] = {
+    "scan": ScanStyle("jpeg", skew=0.5, blur=0.5),
+    "noisy": ScanStyle("jpeg", skew=2.0, noise=0.0015, blur=0.8, quality=60),
+    "fax": ScanStyle("g4", font_size_pt=12, skew=1.0, blur=1.0, fax="standard"),
+    "fax_fine": ScanStyle("g4", font_size_pt=12, skew=0.7, blur=0.8, fax="fine"),
+    "bitonal": ScanStyle("g4", skew=0.5),
+    "lossless": ScanStyle("flate", skew=0.3),
+    "upside_down": ScanStyle("jpeg", skew=0.5, blur=0.5, rotate=180),
+    "sideways": ScanStyle("jpeg", blur=0.5, rotate=90),
+    "digital": ScanStyle(None),
+}
+
+
+def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan", *,
+                     seed: int = 0) -> None:
+    """``doc`` as a PDF the way ``STYLES[style]`` delivers it; ``seed`` drives the noise."""
+    look = STYLES[style]
+    if look.encoding is None:
+        write_born_digital_pdf(path, doc.pages, heading_lines=doc.heading_lines)
+        return
+    rng = random.Random(seed)
+    images = []
+    for k, lines in enumerate(doc.pages):
+        page = render_page(lines, rng=rng, skew_deg=rng.uniform(-look.skew, look.skew),
+                           noise=look.noise, blur=look.blur, font_size_pt=look.font_size_pt,
+                           rotate=look.rotate, heading_lines=doc.heading_lines if k == 0 else 0)
+        images.append(fax_page(page, fine=look.fax == "fine") if look.fax else page)
+    write_scanned_pdf(path, images, encoding=look.encoding, quality=look.quality)
+
+
+# The demo's first files: one of each way in, a multi-page fax and a multi-page noisy scan.
+_DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2),
+              ("upside_down", 1))
+
+
+def write_sample_set(folder: str | os.PathLike, *, count: int = 6,
+                     seed: int = 0) -> list[tuple[Path, SampleDoc]]:
+    """Sample scans for the demo drop folder, with their ground truth.
+
+    Patients recur across files, as in a real archive, and every sixth file (the 4th,
+    10th...) carries a conflicting MRN so the demo shows the review queue too. Each
+    file appears under its final name only once complete, so a watcher never sees
+    half a PDF.
+    """
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    types = rng.sample(DOC_TYPES, len(DOC_TYPES))
+    patients = [make_patient(rng) for _ in range(max(1, count // 2))]
+    written = []
+    for i in range(count):
+        style, pages = _DEMO_PLAN[i] if i < len(_DEMO_PLAN) else (rng.choice(sorted(STYLES)),
+                                                                  rng.randint(1, 3))
+        doc = make_document(rng, types[i % len(types)], patients[i % len(patients)], pages=pages,
+                            conflicting_mrn=i % 6 == 3)
+        path = folder / f"{i + 1:02d}-{style}.pdf"
+        partial = folder / f".{path.name}.part"
+        write_sample_pdf(partial, doc, style, seed=rng.randrange(2**32))
+        os.replace(partial, path)
+        written.append((path, doc))
+    return written
+
+
+def make_corpus(count: int = 60, *, seed: int = 0) -> list[SampleDoc]:
+    """Documents for an accuracy benchmark: every type equally often, varied layouts
+    and labels, about one in ten without a patient and one in ten with a conflict."""
+    rng = random.Random(seed)
+    patients = [make_patient(rng) for _ in range(max(1, count // 3))]
+    docs = []
+    for i in range(count):
+        patient = None if rng.random() < 0.1 else rng.choice(patients)
+        docs.append(make_document(
+            rng, DOC_TYPES[i % len(DOC_TYPES)], patient, pages=rng.choice((1, 1, 1, 2, 3)),
+            distractors=rng.random() < 0.9, title=rng.random() < 0.9,
+            conflicting_mrn=patient is not None and rng.random() < 0.1))
+    return docs
+
+
+def ground_truth_json(doc: SampleDoc) -> dict:
+    p = doc.patient
+    return {
+        "doc_type": doc.doc_type,
+        "mrn": p.mrn if p else None,
+        "name": p.name if p else None,
+        "dob": p.dob if p else None,
+        "doc_date": doc.doc_date,
+        "expect": doc.expect,
+        "extra_mrns": list(doc.extra_mrns),
+        "pages": len(doc.pages),
+    }
+
+
+# ----------------------------------------------------------------------- bad inputs
+
+BOMB_SIDE = 40_000  # pixels; 1.6 G pixels is far beyond any page budget
+
+
+def write_bad_inputs(folder: str | os.PathLike) -> dict[str, str]:
+    """Inputs intake must refuse, each a few KB: file name -> kind
+    ("empty", "not_pdf", "truncated", "encrypted", "bomb")."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    doc = make_document(rng, "progress_note", make_patient(rng))
+    (folder / "empty.pdf").write_bytes(b"")
+    (folder / "not_a_pdf.pdf").write_text("Scan job 1182 finished\nPages: 3\nStatus: OK\n")
+    _write_truncated(folder / "truncated.pdf", doc)
+    write_born_digital_pdf(folder / "encrypted.pdf", doc.pages, heading_lines=doc.heading_lines,
+                           encryption=pikepdf.Encryption(user="patient", owner="records"))
+    _write_image_bomb(folder / "bomb_image.pdf")
+    _write_page_bomb(folder / "bomb_page.pdf")
+    return {"empty.pdf": "empty", "not_a_pdf.pdf": "not_pdf", "truncated.pdf": "truncated",
+            "encrypted.pdf": "encrypted", "bomb_image.pdf": "bomb", "bomb_page.pdf": "bomb"}
+
+
+def _write_truncated(path: Path, doc: SampleDoc) -> None:
+    write_born_digital_pdf(path, doc.pages)
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        # With object streams the page tree sits near the end, so the first half holds
+        # nothing qpdf can rebuild a document from.
+        _save(pdf, path, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _write_image_bomb(path: Path) -> None:
+    """A letter page showing a 40000 x 40000 1-bit image: 200 MB raw, 3 KB stored."""
+    row_bytes = BOMB_SIDE // 8
+    packer, zeros = zlib.compressobj(1), bytes(row_bytes * 200)  # level 1: 3x faster here
+    inner = b"".join(packer.compress(zeros) for _ in range(BOMB_SIDE // 200)) + packer.flush()
+    pdf = pikepdf.new()
+    image = pikepdf.Stream(pdf, zlib.compress(inner, 9), Type=pikepdf.Name.XObject,
+                           Subtype=pikepdf.Name.Image, Width=BOMB_SIDE, Height=BOMB_SIDE,
+                           ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=1,
+                           Filter=pikepdf.Array([pikepdf.Name.FlateDecode] * 2))
+    pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792],
+        Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)),
+        Contents=pikepdf.Stream(pdf, b"q 612 0 0 792 0 0 cm /Im0 Do Q"))))
+    # Left to compress streams, qpdf would undo the outer layer and store the inner one.
+    _save(pdf, path, compress_streams=False)
+
+
+def _write_page_bomb(path: Path) -> None:
+    """A 200 x 200 inch page (the PDF maximum): 60000 x 60000 pixels at 300 dpi."""
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(_helvetica("Helvetica"))
+    pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 14400, 14400],
+        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
+        Contents=pikepdf.Stream(pdf, b"BT /F1 24 Tf 72 14300 Td (Oversized page) Tj ET"))))
+    _save(pdf, path)
