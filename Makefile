@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.yaml
 
-.PHONY: setup system run test bench clean-data
+.PHONY: setup system run test bench
 
 setup: system $(STAMP)
 
@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The main job: the drop-folder daemon, in the foreground (Ctrl-C stops it cleanly).
+# An empty drop folder first gets a few generated sample scans, so there is something to see.
 run: setup
 	$(BIN)/medarchive --config $(CONFIG) samples --if-empty
-	$(BIN)/medarchive --config $(CONFIG) ingest data/drop || test $$? -eq 2
-	$(BIN)/medarchive --config $(CONFIG) search "patient" --limit 10
+	@echo "watching the drop folder; in another terminal try: $(BIN)/medarchive search patient"
+	$(BIN)/medarchive --config $(CONFIG) watch
 
 test: setup
 	$(BIN)/pytest -q
@@ -29,3 +31,5 @@ test: setup
 bench: setup
 	$(BIN)/python bench/ocr_throughput.py
 	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/watch_latency.py
+	$(BIN)/python bench/pdf_zoo.py

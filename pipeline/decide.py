@@ -55,16 +55,25 @@ def decide(pages: Sequence[PageText], ids: Identifiers, settings: FilingSettings
         listed = ", ".join(_where(ids.mrn_candidates, m) for m in mrns)
         return _review(f"conflicting MRNs in one document: {listed}")
     by_page = {p.page_no: p for p in pages}
-    for candidate in ids.mrn_candidates:
-        if candidate.confidence < settings.min_candidate_confidence:
-            return _review(
-                f"MRN {candidate.value} on page {candidate.page_no} is uncertain "
-                f"(read as {candidate.raw!r}, confidence {candidate.confidence:.2f})"
-            )
-        conf = mrn_ocr_confidence(candidate, by_page.get(candidate.page_no))
-        if conf < settings.min_mrn_confidence:
-            return _review(
-                f"MRN {candidate.value} on page {candidate.page_no} was read with low OCR confidence "
-                f"({conf:.0f} < {settings.min_mrn_confidence:.0f})"
-            )
+    # Every reading spells the same MRN here, so one clear reading is enough: a
+    # doubtful one that agrees with it only adds weight.
+    problems = [_doubt(c, by_page.get(c.page_no), settings) for c in ids.mrn_candidates]
+    if all(problems):
+        return _review(problems[0])
     return Decision("filed", mrns[0], None)
+
+
+def _doubt(candidate: MrnCandidate, page: PageText | None, settings: FilingSettings) -> str | None:
+    """Why this reading of the MRN is not clear enough to file on, or None."""
+    if candidate.confidence < settings.min_candidate_confidence:
+        return (
+            f"MRN {candidate.value} on page {candidate.page_no} is uncertain "
+            f"(read as {candidate.raw!r}, confidence {candidate.confidence:.2f})"
+        )
+    conf = mrn_ocr_confidence(candidate, page)
+    if conf < settings.min_mrn_confidence:
+        return (
+            f"MRN {candidate.value} on page {candidate.page_no} was read with low OCR confidence "
+            f"({conf:.0f} < {settings.min_mrn_confidence:.0f})"
+        )
+    return None

@@ -77,7 +77,7 @@ _DATE = re.compile(
 _NON_DIGIT = re.compile(r"\D")
 # After a date label: "Collection Date/Time:", "DOB (mm/dd/yyyy):", "DOS \u2013".
 _DATE_SEP = re.compile(
-    r"(?:[ \t]*/[ \t]*time)?[ \t]*(?:[:#=\u2013\u2014-][ \t]*)?(?:\([^)]{0,24}\)[ \t]*(?:[:-][ \t]*)?)?"
+    r"(?:[ \t]*/[ \t]*time)?[ \t]*(?:[:;#=\u2013\u2014-][ \t]*)?(?:\([^)]{0,24}\)[ \t]*(?:[:-][ \t]*)?)?"
     r"[\"'\u2018\u201c]?",  # OCR specks read as an opening quote
     re.IGNORECASE,
 )
@@ -245,7 +245,7 @@ _LOOKALIKES = str.maketrans("OoDIl|SBZG", "0001115826")
 _END_OK = re.compile(r"[.,;:)\]'\"\u2018\u2019\u201c\u201d\u00b0]*(?:[ \t]|$)")
 # A table rule counts as a separator only with space around it: glued, it may be a "1".
 _MRN_SEP = re.compile(
-    r"[ \t]*(?:(?:[:#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}[\"'\u2018\u201c]?"
+    r"[ \t]*(?:(?:[:;#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}[\"'\u2018\u201c]?"
 )
 _COMBINED = re.compile(r"[ \t]*(?:[/&|,+\\-]|or|and)?[ \t]*", re.IGNORECASE)
 _OTHER_NUMBER = re.compile(
@@ -447,8 +447,8 @@ def _normalise_name(value: str) -> str | None:
     return f"{' '.join(last)}, {given[0]}".upper()
 
 
-_NAME_SEP = re.compile(r"[ \t]*[:-]?[ \t]*")
-_STRICT_NAME_SEP = re.compile(r"[ \t]*[:-][ \t]*")
+_NAME_SEP = re.compile(r"[ \t]*[:;-]?[ \t]*")
+_STRICT_NAME_SEP = re.compile(r"[ \t]*[:;-][ \t]*")
 
 
 def _name_after(line: str, label: re.Match[str], p: _Patterns) -> str | None:

@@ -58,7 +58,8 @@ def parse_tsv(tsv: str) -> list[Word]:
 def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -> OcrResult:
     """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote."""
     base = out_dir / image.stem
-    config = f"--dpi {dpi} --psm 3 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+    # preserve_interword_spaces keeps table columns apart, so a value under its label is found.
+    config = f"--dpi {dpi} --psm 3 -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
     started = time.monotonic()
     try:
         pytesseract.pytesseract.run_tesseract(str(image), str(base), "txt pdf", lang, config=config, timeout=timeout)

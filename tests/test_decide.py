@@ -79,3 +79,16 @@ def test_non_ocr_pages_do_not_lower_mrn_confidence(source):
 def test_ocr_confidence_reads_lookalike_letters():
     page = ocr_page(1, [Word("OO48", 40), Word("2913", 95)])
     assert mrn_ocr_confidence(cand("00482913"), page) == 40
+
+
+def test_one_clear_reading_outweighs_a_doubtful_one_of_the_same_mrn():
+    pages = [ocr_page(1, [Word("00482913", 95)]), ocr_page(2, [Word("00482913", 30)])]
+    ids = Identifiers([cand("00482913", 1), cand("00482913", 2)])
+    assert decide(pages, ids, SETTINGS).status == "filed"
+
+
+def test_only_doubtful_readings_go_to_review():
+    pages = [ocr_page(1, [Word("00482913", 41)]), ocr_page(2, [Word("00482913", 30)])]
+    ids = Identifiers([cand("00482913", 1), cand("00482913", 2)])
+    decision = decide(pages, ids, SETTINGS)
+    assert decision.status == "review" and "page 1" in decision.reason
