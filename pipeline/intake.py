@@ -58,7 +58,9 @@ def _open(path: Path) -> pikepdf.Pdf:
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__)[:200]
+    last = text[-1] if text else type(exc).__name__
+    # qpdf starts its messages with the file's path, which the reader already knows.
+    return last.rsplit(".pdf: ", 1)[-1][:200]
 
 
 def _page_size_inches(page: pikepdf.Page) -> tuple[float, float]:
