@@ -71,9 +71,9 @@ def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -
         raise OcrError(f"OCR failed ({str(exc.message).strip()[:160]})") from None
     seconds = time.monotonic() - started
     try:
-        text = base.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
-        words = parse_tsv(base.with_suffix(".tsv").read_text(encoding="utf-8", errors="replace"))
-        layer = base.with_suffix(".pdf").read_bytes()
+        text = Path(f"{base}.txt").read_text(encoding="utf-8", errors="replace")
+        words = parse_tsv(Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace"))
+        layer = Path(f"{base}.pdf").read_bytes()
     except OSError as exc:
         raise OcrError(f"OCR produced no output ({exc.strerror})") from None
     return OcrResult(text, words, layer, seconds)

@@ -15,16 +15,20 @@ from .conftest import document
 from pipeline import samples
 
 
-def words(conf, width=40, height=12, n=20):
-    return [Word("word", conf, 0, 0, width, height) for _ in range(n)]
+def words(conf, width=40, height=12, n=20, text="word"):
+    return [Word(text, conf, 0, 0, width, height) for _ in range(n)]
 
 
 def test_clean_upright_page_is_not_suspect():
     assert not is_suspect(words(92))
 
 
-def test_low_confidence_page_is_suspect():
-    assert is_suspect(words(44))
+def test_low_confidence_nonsense_is_suspect():
+    assert is_suspect(words(44, text="ssaupOUs"))
+
+
+def test_noisy_upright_prose_is_not_suspect():
+    assert not is_suspect(words(50, n=16) + words(50, n=4, text="the"))
 
 
 def test_tall_words_mean_sideways_text():
