@@ -29,15 +29,15 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def doc_id_for(source_sha256: str, first_page: int) -> str:
-    """Stable id: the same input pages always make the same document id."""
-    return f"{source_sha256[:16]}-{first_page}"
-
-
 def _safe(segment: str, what: str) -> str:
     if not _SAFE_SEGMENT.match(segment):
         raise ArchiveError(f"{what} {segment!r} cannot be used as a folder or file name")
     return segment
+
+
+def doc_id_for(source_sha256: str, first_page: int) -> str:
+    """Stable id: the same input pages always make the same document id."""
+    return f"{source_sha256[:16]}-{first_page}"
 
 
 def document_dir(config: Config, status: str, mrn: str | None) -> Path:

@@ -44,6 +44,12 @@ def cli(config, user, verbose):
 
 def _outcome_line(outcome: Outcome) -> str:
     name = outcome.source.display_name
+    if len(outcome.documents) > 1:
+        parts = [f"split      {name} into {len(outcome.documents)} documents"]
+        for doc in outcome.documents:
+            where = f"(MRN {doc['mrn']})" if doc["status"] == "filed" else f": {doc['review_reason']}"
+            parts.append(f"  {doc['status']:<8} pages {doc['pages'][0]}-{doc['pages'][-1]} -> {doc['path']} {where}")
+        return "\n".join(parts)
     if outcome.status == "filed":
         return f"filed      {name} -> {outcome.path} (MRN {outcome.mrn}, {outcome.pages} pages)"
     if outcome.status == "review":

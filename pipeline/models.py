@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from .barcodes import BarcodeRead
+
 UNCLASSIFIED = "unclassified"
 PageSource = Literal["ocr", "text-layer", "none"]
 Status = Literal["filed", "review"]
@@ -38,6 +40,7 @@ class PageText:
     rotation: int = 0
     mean_conf: float | None = None
     error: str | None = None
+    barcodes: tuple[BarcodeRead, ...] = ()
     layer_pdf: bytes | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
@@ -49,6 +52,7 @@ class PageText:
             "rotation": self.rotation,
             "mean_conf": None if self.mean_conf is None else round(self.mean_conf, 1),
             "error": self.error,
+            "barcodes": [{"value": b.value, "format": b.format} for b in self.barcodes],
         }
 
 

@@ -10,6 +10,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
+from .barcodes import BarcodeRead, read_barcodes
 from .models import PageText
 from .ocr import OcrError, OcrResult, ocr_image
 from .orientation import detect_rotation, is_suspect, rotate_image
@@ -25,6 +28,7 @@ class PageTask:
     lang: str
     timeout: float
     min_text_chars: int
+    barcode_formats: tuple[str, ...] = ()
 
 
 def process_page(task: PageTask) -> PageText:
@@ -35,6 +39,7 @@ def process_page(task: PageTask) -> PageText:
     with tempfile.TemporaryDirectory(prefix="medarchive-page-") as work:
         try:
             image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
+            reads = _barcodes(image, task.barcode_formats)
             result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
             rotation, result = _upright(image, result, task)
         except (RasterError, OcrError) as exc:
@@ -47,8 +52,16 @@ def process_page(task: PageTask) -> PageText:
         ocr_seconds=result.seconds,
         rotation=rotation,
         mean_conf=result.mean_conf,
+        barcodes=tuple(reads),
         layer_pdf=result.layer_pdf,
     )
+
+
+def _barcodes(image: Path, formats: tuple[str, ...]) -> list[BarcodeRead]:
+    if not formats:
+        return []
+    with Image.open(image) as page:
+        return read_barcodes(page, formats)
 
 
 def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:

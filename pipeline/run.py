@@ -23,16 +23,15 @@ import pikepdf
 
 from indexers.base import Index, IndexRecord
 
-from .archive import doc_id_for, record_from_sidecar, set_aside_failed, write_document
+from .archive import record_from_sidecar, set_aside_failed, write_document
 from .audit import AuditLog
-from .classify import classify
 from .config import Config
-from .decide import decide
+from .documents import SourceFacts, build_documents
 from .errors import IntakeError, MedarchiveError
-from .extract import extract_identifiers
 from .fsutil import sha256_file
 from .intake import Intake, inspect_pdf
-from .models import UNCLASSIFIED, Classification, Document, PageText
+from .models import PageText
+from .roster import Roster
 from .pages import PageTask, process_page
 
 log = logging.getLogger("medarchive")
@@ -70,6 +69,7 @@ class Outcome:
     pages: int = 0
     ocr_seconds: float = 0.0
     seconds: float = 0.0
+    documents: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -133,6 +133,8 @@ class Pipeline:
         self._job_tasks: Iterator[tuple[_Job, PageTask]] | None = None
         self._pending: dict[Future, tuple[_Job, int]] = {}
         self._window = 2 * config.workers + 1
+        self._barcode_formats = tuple(config.barcodes.formats) if config.barcodes.enabled else ()
+        self.roster = Roster.load(config.resolve(config.roster.path), config.roster) if config.roster.path else None
 
     def run(self, sources: Iterable[InputFile]) -> None:
         """Take every source to its outcome and commit the index."""
@@ -208,7 +210,8 @@ class Pipeline:
         for page_no in range(1, job.intake.page_count + 1):
             scanned = page_no in job.intake.scanned_pages
             yield job, PageTask(
-                job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds, ocr.min_text_layer_chars
+                job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds,
+                ocr.min_text_layer_chars, self._barcode_formats,
             )
 
     def _open(self, source: InputFile) -> _Job | None:
@@ -242,37 +245,19 @@ class Pipeline:
             job.close()
 
     def _file(self, job: _Job) -> None:
-        intake = job.intake
+        intake, source = job.intake, job.source
         pages = [job.results[n] for n in range(1, intake.page_count + 1)]
-        ids = extract_identifiers([(p.page_no, p.text) for p in pages], self.config.extraction)
-        doc = Document(
-            doc_id=doc_id_for(intake.sha256, 1),
-            source_file=job.source.display_name,
-            source_pages=[p.page_no for p in pages],
-            sha256=intake.sha256,
-            pages=pages,
-            identifiers=ids,
-            classification=self._classify(job.source, pages),
-            decision=decide(pages, ids, self.config.filing),
-            source_label=job.source.label,
-        )
-        sidecar = write_document(self.config, doc, job.render_path)
-        self._seen[intake.sha256] = [doc.doc_id]
-        self._batch.append(record_from_sidecar(sidecar))
-        self._report(
-            Outcome(
-                job.source, doc.decision.status, [doc.doc_id], doc.decision.mrn, doc.decision.reason, sidecar["path"],
-                len(pages), sum(p.ocr_seconds for p in pages), time.monotonic() - job.started,
-            )
-        )
+        facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint)
+        documents = build_documents(pages, facts, self.config, self.roster)
+        if not documents:
+            self._fail(source, "holds only separator sheets, no document pages", intake.sha256)
+            return
+        sidecars = [write_document(self.config, doc, job.render_path) for doc in documents]
+        self._seen[intake.sha256] = [doc.doc_id for doc in documents]
+        self._batch.extend(record_from_sidecar(s) for s in sidecars)
+        self._report(_outcome(source, sidecars, pages, time.monotonic() - job.started))
         if len(self._batch) >= self.config.index.batch_size:
             self.flush()
-
-    def _classify(self, source: InputFile, pages: list[PageText]) -> Classification:
-        found = classify([p.text for p in pages], self.config.classification)
-        if found.doc_type == UNCLASSIFIED and source.type_hint:
-            return Classification(source.type_hint, found.confidence, (*found.cues, f"folder hint:{source.type_hint}"))
-        return found
 
     def _fail(self, source: InputFile, reason: str, sha256: str | None) -> None:
         target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
@@ -293,6 +278,18 @@ class Pipeline:
             )
         self._uncommitted.append(outcome)
         self.on_outcome(outcome)
+
+
+def _outcome(source: InputFile, sidecars: list[dict], pages: list[PageText], seconds: float) -> Outcome:
+    """One input's outcome: review when any of its documents waits for a clerk."""
+    status = "review" if any(s["status"] == "review" for s in sidecars) else "filed"
+    mrns = {s["mrn"] for s in sidecars}
+    reasons = [f"{s['doc_id']}: {s['review_reason']}" if len(sidecars) > 1 else s["review_reason"] for s in sidecars if s["review_reason"]]
+    return Outcome(
+        source, status, [s["doc_id"] for s in sidecars], mrns.pop() if len(mrns) == 1 else None,
+        "; ".join(reasons) or None, sidecars[0]["path"], len(pages), sum(p.ocr_seconds for p in pages), seconds,
+        documents=[{k: s[k] for k in ("doc_id", "status", "mrn", "path", "review_reason", "doc_type")} | {"pages": s["source"]["pages"]} for s in sidecars],
+    )
 
 
 def _page_result(future: Future, page_no: int) -> PageText:

@@ -1,0 +1,333 @@
+"""WhooshIndex against small real indexes in tmp_path."""
+
+from __future__ import annotations
+
+import stat
+import warnings
+from pathlib import Path
+
+import pytest
+
+import indexers.whoosh_index as whoosh_module
+from indexers.base import IndexRecord, SearchFilters
+from indexers.whoosh_index import SNIPPET_FALLBACK_CHARS, WhooshIndex
+from pipeline.config import IndexSettings
+from pipeline.errors import IndexBusyError, MedarchiveError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from whoosh import index as whoosh_index
+    from whoosh.filedb.filestore import FileStorage
+
+FAST = IndexSettings(writer_timeout_seconds=0.3)
+
+
+def record(doc_id: str, **overrides) -> IndexRecord:
+    values = dict(
+        doc_id=doc_id,
+        status="filed",
+        mrn="00482913",
+        patient_name="DOE, JANE",
+        dob="1961-04-12",
+        doc_type="progress_note",
+        doc_date="2024-03-05",
+        pages=2,
+        path=f"archive/00482913/{doc_id}.pdf",
+        sha256=f"sha-{doc_id}",
+        source_sha256=f"src-{doc_id}",
+        source_file=f"scan-{doc_id}.pdf",
+        review_reason=None,
+        content=f"Progress note {doc_id}. Patient seen in clinic today.",
+    )
+    values.update(overrides)
+    return IndexRecord(**values)
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "index"
+
+
+@pytest.fixture
+def ix(index_dir: Path) -> WhooshIndex:
+    return WhooshIndex(index_dir, FAST)
+
+
+@pytest.fixture
+def clinic(ix: WhooshIndex) -> WhooshIndex:
+    ix.add(
+        [
+            record("cardio", doc_type="consultation", doc_date="2024-01-10",
+                   content="Consultation for chest pain radiating to the left arm. History of hypertension."),
+            record("lab", doc_type="lab_result", doc_date="2024-02-01",
+                   content="Glucose 182 mg/dL flagged high. Pain in the chest was not reported. Diabetes follow-up."),
+            record("smith", mrn="00771234", patient_name="SMITH, JOHN", status="review",
+                   review_reason="MRN unreadable", doc_date="2024-02-29",
+                   content="Discharge summary. Diabetic foot ulcer, healing well."),
+            record("undated", mrn="00771234", patient_name="SMITH, JOHN", doc_date=None,
+                   content="Referral letter without a date."),
+        ]
+    )
+    return ix
+
+
+def ids(hits) -> list[str]:
+    return [hit.doc_id for hit in hits]
+
+
+def test_missing_index_reads_as_empty(ix: WhooshIndex, index_dir: Path) -> None:
+    assert ix.search("pain") == []
+    assert ix.count() == 0
+    assert list(ix.stored()) == []
+    assert ix.doc_ids_for_source("src-x") == []
+    assert ix.delete(["x"]) == 0
+    assert not index_dir.exists()
+
+
+def test_first_add_creates_a_private_folder(ix: WhooshIndex, index_dir: Path) -> None:
+    assert ix.add([record("a")]) == 1
+    assert stat.S_IMODE(index_dir.stat().st_mode) == 0o700
+    assert ix.count() == 1
+
+
+def test_search_ranks_and_highlights_matches(clinic: WhooshIndex) -> None:
+    hits = clinic.search("hypertension")
+    assert ids(hits) == ["cardio"]
+    hit = hits[0]
+    assert (hit.mrn, hit.patient_name, hit.doc_type, hit.doc_date, hit.status) == (
+        "00482913", "DOE, JANE", "consultation", "2024-01-10", "filed")
+    assert hit.path == "archive/00482913/cardio.pdf"
+    assert hit.score > 0
+    assert "**hypertension**" in hit.snippet
+    assert len(hit.snippet) <= 320
+
+
+def test_stemming_matches_other_word_forms(clinic: WhooshIndex) -> None:
+    hits = clinic.search("diabetes")
+    assert sorted(ids(hits)) == ["lab", "smith"]
+    assert "**Diabetic**" in next(h for h in hits if h.doc_id == "smith").snippet
+
+
+def test_matches_deep_in_a_long_document_are_highlighted(ix: WhooshIndex) -> None:
+    ix.add([record("long", content="filler words " * 4000 + "episode of tachycardia overnight")])
+    assert "filler words episode of **tachycardia**" in ix.search("tachycardia")[0].snippet
+
+
+def test_snippet_falls_back_to_the_start_of_the_text(ix: WhooshIndex) -> None:
+    ix.add([record("long", content="word " * 100)])
+    hit = ix.search("00482913")[0]
+    assert hit.snippet == ("word " * 100)[:SNIPPET_FALLBACK_CHARS]
+
+
+@pytest.mark.parametrize("query", ["doe", "jane doe", "DOE, JANE", "Jane", "name:doe", "patient_name:jane"])
+def test_patient_name_matches_in_any_form(clinic: WhooshIndex, query: str) -> None:
+    assert sorted(ids(clinic.search(query))) == ["cardio", "lab"]
+
+
+def test_a_bare_mrn_finds_the_patient(clinic: WhooshIndex) -> None:
+    assert sorted(ids(clinic.search("00771234"))) == ["smith", "undated"]
+
+
+def test_phrase_needs_the_words_in_order(clinic: WhooshIndex) -> None:
+    assert ids(clinic.search('"chest pain"')) == ["cardio"]
+    assert sorted(ids(clinic.search("chest pain"))) == ["cardio", "lab"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("mrn:00482913", ["cardio", "lab"]),
+        ("doc_type:lab_result", ["lab"]),
+        ("status:review", ["smith"]),
+        ("diab*", ["lab", "smith"]),
+        ("chest AND NOT glucose", ["cardio"]),
+        ("hypertension OR ulcer", ["cardio", "smith"]),
+        ("doc_date:[2024-02-01 TO 2024-02-29]", ["lab", "smith"]),
+        ("smith referral", ["undated"]),
+    ],
+)
+def test_whoosh_query_syntax(clinic: WhooshIndex, query: str, expected: list[str]) -> None:
+    assert sorted(ids(clinic.search(query))) == expected
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (SearchFilters(mrn="00482913"), ["cardio", "lab"]),
+        (SearchFilters(doc_type="lab_result"), ["lab"]),
+        (SearchFilters(status="review"), ["smith"]),
+        (SearchFilters(date_from="2024-02-01", date_to="2024-02-29"), ["lab", "smith"]),
+        (SearchFilters(date_from="2024-02-02"), ["smith"]),
+        (SearchFilters(date_to="2024-01-10"), ["cardio"]),
+        (SearchFilters(mrn="00771234", status="filed"), ["undated"]),
+        (SearchFilters(mrn="00482913", status="review"), []),
+    ],
+)
+def test_filters_narrow_a_query(clinic: WhooshIndex, filters: SearchFilters, expected: list[str]) -> None:
+    assert sorted(ids(clinic.search("patient OR summary OR letter OR glucose OR chest", filters))) == expected
+
+
+def test_filters_do_not_change_scores(clinic: WhooshIndex) -> None:
+    plain = {hit.doc_id: hit.score for hit in clinic.search("diabetes")}
+    narrowed = {hit.doc_id: hit.score for hit in clinic.search("diabetes", SearchFilters(status="review"))}
+    assert narrowed == {"smith": plain["smith"]}
+
+
+def test_empty_query_lists_newest_first(clinic: WhooshIndex) -> None:
+    assert ids(clinic.search("")) == ["smith", "lab", "cardio", "undated"]
+    listed = clinic.search("  ", SearchFilters(mrn="00482913"))
+    assert ids(listed) == ["lab", "cardio"]
+    assert listed[0].snippet.startswith("Glucose 182 mg/dL")
+    assert ids(clinic.search("*", limit=2)) == ["smith", "lab"]
+
+
+def test_limit_caps_hits(clinic: WhooshIndex) -> None:
+    assert len(clinic.search("00771234 OR 00482913", limit=3)) == 3
+
+
+def test_stored_fields_are_not_searchable(clinic: WhooshIndex) -> None:
+    with pytest.raises(MedarchiveError, match=r"cannot understand the search 'pages:2'.*one of content, dob"):
+        clinic.search("pages:2")
+
+
+@pytest.mark.parametrize("query", ['"unclosed phrase', "(chest", "AND", "mrn:", "doc_date:[2024 TO"])
+def test_broken_syntax_falls_back_without_raising(clinic: WhooshIndex, query: str) -> None:
+    assert isinstance(clinic.search(query), list)
+
+
+def test_add_replaces_by_doc_id(clinic: WhooshIndex) -> None:
+    clinic.add([record("lab", content="Potassium 5.9 repeat ordered.", doc_type="lab_result")])
+    assert clinic.count() == 4
+    assert ids(clinic.search("potassium")) == ["lab"]
+    assert clinic.search("glucose") == []
+
+
+def test_a_doc_id_repeated_in_one_batch_keeps_the_last(ix: WhooshIndex) -> None:
+    assert ix.add([record("a", content="first version"), record("a", content="second version")]) == 1
+    assert ix.count() == 1
+    assert ids(ix.search("second")) == ["a"]
+    assert ix.search("first") == []
+
+
+def test_delete_removes_only_those_given(clinic: WhooshIndex) -> None:
+    assert clinic.delete(["lab", "missing"]) == 1
+    assert clinic.count() == 3
+    assert clinic.search("glucose") == []
+    assert clinic.delete([]) == 0
+
+
+def test_doc_ids_for_source(ix: WhooshIndex) -> None:
+    ix.add([record("b", source_sha256="s1"), record("a", source_sha256="s1"), record("c", source_sha256="s2")])
+    assert ix.doc_ids_for_source("s1") == ["a", "b"]
+    assert ix.doc_ids_for_source("s3") == []
+
+
+def test_stored_round_trips_every_field(ix: WhooshIndex) -> None:
+    full = record("full", review_reason="low confidence MRN", status="review", pages=7)
+    sparse = record("sparse", mrn=None, patient_name=None, dob=None, doc_date=None, content="")
+    ix.add([full, sparse])
+    assert sorted(ix.stored(), key=lambda r: r.doc_id) == [full, sparse]
+
+
+def test_bulk_load_without_merging_then_optimize(ix: WhooshIndex, index_dir: Path) -> None:
+    for n in range(3):
+        ix.add([record(f"d{n}", content=f"batch {n} text")], merge=False)
+    assert len(whoosh_index.open_dir(str(index_dir))._segments()) == 3
+    ix.optimize()
+    assert len(whoosh_index.open_dir(str(index_dir))._segments()) == 1
+    assert sorted(ids(ix.search("batch"))) == ["d0", "d1", "d2"]
+
+
+def test_rebuild_swaps_in_a_fresh_index(clinic: WhooshIndex, index_dir: Path) -> None:
+    other_handle = WhooshIndex(index_dir, FAST)
+    assert other_handle.count() == 4
+    fresh = [record("new1", content="Echocardiogram normal."), record("new2", content="MRI of the knee.")]
+    assert clinic.rebuild(iter(fresh)) == 2
+    assert sorted(r.doc_id for r in clinic.stored()) == ["new1", "new2"]
+    assert ids(other_handle.search("echocardiogram")) == ["new1"]
+    assert other_handle.search("hypertension") == []
+    assert sorted(p.name for p in index_dir.parent.iterdir()) == ["index"]
+    assert stat.S_IMODE(index_dir.stat().st_mode) == 0o700
+    clinic.add([record("new3", content="Added after the rebuild.")])
+    assert clinic.count() == 3
+
+
+def test_rebuild_of_a_missing_index(ix: WhooshIndex) -> None:
+    assert ix.rebuild([record("a")]) == 1
+    assert ids(ix.search("clinic")) == ["a"]
+
+
+def test_a_failed_rebuild_leaves_the_live_index(clinic: WhooshIndex, index_dir: Path) -> None:
+    def broken():
+        # Past Whoosh's batch of 100, so the sub-processes are already working.
+        yield from (record(f"x{n}") for n in range(150))
+        raise RuntimeError("sidecar unreadable")
+
+    with pytest.raises(RuntimeError):
+        clinic.rebuild(broken())
+    assert clinic.count() == 4
+    assert sorted(p.name for p in index_dir.parent.iterdir()) == ["index"]
+
+
+def test_a_large_batch_is_written_in_parallel(clinic: WhooshIndex, monkeypatch) -> None:
+    monkeypatch.setattr(whoosh_module, "_PARALLEL_MIN_BATCH", 3)
+    batch = [record("lab", content="Replaced lab text."), *(record(f"p{n}", content="parallel") for n in range(4))]
+    assert clinic.add(batch) == 5
+    assert clinic.count() == 8
+    assert ids(clinic.search("replaced")) == ["lab"]
+    assert sorted(ids(clinic.search("parallel"))) == ["p0", "p1", "p2", "p3"]
+
+
+def test_a_failed_sub_process_is_reported(clinic: WhooshIndex, index_dir: Path) -> None:
+    # The parent only hands documents over; a bad value fails in the child.
+    with pytest.raises(MedarchiveError, match="sub-process failed"):
+        clinic.rebuild([record("bad", content=12345)])
+    assert clinic.count() == 4
+    assert sorted(p.name for p in index_dir.parent.iterdir()) == ["index"]
+
+
+@pytest.fixture
+def held_writer(clinic: WhooshIndex, index_dir: Path):
+    """A writer of 'another process' holding the index lock mid-write."""
+    writer = whoosh_index.open_dir(str(index_dir)).writer()
+    writer.add_document(doc_id="pending", status="filed", doc_type="note", path="p", content="uncommitted words")
+    yield writer
+    if not writer.is_closed:
+        writer.cancel()
+
+
+def test_readers_see_the_last_commit_during_a_write(clinic: WhooshIndex, held_writer) -> None:
+    assert clinic.count() == 4
+    assert clinic.search("uncommitted") == []
+    assert sorted(ids(clinic.search("diabetes"))) == ["lab", "smith"]
+    held_writer.commit()
+    assert ids(clinic.search("uncommitted")) == ["pending"]
+
+
+def test_writing_while_another_writer_holds_the_lock(clinic: WhooshIndex, held_writer) -> None:
+    with pytest.raises(IndexBusyError, match="another medarchive process is writing the index"):
+        clinic.add([record("late")])
+    with pytest.raises(IndexBusyError):
+        clinic.delete(["lab"])
+    with pytest.raises(IndexBusyError):
+        clinic.rebuild([record("late")])
+    held_writer.cancel()
+    assert clinic.add([record("late")]) == 1
+    assert clinic.count() == 5
+
+
+def test_creating_the_index_waits_for_the_lock(ix: WhooshIndex, index_dir: Path) -> None:
+    index_dir.mkdir(parents=True)
+    lock = FileStorage(str(index_dir)).lock("MAIN_WRITELOCK")
+    assert lock.acquire()
+    try:
+        with pytest.raises(IndexBusyError):
+            ix.add([record("a")])
+    finally:
+        lock.release()
+    assert ix.add([record("a")]) == 1
+
+
+def test_close_drops_the_handle(clinic: WhooshIndex) -> None:
+    clinic.close()
+    assert clinic.count() == 4
