@@ -11,8 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from indexers.whoosh_index import WhooshIndex
 from pipeline import samples
 from pipeline.archive import iter_sidecars
@@ -179,14 +177,18 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(tmp_path):
     assert_index_matches_archive(config_path)
 
 
+def wait_running(config_path: Path, daemon: DaemonProcess) -> None:
+    deadline = time.monotonic() + 60
+    while "running (pid" not in run_cli(config_path, "status").stdout:
+        assert time.monotonic() < deadline, daemon.log_text()
+        time.sleep(0.3)
+
+
 def test_second_daemon_refuses_and_sigterm_exits_cleanly(tmp_path):
     config_path = watch_config(tmp_path)
     first = DaemonProcess(config_path)
     try:
-        deadline = time.monotonic() + 30
-        while "running (pid" not in run_cli(config_path, "status").stdout:
-            assert time.monotonic() < deadline, first.log_text()
-            time.sleep(0.3)
+        wait_running(config_path, first)
         second = run_cli(config_path, "watch", timeout=60)
         assert second.returncode == 1
         assert "another medarchive daemon" in second.stderr
@@ -196,8 +198,8 @@ def test_second_daemon_refuses_and_sigterm_exits_cleanly(tmp_path):
     assert "not running" in run_cli(config_path, "status").stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT])
-def test_sigint_exits_zero(tmp_path, sig):
-    daemon = DaemonProcess(watch_config(tmp_path))
-    time.sleep(3)
-    assert daemon.stop(sig) == 0
+def test_sigint_exits_zero(tmp_path):
+    config_path = watch_config(tmp_path)
+    daemon = DaemonProcess(config_path)
+    wait_running(config_path, daemon)
+    assert daemon.stop(signal.SIGINT) == 0
