@@ -21,6 +21,7 @@ _MRN_PREFIX = re.compile(r"MRN[ \t]*[:#-]?[ \t]*", re.IGNORECASE)
 # ISO/IEC 16388 modifiers zxing-cpp reports when a Code 39's mod-43 check character
 # validated and was left in the text (plain and full-ASCII).
 _CHECKED_CODE39 = frozenset({"]A1", "]A5"})
+_PASSES = ((zxingcpp.Binarizer.LocalAverage, True), (zxingcpp.Binarizer.FixedThreshold, False))
 
 
 class BarcodeError(MedarchiveError):
@@ -65,20 +66,21 @@ def barcode_format(name: str) -> zxingcpp.BarcodeFormat:
 def read_barcodes(image: Image.Image, formats: Sequence[str]) -> list[BarcodeRead]:
     """Each distinct barcode (value and format) of the given formats on the page, top to bottom.
 
-    Two passes over the full page: a fixed threshold, which dust and specks do not
-    disturb, and zxing's local-average binarizer, which still sees faded or grey print.
-    Rotation stays on (a page fed sideways, a label stuck on across the page) and so does
-    downscaling (it finds skewed 2-D codes); inverted codes are not looked for: nobody
-    prints white-on-black labels on records.
+    Two passes over the full page. zxing's local-average binarizer sees faded or grey
+    print, and looks for linear codes turned 90 degrees too (a page fed sideways, a label
+    stuck on across the page). A fixed threshold, which 2-D codes' finder patterns
+    survive specks and dust with, needs no turning: 2-D detectors find any orientation.
+    Inverted codes are not looked for: nobody prints white-on-black labels on records.
     """
     if not formats:
         return []
     gray = image if image.mode == "L" else image.convert("L")
     wanted = list(_formats(tuple(formats)))
     reads: dict[tuple[str, str], BarcodeRead] = {}
-    for binarizer in (zxingcpp.Binarizer.FixedThreshold, zxingcpp.Binarizer.LocalAverage):
+    for binarizer, try_rotate in _PASSES:
         found = zxingcpp.read_barcodes(
-            gray, formats=wanted, try_invert=False, binarizer=binarizer, text_mode=zxingcpp.TextMode.Plain
+            gray, formats=wanted, try_rotate=try_rotate, try_invert=False, binarizer=binarizer,
+            text_mode=zxingcpp.TextMode.Plain,
         )
         for b in found:
             check_char = b.symbology_identifier in _CHECKED_CODE39

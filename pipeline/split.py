@@ -19,6 +19,7 @@ from .config import BarcodeSettings, ClassificationSettings, ExtractionSettings
 from .extract import find_mrn_candidates
 
 _TOP_LINES = 8  # letterhead (name, address, phone) then the title
+_FOOTER_LINES = 3
 _MAX_HEADING_WORDS = 8
 _TITLE_RATIO = 90.0
 _SHORT_TITLE = 6  # shorter normalised titles ("rx", "ub 04") must match exactly
@@ -34,28 +35,34 @@ class PageSignals:
     separator: bool
     mrns: tuple[str, ...]
     title: str | None  # the doc_type whose title heads the page, if any
+    continued: bool = False  # the page numbers itself as a later page ("Page 2 of 3")
 
 
 def split_pages(pages: Sequence[PageSignals], *, separator_sheets: bool, automatic: bool) -> list[list[int]]:
     """The page numbers of each document, in order; separator pages belong to none.
 
     With ``automatic``, a page also starts a new document when it carries an MRN the
-    current document has not shown (a document with no MRN yet included: the earlier
-    pages may be someone else's) or a title at its top.
+    current document has not shown (even when it has shown none: those pages may be
+    someone else's), or a title at its top, unless that is the running header of a
+    continued page repeating the current document's own title.
     """
     documents: list[list[int]] = []
     current: list[int] = []
-    seen: set[str] = set()
+    mrns: set[str] = set()
+    titles: set[str] = set()
     for page in pages:
         if separator_sheets and page.separator:
             documents.append(current)
-            current, seen = [], set()
+            current, mrns, titles = [], set(), set()
             continue
-        if automatic and current and (page.title is not None or not seen.issuperset(page.mrns)):
+        running_header = page.continued and page.title in titles
+        new_title = page.title is not None and not running_header
+        if automatic and current and (new_title or not mrns.issuperset(page.mrns)):
             documents.append(current)
-            current, seen = [], set()
+            current, mrns, titles = [], set(), set()
         current.append(page.page_no)
-        seen.update(page.mrns)
+        mrns.update(page.mrns)
+        titles.update([page.title] if page.title else [])
     documents.append(current)
     return [doc for doc in documents if doc]
 
@@ -73,8 +80,13 @@ def page_signals(
     reads = reads if barcodes.enabled else ()
     mrns = [c.value for c in find_mrn_candidates(page_no, text, extraction)]
     mrns += mrn_values(reads, extraction.mrn_pattern)
-    title = None if _LATER_PAGE.search(text) else top_title(text, classification)
-    return PageSignals(page_no, is_separator(reads, barcodes.separator_value), tuple(dict.fromkeys(mrns)), title)
+    lines = [line for line in text.splitlines() if line.strip()]
+    # Page numbers live in running headers and footers; "see page 2 of 3" in a body is no claim.
+    continued = any(_LATER_PAGE.search(line) for line in lines[:_TOP_LINES] + lines[-_FOOTER_LINES:])
+    return PageSignals(
+        page_no, is_separator(reads, barcodes.separator_value), tuple(dict.fromkeys(mrns)),
+        top_title(text, classification), continued,
+    )
 
 
 def _normalise(line: str) -> list[str]:
@@ -122,6 +134,8 @@ def top_title(text: str, settings: ClassificationSettings) -> str | None:
     titles = _titles(tuple((name, tuple(rule.titles)) for name, rule in settings.types.items()))
     lines = [line for line in text.splitlines() if line.strip()][:_TOP_LINES]
     for line in lines:
+        if line.rstrip().endswith(":"):
+            continue  # "Consultations:" labels a section of the body, it does not head a document
         words = _normalise(line)
         if 0 < len(words) <= _MAX_HEADING_WORDS and (doc_type := _heading(words, titles)):
             return doc_type

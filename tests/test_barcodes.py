@@ -27,7 +27,9 @@ def text_page(dpi: int) -> Image.Image:
     return samples.render_page(LINES, dpi=dpi)
 
 
-def labelled_page(fmt: str, dpi: int, at: tuple[float, float], value: str = "00482913") -> tuple[Image.Image, tuple[int, int]]:
+def labelled_page(
+    fmt: str, dpi: int, at: tuple[float, float], value: str = "00482913"
+) -> tuple[Image.Image, tuple[int, int]]:
     label = labels.patient_label(value, "SMITH, JOHN", "03/14/1962", fmt, dpi)
     xy = (round(at[0] * dpi), round(at[1] * dpi))
     return labels.paste_label(text_page(dpi), label, xy), xy
@@ -82,7 +84,8 @@ def test_sideways_label_is_read():
 
 def test_two_labels_are_listed_top_to_bottom():
     page, _ = labelled_page("QRCode", 300, at=(5.2, 8.5), value="MRN00519377")
-    page = labels.paste_label(page, labels.patient_label("00482913", "SMITH, JOHN", "03/14/1962", "Code39", 300), (300, 150))
+    code39 = labels.patient_label("00482913", "SMITH, JOHN", "03/14/1962", "Code39", 300)
+    page = labels.paste_label(page, code39, (300, 150))
     reads = read_barcodes(labels.scan_like(page, skew_deg=-1.0, noise=0.002, seed=5), FORMATS)
     assert [(r.value, r.format) for r in reads] == [("00482913", "Code39"), ("MRN00519377", "QRCode")]
     assert mrn_values(reads, MRN_PATTERN) == ["00482913", "00519377"]

@@ -118,7 +118,8 @@ def test_empty_required_cell_is_an_error(tmp_path, row, column):
 
 def test_empty_first_name_is_allowed(tmp_path):
     path = write_csv(tmp_path, HEADER, "00482913,Babygirl,,2024-05-01")
-    assert Roster.load(path, RosterSettings()).get("00482913") == RosterPatient("00482913", "BABYGIRL", "", "2024-05-01")
+    expected = RosterPatient("00482913", "BABYGIRL", "", "2024-05-01")
+    assert Roster.load(path, RosterSettings()).get("00482913") == expected
 
 
 def test_unreadable_files_raise_roster_errors(tmp_path):
@@ -135,7 +136,9 @@ def test_unreadable_files_raise_roster_errors(tmp_path):
 
 
 def test_load_handles_a_hundred_thousand_rows(tmp_path):
-    rows = [HEADER] + [f"{i:08d},Last{i % 977},First{i % 313},19{i % 90 + 10}-0{i % 9 + 1}-1{i % 9}" for i in range(100_000)]
+    rows = [HEADER] + [
+        f"{i:08d},Last{i % 977},First{i % 313},19{i % 90 + 10}-0{i % 9 + 1}-1{i % 9}" for i in range(100_000)
+    ]
     path = write_csv(tmp_path, *rows)
     started = time.perf_counter()
     roster = Roster.load(path, RosterSettings())

@@ -12,6 +12,7 @@ from pipeline.config import BarcodeSettings, ClassificationSettings, ExtractionS
 from pipeline.split import PageSignals, page_signals, split_pages, top_title
 
 SEP = "separator"
+FORMATS = ["Code128", "Code39"]
 
 
 def signals(*pages: object) -> list[PageSignals]:
@@ -41,19 +42,27 @@ def automatically(*pages: object, separator_sheets: bool = False) -> list[list[i
 
 
 @pytest.mark.parametrize("count", [2, 3, 4, 5])
-def test_batches_of_documents_between_separator_sheets(count):
-    rng = random.Random(count)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batches_of_documents_between_separator_sheets(count, seed):
+    rng = random.Random(count * 10 + seed)
     pages: list[PageSignals] = []
     expected = []
-    for d in range(count):
-        if d:
+
+    def separators(n: int) -> None:
+        for _ in range(n):
             pages.append(PageSignals(len(pages) + 1, True, (), None))
+
+    separators(rng.randint(0, 2))  # a sheet before the first document, or two
+    for d in range(count):
+        separators(rng.randint(1, 2) if d else 0)
         doc = []
         for _ in range(rng.randint(1, 4)):
             pages.append(PageSignals(len(pages) + 1, False, (), None))
             doc.append(len(pages))
         expected.append(doc)
+    separators(rng.randint(0, 2))
     assert split_pages(pages, separator_sheets=True, automatic=False) == expected
+    assert split_pages(pages, separator_sheets=True, automatic=True) == expected
 
 
 def test_separator_sheets_are_dropped_and_end_documents():
@@ -119,6 +128,31 @@ def test_automatic_off_keeps_patients_together():
     assert split_pages(signals("00482913", "00519377"), separator_sheets=False, automatic=False) == [[1, 2]]
 
 
+def test_a_continued_page_repeating_the_documents_title_stays_with_it():
+    pages = [
+        PageSignals(1, False, (), "discharge_summary"),
+        PageSignals(2, False, (), "discharge_summary", continued=True),  # running header
+        PageSignals(3, False, (), None, continued=True),
+    ]
+    assert split_pages(pages, separator_sheets=False, automatic=True) == [[1, 2, 3]]
+
+
+def test_a_continued_page_with_another_title_starts_a_new_document():
+    # A partial document (its first page lost) must not join the document before it.
+    pages = [
+        PageSignals(1, False, ("00482913",), "discharge_summary"),
+        PageSignals(2, False, (), "lab_result", continued=True),
+        PageSignals(3, False, (), None),
+        PageSignals(4, False, (), "lab_result", continued=True),
+    ]
+    assert split_pages(pages, separator_sheets=False, automatic=True) == [[1], [2, 3, 4]]
+
+
+def test_a_continued_page_after_an_untitled_start_is_split_on_its_title():
+    pages = [PageSignals(1, False, (), None), PageSignals(2, False, (), "progress_note", continued=True)]
+    assert split_pages(pages, separator_sheets=False, automatic=True) == [[1], [2]]
+
+
 # ---------------------------------------------------------------- titles
 
 
@@ -132,6 +166,8 @@ def test_automatic_off_keeps_patients_together():
     ("Discharge Date: 03/14/2024", None),
     ("The discharge summary was sent to the primary care physician last week.", None),
     ("Consult", None),
+    ("Consultations:", None),  # a section of the body
+    ("PRESCRIPTION:", None),
     ("\n".join(["Line of letterhead"] * 8 + ["Laboratory Report"]), None),  # not at the top
     ("", None),
 ])
@@ -166,11 +202,14 @@ def test_page_signals_from_text_and_barcodes():
     assert make_signals(3, text, reads) == PageSignals(3, False, ("00482913", "00519377"), "discharge_summary")
 
 
-def test_a_later_page_repeating_its_title_is_no_new_document():
-    text = "DISCHARGE SUMMARY\n\nHospital course was uneventful.\n\nPage 2 of 3"
-    assert make_signals(2, text, []) == PageSignals(2, False, (), None)
-    first = "DISCHARGE SUMMARY\n\nHospital course was uneventful.\n\nPage 1 of 3"
-    assert make_signals(1, first, []).title == "discharge_summary"
+def test_page_signals_see_page_numbers_only_in_headers_and_footers():
+    later = "DISCHARGE SUMMARY\n\nHospital course was uneventful.\n\nPage 2 of 3"
+    assert make_signals(2, later, []) == PageSignals(2, False, (), "discharge_summary", continued=True)
+    assert make_signals(1, later.replace("Page 2", "Page 1"), []).continued is False
+    assert make_signals(9, later.replace("Page 2", "page 12"), []).continued is True
+    body = "\n".join(["DISCHARGE SUMMARY", *["Hospital course was uneventful."] * 10,
+                      "Results are on page 2 of 3 of the attached report.", *["Stable."] * 5])
+    assert make_signals(1, body, []).continued is False
 
 
 def test_separator_page_signals_and_disabled_barcodes():
@@ -182,14 +221,15 @@ def test_separator_page_signals_and_disabled_barcodes():
 
 def test_a_scanned_batch_splits_where_the_separator_sheets_are():
     rng = random.Random(11)
-    docs = [samples.make_document(rng, t, samples.make_patient(rng)) for t in ("lab_result", "consent_form", "referral_letter")]
+    types = ("lab_result", "consent_form", "referral_letter")
+    docs = [samples.make_document(rng, t, samples.make_patient(rng)) for t in types]
     pages: list[tuple[str, object]] = []
     for k, doc in enumerate(docs):
         if k:
             pages.append(("DOCUMENT SEPARATOR", labels.separator_sheet(200)))
         pages += [("\n".join(lines), samples.render_page(list(lines), dpi=200)) for lines in doc.pages]
     found = [
-        make_signals(n, text, read_barcodes(labels.scan_like(image, skew_deg=1.0, noise=0.003, seed=n), ["Code128", "Code39"]))
+        make_signals(n, text, read_barcodes(labels.scan_like(image, skew_deg=1.0, noise=0.003, seed=n), FORMATS))
         for n, (text, image) in enumerate(pages, start=1)
     ]
     expected, n = [], 0
@@ -207,7 +247,7 @@ def test_automatic_split_of_generated_documents_for_two_patients():
     plan = [("discharge_summary", first, 3), ("lab_result", first, 1), ("progress_note", second, 2),
             ("consent_form", second, 1), ("pathology_report", None, 2)]
     # Inline patient blocks: extract.py reads their MRN on the first page too.
-    docs = [samples.make_document(rng, doc_type, patient, pages=pages, layout="inline") for doc_type, patient, pages in plan]
+    docs = [samples.make_document(rng, t, patient, pages=pages, layout="inline") for t, patient, pages in plan]
     texts = ["\n".join(lines) for doc in docs for lines in doc.pages]
     found = [make_signals(n, text, []) for n, text in enumerate(texts, start=1)]
     expected, n = [], 0
