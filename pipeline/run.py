@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -93,7 +95,26 @@ class _Job:
 def make_executor(config: Config) -> ProcessPoolExecutor:
     # forkserver: the daemon has threads (observers), and forking a threaded
     # process can deadlock a child on a lock some thread held.
-    return ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("forkserver"))
+    return ProcessPoolExecutor(
+        max_workers=config.workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_exit_with_coordinator,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_coordinator(pid: int) -> None:
+    """Workers of a coordinator killed with -9 would otherwise idle forever on their queue."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(2)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
 
 
 def collect_inputs(paths: Iterable[Path]) -> Iterator[InputFile]:
