@@ -26,22 +26,27 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from whoosh import index as whoosh_index
     from whoosh.analysis import Analyzer, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
+    from whoosh.codec.whoosh3 import W3Codec
     from whoosh.fields import ID, STORED, TEXT, Schema
     from whoosh.filedb.filestore import FileStorage
-    from whoosh.highlight import ContextFragmenter, Formatter, get_text
+    from whoosh.highlight import Formatter, PinpointFragmenter, get_text
     from whoosh.qparser import AndGroup, FieldAliasPlugin, MultifieldParser
-    from whoosh.query import And, Every, Query, Require, Term, TermRange
+    from whoosh.query import And, Every, Query, Term, TermRange
     from whoosh.searching import Hit, Searcher
     from whoosh.util.filelock import try_for
     from whoosh.writing import SegmentWriter
 
 SNIPPET_FALLBACK_CHARS = 160
-_SNIPPET_MAX_CHARS = 300
+SNIPPET_MAX_CHARS = 300
 _SNIPPET_FRAGMENTS = 2
-_TEXT_FIELDS = ("content", "patient_name", "mrn")
+_DEFAULT_FIELDS = ["content", "patient_name", "mrn"]
+_ALIASES = {"patient_name": ["name", "patient"], "content": ["text"]}
 _KEYWORD_FIELDS = ("mrn", "dob", "doc_type", "doc_date", "status", "sha256", "source_sha256")
 _STORED_ONLY = ("path", "source_file", "review_reason", "pages")
 _LOCK_NAME = "MAIN_WRITELOCK"  # the file Whoosh's FileIndex.lock("WRITELOCK") uses
+_PROCS = min(2, os.cpu_count() or 1)
+# Below this a batch is not worth starting sub-processes (and a segment each) for.
+_PARALLEL_MIN_BATCH = 1000
 
 
 def _name_analyzer() -> Analyzer:
@@ -54,12 +59,28 @@ def build_schema() -> Schema:
     return Schema(
         doc_id=ID(unique=True, stored=True),
         patient_name=TEXT(stored=True, analyzer=_name_analyzer(), field_boost=2.0),
-        # Positions allow phrase queries; character offsets are not stored
-        # because they cost more at build time than re-tokenizing a few hits.
-        content=TEXT(stored=True, analyzer=StemmingAnalyzer(), phrase=True),
+        # Character offsets (which include positions, so phrases work) cost no
+        # more to write than positions alone and let hits be highlighted
+        # without re-analysing their text.
+        content=TEXT(stored=True, analyzer=StemmingAnalyzer(), chars=True),
         **{name: ID(stored=True, sortable=name == "doc_date") for name in _KEYWORD_FIELDS},
         **{name: STORED for name in _STORED_ONLY},
     )
+
+
+def _codec() -> W3Codec:
+    # Per-posting document-length lookups take ~15% of a build; they only
+    # tighten the score bounds used to skip blocks (0 stays a valid bound).
+    codec = W3Codec()
+    codec.length_stats = False
+    return codec
+
+
+def _writer_options(settings: IndexSettings) -> dict[str, object]:
+    # compound=False: whoosh-reloaded copies a compound segment into memory
+    # each time a searcher opens it, which would make every query cost in
+    # proportion to the size of the index.
+    return {"limitmb": settings.limitmb, "codec": _codec(), "compound": False}
 
 
 class _MarkFormatter(Formatter):
@@ -75,20 +96,26 @@ class WhooshIndex(Index):
     def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
         self._dir = Path(index_dir)
         self._settings = settings
+        # Kept once opened: it holds the unpickled schema, whose stemming
+        # cache then survives from one batch to the next.
+        self._ix: whoosh_index.Index | None = None
 
     # -- writing -------------------------------------------------------------
 
     def add(self, records: Iterable[IndexRecord], merge: bool = True) -> int:
-        """Add or replace records and commit once; merge=False defers segment
-        merging for bulk loads (call optimize() at the end)."""
+        """Add or replace records and commit once; merge=False leaves segment
+        merging for bulk loads to a final optimize()."""
         # Whoosh only replaces committed documents, so a doc_id repeated within
-        # one batch must be collapsed here (the last one wins).
+        # one batch is collapsed here (the last one wins).
         latest = {record.doc_id: record for record in records}
         if not latest:
             return 0
-        with self._writer(self._open_or_create(), merge) as writer:
+        procs = _PROCS if len(latest) >= _PARALLEL_MIN_BATCH else 1
+        with self._writer(self._open_or_create(), merge, procs) as writer:
+            for doc_id in latest:
+                writer.delete_by_term("doc_id", doc_id)
             for record in latest.values():
-                writer.update_document(**_fields(record))
+                writer.add_document(**_fields(record))
         return len(latest)
 
     def delete(self, doc_ids: Iterable[str]) -> int:
@@ -107,11 +134,10 @@ class WhooshIndex(Index):
 
     def rebuild(self, records: Iterable[IndexRecord]) -> int:
         """Build a fresh index beside the live one and swap it in by renames,
-        holding the live write lock so no concurrent add is lost."""
-        parent = self._dir.parent
-        parent.mkdir(parents=True, exist_ok=True)
+        holding the live write lock so that no concurrent add is lost."""
+        self._dir.parent.mkdir(parents=True, exist_ok=True)
         with self._live_lock():
-            fresh = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.new-", dir=parent))
+            fresh = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.new-", dir=self._dir.parent))
             try:
                 count = self._fill(whoosh_index.create_in(str(fresh), build_schema()), records)
             except BaseException:
@@ -122,7 +148,7 @@ class WhooshIndex(Index):
 
     def _fill(self, ix: whoosh_index.Index, records: Iterable[IndexRecord]) -> int:
         count = 0
-        with self._writer(ix, merge=True) as writer:
+        with self._writer(ix, merge=True, procs=_PROCS) as writer:
             for record in records:
                 writer.add_document(**_fields(record))
                 count += 1
@@ -130,13 +156,14 @@ class WhooshIndex(Index):
 
     def _swap_in(self, fresh: Path) -> None:
         # rename(2) may replace an empty directory, which gives the old index a
-        # unique name without a race; readers opening in between get no index
-        # (empty results) rather than a partial one.
+        # unique name without a race. A reader opening between the two renames
+        # finds no index (empty results), never a partial one.
         old = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.old-", dir=self._dir.parent))
         if self._dir.exists():
             os.rename(self._dir, old)
         os.rename(fresh, self._dir)
         shutil.rmtree(old, ignore_errors=True)
+        self._ix = None
 
     @contextmanager
     def _live_lock(self) -> Iterator[None]:
@@ -150,18 +177,22 @@ class WhooshIndex(Index):
             lock.release()
 
     @contextmanager
-    def _writer(self, ix: whoosh_index.Index, merge: bool) -> Iterator[SegmentWriter]:
-        writer = self._lock_writer(ix)
+    def _writer(self, ix: whoosh_index.Index, merge: bool, procs: int = 1) -> Iterator[SegmentWriter]:
+        writer = self._lock_writer(ix, procs)
         try:
             yield writer
         except BaseException:
-            writer.cancel()
+            _abandon(writer)
             raise
         writer.commit(merge=merge)
+        _check_subprocesses(writer)
 
-    def _lock_writer(self, ix: whoosh_index.Index) -> SegmentWriter:
+    def _lock_writer(self, ix: whoosh_index.Index, procs: int = 1) -> SegmentWriter:
+        # Each sub-process writes its own segment: merging them would cost a
+        # second pass over every posting, and a few segments search fast.
         try:
-            return ix.writer(timeout=self._settings.writer_timeout_seconds, limitmb=self._settings.limitmb)
+            return ix.writer(procs=procs, multisegment=True, timeout=self._settings.writer_timeout_seconds,
+                             **_writer_options(self._settings))
         except whoosh_index.LockError:
             raise self._busy() from None
 
@@ -174,8 +205,8 @@ class WhooshIndex(Index):
     # -- reading -------------------------------------------------------------
 
     def count(self) -> int:
-        ix = self._open()
-        return 0 if ix is None else ix.doc_count()
+        with self._searcher() as searcher:
+            return 0 if searcher is None else searcher.doc_count()
 
     def doc_ids_for_source(self, source_sha256: str) -> list[str]:
         with self._searcher() as searcher:
@@ -192,58 +223,91 @@ class WhooshIndex(Index):
                 yield _record(fields)
 
     def search(self, query: str, filters: SearchFilters = SearchFilters(), limit: int = 20) -> list[SearchHit]:
+        """Ranked hits for a Whoosh query; an empty query (or a bare *) lists
+        the documents the filters allow, newest first."""
         narrowing = _filter_query(filters)
         with self._searcher() as searcher:
             if searcher is None:
                 return []
-            # A bare * would expand to every content term; it means "everything".
             if query.strip() in ("", "*"):
                 results = searcher.search(narrowing or Every(), limit=limit, sortedby="doc_date", reverse=True)
                 return [_hit(hit, 0.0, _fallback_snippet(hit)) for hit in results]
-            parsed = self._parse(query, searcher.schema)
-            results = searcher.search(Require(parsed, narrowing) if narrowing else parsed, limit=limit)
-            results.fragmenter = ContextFragmenter(maxchars=_SNIPPET_MAX_CHARS, surround=40)
+            parsed = _parse(query, searcher.schema)
+            results = searcher.search(And([parsed, narrowing]) if narrowing else parsed, limit=limit, terms=True)
+            # No character limit: pinpoint highlighting reads offsets from the
+            # index instead of scanning the text, so long documents cost nothing.
+            results.fragmenter = PinpointFragmenter(maxchars=SNIPPET_MAX_CHARS // _SNIPPET_FRAGMENTS, surround=50,
+                                                    autotrim=True, charlimit=None)
             results.formatter = _MarkFormatter()
             return [_hit(hit, hit.score, _snippet(hit)) for hit in results]
 
-    def _parse(self, query: str, schema: Schema) -> Query:
-        parser = MultifieldParser(list(_TEXT_FIELDS), schema, group=AndGroup)
-        parser.add_plugin(FieldAliasPlugin({"patient_name": ["name", "patient"], "content": ["text"]}))
-        try:
-            return parser.parse(query)
-        except Exception as exc:  # Whoosh signals bad syntax with assorted exception types
-            raise MedarchiveError(
-                f"cannot understand the search {query!r} ({exc}); use words, \"quoted phrases\", "
-                "AND/OR/NOT, field:value (mrn, name, doc_type, status, doc_date) or wildcards like diab*"
-            ) from None
-
     @contextmanager
     def _searcher(self) -> Iterator[Searcher | None]:
-        ix = self._open()
-        if ix is None:
+        try:
+            ix = self._open()
+            searcher = ix.searcher() if ix is not None else None
+        except (whoosh_index.EmptyIndexError, FileNotFoundError):
+            searcher = None  # removed, or caught between a rebuild's two renames
+        if searcher is None:
             yield None
             return
-        searcher = ix.searcher()
         try:
             yield searcher
         finally:
             searcher.close()
 
     def _open(self) -> whoosh_index.Index | None:
-        if not whoosh_index.exists_in(str(self._dir)):
-            return None
-        return whoosh_index.open_dir(str(self._dir))
+        if self._ix is None:
+            try:
+                self._ix = whoosh_index.open_dir(str(self._dir))
+            except whoosh_index.EmptyIndexError:
+                return None
+        return self._ix
 
     def _open_or_create(self) -> whoosh_index.Index:
         ix = self._open()
-        if ix is not None:
-            return ix
-        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return whoosh_index.create_in(str(self._dir), build_schema())
+        if ix is None:
+            # Under the lock, because creating resets the table of contents and
+            # would throw away a first commit another process has just made.
+            with self._live_lock():
+                ix = self._open()
+                if ix is None:
+                    ix = self._ix = whoosh_index.create_in(str(self._dir), build_schema())
+        return ix
 
     def close(self) -> None:
-        """Nothing is held between calls; present so callers can treat every
-        index alike."""
+        """Drop the cached index handle; no file stays open between calls."""
+        self._ix = None
+
+
+def _check_subprocesses(writer: SegmentWriter) -> None:
+    # MpWriter commits without the segment of a sub-process that died.
+    if any(task.exitcode for task in getattr(writer, "tasks", ())):
+        raise MedarchiveError("an index writer sub-process failed, so the index lacks documents; "
+                              "run the index rebuild again")
+
+
+def _abandon(writer: SegmentWriter) -> None:
+    # MpWriter.cancel() leaves its sub-processes waiting on their job queue for
+    # ever (and the interpreter waiting for them at exit); their output is in
+    # the discarded folder, so they can simply be stopped.
+    for task in getattr(writer, "tasks", ()):
+        task.terminate()
+        task.join()
+    writer.cancel()
+
+
+def _parse(query: str, schema: Schema) -> Query:
+    parser = MultifieldParser(_DEFAULT_FIELDS, schema, group=AndGroup)
+    parser.add_plugin(FieldAliasPlugin(_ALIASES))
+    try:
+        return parser.parse(query)
+    except Exception:  # the parser recovers from most bad syntax; what it raises is not for clerks
+        searchable = ", ".join(sorted({*(name for name, field in schema.items() if field.indexed), "name"}))
+        raise MedarchiveError(
+            f"cannot understand the search {query!r}: use words, \"quoted phrases\", AND/OR/NOT, "
+            f"wildcards such as diab*, or field:value where the field is one of {searchable}"
+        ) from None
 
 
 def _fields(record: IndexRecord) -> dict[str, object]:
@@ -277,13 +341,15 @@ def _record(fields: dict) -> IndexRecord:
 
 
 def _filter_query(filters: SearchFilters) -> Query | None:
+    # Zero boosts narrow without changing the ranking. (Whoosh's Require would
+    # say this better, but its matcher trips an assertion when skipping blocks.)
     terms: list[Query] = [
-        Term(name, value)
+        Term(name, value, boost=0.0)
         for name, value in (("mrn", filters.mrn), ("doc_type", filters.doc_type), ("status", filters.status))
         if value
     ]
     if filters.date_from or filters.date_to:
-        terms.append(TermRange("doc_date", filters.date_from, filters.date_to))
+        terms.append(TermRange("doc_date", filters.date_from, filters.date_to, boost=0.0))
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else And(terms)

@@ -94,10 +94,13 @@ class _Job:
 
 def make_executor(config: Config) -> ProcessPoolExecutor:
     # forkserver: the daemon has threads (observers), and forking a threaded
-    # process can deadlock a child on a lock some thread held.
+    # process can deadlock a child on a lock some thread held. The server preloads
+    # only what a worker runs, not the whole CLI (seconds of imports at every start).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.pages"])
     return ProcessPoolExecutor(
         max_workers=config.workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=context,
         initializer=_exit_with_coordinator,
         initargs=(os.getpid(),),
     )
