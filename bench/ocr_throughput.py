@@ -34,7 +34,7 @@ def make_pdfs(folder: Path, pages: int, per_file: int = 4) -> list[Path]:
     for n in range(0, pages, per_file):
         count = min(per_file, pages - n)
         doc = samples.make_document(rng, TYPES[n // per_file % len(TYPES)], samples.make_patient(rng), pages=count)
-        images = [samples.render_page(list(lines), dpi=300, rng=rng, skew_deg=0.5, noise=0.003) for lines in doc.pages]
+        images = [samples.render_page(list(lines), dpi=300, rng=rng, skew_deg=0.5, noise=0.0015) for lines in doc.pages]
         path = folder / f"scan-{n // per_file:03d}.pdf"
         samples.write_scanned_pdf(path, images, encoding="jpeg", dpi=(300, 300))
         paths.append(path)

@@ -29,6 +29,7 @@ class PageTask:
     timeout: float
     min_text_chars: int
     barcode_formats: tuple[str, ...] = ()
+    barcode_whole_page: bool = False
 
 
 def process_page(task: PageTask) -> PageText:
@@ -39,9 +40,10 @@ def process_page(task: PageTask) -> PageText:
     with tempfile.TemporaryDirectory(prefix="medarchive-page-") as work:
         try:
             image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
-            reads = _barcodes(image, task.barcode_formats)
             result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
             rotation, result = _upright(image, result, task)
+            whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
+            reads = _barcodes(image, rotation, whole, task.barcode_formats)
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -57,11 +59,21 @@ def process_page(task: PageTask) -> PageText:
     )
 
 
-def _barcodes(image: Path, formats: tuple[str, ...]) -> list[BarcodeRead]:
+# Reading barcodes costs a tenth of an OCR pass over a whole page. On a page of text
+# a patient label sits in the header band; a separator sheet or a label sheet has
+# few words, and is searched whole.
+_HEADER_BAND = 0.4
+_FULL_SEARCH_BELOW_WORDS = 40
+
+
+def _barcodes(image: Path, rotation: int, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
     if not formats:
         return []
     with Image.open(image) as page:
-        return read_barcodes(page, formats)
+        upright = page.rotate(-rotation, expand=True) if rotation else page
+        if not whole:
+            upright = upright.crop((0, 0, upright.width, int(upright.height * _HEADER_BAND)))
+        return read_barcodes(upright, formats)
 
 
 def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:

@@ -235,7 +235,7 @@ class Pipeline:
             scanned = page_no in job.intake.scanned_pages
             yield job, PageTask(
                 job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds,
-                ocr.min_text_layer_chars, self._barcode_formats,
+                ocr.min_text_layer_chars, self._barcode_formats, self.config.barcodes.whole_page,
             )
 
     def _open(self, source: InputFile) -> _Job | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 
 from pipeline import labels, samples
@@ -76,3 +77,19 @@ def test_bad_roster_is_a_clear_error(tmp_path):
     result = run_cli(config_path, "ingest", str(tmp_path / "x.pdf"))
     assert result.returncode == 1
     assert "roster" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_label_low_on_a_page_of_text_is_found_when_whole_pages_are_searched(tmp_path):
+    rng = random.Random(5)
+    patient = samples.make_patient(rng)
+    page = labels.paste_label(page_of(make(rng, "radiology_report", None)), labels.patient_label(patient.mrn, patient.name, patient.dob), (1400, 2900))
+    samples.write_scanned_pdf(tmp_path / "low-label.pdf", [page], encoding="jpeg", dpi=(300, 300))
+    found = {}
+    for name, settings in (("header", {}), ("whole", {"whole_page": True})):
+        (tmp_path / name).mkdir()
+        config_path = write_config(tmp_path / name, barcodes=settings)
+        run_cli(config_path, "ingest", str(tmp_path / "low-label.pdf"), check=True)
+        (row,) = json_lines(run_cli(config_path, "list", "--json").stdout)
+        sidecar = json.loads(run_cli(config_path, "show", row["doc_id"], "--json").stdout)
+        found[name] = [b["value"] for b in sidecar["page_texts"][0]["barcodes"]]
+    assert found == {"header": [], "whole": [patient.mrn]}
