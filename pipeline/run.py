@@ -29,7 +29,7 @@ from .archive import record_from_sidecar, set_aside_failed, write_document
 from .audit import AuditLog
 from .config import Config
 from .documents import SourceFacts, build_documents
-from .errors import IntakeError, MedarchiveError
+from .errors import ArchiveError, IntakeError, MedarchiveError
 from .fsutil import sha256_file
 from .intake import Intake, inspect_pdf
 from .models import PageText
@@ -263,7 +263,11 @@ class Pipeline:
     def _finish(self, job: _Job) -> None:
         try:
             self._file(job)
-        except (MedarchiveError, pikepdf.PdfError, OSError) as exc:
+        except OSError as exc:
+            # A full or failing disk is the machine's fault, not the input's: stop, and
+            # let the input be taken again once the disk is fixed.
+            raise ArchiveError(f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again") from None
+        except (MedarchiveError, pikepdf.PdfError) as exc:
             self._fail(job.source, f"could not be archived: {exc}", job.intake.sha256)
         finally:
             job.close()
@@ -289,11 +293,14 @@ class Pipeline:
 
     def _report(self, outcome: Outcome) -> None:
         log.info(
-            "%s %s: %s%s",
+            "%s %s: %s (%d pages, OCR %.1f s, %.1f s in all)%s",
             outcome.status,
             outcome.source.display_name,
             outcome.path or ", ".join(outcome.doc_ids),
-            f" ({outcome.reason})" if outcome.reason else "",
+            outcome.pages,
+            outcome.ocr_seconds,
+            outcome.seconds,
+            f": {outcome.reason}" if outcome.reason else "",
         )
         if self.audit is not None:
             self.audit.record(
