@@ -173,7 +173,7 @@ def find_sidecar(config: Config, doc_id: str) -> dict:
 
 def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha256: str | None) -> Path:
     """Copy an input that cannot be taken into failed/, with its reason beside it."""
-    stem = f"{(sha256 or 'unreadable')[:16]}_{_safe_file_name(name)}"
+    stem = f"{(sha256 or 'unreadable')[:16]}_{safe_file_name(name)}"
     target = config.failed_dir / stem
     if source.exists() and source.is_file():
         atomic_copy(source, target)
@@ -184,7 +184,8 @@ def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha25
     return target
 
 
-def _safe_file_name(name: str) -> str:
+def safe_file_name(name: str) -> str:
+    """A name from outside (a scanner's file name) made safe to use in the data root."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
     return cleaned[:120] or "unnamed"
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from pipeline.archive import safe_file_name
 from pipeline.config import Config, DropFolder
 from pipeline.fsutil import atomic_copy, atomic_write_json, ensure_dir, fsync_dir, read_json
 from pipeline.run import InputFile
@@ -24,8 +24,7 @@ NOTE_SUFFIX = ".claim.json"
 
 
 def _claim_id(name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")[:100] or "unnamed"
-    return f"{time.time_ns()}-{safe}"
+    return f"{time.time_ns()}-{safe_file_name(name)[:100]}"
 
 
 def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
