@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -101,9 +102,17 @@ def make_executor(config: Config) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=config.workers,
         mp_context=context,
-        initializer=_exit_with_coordinator,
+        initializer=_init_worker,
         initargs=(os.getpid(),),
     )
+
+
+def _init_worker(coordinator: int) -> None:
+    # Ctrl-C in a terminal signals the whole foreground process group; a worker and the
+    # tesseract it runs must not die mid-page before the coordinator decides to stop.
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_coordinator(coordinator)
 
 
 def _exit_with_coordinator(pid: int) -> None:
