@@ -41,9 +41,9 @@ def process_page(task: PageTask) -> PageText:
         try:
             image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
             result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
-            rotation, result = _upright(image, result, task)
+            rotation, upright, result = _upright(image, result, task)
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
-            reads = _barcodes(image, rotation, whole, task.barcode_formats)
+            reads = _barcodes(upright, whole, task.barcode_formats)
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -66,26 +66,28 @@ _HEADER_BAND = 0.4
 _FULL_SEARCH_BELOW_WORDS = 40
 
 
-def _barcodes(image: Path, rotation: int, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
+def _barcodes(image: Path, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
     if not formats:
         return []
     with Image.open(image) as page:
-        upright = page.rotate(-rotation, expand=True) if rotation else page
-        if not whole:
-            upright = upright.crop((0, 0, upright.width, int(upright.height * _HEADER_BAND)))
-        return read_barcodes(upright, formats)
+        searched = page if whole else page.crop((0, 0, page.width, int(page.height * _HEADER_BAND)))
+        return read_barcodes(searched, formats)
 
 
-def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:
-    """Re-read a page that OSD finds turned, keeping whichever reading is better."""
+def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, Path, OcrResult]:
+    """Re-read a page that OSD finds turned, keeping whichever reading is better.
+
+    Returns the clockwise turn applied, the image that was read, and the reading.
+    """
     if not is_suspect(result.words):
-        return 0, result
+        return 0, image, result
     rotation = detect_rotation(image, task.timeout)
     if not rotation:
-        return 0, result
-    turned = ocr_image(rotate_image(image, rotation), image.parent, task.lang, task.dpi, task.timeout)
+        return 0, image, result
+    turned_image = rotate_image(image, rotation)
+    turned = ocr_image(turned_image, image.parent, task.lang, task.dpi, task.timeout)
     # A sideways page can read as well as upright; it is still turned for the archive.
     if (turned.mean_conf or 0) < (result.mean_conf or 0) - 5:
-        return 0, result
+        return 0, image, result
     spent = result.seconds + turned.seconds
-    return rotation, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)
+    return rotation, turned_image, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)

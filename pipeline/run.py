@@ -34,8 +34,8 @@ from .errors import ArchiveError, IntakeError, MedarchiveError
 from .fsutil import sha256_file
 from .intake import Intake, inspect_pdf
 from .models import PageText
-from .roster import Roster
 from .pages import PageTask, process_page
+from .roster import Roster
 
 log = logging.getLogger("medarchive")
 
