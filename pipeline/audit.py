@@ -33,7 +33,10 @@ _CHUNK = 1 << 16
 
 ACTIONS = frozenset({
     "ingest", "search", "list", "show", "export", "disclosures", "review.assign", "reassign",
-    "reindex", "verify", "retention.report", "retention.purge", "audit",
+    "reindex", "verify", "retention.report", "retention.purge", "audit", "backlog",
+    # the web interface: every page that shows patient data, and the accounts behind it
+    "view", "download", "patient", "review.view", "login", "login.failed", "logout",
+    "user.add", "user.passwd", "user.disable", "user.enable",
 })
 
 

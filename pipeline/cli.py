@@ -24,10 +24,12 @@ from . import samples as sample_scans
 from .archive import find_sidecar, iter_failed, iter_sidecars, record_from_sidecar
 from .review import waiting as review_queue
 from .cli_common import actor, open_index, trail, with_config
+from .cli_backlog import COMMANDS as BACKLOG_COMMANDS
 from .cli_records import COMMANDS as RECORDS_COMMANDS
 from .config import Config
 from .errors import MedarchiveError
 from .run import Outcome, Pipeline, collect_inputs, make_executor
+from web.cli import COMMANDS as WEB_COMMANDS
 EXIT_USAGE = 1
 EXIT_FAILED_INPUTS = 2
 STATUSES = click.Choice(["filed", "review"])
@@ -294,7 +296,7 @@ def status(config: Config, as_json: bool):
         click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
 
 
-for _command in RECORDS_COMMANDS:
+for _command in [*RECORDS_COMMANDS, *BACKLOG_COMMANDS, *WEB_COMMANDS]:
     cli.add_command(_command)
 
 

@@ -327,6 +327,33 @@ class RetentionSettings(_Section):
     legal_holds: list[str] = Field(default_factory=list, description="MRNs whose documents are never purged")
 
 
+class BacklogSettings(_Section):
+    """Overnight runs over a folder tree of old charts (`medarchive backlog`)."""
+
+    extensions: list[str] = Field(
+        default_factory=lambda: [".pdf", ".tif", ".tiff", ".png", ".jpg", ".jpeg"],
+        description="files taken from the tree; each is one document or a batch",
+    )
+    commit_every: int = Field(500, ge=1, description="index records per batch commit (merging waits for the end)")
+    limitmb: int = Field(1024, ge=64, description="index writer memory during a backlog run")
+    progress_seconds: float = Field(60, gt=0, description="period of the log line when not on a terminal")
+    shared_filesystem: bool = Field(
+        False, description="Dask workers can read the inputs' paths; otherwise pages travel as bytes"
+    )
+
+
+class WebSettings(_Section):
+    """The clerks' web interface (`medarchive serve`)."""
+
+    host: str = Field("127.0.0.1", description="localhost only; put a TLS reverse proxy in front for the ward")
+    port: int = Field(8080, ge=1, le=65535)
+    idle_timeout_minutes: float = Field(15, gt=0, description="automatic logoff after this long without a request")
+    login_attempts: int = Field(5, ge=1, description="failed logins per user and address before a lockout")
+    lockout_minutes: float = Field(15, gt=0)
+    secure_cookies: bool = Field(True, description="cookies only over HTTPS (the proxy's); false for plain-HTTP testing")
+    page_size: int = Field(20, ge=1, le=200, description="search results per page")
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -343,6 +370,8 @@ class Config(_Section):
     roster: RosterSettings = Field(default_factory=RosterSettings)
     barcodes: BarcodeSettings = Field(default_factory=BarcodeSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
+    backlog: BacklogSettings = Field(default_factory=BacklogSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @property
     def base_dir(self) -> Path:

@@ -1,0 +1,3 @@
+"""`medarchive backlog`."""
+
+COMMANDS: list = []

@@ -1,0 +1,1 @@
+"""The clerks' web interface: search, view, review and release in a browser."""

@@ -1,0 +1,3 @@
+"""`medarchive serve` and `medarchive user ...`."""
+
+COMMANDS: list = []
