@@ -81,10 +81,16 @@ def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> dic
     }
 
 
+def document_pdf_path(config: Config, doc: Document) -> Path:
+    """Where ``doc``'s PDF goes: known before anything is written, so a run journal can
+    record it and find (or clear) what a crash left half-written."""
+    folder = document_dir(config, doc.decision.status, doc.decision.mrn)
+    return folder / (base_name(doc.identifiers.doc_date, doc.classification.doc_type, doc.doc_id) + ".pdf")
+
+
 def write_document(config: Config, doc: Document, source_pdf: Path) -> dict:
     """Write the searchable PDF, then its sidecar, both atomically; return the sidecar."""
-    folder = document_dir(config, doc.decision.status, doc.decision.mrn)
-    pdf_path = folder / (base_name(doc.identifiers.doc_date, doc.classification.doc_type, doc.doc_id) + ".pdf")
+    pdf_path = document_pdf_path(config, doc)
     atomic_write(pdf_path, lambda temp: build_pdf(source_pdf, doc.pages, temp))
     sidecar = _sidecar(config, doc, pdf_path, sha256_file(pdf_path))
     atomic_write_json(sidecar_path(pdf_path), sidecar)

@@ -335,11 +335,13 @@ class BacklogSettings(_Section):
         description="files taken from the tree; each is one document or a batch",
     )
     commit_every: int = Field(500, ge=1, description="index records per batch commit (merging waits for the end)")
+    commit_seconds: float = Field(300, gt=0, description="commit at least this often, so clerks find new documents")
     limitmb: int = Field(1024, ge=64, description="index writer memory during a backlog run")
     progress_seconds: float = Field(60, gt=0, description="period of the log line when not on a terminal")
     shared_filesystem: bool = Field(
         False, description="Dask workers can read the inputs' paths; otherwise pages travel as bytes"
     )
+    scheduler_timeout_seconds: float = Field(30, gt=0, description="how long to try to reach a Dask scheduler")
 
 
 class WebSettings(_Section):

@@ -8,6 +8,8 @@ workers return plain data, and only this process touches the archive and the ind
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
 import multiprocessing
 import os
@@ -26,12 +28,13 @@ import pikepdf
 
 from indexers.base import Index, IndexRecord
 
-from .archive import record_from_sidecar, set_aside_failed, write_document
+from .archive import document_pdf_path, record_from_sidecar, set_aside_failed, write_document
 from .audit import AuditLog
 from .config import Config
 from .documents import SourceFacts, build_documents
 from .errors import ArchiveError, IntakeError, MedarchiveError
 from .fsutil import sha256_file
+from .images import image_to_pdf, is_image
 from .intake import Intake, inspect_pdf
 from .models import PageText
 from .pages import PageTask, process_page
@@ -80,17 +83,19 @@ class _Job:
     source: InputFile
     intake: Intake
     render_path: Path
-    workdir: tempfile.TemporaryDirectory | None
+    workdir: tempfile.TemporaryDirectory
     results: dict[int, PageText] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    pdf: pikepdf.Pdf | None = None  # open while its pages are cut out to travel as bytes
 
     @property
     def complete(self) -> bool:
         return len(self.results) == self.intake.page_count
 
     def close(self) -> None:
-        if self.workdir is not None:
-            self.workdir.cleanup()
+        if self.pdf is not None:
+            self.pdf.close()
+        self.workdir.cleanup()
 
 
 def make_executor(config: Config) -> ProcessPoolExecutor:
@@ -119,21 +124,33 @@ def _exit_with_coordinator(pid: int) -> None:
     """Workers of a coordinator killed with -9 would otherwise idle forever on their queue."""
 
     def watch() -> None:
-        while True:
+        while _alive(pid):
             time.sleep(2)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
+        os._exit(1)
 
     threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
 
 
+def _alive(pid: int) -> bool:
+    """False once ``pid`` has exited, even while its parent has not reaped it (a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 def collect_inputs(paths: Iterable[Path]) -> Iterator[InputFile]:
-    """Files as given; folders walked for *.pdf, in a stable order."""
+    """Files as given; folders walked for PDFs and page images, in a stable order."""
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
+            found = sorted(p for p in path.rglob("*") if p.is_file() and (p.suffix.lower() == ".pdf" or is_image(p)))
             yield from (InputFile(p) for p in found)
         else:
             yield InputFile(path)
@@ -151,6 +168,10 @@ class Pipeline:
         on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None,
         audit: AuditLog | None = None,
         user: str = "",
+        *,
+        on_filing: Callable[[InputFile, list[Path], int], None] = lambda source, pdf_paths, pages: None,
+        merge: bool = True,
+        pages_as_bytes: bool = False,
     ) -> None:
         self.config = config
         self.audit = audit
@@ -159,9 +180,16 @@ class Pipeline:
         self.executor = executor
         self.on_outcome = on_outcome
         self.on_committed = on_committed
+        self.on_filing = on_filing
+        # A long run commits without merging segments and merges once at the end.
+        self.merge = merge
+        # Workers on other machines cannot read our paths: send each page as a one-page PDF.
+        self.pages_as_bytes = pages_as_bytes
         self._batch: list[IndexRecord] = []
         self._uncommitted: list[Outcome] = []
         self._seen: dict[str, list[str]] = {}
+        # Inputs with the bytes of one still in flight wait for it, then meet it as a duplicate.
+        self._in_flight: dict[str, list[InputFile]] = {}
         self._feeds: deque[Iterator[InputFile]] = deque()
         self._job_tasks: Iterator[tuple[_Job, PageTask]] | None = None
         self._pending: dict[Future, tuple[_Job, int]] = {}
@@ -232,7 +260,7 @@ class Pipeline:
     def flush(self) -> None:
         """Commit the pending index records, then tell the caller they are durable."""
         if self._batch:
-            self.index.add(self._batch)
+            self.index.add(self._batch, merge=self.merge)
             self._batch = []
         if self._uncommitted:
             committed, self._uncommitted = self._uncommitted, []
@@ -240,31 +268,57 @@ class Pipeline:
 
     def _tasks(self, job: _Job) -> Iterator[tuple[_Job, PageTask]]:
         ocr = self.config.ocr
+        if self.pages_as_bytes:
+            job.pdf = pikepdf.open(job.render_path)
         for page_no in range(1, job.intake.page_count + 1):
             scanned = page_no in job.intake.scanned_pages
             yield job, PageTask(
                 job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds,
                 ocr.min_text_layer_chars, self._barcode_formats, self.config.barcodes.whole_page,
+                _one_page(job.pdf, page_no) if job.pdf is not None else None,
             )
 
     def _open(self, source: InputFile) -> _Job | None:
         """Vet one input; report failures and duplicates at once and return None for them."""
+        workdir = tempfile.TemporaryDirectory(prefix="medarchive-intake-")
         try:
-            intake = inspect_pdf(source.path, self.config.intake, self.config.ocr.dpi)
+            intake = self._inspect(source, Path(workdir.name))
         except IntakeError as exc:
+            workdir.cleanup()
             self._fail(source, str(exc), _sha_or_none(source.path))
+            return None
+        try:
+            return self._vetted(source, intake, workdir)
+        except BaseException:
+            workdir.cleanup()
+            raise
+
+    def _inspect(self, source: InputFile, workdir: Path) -> Intake:
+        """Intake of a PDF, or of the PDF an image is wrapped in (keyed by the image's own bytes)."""
+        if not is_image(source.path):
+            return inspect_pdf(source.path, self.config.intake, self.config.ocr.dpi)
+        wrapped = workdir / "image.pdf"
+        image_to_pdf(source.path, wrapped, self.config.intake)
+        intake = inspect_pdf(wrapped, self.config.intake, self.config.ocr.dpi)
+        return dataclasses.replace(intake, sha256=sha256_file(source.path))
+
+    def _vetted(self, source: InputFile, intake: Intake, workdir: tempfile.TemporaryDirectory) -> _Job | None:
+        if intake.sha256 in self._in_flight:
+            workdir.cleanup()
+            self._in_flight[intake.sha256].append(source)
             return None
         existing = self._seen.get(intake.sha256) or self.index.doc_ids_for_source(intake.sha256)
         if existing:
+            workdir.cleanup()
             reason = f"identical to archived {', '.join(sorted(existing))}"
             self._report(Outcome(source, "duplicate", sorted(existing), reason=reason))
             return None
         log.info("intake %s: %d pages, sha256 %s", source.display_name, intake.page_count, intake.sha256[:16])
+        self._in_flight[intake.sha256] = []
         if not intake.warnings:
-            return _Job(source, intake, source.path, None)
-        workdir = tempfile.TemporaryDirectory(prefix="medarchive-repair-")
+            return _Job(source, intake, intake.path, workdir)
         repaired = Path(workdir.name) / "repaired.pdf"
-        with pikepdf.open(source.path) as pdf:
+        with pikepdf.open(intake.path) as pdf:
             pdf.save(repaired)
         log.info("intake %s: repaired (%d warnings)", source.display_name, len(intake.warnings))
         return _Job(source, intake, repaired, workdir)
@@ -280,6 +334,9 @@ class Pipeline:
             self._fail(job.source, f"could not be archived: {exc}", job.intake.sha256)
         finally:
             job.close()
+            waiting = self._in_flight.pop(job.intake.sha256, [])
+            if waiting:
+                self._feeds.appendleft(iter(waiting))
 
     def _file(self, job: _Job) -> None:
         intake, source = job.intake, job.source
@@ -289,6 +346,7 @@ class Pipeline:
         if not documents:
             self._fail(source, "holds only separator sheets, no document pages", intake.sha256)
             return
+        self.on_filing(source, [document_pdf_path(self.config, doc) for doc in documents], intake.page_count)
         sidecars = [write_document(self.config, doc, job.render_path) for doc in documents]
         self._seen[intake.sha256] = [doc.doc_id for doc in documents]
         self._batch.extend(record_from_sidecar(s) for s in sidecars)
@@ -330,6 +388,14 @@ def _outcome(source: InputFile, sidecars: list[dict], pages: list[PageText], sec
         "; ".join(reasons) or None, sidecars[0]["path"], len(pages), sum(p.ocr_seconds for p in pages), seconds,
         documents=[{k: s[k] for k in ("doc_id", "status", "mrn", "path", "review_reason", "doc_type")} | {"pages": s["source"]["pages"]} for s in sidecars],
     )
+
+
+def _one_page(pdf: pikepdf.Pdf, page_no: int) -> bytes:
+    with pikepdf.new() as single:
+        single.pages.append(pdf.pages[page_no - 1])
+        buffer = io.BytesIO()
+        single.save(buffer)
+        return buffer.getvalue()
 
 
 def _page_result(future: Future, page_no: int) -> PageText:

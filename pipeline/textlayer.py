@@ -41,9 +41,16 @@ def _graft(page: pikepdf.Page, layer_pdf: bytes, owner: pikepdf.Pdf) -> None:
     size = (float(layer_box[2]) - float(layer_box[0]), float(layer_box[3]) - float(layer_box[1]))
     rotate = int(page.obj.get("/Rotate", 0)) % 360
     matrix = placement(list(page.cropbox), rotate, size)
-    name = page.add_resource(form, pikepdf.Name.XObject)
+    name = page.add_resource(form, pikepdf.Name.XObject, _free_name(page))
     ops = " ".join(f"{v:.6f}" for v in matrix)
     page.contents_add(f"q {ops} cm {name} Do Q\n".encode("ascii"), prepend=True)
+
+
+def _free_name(page: pikepdf.Page) -> pikepdf.Name:
+    """A resource name the page does not use yet, the same on every run (pikepdf's own are random)."""
+    used = set(page.resources.get("/XObject", {}).keys())
+    candidates = (f"/OCRText{n or ''}" for n in range(len(used) + 1))
+    return pikepdf.Name(next(c for c in candidates if c not in used))
 
 
 def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
@@ -57,4 +64,9 @@ def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
             if page_text.layer_pdf:
                 _graft(page, page_text.layer_pdf, out)
         out.remove_unreferenced_resources()
-        out.save(out_path, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        # A deterministic /ID: the same input pages always make the same bytes, so a run
+        # resumed after a crash archives exactly what an uninterrupted one would.
+        out.save(
+            out_path, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+            deterministic_id=True,
+        )

@@ -8,6 +8,8 @@ command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx
 command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null || missing+=(poppler-utils)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The web interface's end-to-end tests drive Debian's chromium through Playwright.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

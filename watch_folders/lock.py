@@ -13,9 +13,18 @@ class AlreadyRunning(MedarchiveError):
     pass
 
 
+_DAEMON_BUSY = (
+    "another medarchive daemon (pid {pid}) is already watching the data root {root}; "
+    "stop it first (systemctl stop medarchive, or kill {pid})"
+)
+
+
 class DaemonLock:
-    def __init__(self, path: Path) -> None:
+    """``busy`` is the message when another process holds the lock ({pid} and {root} are filled in)."""
+
+    def __init__(self, path: Path, busy: str = _DAEMON_BUSY) -> None:
         self.path = path
+        self.busy = busy
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -25,10 +34,7 @@ class DaemonLock:
         except BlockingIOError:
             os.close(fd)
             pid = holder(self.path)
-            raise AlreadyRunning(
-                f"another medarchive daemon (pid {pid or 'unknown'}) is already watching the data root "
-                f"{self.path.parent}; stop it first (systemctl stop medarchive, or kill {pid or '<pid>'})"
-            ) from None
+            raise AlreadyRunning(self.busy.format(pid=pid or "unknown", root=self.path.parent)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)

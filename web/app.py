@@ -1,0 +1,74 @@
+"""The Flask application factory: services, blueprints, security headers and error pages."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from flask import Flask, Response, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from pipeline.audit import AuditLog
+from pipeline.cli_common import open_index
+from pipeline.config import Config
+from pipeline.errors import MedarchiveError
+
+from . import auth, views_admin, views_documents, views_release, views_review, views_search
+from .context import EXTENSION, Services
+from .sessions import Clock, LoginLimiter, SessionStore
+from .users import UserStore
+
+# No inline script or style anywhere, and the PDF may only be framed by this site.
+_CSP = "default-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'self'"
+_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
+def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
+    """The web app over the config's archive and index; ``clock`` drives idle timeouts and lockouts."""
+    app = Flask(__name__)
+    # Flask's own signed-cookie session is not used (sessions are server-side);
+    # the key only has to exist and stay secret.
+    app.secret_key = secrets.token_bytes(32)
+    web = config.web
+    app.extensions[EXTENSION] = Services(
+        config=config,
+        index=open_index(config),
+        audit=AuditLog.for_config(config),
+        users=UserStore.for_config(config),
+        sessions=SessionStore(web.idle_timeout_minutes * 60, clock),
+        limiter=LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock),
+    )
+    for blueprint in (auth.bp, views_search.bp, views_documents.bp, views_review.bp, views_release.bp, views_admin.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(auth.load_session)
+    app.after_request(auth.save_cookie)
+    app.after_request(_harden)
+    app.context_processor(_template_globals)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(MedarchiveError, _archive_error)
+    return app
+
+
+def _harden(response: Response) -> Response:
+    response.headers.update(_HEADERS)
+    if request.endpoint != "static":
+        # Patient data must not linger in a shared workstation's browser cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _template_globals() -> dict:
+    return {"csrf_token": auth.csrf_token(), "user": g.get("user"), "notice": auth.take_notice()}
+
+
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    return render_template("error.html", title=f"{exc.code} {exc.name}", message=exc.description), exc.code or 500
+
+
+def _archive_error(exc: MedarchiveError) -> tuple[str, int]:
+    return render_template("error.html", title="The archive could not do that", message=str(exc)), 409

@@ -1,0 +1,75 @@
+"""Documents by id: the sidecar found through the index, the archived PDF, the page a hit is on.
+
+A request only ever names a document id, checked against a strict pattern; the
+files are found from the index record's path (or, when the daemon has just moved
+the document, by pipeline.archive.find_sidecar), never from the request.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask import abort
+
+from pipeline.archive import find_sidecar, sidecar_path
+from pipeline.config import Config
+from pipeline.errors import ArchiveError
+from pipeline.fsutil import read_json
+
+from .context import services
+
+DOC_ID = re.compile(r"[0-9a-f]{16}-\d{1,6}")
+_MARKED = re.compile(r"\*\*(.+?)\*\*")
+
+
+def load(doc_id: str) -> dict:
+    """The sidecar of a document, or 404 for a malformed or unknown id."""
+    if not DOC_ID.fullmatch(doc_id):
+        abort(404)
+    config = services().config
+    hits = services().index.search(f"doc_id:{doc_id}", limit=1)
+    sidecar = read_at(config, hits[0].path) if hits else None
+    if sidecar is None or sidecar.get("doc_id") != doc_id:
+        try:
+            sidecar = find_sidecar(config, doc_id)
+        except (ArchiveError, OSError, ValueError):
+            abort(404)
+    return sidecar
+
+
+def read_at(config: Config, relative: str) -> dict | None:
+    """The sidecar beside an archived PDF given by its index path, if it is still there."""
+    pdf = archived(config, relative)
+    if pdf is None:
+        return None
+    try:
+        return read_json(sidecar_path(pdf))
+    except (OSError, ValueError):
+        return None
+
+
+def archived(config: Config, relative: str) -> Path | None:
+    """An archive or review-queue PDF under the data root, or None for anything else."""
+    path = (config.root / relative).resolve()
+    inside = any(path.is_relative_to(folder.resolve()) for folder in (config.archive_dir, config.review_dir))
+    return path if inside and path.suffix == ".pdf" and path.is_file() else None
+
+
+def pdf_of(sidecar: dict) -> Path:
+    pdf = archived(services().config, sidecar["path"])
+    if pdf is None:
+        abort(404)
+    return pdf
+
+
+def hit_page(sidecar: dict | None, snippet: str) -> int | None:
+    """The first page whose text holds a word the snippet highlights."""
+    if sidecar is None:
+        return None
+    words = [w.lower() for w in _MARKED.findall(snippet)]
+    for page in sidecar.get("page_texts", []):
+        text = (page.get("text") or "").lower()
+        if any(word in text for word in words):
+            return page.get("page")
+    return None

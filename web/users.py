@@ -1,0 +1,156 @@
+"""Web accounts: names, roles and argon2 password hashes in a private SQLite file in the data root."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from pipeline.archive import now_utc
+from pipeline.config import Config
+from pipeline.errors import MedarchiveError
+from pipeline.fsutil import FILE_MODE, ensure_dir
+
+ROLES = ("clerk", "release", "admin")
+MIN_PASSWORD_CHARS = 10
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HASHER = PasswordHasher()
+# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+)
+"""
+
+
+class UserError(MedarchiveError):
+    """An account cannot be created or changed as asked."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    enabled: bool
+    created: str
+    updated: str
+
+    def can(self, *roles: str) -> bool:
+        return self.enabled and self.role in roles
+
+
+def users_path(config: Config) -> Path:
+    return config.root / "web" / "users.sqlite"
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise UserError(f"{name!r} cannot be a user name: use letters, digits, '.', '_' or '-' (at most 64)")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"])
+
+
+class UserStore:
+    """Every call opens its own connection, so the store is safe across the server's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_config(cls, config: Config) -> UserStore:
+        return cls(users_path(config))
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        ensure_dir(self.path.parent)
+        # Created 0600 before SQLite opens it; SQLite gives its journal the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        db = sqlite3.connect(self.path, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute(_SCHEMA)
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def get(self, name: str) -> User | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return _user(row) if row else None
+
+    def all(self) -> list[User]:
+        with self._db() as db:
+            return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
+
+    def add(self, name: str, role: str, password: str) -> User:
+        _check_name(name)
+        _check_role(role)
+        check_password(password)
+        now = now_utc()
+        try:
+            with self._db() as db:
+                db.execute("INSERT INTO users (name, role, password_hash, enabled, created, updated) VALUES (?, ?, ?, 1, ?, ?)",
+                           (name, role, _HASHER.hash(password), now, now))
+        except sqlite3.IntegrityError:
+            raise UserError(f"user {name} already exists; use `medarchive user passwd` to change the password") from None
+        return self._existing(name)
+
+    def set_password(self, name: str, password: str) -> User:
+        check_password(password)
+        return self._update(name, "password_hash = ?", _HASHER.hash(password))
+
+    def set_enabled(self, name: str, enabled: bool) -> User:
+        return self._update(name, "enabled = ?", int(enabled))
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user when the name and password match an enabled account, else None."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        try:
+            _HASHER.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None or not row["enabled"]:
+            return None
+        if _HASHER.check_needs_rehash(row["password_hash"]):
+            self._update(name, "password_hash = ?", _HASHER.hash(password))
+        return _user(row)
+
+    def _update(self, name: str, assignment: str, value: object) -> User:
+        with self._db() as db:
+            changed = db.execute(f"UPDATE users SET {assignment}, updated = ? WHERE name = ?", (value, now_utc(), name)).rowcount
+        if not changed:
+            raise UserError(f"no user {name!r}; add one with `medarchive user add`")
+        return self._existing(name)
+
+    def _existing(self, name: str) -> User:
+        user = self.get(name)
+        assert user is not None  # just written
+        return user
