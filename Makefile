@@ -5,12 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.yaml
 
-.PHONY: setup system run test bench
+.PHONY: setup system test-system run test bench
 
 setup: system $(STAMP)
 
 system:
 	@bash scripts/install-system-packages.sh
+
+test-system:
+	@bash scripts/install-system-packages.sh --tests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,7 @@ run: setup
 	@echo "watching the drop folder; in another terminal try: $(BIN)/medarchive search patient"
 	$(BIN)/medarchive --config $(CONFIG) watch
 
-test: setup
+test: test-system setup
 	$(BIN)/pytest -q
 
 bench: setup
@@ -33,3 +36,7 @@ bench: setup
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/watch_latency.py
 	$(BIN)/python bench/pdf_zoo.py
+	$(BIN)/pip install --quiet -e '.[cluster]'
+	$(BIN)/python bench/backlog_throughput.py
+	$(BIN)/python bench/index_scale.py
+	$(BIN)/python bench/web_latency.py

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages medarchive needs, only when something is missing.
+# --tests: also what the test suite needs (Debian's chromium for the browser tests).
 set -euo pipefail
 
 missing=()
@@ -9,7 +10,9 @@ command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null || missing+=(p
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # The web interface's end-to-end tests drive Debian's chromium through Playwright.
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${1:-}" = "--tests" ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
