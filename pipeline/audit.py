@@ -36,7 +36,7 @@ ACTIONS = frozenset({
     "reindex", "verify", "retention.report", "retention.purge", "audit", "backlog",
     # the web interface: every page that shows patient data, and the accounts behind it
     "view", "download", "patient", "review.view", "login", "login.failed", "logout",
-    "user.add", "user.passwd", "user.disable", "user.enable",
+    "user.add", "user.passwd", "user.disable", "user.enable", "user.role",
 })
 
 

@@ -113,11 +113,13 @@ def audit_verify(config: Config):
 @date_option("--from", "date_from", "documents dated on or after")
 @date_option("--to", "date_to", "documents dated on or before")
 @click.option("--include-review", is_flag=True, help="also release review-queue documents that name this MRN (unconfirmed)")
+@click.option("--doc", "doc_ids", multiple=True, help="only this document id of the patient (repeatable)")
 @click.option("--zip", "as_zip", is_flag=True, help="write one zip into --out instead of loose files")
 @with_config
-def export(config: Config, mrn, out_dir, requester, purpose, doc_types, date_from, date_to, include_review, as_zip):
+def export(config: Config, mrn, out_dir, requester, purpose, doc_types, date_from, date_to, include_review, doc_ids, as_zip):
     """Release a patient's documents with a manifest and a cover sheet, and record the disclosure."""
-    request = releases.ReleaseRequest(mrn, requester, purpose, tuple(doc_types), date_from, date_to, include_review)
+    request = releases.ReleaseRequest(mrn, requester, purpose, tuple(doc_types), date_from, date_to, include_review,
+                                      doc_ids=tuple(doc_ids))
     done = releases.export(config, request, out_dir, user=actor(), audit=AuditLog.for_config(config), as_zip=as_zip)
     for row in done.documents:
         click.echo(f"released  {row['doc_date'] or 'undated':<10} {row['doc_type']:<18} {row['doc_id']}  {row['pages']}p  {row['status']}")

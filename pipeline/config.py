@@ -354,6 +354,8 @@ class WebSettings(_Section):
     lockout_minutes: float = Field(15, gt=0)
     secure_cookies: bool = Field(True, description="cookies only over HTTPS (the proxy's); false for plain-HTTP testing")
     page_size: int = Field(20, ge=1, le=200, description="search results per page")
+    trusted_proxy: bool = Field(False, description="behind one reverse proxy: the client address comes from its "
+                                                   "X-Forwarded-For; otherwise that header is ignored")
 
 
 class Config(_Section):

@@ -16,11 +16,14 @@ from .barcodes import BarcodeRead, read_barcodes
 from .models import PageText
 from .ocr import OcrError, OcrResult, ocr_image
 from .orientation import detect_rotation, is_suspect, rotate_image
-from .raster import RasterError, has_real_text, render_page, text_layer
+from .raster import RasterError, despeckle, has_real_text, render_page, text_layer
 
 
 @dataclass(frozen=True)
 class PageTask:
+    """One page to read. With ``pdf_bytes`` the page travels as a one-page PDF (a worker on
+    another machine cannot read the coordinator's paths); ``pdf_path`` is then not read."""
+
     pdf_path: Path
     page_no: int
     scanned: bool
@@ -30,16 +33,18 @@ class PageTask:
     min_text_chars: int
     barcode_formats: tuple[str, ...] = ()
     barcode_whole_page: bool = False
+    pdf_bytes: bytes | None = None
 
 
 def process_page(task: PageTask) -> PageText:
     """Use the page's own text when it is real, else render and OCR it. Never raises."""
-    own = text_layer(task.pdf_path, task.page_no, task.timeout)
-    if has_real_text(own, task.min_text_chars, task.scanned):
-        return PageText(task.page_no, own, "text-layer")
     with tempfile.TemporaryDirectory(prefix="medarchive-page-") as work:
+        pdf, number = _source(task, Path(work))
+        own = text_layer(pdf, number, task.timeout)
+        if has_real_text(own, task.min_text_chars, task.scanned):
+            return PageText(task.page_no, own, "text-layer")
         try:
-            image = render_page(task.pdf_path, task.page_no, task.dpi, Path(work), task.timeout)
+            image = despeckle(render_page(pdf, number, task.dpi, Path(work), task.timeout), task.dpi)
             result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
             rotation, upright, result = _upright(image, result, task)
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
@@ -57,6 +62,15 @@ def process_page(task: PageTask) -> PageText:
         barcodes=tuple(reads),
         layer_pdf=result.layer_pdf,
     )
+
+
+def _source(task: PageTask, work: Path) -> tuple[Path, int]:
+    """The PDF to read and the page's number in it."""
+    if task.pdf_bytes is None:
+        return task.pdf_path, task.page_no
+    single = work / "page.pdf"
+    single.write_bytes(task.pdf_bytes)
+    return single, 1
 
 
 # Reading barcodes costs a tenth of an OCR pass over a whole page. On a page of text

@@ -46,7 +46,11 @@ class ReleaseError(MedarchiveError):
 
 @dataclass(frozen=True)
 class ReleaseRequest:
-    """What to release: one patient's documents, narrowed by type and document date (inclusive)."""
+    """What to release: one patient's documents, narrowed by type and document date (inclusive).
+
+    ``doc_ids``, when given, names the very documents to release; each must also
+    pass the other criteria, so none is silently left out.
+    """
 
     mrn: str
     requester: str
@@ -55,6 +59,7 @@ class ReleaseRequest:
     date_from: str | None = None
     date_to: str | None = None
     include_review: bool = False
+    doc_ids: tuple[str, ...] = ()
 
     def criteria(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("requester", "purpose")}
@@ -84,9 +89,9 @@ def _in_range(doc_date: str | None, request: ReleaseRequest) -> bool:
 
 
 def _wanted(sidecar: dict, request: ReleaseRequest) -> bool:
+    """Whether one of the patient's documents passes the status, type and date criteria."""
     return (
         (sidecar["status"] == "filed" or request.include_review)
-        and request.mrn in _patient_mrns(sidecar)
         and (not request.doc_types or sidecar["doc_type"] in request.doc_types)
         and _in_range(sidecar.get("doc_date"), request)
     )
@@ -94,8 +99,24 @@ def _wanted(sidecar: dict, request: ReleaseRequest) -> bool:
 
 def select_documents(config: Config, request: ReleaseRequest) -> list[dict]:
     """The sidecars of the documents the request covers, oldest first (undated last)."""
-    chosen = [s for s in iter_sidecars(config) if _wanted(s, request)]
+    patients = [s for s in iter_sidecars(config) if request.mrn in _patient_mrns(s)]
+    chosen = [s for s in patients if _wanted(s, request)]
+    if request.doc_ids:
+        chosen = _only_named(request, patients, chosen)
     return sorted(chosen, key=lambda s: (s.get("doc_date") or "9999", s["doc_id"]))
+
+
+def _only_named(request: ReleaseRequest, patients: list[dict], chosen: list[dict]) -> list[dict]:
+    """The chosen documents the request names; any id it names that is not among them refuses the release."""
+    by_id = {s["doc_id"]: s for s in chosen}
+    theirs = {s["doc_id"] for s in patients}
+    for doc_id in request.doc_ids:
+        if doc_id not in theirs:
+            raise ReleaseError(f"document {doc_id} is not a document of MRN {request.mrn}; nothing was released")
+        if doc_id not in by_id:
+            raise ReleaseError(f"document {doc_id} is left out by the type, date or review-queue criteria; "
+                               "nothing was released (widen them or do not choose it)")
+    return [by_id[doc_id] for doc_id in dict.fromkeys(request.doc_ids)]
 
 
 def _copy_checked(config: Config, sidecar: dict, folder: Path) -> Path:

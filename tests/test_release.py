@@ -12,6 +12,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
+from pipeline.archive import iter_sidecars
 from pipeline.audit import AuditLog
 from pipeline.config import Config
 from pipeline.release import ReleaseError, ReleaseRequest, disclosures, export
@@ -136,3 +137,34 @@ def test_the_cover_sheet_stays_one_page_for_a_long_release(tmp_path: Path):
     with pikepdf.open(tmp_path / "out" / "cover_sheet.pdf") as cover:
         assert len(cover.pages) == 1
     assert "more document(s), listed in manifest.csv" in _pdftotext(tmp_path / "out" / "cover_sheet.pdf")
+
+
+def _doc_id(config: Config, **match) -> str:
+    return next(s["doc_id"] for s in iter_sidecars(config) if all(s.get(k) == v for k, v in match.items()))
+
+
+def test_only_the_chosen_documents_are_released_and_recorded(config: Config, tmp_path: Path):
+    chosen = [_doc_id(config, doc_type="discharge_summary"), _doc_id(config, doc_type="lab_result", doc_date=None)]
+    result = _export(config, tmp_path / "out", "--doc", chosen[0], "--doc", chosen[1])
+    assert result.exit_code == 0, result.exception
+    rows = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    assert sorted(r["doc_id"] for r in rows) == sorted(chosen)
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["criteria"]["doc_ids"] == chosen
+    entry = audit_entries(config, action="export")[0]
+    assert sorted(entry["doc_ids"]) == sorted(chosen) and entry["details"]["criteria"]["doc_ids"] == chosen
+
+
+def test_a_chosen_document_of_another_patient_or_outside_the_criteria_refuses_the_release(config: Config, tmp_path: Path):
+    mine, theirs = _doc_id(config, mrn=MRN, doc_type="lab_result"), _doc_id(config, mrn=OTHER_MRN)
+    waiting = _doc_id(config, status="review")
+    for n, (extra, message) in enumerate([
+        (("--doc", mine, "--doc", theirs), f"document {theirs} is not a document of MRN {MRN}"),
+        (("--doc", "ffffffffffffffff-1"), "document ffffffffffffffff-1 is not a document of MRN"),
+        (("--doc", waiting), f"document {waiting} is left out"),
+        (("--doc", mine, "--type", "discharge_summary"), f"document {mine} is left out"),
+    ]):
+        result = _export(config, tmp_path / f"out{n}", *extra)
+        assert result.exit_code == 1 and isinstance(result.exception, ReleaseError) and message in str(result.exception)
+        assert not (tmp_path / f"out{n}").exists()
+    assert not audit_entries(config, action="export")
+    assert _export(config, tmp_path / "with-review", "--doc", waiting, "--include-review").exit_code == 0

@@ -60,3 +60,29 @@ def test_serve_refuses_a_port_in_use(tmp_path):
         busy.listen()
         done = run_cli(config_path, "serve", "--port", str(busy.getsockname()[1]), timeout=60)
     assert done.returncode == 1 and "cannot listen" in done.stderr
+
+
+def test_user_roles_from_the_command_line_always_leave_an_admin(tmp_path):
+    config_path = write_config(tmp_path)
+    config = load_config(config_path)
+    store = UserStore.for_config(config)
+    store.add("ada", "admin", "ada-admin-pass")
+    store.add("kim", "clerk", "kim-clerk-pass")
+    assert _with_stdin(config_path, "", "user", "role", "kim", "release").returncode == 0
+    assert store.get("kim").role == "release"
+
+    for change in (("role", "ada", "clerk"), ("disable", "ada")):
+        refused = run_cli(config_path, "user", *change)
+        assert refused.returncode == 1 and refused.stderr.strip().count("\n") == 0, refused.stderr
+        assert "last enabled admin" in refused.stderr
+    assert store.get("ada").role == "admin" and store.get("ada").enabled
+
+    assert run_cli(config_path, "user", "role", "kim", "admin").returncode == 0
+    assert run_cli(config_path, "user", "role", "ada", "clerk").returncode == 0  # kim is admin now
+    assert store.get("ada").role == "clerk"
+    assert run_cli(config_path, "user", "role", "kim", "boss").returncode != 0
+    missing = run_cli(config_path, "user", "role", "nobody", "clerk")
+    assert missing.returncode == 1 and "no user" in missing.stderr
+
+    roles = [(e["user"], e["details"]) for e in AuditLog.for_config(config).entries() if e["action"] == "user.role"]
+    assert roles[0] == ("it-admin", {"name": "kim", "role": "release"}) and len(roles) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import stat
 import zipfile
@@ -155,6 +156,49 @@ def test_release_makes_a_zip_and_records_the_disclosure(fresh, tmp_path):
     assert any(doc["doc_id"] in name for name in names)
     exports = list(AuditLog.for_config(config).entries(AuditFilters(user="rey", action="export")))
     assert exports and exports[-1]["details"]["requester"] == "Dr. Who"
+
+
+def test_release_of_the_ticked_documents_only(fresh):
+    config, app = fresh
+    mrn = next(m for m in sorted({s["mrn"] for s in filed(config)}) if sum(s["mrn"] == m for s in filed(config)) >= 2)
+    wanted, left = [s["doc_id"] for s in filed(config) if s["mrn"] == mrn][:2]
+    stranger = next(s["doc_id"] for s in filed(config) if s["mrn"] != mrn)
+    client = logged_in(app, "rey")
+    form = client.get(f"/release?mrn={mrn}").text
+    assert re.findall(r'name="doc" value="([^"]+)"', form).count(wanted) == 1
+    fields = {"csrf_token": csrf_of(form), "mrn": mrn, "requester": "Dr. Who", "purpose": "continuing care"}
+    stray = client.post("/release", data={**fields, "doc": [wanted, stranger]})
+    assert stray.status_code == 400 and stranger in stray.text and f"not a document of MRN {mrn}" in stray.text
+    assert re.search(rf'value="{wanted}"[^>]*checked', stray.text)  # the ticks survive the error
+    response = client.post("/release", data={**fields, "doc": [wanted]})
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    package = zipfile.ZipFile(io.BytesIO(response.data))
+    response.close()
+    assert any(wanted in n for n in package.namelist()) and not any(left in n for n in package.namelist())
+    assert json.loads(package.read("manifest.json"))["criteria"]["doc_ids"] == [wanted]
+    export = list(AuditLog.for_config(config).entries(AuditFilters(user="rey", action="export")))[-1]
+    assert export["doc_ids"] == [wanted] and export["details"]["criteria"]["doc_ids"] == [wanted]
+
+
+def test_admin_changes_roles_but_never_of_the_last_admin(fresh):
+    config, app = fresh
+    store = UserStore.for_config(config)
+    client = logged_in(app, "ada")
+    token = csrf_of(client.get("/admin/users").text)
+    assert client.post("/admin/users/cal", data={"change": "role", "role": "admin"}).status_code == 400  # no CSRF token
+    clerk = logged_in(app, "cal")
+    own = clerk.post("/admin/users/cal", data={"csrf_token": csrf_of(clerk.get("/").text), "change": "role", "role": "admin"})
+    assert own.status_code == 403
+    assert store.get("cal").role == "clerk"
+    assert client.post("/admin/users/cal", data={"csrf_token": token, "change": "role", "role": "release"}).status_code == 302
+    assert store.get("cal").role == "release"
+    assert logged_in(app, "cal").get("/release").status_code == 200
+    bogus = client.post("/admin/users/cal", data={"csrf_token": token, "change": "role", "role": "boss"})
+    assert bogus.status_code == 400 and "unknown role" in bogus.text
+    last = client.post("/admin/users/ada", data={"csrf_token": token, "change": "role", "role": "clerk"})
+    assert last.status_code == 400 and "last enabled admin" in last.text and store.get("ada").role == "admin"
+    roles = [e["details"] for e in AuditLog.for_config(config).entries(AuditFilters(user="ada", action="user.role"))]
+    assert roles == [{"name": "cal", "role": "release"}]
 
 
 def test_admin_adds_disables_and_resets_users(fresh):

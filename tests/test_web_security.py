@@ -124,6 +124,25 @@ def test_failed_logins_lock_out_the_user_at_that_address(app, config, clock):
     assert {e["outcome"] for e in entries} >= {"refused", "locked out"}
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+def test_the_forwarded_client_address_counts_only_behind_a_trusted_proxy(config, clock, trusted):
+    web = config.web.model_copy(update={"trusted_proxy": trusted})
+    app = app_for(config.model_copy(update={"web": web}), clock)
+    trail = AuditLog.for_config(config)
+    before = len(list(trail.entries(AuditFilters(user="rey", action="login.failed"))))
+    client = app.test_client()
+    for _ in range(config.web.login_attempts):
+        # The leftmost address is the client's own claim; one hop trusts only what the proxy added.
+        assert login(client, "rey", "wrong password!", forwarded_for="198.51.100.1, 203.0.113.7").status_code == 401
+    # Another client behind the proxy; without trust, the same client forging the header.
+    other = login(app.test_client(), "rey", forwarded_for="203.0.113.8")
+    assert other.status_code == (302 if trusted else 429)
+    failed = list(trail.entries(AuditFilters(user="rey", action="login.failed")))[before:]
+    assert {e["details"]["address"] for e in failed} == {"203.0.113.7" if trusted else "127.0.0.1"}
+    if trusted:
+        assert list(trail.entries(AuditFilters(user="rey", action="login")))[-1]["details"]["address"] == "203.0.113.8"
+
+
 def test_roles_guard_release_and_admin(app, doc):
     clerk, release, admin = logged_in(app, "cal"), logged_in(app, "rey"), logged_in(app, "ada")
     for url in ("/release", "/admin/users", "/admin/audit"):

@@ -86,11 +86,13 @@ def app_for(config: Config, clock: Clock | None = None):
     return app
 
 
-def login(client, name: str, password: str | None = None, address: str = "127.0.0.1"):
-    page = client.get("/login", environ_base={"REMOTE_ADDR": address})
+def login(client, name: str, password: str | None = None, address: str = "127.0.0.1", forwarded_for: str | None = None):
+    """Log in from ``address``, through a proxy that says the client is ``forwarded_for`` when given."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    page = client.get("/login", environ_base={"REMOTE_ADDR": address}, headers=headers)
     return client.post("/login", data={"name": name, "password": password or PASSWORDS[name],
                                        "csrf_token": csrf_of(page.text), "next": ""},
-                       environ_base={"REMOTE_ADDR": address})
+                       environ_base={"REMOTE_ADDR": address}, headers=headers)
 
 
 def logged_in(app, name: str):

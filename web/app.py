@@ -7,6 +7,7 @@ import time
 
 from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pipeline.audit import AuditLog
 from pipeline.cli_common import open_index
@@ -51,6 +52,11 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
     app.context_processor(_template_globals)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(MedarchiveError, _archive_error)
+    if web.trusted_proxy:
+        # One hop: only the address the proxy put there. Anything further left came from
+        # the client and could be forged to dodge the login lockout. Nothing else is taken
+        # from the proxy's headers: redirects are relative and cookies are set by config.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)
     return app
 
 

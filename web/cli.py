@@ -60,7 +60,7 @@ def _password(stdin: bool) -> str:
 
 @click.group()
 def user():
-    """Web accounts: add, change password, disable, enable, list."""
+    """Web accounts: add, change password or role, disable, enable, list."""
 
 
 @user.command(name="add")
@@ -84,6 +84,17 @@ def user_passwd(config: Config, name: str, password_stdin: bool):
     UserStore.for_config(config).set_password(name, _password(password_stdin))
     trail(config).record("user.passwd", user=actor(), details={"name": name})
     click.echo(f"password of {name} changed")
+
+
+@user.command(name="role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@with_config
+def user_role(config: Config, name: str, role: str):
+    """Give a web user another role (takes effect on their next request)."""
+    UserStore.for_config(config).set_role(name, role)
+    trail(config).record("user.role", user=actor(), details={"name": name, "role": role})
+    click.echo(f"{name} is now {role}")
 
 
 def _switch(action: str, enabled: bool):

@@ -76,6 +76,13 @@ def _user(row: sqlite3.Row) -> User:
     return User(row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"])
 
 
+def _is_last_admin(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+    if row["role"] != "admin" or not row["enabled"]:
+        return False
+    others = db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND enabled = 1 AND name != ?", (row["name"],))
+    return others.fetchone()[0] == 0
+
+
 class UserStore:
     """Every call opens its own connection, so the store is safe across the server's threads."""
 
@@ -127,7 +134,11 @@ class UserStore:
         return self._update(name, "password_hash = ?", _HASHER.hash(password))
 
     def set_enabled(self, name: str, enabled: bool) -> User:
-        return self._update(name, "enabled = ?", int(enabled))
+        return self._update(name, "enabled = ?", int(enabled), keep_an_admin=not enabled)
+
+    def set_role(self, name: str, role: str) -> User:
+        _check_role(role)
+        return self._update(name, "role = ?", role, keep_an_admin=role != "admin")
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when the name and password match an enabled account, else None."""
@@ -143,11 +154,19 @@ class UserStore:
             self._update(name, "password_hash = ?", _HASHER.hash(password))
         return _user(row)
 
-    def _update(self, name: str, assignment: str, value: object) -> User:
+    def _update(self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False) -> User:
+        """Change one account; ``keep_an_admin`` refuses the change when it would leave no enabled admin."""
         with self._db() as db:
-            changed = db.execute(f"UPDATE users SET {assignment}, updated = ? WHERE name = ?", (value, now_utc(), name)).rowcount
-        if not changed:
-            raise UserError(f"no user {name!r}; add one with `medarchive user add`")
+            # IMMEDIATE: no other writer between the check and the update, so two
+            # admins demoting each other at once cannot both succeed.
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UserError(f"no user {name!r}; add one with `medarchive user add`")
+            if keep_an_admin and _is_last_admin(db, row):
+                raise UserError(f"{name} is the last enabled admin; make another user admin first, "
+                                "or nobody could manage the accounts")
+            db.execute(f"UPDATE users SET {assignment}, updated = ? WHERE name = ?", (value, now_utc(), name))
         return self._existing(name)
 
     def _existing(self, name: str) -> User:

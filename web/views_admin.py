@@ -57,6 +57,9 @@ def change_user(name: str) -> tuple[str, int] | Response:
         elif change == "password":
             store.set_password(name, form.get("password", ""))
             record("user.passwd", details={"name": name})
+        elif change == "role":
+            store.set_role(name, form.get("role", ""))
+            record("user.role", details={"name": name, "role": form.get("role")})
         else:
             raise UserError(f"unknown change {change!r}")
     except UserError as exc:

@@ -1,4 +1,4 @@
-"""Release of information (roles release and admin): one patient's documents exported as a zip."""
+"""Release of information (roles release and admin): one patient's documents, all or the ticked ones, exported as a zip."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _form(error: str | None = None, status: int = 200) -> tuple[str, int]:
         record("patient", doc_ids=[h.doc_id for h in hits], mrns=[mrn],
                details={"what": "release form", "documents": len(hits)})
     return render_template("release.html", mrn=mrn, hits=hits, types=document_types(), form=values,
-                           chosen=set(values.getlist("type")), error=error), status
+                           chosen=set(values.getlist("type")), ticked=set(values.getlist("doc")), error=error), status
 
 
 @bp.get("/release")
@@ -45,6 +45,7 @@ def _request() -> ReleaseRequest:
         mrn=form.get("mrn", "").strip(), requester=form.get("requester", "").strip(), purpose=form.get("purpose", "").strip(),
         doc_types=tuple(form.getlist("type")), date_from=iso_date(form.get("from", ""), "from"),
         date_to=iso_date(form.get("to", ""), "to"), include_review=form.get("include_review") == "on",
+        doc_ids=tuple(form.getlist("doc")),
     )
 
 
