@@ -68,6 +68,11 @@ class Index(ABC):
         """Ranked hits for a query in the engine's syntax, narrowed by filters."""
 
     @abstractmethod
+    def get(self, doc_id: str) -> IndexRecord | None:
+        """One record as stored, by its doc_id (e.g. to find its archive path
+        without scanning the archive); None when it is not indexed."""
+
+    @abstractmethod
     def doc_ids_for_source(self, source_sha256: str) -> list[str]:
         """Documents already made from the input with these bytes."""
 

@@ -10,6 +10,8 @@ import os
 import shutil
 import tempfile
 import warnings
+from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +28,15 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from whoosh import index as whoosh_index
     from whoosh.analysis import Analyzer, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
-    from whoosh.codec.whoosh3 import W3Codec
+    from whoosh.codec.whoosh3 import W3Codec, W3PostingsWriter, W3TermInfo
     from whoosh.fields import ID, STORED, TEXT, Schema
     from whoosh.filedb.filestore import FileStorage
     from whoosh.highlight import Formatter, PinpointFragmenter, get_text
+    from whoosh.matching import ListMatcher, Matcher
     from whoosh.qparser import AndGroup, FieldAliasPlugin, MultifieldParser
     from whoosh.query import And, Every, Query, Term, TermRange
-    from whoosh.searching import Hit, Searcher
+    from whoosh.query.wrappers import WrappingQuery
+    from whoosh.searching import Hit, Results, Searcher
     from whoosh.util.filelock import try_for
     from whoosh.writing import SegmentWriter
 
@@ -41,6 +45,8 @@ SNIPPET_MAX_CHARS = 300
 _SNIPPET_FRAGMENTS = 2
 _DEFAULT_FIELDS = ["content", "patient_name", "mrn"]
 _ALIASES = {"patient_name": ["name", "patient"], "content": ["text"]}
+# Posting lists shorter than this live in the term table (see _Codec).
+_INLINE_POSTINGS = 10
 _KEYWORD_FIELDS = ("mrn", "dob", "doc_type", "doc_date", "status", "sha256", "source_sha256")
 _STORED_ONLY = ("path", "source_file", "review_reason", "pages")
 _LOCK_NAME = "MAIN_WRITELOCK"  # the file Whoosh's FileIndex.lock("WRITELOCK") uses
@@ -68,10 +74,38 @@ def build_schema() -> Schema:
     )
 
 
+class _InliningPostingsWriter(W3PostingsWriter):
+    """Keeps a short posting list in the term table instead of a pickled,
+    compressed block of its own in the postings file.
+
+    OCR text has a long tail of words seen in a few documents each, so most
+    terms of a segment are short lists, and writing (then merging, then
+    reading) each as a separate block dominated building the index. Whoosh
+    has this option (inlinelimit) but its writer calls a method that does not
+    exist (set_inline for set_inlined), so it could never be turned on.
+    """
+
+    def finish_postings(self) -> W3TermInfo:
+        # Formats without per-posting values (ID fields) still need one
+        # (empty) value each: merging copies them through an assertion.
+        if self.written() or len(self) >= self._inlinelimit or len(self._values) not in (0, len(self._ids)):
+            return super().finish_postings()
+        terminfo, self._terminfo = self._terminfo, None
+        terminfo.add_block(self)
+        terminfo.set_inlined(self._ids, self._weights, self._values or [b""] * len(self._ids))
+        return terminfo
+
+
+class _Codec(W3Codec):
+    def postings_writer(self, dbfile, byteids: bool = False) -> W3PostingsWriter:
+        return _InliningPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
+                                       compression=self._compression, inlinelimit=self._inlinelimit)
+
+
 def _codec() -> W3Codec:
+    codec = _Codec(inlinelimit=_INLINE_POSTINGS)
     # Per-posting document-length lookups take ~15% of a build; they only
     # tighten the score bounds used to skip blocks (0 stays a valid bound).
-    codec = W3Codec()
     codec.length_stats = False
     return codec
 
@@ -112,8 +146,7 @@ class WhooshIndex(Index):
             return 0
         procs = _PROCS if len(latest) >= _PARALLEL_MIN_BATCH else 1
         with self._writer(self._open_or_create(), merge, procs) as writer:
-            for doc_id in latest:
-                writer.delete_by_term("doc_id", doc_id)
+            _delete_ids(writer, latest)
             for record in latest.values():
                 writer.add_document(**_fields(record))
         return len(latest)
@@ -233,13 +266,21 @@ class WhooshIndex(Index):
                 results = searcher.search(narrowing or Every(), limit=limit, sortedby="doc_date", reverse=True)
                 return [_hit(hit, 0.0, _fallback_snippet(hit)) for hit in results]
             parsed = _parse(query, searcher.schema)
-            results = searcher.search(And([parsed, narrowing]) if narrowing else parsed, limit=limit, terms=True)
+            # Not terms=True: that records the matched terms of every matching
+            # document, and broad queries match most of the archive.
+            results = searcher.search(And([parsed, _Narrowing(narrowing)]) if narrowing else parsed, limit=limit)
+            _record_matched_terms(results, parsed)
             # No character limit: pinpoint highlighting reads offsets from the
             # index instead of scanning the text, so long documents cost nothing.
             results.fragmenter = PinpointFragmenter(maxchars=SNIPPET_MAX_CHARS // _SNIPPET_FRAGMENTS, surround=50,
                                                     autotrim=True, charlimit=None)
             results.formatter = _MarkFormatter()
             return [_hit(hit, hit.score, _snippet(hit)) for hit in results]
+
+    def get(self, doc_id: str) -> IndexRecord | None:
+        with self._searcher() as searcher:
+            fields = None if searcher is None else searcher.document(doc_id=doc_id)
+            return None if fields is None else _record(fields)
 
     @contextmanager
     def _searcher(self) -> Iterator[Searcher | None]:
@@ -278,6 +319,19 @@ class WhooshIndex(Index):
     def close(self) -> None:
         """Drop the cached index handle; no file stays open between calls."""
         self._ix = None
+
+
+def _delete_ids(writer: SegmentWriter, doc_ids: Iterable[str]) -> None:
+    # A bulk load leaves one segment per batch, and delete_by_term builds a
+    # query and a matcher in every one of them for each document; a membership
+    # test in the term table is enough to rule out almost all of them.
+    searcher = writer.searcher()
+    for sub, offset in searcher.leaf_searchers():
+        reader = sub.reader()
+        for doc_id in doc_ids:
+            if ("doc_id", doc_id) in reader:
+                for docnum in reader.postings("doc_id", doc_id).all_ids():
+                    writer.delete_document(offset + docnum)
 
 
 def _check_subprocesses(writer: SegmentWriter) -> None:
@@ -353,6 +407,52 @@ def _filter_query(filters: SearchFilters) -> Query | None:
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else And(terms)
+
+
+def _zero_scored(ids: list[int]) -> ListMatcher:
+    return ListMatcher(ids, weights=array("f", bytes(4 * len(ids))))
+
+
+class _Narrowing(WrappingQuery):
+    """Matches what the filter query matches, scoring 0, from a flat list of
+    document numbers: a date range is hundreds of terms, and Whoosh would
+    otherwise walk a tree of unions of them for every candidate document."""
+
+    def matcher(self, searcher: Searcher, context=None) -> Matcher:
+        return _zero_scored(sorted(_docs(self.child, searcher.reader())))
+
+
+def _docs(query: Query, reader) -> set[int]:
+    if isinstance(query, And):
+        return set.intersection(*(_docs(sub, reader) for sub in query.subqueries))
+    found: set[int] = set()
+    for fieldname, text in query.existing_terms(reader, expand=True):
+        found.update(reader.postings(fieldname, text).all_ids())
+    return found
+
+
+def _record_matched_terms(results: Results, query: Query) -> None:
+    """Which query terms occur in each shown hit, which is what pinpoint
+    highlighting needs: looked up for these few documents only."""
+    reader = results.searcher.reader()
+    shown = sorted(hit.docnum for hit in results)
+    results.termdocs, results.docterms = {}, defaultdict(list)
+    for term in query.existing_terms(reader, expand=True):
+        if term[0] != "content":
+            continue
+        docs = list(_containing(reader.postings(*term), shown))
+        results.termdocs[term] = array("I", docs)
+        for docnum in docs:
+            results.docterms[docnum].append(term)
+
+
+def _containing(postings: Matcher, docnums: list[int]) -> Iterator[int]:
+    for docnum in docnums:
+        if not postings.is_active():
+            return
+        postings.skip_to(docnum)
+        if postings.is_active() and postings.id() == docnum:
+            yield docnum
 
 
 def _snippet(hit: Hit) -> str:

@@ -113,6 +113,30 @@ def test_matches_deep_in_a_long_document_are_highlighted(ix: WhooshIndex) -> Non
     assert "filler words episode of **tachycardia**" in ix.search("tachycardia")[0].snippet
 
 
+def test_each_shown_hit_is_highlighted_with_its_own_matches(ix: WhooshIndex) -> None:
+    ix.add([record(f"n{n}", content=f"note {n}: {'fever ' * (n + 1)}and cough") for n in range(5)])
+    ix.add([record("other", content="rash only")], merge=False)
+    hits = ix.search("fever", limit=2)
+    assert ids(hits) == ["n4", "n3"]
+    assert all(hit.snippet.startswith("4: **fever**" if hit.doc_id == "n4" else "3: **fever**") for hit in hits)
+    snippets = {hit.doc_id: hit.snippet for hit in ix.search("fever OR rash", SearchFilters(status="filed"))}
+    assert snippets["other"] == "**rash** only"
+    assert all("**fever**" in snippets[f"n{n}"] for n in range(5))
+
+
+def test_highlights_skip_replaced_documents(ix: WhooshIndex) -> None:
+    ix.add([record("a", content="old wording about anemia"), record("b", content="anemia again")])
+    ix.add([record("a", content="new wording about anemia")], merge=False)
+    snippets = {hit.doc_id: hit.snippet for hit in ix.search("anemia wording")}
+    assert snippets == {"a": "**wording** about **anemia**"}
+    assert ix.search('"old wording"') == []
+
+
+def test_phrase_and_wildcard_hits_are_highlighted(clinic: WhooshIndex) -> None:
+    assert "**chest** **pain**" in clinic.search('"chest pain"')[0].snippet
+    assert "**Diabetic**" in clinic.search("diab* AND ulcer")[0].snippet
+
+
 def test_snippet_falls_back_to_the_start_of_the_text(ix: WhooshIndex) -> None:
     ix.add([record("long", content="word " * 100)])
     hit = ix.search("00482913")[0]
@@ -131,6 +155,16 @@ def test_a_bare_mrn_finds_the_patient(clinic: WhooshIndex) -> None:
 def test_phrase_needs_the_words_in_order(clinic: WhooshIndex) -> None:
     assert ids(clinic.search('"chest pain"')) == ["cardio"]
     assert sorted(ids(clinic.search("chest pain"))) == ["cardio", "lab"]
+
+
+def test_phrases_across_segments_with_a_filter(ix: WhooshIndex) -> None:
+    for batch in range(3):
+        ix.add([record(f"apart{batch}", content="pain pain chest chest"),
+                record(f"phrase{batch}", content="chest pain noted", status="review" if batch else "filed")],
+               merge=False)
+    assert sorted(ids(ix.search('"chest pain"'))) == ["phrase0", "phrase1", "phrase2"]
+    assert sorted(ids(ix.search('"chest pain"', SearchFilters(status="review")))) == ["phrase1", "phrase2"]
+    assert sorted(ids(ix.search('chest NOT "chest pain"'))) == ["apart0", "apart1", "apart2"]
 
 
 @pytest.mark.parametrize(
@@ -165,6 +199,15 @@ def test_whoosh_query_syntax(clinic: WhooshIndex, query: str, expected: list[str
 )
 def test_filters_narrow_a_query(clinic: WhooshIndex, filters: SearchFilters, expected: list[str]) -> None:
     assert sorted(ids(clinic.search("patient OR summary OR letter OR glucose OR chest", filters))) == expected
+
+
+def test_a_date_range_filter_spans_many_dates(ix: WhooshIndex) -> None:
+    days = [f"2023-{month:02d}-{day:02d}" for month in range(1, 13) for day in (1, 15, 28)]
+    ix.add([record(f"d{day}", doc_date=day, content="annual review") for day in days])
+    ix.add([record("undated", doc_date=None, content="annual review")], merge=False)
+    hits = ix.search("annual", SearchFilters(date_from="2023-03-15", date_to="2023-06-01", status="filed"), limit=50)
+    assert sorted(ids(hits)) == ["d2023-03-15", "d2023-03-28", "d2023-04-01", "d2023-04-15", "d2023-04-28",
+                                 "d2023-05-01", "d2023-05-15", "d2023-05-28", "d2023-06-01"]
 
 
 def test_filters_do_not_change_scores(clinic: WhooshIndex) -> None:
@@ -222,6 +265,18 @@ def test_doc_ids_for_source(ix: WhooshIndex) -> None:
     assert ix.doc_ids_for_source("s3") == []
 
 
+def test_get_returns_the_stored_record_by_doc_id(ix: WhooshIndex) -> None:
+    assert ix.get("full") is None
+    full = record("full", review_reason="low confidence MRN", status="review", pages=7)
+    ix.add([full, record("other")])
+    ix.add([record("later")], merge=False)
+    assert ix.get("full") == full
+    assert ix.get("later") == record("later")
+    assert ix.get("missing") is None
+    ix.delete(["full"])
+    assert ix.get("full") is None
+
+
 def test_stored_round_trips_every_field(ix: WhooshIndex) -> None:
     full = record("full", review_reason="low confidence MRN", status="review", pages=7)
     sparse = record("sparse", mrn=None, patient_name=None, dob=None, doc_date=None, content="")
@@ -236,6 +291,17 @@ def test_bulk_load_without_merging_then_optimize(ix: WhooshIndex, index_dir: Pat
     ix.optimize()
     assert len(whoosh_index.open_dir(str(index_dir))._segments()) == 1
     assert sorted(ids(ix.search("batch"))) == ["d0", "d1", "d2"]
+    assert ix.get("d1").content == "batch 1 text"
+    ix.add([record("d1", content="replaced")])
+    assert sorted(ids(ix.search("batch"))) == ["d0", "d2"]
+
+
+def test_short_posting_lists_are_kept_in_the_term_table(ix: WhooshIndex, index_dir: Path) -> None:
+    ix.add([record("a", content="rare words"), record("b", content="words")])
+    with whoosh_index.open_dir(str(index_dir)).reader() as reader:
+        assert reader.term_info("doc_id", "a").is_inlined()
+        assert reader.term_info("content", "word").is_inlined()
+    assert "**rare**" in ix.search("rare")[0].snippet
 
 
 def test_rebuild_swaps_in_a_fresh_index(clinic: WhooshIndex, index_dir: Path) -> None:
