@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from indexers.base import IndexRecord
+from indexers.base import Index, IndexRecord
 
 from .config import Config
 from .errors import ArchiveError
@@ -167,10 +167,16 @@ def iter_sidecars(config: Config) -> Iterator[dict]:
             raise ArchiveError(f"unreadable sidecar {path.relative_to(config.root)}: {exc}") from None
 
 
-def find_sidecar(config: Config, doc_id: str) -> dict:
-    """The sidecar of one document by id (ids are unique; scanning is the fallback of last resort)."""
+def find_sidecar(config: Config, doc_id: str, index: Index | None = None) -> dict:
+    """The sidecar of one document by id: where the index says it is, else by scanning the
+    archive (the index may lag a move the daemon just made, or be rebuilding)."""
     if not re.fullmatch(r"[0-9a-f]{16}-\d+", doc_id):
         raise ArchiveError(f"{doc_id!r} is not a document id (expected 16 hex digits, a dash and a page number)")
+    record = index.get(doc_id) if index is not None else None
+    if record is not None:
+        indexed = sidecar_path(config.root / record.path)
+        if indexed.is_file() and indexed.stem.endswith("_" + doc_id):
+            return read_json(indexed)
     for path in iter_sidecar_paths(config):
         if path.stem.endswith("_" + doc_id):
             return read_json(path)

@@ -178,7 +178,11 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
 @with_config
 def show(config: Config, doc_id: str, as_json: bool):
     """One document's metadata and history."""
-    sidecar = find_sidecar(config, doc_id)
+    index = open_index(config)
+    try:
+        sidecar = find_sidecar(config, doc_id, index)
+    finally:
+        index.close()
     trail(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.get("mrn")], details={"json": as_json})
     if as_json:
         click.echo(json.dumps({**sidecar, "path": _absolute(config, sidecar["path"])}, ensure_ascii=False, indent=2))

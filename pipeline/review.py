@@ -69,7 +69,7 @@ def _move(config: Config, index: Index, audit: AuditLog, sidecar: dict, *, mrn: 
 
 def assign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str) -> dict:
     """File a document waiting in review under ``mrn``."""
-    sidecar = find_sidecar(config, doc_id)
+    sidecar = find_sidecar(config, doc_id, index)
     if sidecar["status"] != "review":
         raise ReviewError(f"{doc_id} is not in the review queue (it is filed under MRN {sidecar.get('mrn')}); use reassign")
     return _move(config, index, audit, sidecar, mrn=mrn, doc_type=doc_type, user=user, action="review.assign", reason=None)
@@ -77,7 +77,7 @@ def assign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: s
 
 def reassign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str, reason: str) -> dict:
     """Move a filed document to the right patient (or type)."""
-    sidecar = find_sidecar(config, doc_id)
+    sidecar = find_sidecar(config, doc_id, index)
     if sidecar["status"] != "filed":
         raise ReviewError(f"{doc_id} is waiting in review; use review assign")
     if not reason.strip():

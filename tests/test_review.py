@@ -86,3 +86,17 @@ def test_a_move_cut_short_is_finished_by_reconcile(tmp_path, config_path):
     reconcile_index(config, WhooshIndex(config.index_dir, config.index))
     assert [s["mrn"] for s in iter_sidecars(config)] == ["1234567"]
     assert not old_json.exists() and not old_json.with_suffix(".pdf").exists()
+
+
+def test_a_document_is_found_where_the_index_says_and_by_scanning_when_it_lags(tmp_path, config_path, monkeypatch):
+    from pipeline import archive
+
+    doc_id = queued_document(tmp_path, config_path)
+    config = load_config(config_path)
+    index = WhooshIndex(config.index_dir, config.index)
+    with monkeypatch.context() as patched:
+        patched.setattr(archive, "iter_sidecar_paths", lambda config: iter(()))  # no scanning allowed
+        assert archive.find_sidecar(config, doc_id, index)["doc_id"] == doc_id
+    index.delete([doc_id])  # the index lags: only the scan finds it now
+    assert archive.find_sidecar(config, doc_id, index)["doc_id"] == doc_id
+    index.close()
