@@ -1,10 +1,16 @@
 """Search-page latency of the web interface over loopback on a large synthetic index.
 
-Builds (once, cached under --cache) an index of --docs synthetic OCR-length documents
-through the index writer (WhooshIndex.add in batches, then optimize), serves the app
-with werkzeug in a thread, logs in, and sends --requests searches of each kind.
-Prints p50/p95 of the server's time (inside the WSGI app: search, audit entry,
-rendering) and of the round trip. Figures only; no thresholds.
+Uses bench/index_scale.py's corpus and query mix, so the figures compare with its
+WhooshIndex.search latencies query for query. With --index the index that
+index_scale.py built (its --dir, with the same --docs and --seed) is served as it
+is; otherwise one is built the same way in a temporary folder, which at 100,000
+documents takes a long while. Serves the app with werkzeug in a thread, logs in,
+and sends --requests searches of each kind. Prints p50/p95 of the server's time
+(inside the WSGI app: search, audit entry, rendering) and of the round trip, and
+the median server CPU time, which a noisy shared machine skews less.
+Target: server p95 under 200 ms.
+
+    python bench/web_latency.py [--index DIR] [--docs 100000] [--seed 0] [--requests 40]
 
 The synthetic documents have no PDFs or sidecars, so the per-hit page-number lookup
 finds nothing to read; on a real archive it reads one small sidecar per shown hit.
@@ -14,103 +20,52 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import random
+import itertools
 import re
-import statistics
-import sys
+import tempfile
 import threading
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 import yaml
+
+# Before the project's own modules: importing index_scale puts the project root on sys.path.
+from index_scale import Corpus, build, make_corpus, percentile, query_mix
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from indexers.base import SearchFilters
+from indexers.whoosh_index import WhooshIndex
+from pipeline.config import Config, load_config
+from pipeline.dataroot import open_data_root
+from web.app import create_app
+from web.users import UserStore
 
-from indexers.base import IndexRecord  # noqa: E402
-from indexers.whoosh_index import WhooshIndex  # noqa: E402
-from pipeline.config import Config, load_config  # noqa: E402
-from pipeline.dataroot import open_data_root  # noqa: E402
-from web.app import create_app  # noqa: E402
-from web.users import UserStore  # noqa: E402
-
-LAST = ["SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS", "RODRIGUEZ", "MARTINEZ",
-        "HERNANDEZ", "LOPEZ", "GONZALEZ", "WILSON", "ANDERSON", "THOMAS", "TAYLOR", "MOORE", "JACKSON", "MARTIN",
-        "LEE", "PEREZ", "THOMPSON", "WHITE", "HARRIS", "SANCHEZ", "CLARK", "RAMIREZ", "LEWIS", "ROBINSON", "WALKER",
-        "YOUNG", "ALLEN", "KING", "WRIGHT", "SCOTT", "TORRES", "NGUYEN", "HILL", "FLORES", "GREEN", "ADAMS", "NELSON",
-        "BAKER", "HALL", "RIVERA", "CAMPBELL", "MITCHELL", "CARTER", "ROBERTS", "OKAFOR", "KOWALSKI", "MURPHY"]
-FIRST = ["JAMES", "MARY", "ROBERT", "PATRICIA", "JOHN", "JENNIFER", "MICHAEL", "LINDA", "DAVID", "ELIZABETH",
-         "WILLIAM", "BARBARA", "RICHARD", "SUSAN", "JOSEPH", "JESSICA", "THOMAS", "SARAH", "CHARLES", "KAREN",
-         "FRANCIS", "FRANCES", "PAUL", "NANCY", "MARK", "LISA", "ANNA", "PETER", "GRACE", "OMAR"]
-WORDS = ("patient presents with chest pain shortness of breath history of hypertension diabetes mellitus type two "
-         "denies fever chills nausea vomiting abdominal pain blood pressure heart rate respiratory rate temperature "
-         "oxygen saturation room air physical examination alert oriented no acute distress lungs clear auscultation "
-         "bilaterally regular rate rhythm murmurs abdomen soft tender distended extremities edema assessment plan "
-         "continue current medications follow up clinic weeks labs ordered complete blood count metabolic panel "
-         "creatinine potassium sodium glucose hemoglobin platelet white cell count normal limits elevated decreased "
-         "impression findings consistent with mild moderate severe left right lower upper lobe opacity effusion "
-         "fracture procedure performed under general anesthesia estimated blood loss minimal specimens sent pathology "
-         "discharged home stable condition instructions return emergency department worsening symptoms signed "
-         "attending physician resident nurse practitioner reviewed verified electronically").split()
-RARE = ["sarcoidosis", "pheochromocytoma", "amyloidosis", "hemochromatosis", "myasthenia"]
-TYPES = sorted(Config(path=Path("config.yaml")).classification.types)
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
 
 
-def _page(rng: random.Random, header: str, words: int) -> str:
-    body = rng.choices(WORDS, k=words)
-    if rng.random() < 0.002:
-        body.insert(rng.randrange(len(body)), rng.choice(RARE))
-    lines = [" ".join(body[i:i + 12]) for i in range(0, len(body), 12)]
-    return header + "\n" + "\n".join(lines)
-
-
-def _record(rng: random.Random, n: int, patients: list[tuple[str, str, str]]) -> IndexRecord:
-    mrn, name, dob = rng.choice(patients)
-    doc_type = rng.choice(TYPES)
-    day = (date(2005, 1, 1) + timedelta(days=rng.randrange(7300))).isoformat()
-    header = f"Northside General Hospital\nPatient: {name}   MRN: {mrn}   DOB: {dob}\nDate of service: {day}\n{doc_type.replace('_', ' ').upper()}"
-    pages = [_page(rng, header, rng.randint(150, 420)) for _ in range(rng.choice((1, 1, 2, 3)))]
-    status = "review" if rng.random() < 0.03 else "filed"
-    doc_id = f"{n:016x}-1"
-    return IndexRecord(
-        doc_id=doc_id, status=status, mrn=mrn if status == "filed" else None, patient_name=name, dob=dob,
-        doc_type=doc_type, doc_date=day, pages=len(pages), path=f"archive/{mrn}/{day}_{doc_type}_{doc_id}.pdf",
-        sha256=f"{n:064x}", source_sha256=f"{n:064x}", source_file=f"scan-{n}.pdf", review_reason=None,
-        content="\n\f\n".join(pages))
-
-
-def _patients(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
-    return [(f"{rng.randrange(10**7, 10**8)}", f"{rng.choice(LAST)}, {rng.choice(FIRST)}",
-             (date(1930, 1, 1) + timedelta(days=rng.randrange(30000))).isoformat()) for _ in range(count)]
-
-
-def build(cache: Path, docs: int) -> tuple[Config, list[tuple[str, str, str]]]:
-    site = cache / f"site-{docs}"
-    site.mkdir(mode=0o700, parents=True, exist_ok=True)
-    config_path = site / "config.yaml"
-    config_path.write_text(yaml.safe_dump({"data_root": "data", "web": {"secure_cookies": False}}))
-    config = load_config(config_path)
+def make_site(folder: Path, index: Path | None) -> Config:
+    """A data root whose index folder is ``index`` (left empty to build in when None)."""
+    folder.joinpath("config.yaml").write_text(yaml.safe_dump({"data_root": "data", "web": {"secure_cookies": False}}))
+    if index is not None:
+        # A link rather than a copy: the web app only reads the index, and it is 600 MB at 100k.
+        folder.joinpath("data").mkdir(mode=0o700)
+        folder.joinpath("data", "index").symlink_to(index.resolve(), target_is_directory=True)
+    config = load_config(folder / "config.yaml")
     open_data_root(config)
-    rng = random.Random(docs)
-    patients = _patients(rng, max(10, docs // 5))
-    marker = site / "built"
-    if not marker.exists():
-        started = time.perf_counter()
-        index = WhooshIndex(config.index_dir, config.index)
-        batch = 5000
-        for first in range(0, docs, batch):
-            index.add((_record(rng, n, patients) for n in range(first, min(first + batch, docs))), merge=False)
-            print(f"  indexed {min(first + batch, docs)}/{docs}", file=sys.stderr)
-        index.optimize()
-        marker.write_text(str(docs))
-        print(f"built an index of {docs} documents in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    store = UserStore.for_config(config)
-    if store.get(BENCH_USER) is None:
-        store.add(BENCH_USER, "clerk", BENCH_PASSWORD)
-    return config, patients
+    UserStore.for_config(config).add(BENCH_USER, "clerk", BENCH_PASSWORD)
+    return config
+
+
+def check_index(config: Config, given: Path | None, docs: int, corpus: Corpus, seed: int) -> None:
+    index = WhooshIndex(config.index_dir, config.index)
+    if given is None:
+        build(index, docs, seed, corpus)
+    elif index.count() != docs:
+        # The queries are drawn from the corpus of (docs, seed); another corpus would not hold them.
+        raise SystemExit(f"{given} holds {index.count()} documents, not --docs {docs}; "
+                         "give the --docs and --seed index_scale.py built it with")
+    index.close()
 
 
 class Quiet(WSGIRequestHandler):
@@ -119,15 +74,18 @@ class Quiet(WSGIRequestHandler):
 
 
 class Timed:
-    """WSGI middleware that keeps the time spent inside the app for each request."""
+    """WSGI middleware that keeps the wall and CPU time spent inside the app for
+    each request: on a shared machine the difference is time spent waiting for a core."""
 
     def __init__(self, app) -> None:
-        self.app, self.seconds = app, []
+        self.app, self.seconds, self.cpu_seconds = app, [], []
 
     def __call__(self, environ, start_response):
-        started = time.perf_counter()
+        # The server gives each request its own thread, so thread time is this request's CPU.
+        started = time.perf_counter(), time.thread_time()
         body = b"".join(self.app(environ, start_response))
-        self.seconds.append(time.perf_counter() - started)
+        self.seconds.append(time.perf_counter() - started[0])
+        self.cpu_seconds.append(time.thread_time() - started[1])
         return [body]
 
 
@@ -157,24 +115,20 @@ class Client:
             raise SystemExit(f"login failed ({status})")
 
 
-def query_mix(rng: random.Random, patients: list[tuple[str, str, str]]) -> dict[str, dict]:
-    mrn, name, _ = rng.choice(patients)
-    year = rng.randrange(2005, 2024)
-    return {
-        "mrn lookup": {"q": mrn},
-        "name + type": {"name": name.split(",")[0].lower(), "type": rng.choice(TYPES)},
-        "phrase": {"q": f'"{rng.choice(["chest pain", "blood pressure", "shortness of breath", "general anesthesia"])}"'},
-        "rare term": {"q": rng.choice(RARE)},
-        "common + dates": {"q": rng.choice(["patient", "pain", "blood"]), "from": f"{year}-01-01", "to": f"{year + 1}-12-31"},
-    }
+def search_path(query: str, filters: SearchFilters) -> str:
+    """The search page's URL for an index query: the text in the box, the filters in their fields."""
+    fields = {"q": query, "mrn": filters.mrn, "type": filters.doc_type, "status": filters.status,
+              "from": filters.date_from, "to": filters.date_to}
+    return "/?" + urlencode({key: value for key, value in fields.items() if value})
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+def paths(corpus: Corpus, seed: int, requests: int) -> dict[str, list[str]]:
+    # index_scale's first queries of each kind, repeated when more are asked for than it draws.
+    return {kind: [search_path(*query) for query in itertools.islice(itertools.cycle(queries), requests)]
+            for kind, queries in query_mix(corpus, seed).items()}
 
 
-def run(config: Config, patients: list, requests: int) -> None:
+def run(config: Config, mix: dict[str, list[str]]) -> None:
     app = create_app(config)
     timed = Timed(app.wsgi_app)
     app.wsgi_app = timed
@@ -182,36 +136,37 @@ def run(config: Config, patients: list, requests: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = Client(server.server_port)
     client.login()
-    rng = random.Random(7)
-    for _ in range(5):  # warm the OS cache and Whoosh's first-open costs
-        for params in query_mix(rng, patients).values():
-            client.request("GET", "/?" + urlencode(params))
-    results: dict[str, tuple[list[float], list[float], list[int]]] = {}
-    for _ in range(requests):
-        for kind, params in query_mix(rng, patients).items():
+    client.request("GET", search_path("warm up the caches", SearchFilters()))  # as index_scale does, and compiles the template
+    print(f"{'kind':<13} {'server p50':>11} {'server p95':>11} {'CPU p50':>9} {'trip p50':>9} {'trip p95':>9}  found hits")
+    for kind, urls in mix.items():
+        server_s, cpu, trips, found = [], [], [], 0
+        for url in urls:
             started = time.perf_counter()
-            status, page = client.request("GET", "/?" + urlencode(params))
-            trip = time.perf_counter() - started
-            server_s, trips, hits = results.setdefault(kind, ([], [], []))
-            server_s.append(timed.seconds[-1])
-            trips.append(trip)
-            hits.append(page.count('class="title"') if status == 200 else -1)
+            status, page = client.request("GET", url)
+            trips.append((time.perf_counter() - started) * 1000)
+            server_s.append(timed.seconds[-1] * 1000)
+            cpu.append(timed.cpu_seconds[-1] * 1000)
+            found += status == 200 and 'class="title"' in page
+        print(f"{kind:<13} {percentile(server_s, 0.5):>9.1f}ms {percentile(server_s, 0.95):>9.1f}ms {percentile(cpu, 0.5):>7.1f}ms "
+              f"{percentile(trips, 0.5):>7.1f}ms {percentile(trips, 0.95):>7.1f}ms  {found}/{len(urls)}")
     server.shutdown()
-    print(f"{'kind':<16} {'n':>4} {'server p50':>11} {'server p95':>11} {'trip p50':>9} {'trip p95':>9} {'hits/page':>10}")
-    for kind, (server_s, trips, hits) in results.items():
-        print(f"{kind:<16} {len(server_s):>4} {_pct(server_s, 50):>9.1f}ms {_pct(server_s, 95):>9.1f}ms "
-              f"{_pct(trips, 50):>7.1f}ms {_pct(trips, 95):>7.1f}ms {statistics.mean(hits):>10.1f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, help="an index built by index_scale.py --dir, served as it is")
     parser.add_argument("--docs", type=int, default=100_000, help="documents in the synthetic index")
+    parser.add_argument("--seed", type=int, default=0, help="index_scale.py's --seed")
     parser.add_argument("--requests", type=int, default=40, help="requests of each kind")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/medarchive-web-bench"), help="where the index is kept between runs")
     args = parser.parse_args()
-    config, patients = build(args.cache, args.docs)
-    print(f"{args.docs} documents, {args.requests} requests per kind, page size {config.web.page_size}")
-    run(config, patients, args.requests)
+    if args.index and not args.index.is_dir():
+        parser.error(f"--index {args.index} is not a folder")
+    corpus = make_corpus(args.docs, args.seed)
+    with tempfile.TemporaryDirectory(prefix="medarchive-web-bench-") as tmp:
+        config = make_site(Path(tmp), args.index)
+        check_index(config, args.index, args.docs, corpus, args.seed)
+        print(f"{args.docs} documents, {args.requests} requests per kind, page size {config.web.page_size}")
+        run(config, paths(corpus, args.seed, args.requests))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import abort
+from flask import abort, g
 
 from pipeline.archive import find_sidecar, sidecar_path
 from pipeline.config import Config
@@ -52,8 +52,16 @@ def read_at(config: Config, relative: str) -> dict | None:
 def archived(config: Config, relative: str) -> Path | None:
     """An archive or review-queue PDF under the data root, or None for anything else."""
     path = (config.root / relative).resolve()
-    inside = any(path.is_relative_to(folder.resolve()) for folder in (config.archive_dir, config.review_dir))
+    inside = any(path.is_relative_to(folder) for folder in _private_folders(config))
     return path if inside and path.suffix == ".pdf" and path.is_file() else None
+
+
+def _private_folders(config: Config) -> tuple[Path, Path]:
+    # Once per request, not per hit: each resolve costs a system call per path
+    # component, and a page of search hits checked them twenty times over.
+    if "private_folders" not in g:
+        g.private_folders = (config.archive_dir.resolve(), config.review_dir.resolve())
+    return g.private_folders
 
 
 def pdf_of(sidecar: dict) -> Path:
