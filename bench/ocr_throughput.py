@@ -68,9 +68,15 @@ class Cost:
     cpu: float
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (a worker pool's forkserver) are handed to this process, so
+    their CPU seconds are counted once they are reaped."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _reap_orphans() -> None:
@@ -84,11 +90,11 @@ def _reap_orphans() -> None:
 
 
 def measured(run: Callable[[], None]) -> Cost:
-    cpu, started = _children_cpu(), time.monotonic()
+    cpu, started = children_cpu(), time.monotonic()
     run()
     wall = time.monotonic() - started
     _reap_orphans()
-    return Cost(wall, _children_cpu() - cpu)
+    return Cost(wall, children_cpu() - cpu)
 
 
 def raw_bound(pdfs: list[Path], work: Path) -> Cost:
@@ -156,7 +162,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--big-pages", type=int, default=300, help="0 to skip the memory measurement")
     args = parser.parse_args()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    become_subreaper()
     with tempfile.TemporaryDirectory(prefix="medarchive-bench-") as tmp:
         work = Path(tmp)
         (work / "in").mkdir()

@@ -191,6 +191,7 @@ class Pipeline:
         # Inputs with the bytes of one still in flight wait for it, then meet it as a duplicate.
         self._in_flight: dict[str, list[InputFile]] = {}
         self._feeds: deque[Iterator[InputFile]] = deque()
+        self._feeding = True
         self._job_tasks: Iterator[tuple[_Job, PageTask]] | None = None
         self._pending: dict[Future, tuple[_Job, int]] = {}
         self._window = 2 * config.workers + 1
@@ -212,6 +213,7 @@ class Pipeline:
         """Open no more inputs; pages already submitted still finish."""
         self._feeds.clear()
         self._job_tasks = None
+        self._feeding = False
 
     @property
     def in_flight(self) -> int:
@@ -335,7 +337,7 @@ class Pipeline:
         finally:
             job.close()
             waiting = self._in_flight.pop(job.intake.sha256, [])
-            if waiting:
+            if waiting and self._feeding:
                 self._feeds.appendleft(iter(waiting))
 
     def _file(self, job: _Job) -> None:
