@@ -24,7 +24,7 @@ from .config import Config
 from .fsutil import read_json
 from .journal import Entry, Journal, Result, Run
 from .progress import Tally
-from .run import InputFile, Outcome, Pipeline
+from .run import InputFile, Outcome, Pipeline, status_of
 from .walk import Census, walk
 
 log = logging.getLogger("medarchive")
@@ -54,9 +54,8 @@ def _result(outcome: Outcome) -> Result:
 
 
 def _result_from_sidecars(sidecars: list[dict], pages: int) -> Result:
-    reasons = [s["review_reason"] for s in sidecars if s["review_reason"]]
-    status = "review" if any(s["status"] == "review" for s in sidecars) else "filed"
-    return Result(status, [s["doc_id"] for s in sidecars], sidecars[0]["path"], "; ".join(reasons) or None, pages, 0.0)
+    status, reason = status_of(sidecars)
+    return Result(status, [s["doc_id"] for s in sidecars], sidecars[0]["path"], reason, pages, 0.0)
 
 
 def _written(config: Config, planned: list[str]) -> list[dict] | None:

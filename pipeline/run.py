@@ -380,14 +380,19 @@ class Pipeline:
         self.on_outcome(outcome)
 
 
-def _outcome(source: InputFile, sidecars: list[dict], pages: list[PageText], seconds: float) -> Outcome:
-    """One input's outcome: review when any of its documents waits for a clerk."""
-    status = "review" if any(s["status"] == "review" for s in sidecars) else "filed"
-    mrns = {s["mrn"] for s in sidecars}
+def status_of(sidecars: list[dict]) -> tuple[OutcomeStatus, str | None]:
+    """An input's status and reason from its documents: review when any of them waits for a clerk."""
+    status: OutcomeStatus = "review" if any(s["status"] == "review" for s in sidecars) else "filed"
     reasons = [f"{s['doc_id']}: {s['review_reason']}" if len(sidecars) > 1 else s["review_reason"] for s in sidecars if s["review_reason"]]
+    return status, "; ".join(reasons) or None
+
+
+def _outcome(source: InputFile, sidecars: list[dict], pages: list[PageText], seconds: float) -> Outcome:
+    status, reason = status_of(sidecars)
+    mrns = {s["mrn"] for s in sidecars}
     return Outcome(
         source, status, [s["doc_id"] for s in sidecars], mrns.pop() if len(mrns) == 1 else None,
-        "; ".join(reasons) or None, sidecars[0]["path"], len(pages), sum(p.ocr_seconds for p in pages), seconds,
+        reason, sidecars[0]["path"], len(pages), sum(p.ocr_seconds for p in pages), seconds,
         documents=[{k: s[k] for k in ("doc_id", "status", "mrn", "path", "review_reason", "doc_type")} | {"pages": s["source"]["pages"]} for s in sidecars],
     )
 

@@ -1,8 +1,8 @@
 """Documents by id: the sidecar found through the index, the archived PDF, the page a hit is on.
 
 A request only ever names a document id, checked against a strict pattern; the
-files are found from the index record's path (or, when the daemon has just moved
-the document, by pipeline.archive.find_sidecar), never from the request.
+files are found by pipeline.archive.find_sidecar (where the index says, else by a
+scan of the archive), never from the request.
 """
 
 from __future__ import annotations
@@ -27,15 +27,10 @@ def load(doc_id: str) -> dict:
     """The sidecar of a document, or 404 for a malformed or unknown id."""
     if not DOC_ID.fullmatch(doc_id):
         abort(404)
-    config = services().config
-    hits = services().index.search(f"doc_id:{doc_id}", limit=1)
-    sidecar = read_at(config, hits[0].path) if hits else None
-    if sidecar is None or sidecar.get("doc_id") != doc_id:
-        try:
-            sidecar = find_sidecar(config, doc_id)
-        except (ArchiveError, OSError, ValueError):
-            abort(404)
-    return sidecar
+    try:
+        return find_sidecar(services().config, doc_id, services().index)
+    except (ArchiveError, OSError, ValueError):
+        abort(404)
 
 
 def read_at(config: Config, relative: str) -> dict | None:
