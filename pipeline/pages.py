@@ -16,7 +16,8 @@ from .barcodes import BarcodeRead, read_barcodes
 from .models import PageText
 from .ocr import OcrError, OcrResult, ocr_image
 from .orientation import detect_rotation, is_suspect, rotate_image
-from .raster import RasterError, despeckle, has_real_text, render_page, text_layer
+from .raster import RasterError, despeckled, has_real_text, render_page, text_layer
+from .scan_image import BareScan, bare_scan
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,21 @@ class PageTask:
 
 
 def process_page(task: PageTask) -> PageText:
-    """Use the page's own text when it is real, else render and OCR it. Never raises."""
-    with tempfile.TemporaryDirectory(prefix="medarchive-page-") as work:
-        pdf, number = _source(task, Path(work))
-        own = text_layer(pdf, number, task.timeout)
-        if has_real_text(own, task.min_text_chars, task.scanned):
-            return PageText(task.page_no, own, "text-layer")
+    """Use the page's own text when it is real, else OCR its image. Never raises."""
+    with tempfile.TemporaryDirectory(prefix="medarchive-page-") as tmp:
+        work = Path(tmp)
+        pdf, number = _source(task, work)
+        scan = bare_scan(pdf, number, task.dpi)
+        if scan is None:
+            own = text_layer(pdf, number, task.timeout)
+            if has_real_text(own, task.min_text_chars, task.scanned):
+                return PageText(task.page_no, own, "text-layer")
         try:
-            image = despeckle(render_page(pdf, number, task.dpi, Path(work), task.timeout), task.dpi)
-            result = ocr_image(image, Path(work), task.lang, task.dpi, task.timeout)
-            rotation, upright, result = _upright(image, result, task)
+            page, image = _page_image(scan, pdf, number, task, work)
+            result = ocr_image(image, work, task.lang, task.dpi, task.timeout)
+            rotation, result = _upright(image, result, task)
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
-            reads = _barcodes(upright, whole, task.barcode_formats)
+            reads = _barcodes(page.rotate(-rotation, expand=True) if rotation else page, whole, task.barcode_formats)
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -62,6 +66,22 @@ def process_page(task: PageTask) -> PageText:
         barcodes=tuple(reads),
         layer_pdf=result.layer_pdf,
     )
+
+
+def _page_image(scan: BareScan | None, pdf: Path, number: int, task: PageTask, work: Path) -> tuple[Image.Image, Path]:
+    """The page in grayscale at the task's resolution, cleaned of dust, and a file of it
+    for tesseract. A bare scan's own image is used as it is when it has that resolution."""
+    if scan is not None and scan.image is not None:
+        original, path = scan.image, None
+    else:
+        path = render_page(pdf, number, task.dpi, work, task.timeout)
+        original = Image.open(path)
+        original.load()
+    page = despeckled(original, task.dpi)
+    if path is None or page is not original:
+        path = work / "page-ocr.pgm"
+        page.save(path)
+    return page, path
 
 
 def _source(task: PageTask, work: Path) -> tuple[Path, int]:
@@ -80,28 +100,27 @@ _HEADER_BAND = 0.4
 _FULL_SEARCH_BELOW_WORDS = 40
 
 
-def _barcodes(image: Path, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
+def _barcodes(page: Image.Image, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
     if not formats:
         return []
-    with Image.open(image) as page:
-        searched = page if whole else page.crop((0, 0, page.width, int(page.height * _HEADER_BAND)))
-        return read_barcodes(searched, formats)
+    searched = page if whole else page.crop((0, 0, page.width, int(page.height * _HEADER_BAND)))
+    return read_barcodes(searched, formats)
 
 
-def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, Path, OcrResult]:
+def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:
     """Re-read a page that OSD finds turned, keeping whichever reading is better.
 
-    Returns the clockwise turn applied, the image that was read, and the reading.
+    Returns the clockwise turn applied and the reading.
     """
     if not is_suspect(result.words):
-        return 0, image, result
+        return 0, result
     rotation = detect_rotation(image, task.timeout)
     if not rotation:
-        return 0, image, result
+        return 0, result
     turned_image = rotate_image(image, rotation)
     turned = ocr_image(turned_image, image.parent, task.lang, task.dpi, task.timeout)
     # A sideways page can read as well as upright; it is still turned for the archive.
     if (turned.mean_conf or 0) < (result.mean_conf or 0) - 5:
-        return 0, image, result
+        return 0, result
     spent = result.seconds + turned.seconds
-    return rotation, turned_image, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)
+    return rotation, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)
