@@ -13,9 +13,7 @@ import io
 import logging
 import multiprocessing
 import os
-import signal
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +36,7 @@ from .images import image_to_pdf, is_image
 from .intake import Intake, inspect_pdf
 from .models import PageText
 from .pages import PageTask, process_page
+from .worker import start_worker
 from .roster import Roster
 
 log = logging.getLogger("medarchive")
@@ -103,47 +102,13 @@ def make_executor(config: Config) -> ProcessPoolExecutor:
     # process can deadlock a child on a lock some thread held. The server preloads
     # only what a worker runs, not the whole CLI (seconds of imports at every start).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipeline.pages"])
+    context.set_forkserver_preload(["pipeline.worker", "pipeline.pages"])
     return ProcessPoolExecutor(
         max_workers=config.workers,
         mp_context=context,
-        initializer=_init_worker,
+        initializer=start_worker,
         initargs=(os.getpid(),),
     )
-
-
-def _init_worker(coordinator: int) -> None:
-    # Ctrl-C in a terminal signals the whole foreground process group; a worker and the
-    # tesseract it runs must not die mid-page before the coordinator decides to stop.
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_coordinator(coordinator)
-
-
-def _exit_with_coordinator(pid: int) -> None:
-    """Workers of a coordinator killed with -9 would otherwise idle forever on their queue."""
-
-    def watch() -> None:
-        while _alive(pid):
-            time.sleep(2)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    """False once ``pid`` has exited, even while its parent has not reaped it (a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def collect_inputs(paths: Iterable[Path]) -> Iterator[InputFile]:

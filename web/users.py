@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -22,8 +23,14 @@ ROLES = ("clerk", "release", "admin")
 MIN_PASSWORD_CHARS = 10
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HASHER = PasswordHasher()
-# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the name is unknown, so a wrong name costs as long as a wrong password.
+    Made on first use: a hash costs half a second, which every CLI command would pay."""
+    return _HASHER.hash("not a password of anyone")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -145,7 +152,7 @@ class UserStore:
         with self._db() as db:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         try:
-            _HASHER.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+            _HASHER.verify(row["password_hash"] if row else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None or not row["enabled"]:
