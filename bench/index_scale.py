@@ -13,6 +13,7 @@ name+type and rare term; < 500 ms for phrase and common term + date range.
 
 With --dir an index already there is reused (built with the same --docs and
 --seed, so the queries find what they look for); otherwise it is built there.
+An index built by an older schema is refused (delete the folder to rebuild it).
 """
 
 from __future__ import annotations

@@ -6,14 +6,19 @@ safe; only one writer at a time may hold the index lock.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import accumulate
 from pathlib import Path
 
 from pipeline.config import IndexSettings
@@ -27,16 +32,23 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
     warnings.simplefilter("ignore", DeprecationWarning)
     from whoosh import index as whoosh_index
-    from whoosh.analysis import Analyzer, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
-    from whoosh.codec.whoosh3 import W3Codec, W3PostingsWriter, W3TermInfo
+    from whoosh.analysis import STOP_WORDS, Analyzer, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
+    from whoosh.analysis.tokenizers import default_pattern
+    from whoosh.columns import VarBytesColumn
+    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3LeafMatcher, W3PostingsWriter, W3TermInfo, _lenfield
     from whoosh.fields import ID, STORED, TEXT, Schema
+    from whoosh.formats import Format
+    from whoosh.lang.porter import stem
     from whoosh.filedb.filestore import FileStorage
     from whoosh.highlight import Formatter, PinpointFragmenter, get_text
     from whoosh.matching import ListMatcher, Matcher
     from whoosh.qparser import AndGroup, FieldAliasPlugin, MultifieldParser
-    from whoosh.query import And, Every, Query, Term, TermRange
+    from whoosh.query import And, AndNot, Every, Not, NullQuery, Or, Phrase, Query, Term, TermRange
     from whoosh.query.wrappers import WrappingQuery
+    from whoosh.scoring import BM25F
     from whoosh.searching import Hit, Results, Searcher
+    from whoosh.util.numeric import byte_to_length
+    from whoosh.util.text import rcompile
     from whoosh.util.filelock import try_for
     from whoosh.writing import SegmentWriter
 
@@ -55,23 +67,217 @@ _PROCS = min(2, os.cpu_count() or 1)
 _PARALLEL_MIN_BATCH = 1000
 
 
+# What the schema looks like; an index written with another version is not
+# read (its postings are encoded differently) but rebuilt by `medarchive reindex`.
+SCHEMA_VERSION = 2
+
+
 def _name_analyzer() -> Analyzer:
     # No stop list (a patient may be called May or Will) and no stemming, so
     # "doe", "Jane Doe" and "DOE, JANE" all reduce to the same lowercase words.
     return RegexTokenizer() | LowercaseFilter()
 
 
-def build_schema() -> Schema:
+_WORD = rcompile(default_pattern)
+_STEMS: dict[str, str] = {}
+_STEM_CACHE_MAX = 200_000
+
+
+class _ContentAnalyzer(Analyzer):
+    """Whoosh's StemmingAnalyzer (its tokens for queries and highlighting),
+    plus the same analysis as plain tuples for indexing: building a Token per
+    word and filtering it through a chain of generators was most of the cost
+    of indexing a document."""
+
+    def __init__(self) -> None:
+        self.chain = StemmingAnalyzer()
+
+    def __call__(self, value, **kwargs):
+        return self.chain(value, **kwargs)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    @staticmethod
+    def index_tokens(text: str) -> dict[str, list[int]]:
+        """{stemmed word: [position, startchar, endchar, ...]} as the chain gives
+        them in index mode: words of the tokenizer's pattern, lowercased, stop
+        words and one-letter words dropped, positions renumbered without them."""
+        return _analysed(text)[0]
+
+
+_LAST_ANALYSED: list = [None, None]  # the text last analysed and what came of it
+
+
+def _analysed(text: str) -> tuple[dict[str, list[int]], list[str]]:
+    """index_tokens(text), and the stemmed words in order (consecutive
+    positions): the content and pair fields of a document analyse one text."""
+    if _LAST_ANALYSED[0] is text:
+        return _LAST_ANALYSED[1]
+    found: dict[str, list[int]] = {}
+    sequence: list[str] = []
+    stems, stops = _STEMS, STOP_WORDS
+    pos = -1
+    for raw, match in enumerate(_WORD.finditer(text)):
+        word = match.group().lower()
+        if len(word) < 2 or word in stops:
+            continue
+        # StopFilter(renumber=True): the first kept word keeps its own
+        # position, each later one follows it by one.
+        pos = raw if pos < 0 else pos + 1
+        stemmed = stems.get(word)
+        if stemmed is None:
+            if len(stems) >= _STEM_CACHE_MAX:
+                stems.clear()
+            stemmed = stems[word] = stem(word)
+        sequence.append(stemmed)
+        entry = found.get(stemmed)
+        if entry is None:
+            found[stemmed] = [pos, match.start(), match.end()]
+        else:
+            entry += (pos, match.start(), match.end())
+    _LAST_ANALYSED[:] = [text, (found, sequence)]
+    return found, sequence
+
+
+assert array("I").itemsize == 4
+
+
+class _ContentFormat(Format):
+    """Positions and character offsets of each occurrence, as one array of
+    unsigned ints (position, startchar, endchar, ...): the same information as
+    Whoosh's Characters format, which pickles a list of deltas per posting and
+    decodes it in a Python loop; this one is written and read by C code, so
+    phrase checks on thousands of candidates stay cheap."""
+
+    posting_size = -1
+
+    def __init__(self, field_boost: float = 1.0) -> None:
+        super().__init__(field_boost=field_boost)
+        self.version = SCHEMA_VERSION  # pickled with the schema into the index
+
+    def word_values(self, value, analyzer, **kwargs):
+        fb = self.field_boost
+        if isinstance(analyzer, _ContentAnalyzer) and set(kwargs) <= {"mode"}:
+            found = analyzer.index_tokens(value)
+        else:
+            found = defaultdict(list)
+            for t in analyzer(value, positions=True, chars=True, **kwargs):
+                found[t.text] += (t.pos, t.startchar, t.endchar)
+        for word, occurrences in found.items():
+            freq = len(occurrences) // 3
+            yield word, freq, freq * fb, array("I", occurrences).tobytes()
+
+    @staticmethod
+    def _ints(valuestring: bytes) -> array:
+        ints = array("I")
+        ints.frombytes(valuestring)
+        return ints
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return len(valuestring) // 12
+
+    def decode_weight(self, valuestring: bytes) -> float:
+        return len(valuestring) // 12 * self.field_boost
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        return self._ints(valuestring)[0::3].tolist()
+
+    def decode_characters(self, valuestring: bytes) -> list[tuple[int, int, int]]:
+        ints = self._ints(valuestring)
+        return list(zip(ints[0::3], ints[1::3], ints[2::3]))
+
+
+class _PairFormat(Format):
+    """The content's pairs of adjacent words ("chest pain") where both words
+    are common in the archive: a phrase of common words becomes one or a few
+    short posting lists instead of positions checked in most documents.
+    (Pairs of all words would multiply the terms of the index.) Values hold
+    nothing but the count, which is the weight."""
+
+    posting_size = 0
+
+    def __init__(self, words: Iterable[str] = (), field_boost: float = 1.0) -> None:
+        super().__init__(field_boost=field_boost)
+        self.words = frozenset(words)
+
+    def word_values(self, value, analyzer, **kwargs):
+        words = self.words
+        if not words:
+            return
+        counts: dict[str, int] = defaultdict(int)
+        sequence = _analysed(value)[1]
+        for first, second in zip(sequence, sequence[1:]):
+            if first in words and second in words:
+                counts[f"{first} {second}"] += 1
+        for pair, count in counts.items():
+            yield pair, count, float(count), b""
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return 1
+
+    def decode_weight(self, valuestring: bytes) -> float:
+        return self.field_boost
+
+
+_PAIRS = "content_pairs"
+# A word is common, and its pairs indexed, when at least this share of the
+# sample documents hold it (and at least two do); at most this many words.
+_COMMON_SHARE = 0.1
+_COMMON_MAX = 1000
+_COMMON_SAMPLE = 2000
+
+
+def _common_words(records: Iterable[IndexRecord]) -> frozenset[str]:
+    df: dict[str, int] = defaultdict(int)
+    count = 0
+    for record in records:
+        count += 1
+        if isinstance(record.content, str):  # (else indexing it fails, as it should)
+            for word in _analysed(record.content)[0]:
+                df[word] += 1
+    least = max(2, _COMMON_SHARE * count)
+    ranked = sorted((word for word, n in df.items() if n >= least), key=lambda word: -df[word])
+    return frozenset(ranked[:_COMMON_MAX])
+
+
+def _pairs_field(words: Iterable[str]) -> TEXT:
+    field = TEXT(analyzer=_ContentAnalyzer())
+    field.format = _PairFormat(words)
+    field.scorable = False
+    return field
+
+
+def _content_field() -> TEXT:
+    field = TEXT(stored=True, analyzer=_ContentAnalyzer())
+    # Character offsets (which include positions, so phrases work) let hits
+    # be highlighted without re-analysing their text.
+    field.format = _ContentFormat()
+    return field
+
+
+def build_schema(common_words: Iterable[str] = ()) -> Schema:
+    """The index's fields; common_words (of the content, see _PairFormat) are
+    fixed when the index is created, from the first documents given it."""
     return Schema(
         doc_id=ID(unique=True, stored=True),
         patient_name=TEXT(stored=True, analyzer=_name_analyzer(), field_boost=2.0),
-        # Character offsets (which include positions, so phrases work) cost no
-        # more to write than positions alone and let hits be highlighted
-        # without re-analysing their text.
-        content=TEXT(stored=True, analyzer=StemmingAnalyzer(), chars=True),
+        content=_content_field(),
+        **{_PAIRS: _pairs_field(common_words)},
         **{name: ID(stored=True, sortable=name == "doc_date") for name in _KEYWORD_FIELDS},
         **{name: STORED for name in _STORED_ONLY},
     )
+
+
+def _current_schema(schema: Schema) -> bool:
+    content = schema["content"] if "content" in schema else None
+    return (content is not None and isinstance(content.format, _ContentFormat)
+            and _PAIRS in schema and isinstance(schema[_PAIRS].format, _PairFormat)
+            and getattr(content.format, "version", None) == SCHEMA_VERSION
+            and sorted(schema.names()) == sorted(build_schema().names()))
 
 
 class _InliningPostingsWriter(W3PostingsWriter):
@@ -145,7 +351,7 @@ class WhooshIndex(Index):
         if not latest:
             return 0
         procs = _PROCS if len(latest) >= _PARALLEL_MIN_BATCH else 1
-        with self._writer(self._open_or_create(), merge, procs) as writer:
+        with self._writer(self._open_or_create(latest.values()), merge, procs) as writer:
             _delete_ids(writer, latest)
             for record in latest.values():
                 writer.add_document(**_fields(record))
@@ -172,7 +378,11 @@ class WhooshIndex(Index):
         with self._live_lock():
             fresh = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.new-", dir=self._dir.parent))
             try:
-                count = self._fill(whoosh_index.create_in(str(fresh), build_schema()), records)
+                records = iter(records)
+                # The common words of the archive, from its first documents.
+                sample = list(itertools.islice(records, _COMMON_SAMPLE))
+                schema = build_schema(_common_words(sample))
+                count = self._fill(whoosh_index.create_in(str(fresh), schema), itertools.chain(sample, records))
             except BaseException:
                 shutil.rmtree(fresh, ignore_errors=True)
                 raise
@@ -266,10 +476,9 @@ class WhooshIndex(Index):
                 results = searcher.search(narrowing or Every(), limit=limit, sortedby="doc_date", reverse=True)
                 return [_hit(hit, 0.0, _fallback_snippet(hit)) for hit in results]
             parsed = _parse(query, searcher.schema)
-            # Not terms=True: that records the matched terms of every matching
-            # document, and broad queries match most of the archive.
-            results = searcher.search(And([parsed, _Narrowing(narrowing)]) if narrowing else parsed, limit=limit)
-            _record_matched_terms(results, parsed)
+            seen: dict = {}
+            results = Results(searcher, parsed, _ranked(searcher, parsed, narrowing, limit, seen))
+            _record_matched_terms(results, parsed, seen)
             # No character limit: pinpoint highlighting reads offsets from the
             # index instead of scanning the text, so long documents cost nothing.
             results.fragmenter = PinpointFragmenter(maxchars=SNIPPET_MAX_CHARS // _SNIPPET_FRAGMENTS, surround=50,
@@ -300,12 +509,17 @@ class WhooshIndex(Index):
     def _open(self) -> whoosh_index.Index | None:
         if self._ix is None:
             try:
-                self._ix = whoosh_index.open_dir(str(self._dir))
+                ix = whoosh_index.open_dir(str(self._dir))
             except whoosh_index.EmptyIndexError:
                 return None
+            if not _current_schema(ix.schema):
+                raise MedarchiveError(
+                    f"the search index {self._dir} was built by an older version of medarchive and cannot "
+                    f"be read or added to; rebuild it from the archive with `medarchive reindex`")
+            self._ix = ix
         return self._ix
 
-    def _open_or_create(self) -> whoosh_index.Index:
+    def _open_or_create(self, first: Iterable[IndexRecord]) -> whoosh_index.Index:
         ix = self._open()
         if ix is None:
             # Under the lock, because creating resets the table of contents and
@@ -313,7 +527,8 @@ class WhooshIndex(Index):
             with self._live_lock():
                 ix = self._open()
                 if ix is None:
-                    ix = self._ix = whoosh_index.create_in(str(self._dir), build_schema())
+                    schema = build_schema(_common_words(itertools.islice(first, _COMMON_SAMPLE)))
+                    ix = self._ix = whoosh_index.create_in(str(self._dir), schema)
         return ix
 
     def close(self) -> None:
@@ -357,7 +572,8 @@ def _parse(query: str, schema: Schema) -> Query:
     try:
         return parser.parse(query)
     except Exception:  # the parser recovers from most bad syntax; what it raises is not for clerks
-        searchable = ", ".join(sorted({*(name for name, field in schema.items() if field.indexed), "name"}))
+        searchable = ", ".join(sorted({*(name for name, field in schema.items() if field.indexed and name != _PAIRS),
+                                       "name"}))
         raise MedarchiveError(
             f"cannot understand the search {query!r}: use words, \"quoted phrases\", AND/OR/NOT, "
             f"wildcards such as diab*, or field:value where the field is one of {searchable}"
@@ -369,6 +585,7 @@ def _fields(record: IndexRecord) -> dict[str, object]:
         "doc_id": record.doc_id,
         "patient_name": record.patient_name,
         "content": record.content,
+        _PAIRS: record.content,
         **{name: getattr(record, name) for name in _KEYWORD_FIELDS + _STORED_ONLY},
     }
     # Whoosh cannot index None; an absent field reads back as None anyway.
@@ -409,50 +626,511 @@ def _filter_query(filters: SearchFilters) -> Query | None:
     return terms[0] if len(terms) == 1 else And(terms)
 
 
-def _zero_scored(ids: list[int]) -> ListMatcher:
-    return ListMatcher(ids, weights=array("f", bytes(4 * len(ids))))
+def _docs(query: Query, reader) -> set[int]:
+    """The documents of one segment that a filter query matches."""
+    if isinstance(query, And):
+        return set.intersection(*(_docs(sub, reader) for sub in query.subqueries))
+    if isinstance(query, TermRange) and not query.startexcl and not query.endexcl \
+            and reader.schema[query.fieldname].column_type is not None:
+        # A range of dates is hundreds of terms, each a posting list to read;
+        # the sorted column answers it with two bisections.
+        values, docnums = _sorted_column(reader, query.fieldname)
+        field = reader.schema[query.fieldname]
+        low = 0 if query.start is None else bisect_left(values, field.to_bytes(query.start))
+        high = len(values) if query.end is None else bisect_right(values, field.to_bytes(query.end))
+        found = set(docnums[low:high])
+        return found - reader.deleted_docs_set if reader.has_deletions() else found
+    found: set[int] = set()
+    for fieldname, text in query.existing_terms(reader, expand=True):
+        m = reader._terms.matcher(fieldname, text, reader.schema[fieldname].format)
+        found.update(_read_all(m, False)[0] if isinstance(m, W3LeafMatcher) else m.all_ids())
+    return found - reader.deleted_docs_set if reader.has_deletions() else found
+
+
+# -- ranking -------------------------------------------------------------------
+#
+# Whoosh ranks by walking a tree of matchers document by document, several
+# Python calls per document and per term, and reads a field length from disk
+# for each score; a phrase decodes the positions of its words in every
+# document that has them all. On an archive where common words are in most
+# documents that costs seconds. _Ranker computes the same BM25F scores a
+# posting list at a time instead: a term's documents, weights and positions
+# are read block by block into lists, the field lengths of a segment once,
+# and And/Or/Not become dictionary operations. Query types it does not know
+# (wildcards, ranges, fuzzy terms...) are scored by Whoosh's own matchers.
+# Phrases are the exception: they find their documents through pairs of
+# words (see _PairFormat) and rank them by the pairs, not by each word; a
+# document that may have the words apart is only checked for the words in a
+# row when it is about to be shown.
+
+class _Check:
+    """A condition on documents checked a batch at a time (see _PhraseCheck)."""
+
+    def __init__(self) -> None:
+        self.passed: dict[int, bool] = {}
+
+    def verify(self, docnums: Iterable[int]) -> None:
+        """Decide for these documents (into self.passed)."""
+        raise NotImplementedError
+
+    def __call__(self, docnum: int) -> bool:
+        if docnum not in self.passed:
+            self.verify([docnum])
+        return self.passed[docnum]
+
+
+def _verify(pending: Iterable[tuple[int, tuple[_Check, ...]]]) -> None:
+    """Checks the documents' conditions, a batch per condition."""
+    batches: dict[_Check, list[int]] = defaultdict(list)
+    for docnum, checks in pending:
+        for check in checks:
+            if docnum not in check.passed:
+                batches[check].append(docnum)
+    for check, docnums in batches.items():
+        check.verify(docnums)
+
+
+# {docnum: score}, and {docnum: checks it must pass to be a match}
+_Scored = tuple[dict[int, float], dict[int, tuple[_Check, ...]]]
+# A posting list of one segment, deleted documents left out.
+_Postings = tuple[list[int], list[float], list[bytes]]
+# Per segment (whose id is in the key), kept between searches; web requests
+# run in threads, hence the lock.
+_LENGTHS: dict[tuple[str, str], list[int]] = {}
+_LENGTHS_KEPT = 64
+_CACHE_LOCK = threading.Lock()
+# With fewer candidates than a posting list's documents / this, each is looked
+# up in the list (skipping whole blocks) rather than the whole list read.
+_LOOKUP_RATIO = 16
+_LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as 1, as in BM25FScorer
+
+
+def _ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int,
+            seen: dict | None = None) -> list[tuple[float, int]]:
+    """The top (score, docnum) pairs, best first, as searcher.search(And([query,
+    narrowing])) would rank them (the narrowing adds nothing to scores).
+    Postings values looked up for some documents go into seen (see _Ranker)."""
+    if not isinstance(searcher.weighting, BM25F) or type(searcher.weighting) is not BM25F:
+        return _whoosh_ranked(searcher, query, narrowing, limit)
+    best: list[tuple[float, int]] = []  # (score, -docnum) of segments with no conditions
+    # (-score, docnum, the segment's own docnum, the checks it must pass)
+    lazy: list[tuple[float, int, int, tuple[_Check, ...]]] = []
+    for sub, offset in searcher.leaf_searchers():
+        reader = sub.reader()
+        allowed = None if narrowing is None else _docs(narrowing, reader)
+        if allowed is not None and not allowed:
+            continue
+        scores, pending = _Ranker(searcher, sub, seen).scored(query, allowed)
+        if pending:
+            lazy.extend((-score, offset + d, d, pending.get(d, ())) for d, score in scores.items())
+        else:
+            best.extend(heapq.nlargest(limit, ((score, -offset - d) for d, score in scores.items())))
+    if not lazy:
+        return [(score, -negdoc) for score, negdoc in heapq.nlargest(limit, best)]
+    # Best first (ties: lower docnum first, as Whoosh's collector), checking
+    # phrases only until enough documents have passed.
+    heap = lazy + [(-score, -negdoc, 0, ()) for score, negdoc in best]
+    heapq.heapify(heap)
+    top: list[tuple[float, int]] = []
+    while heap and len(top) < limit:
+        wanted = limit - len(top)
+        # Each batch costs a pass over the words' posting lists, so take plenty.
+        batch = [heapq.heappop(heap) for _ in range(min(len(heap), 3 * wanted + 40))]
+        _verify((local, checks) for _, _, local, checks in batch)
+        top.extend((-negscore, docnum) for negscore, docnum, local, checks in batch
+                   if all(check.passed[local] for check in checks))
+    return top[:limit]
+
+
+_SORTED_COLUMNS: dict[tuple[str, str], tuple[list[bytes], list[int]]] = {}
+
+
+def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], list[int]]:
+    """A segment's documents that have a value in the field's column, as
+    (values as indexed terms, sorted; their docnums); kept, as a segment never
+    changes (but for deletions, which the caller removes)."""
+    key = (reader.segment().segment_id(), fieldname)
+    found = _SORTED_COLUMNS.get(key)
+    if found is None:
+        column = reader.column_reader(fieldname, translate=False)
+        if isinstance(column, VarBytesColumn.Reader):
+            # The whole column at once rather than a file read per document.
+            lengths = column._lengths
+            data = column._dbfile.get(column._basepos, sum(lengths))
+            values = [data[end - length:end] for end, length in zip(accumulate(lengths), lengths)]
+        else:
+            values = list(column)
+        pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)
+        found = [value for value, _ in pairs], [docnum for _, docnum in pairs]
+        with _CACHE_LOCK:
+            while len(_SORTED_COLUMNS) >= _LENGTHS_KEPT:
+                del _SORTED_COLUMNS[next(iter(_SORTED_COLUMNS))]
+            _SORTED_COLUMNS[key] = found
+    return found
+
+
+def _read_all(m: W3LeafMatcher, values: bool) -> _Postings:
+    """Every posting of a list, block by block."""
+    ids, weights, vals = [], [], []
+    while True:
+        m._read_data()
+        ids.extend(accumulate(m._data[0]))  # (the matcher decodes them in a Python loop)
+        m._read_weights()
+        weights.extend(m._weights)
+        if values:
+            m._read_values()
+            vals.extend(m._values)
+        if m._lastblock:
+            return ids, weights, vals
+        m._goto(m._nextoffset)
+
+
+def _whoosh_ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int) -> list[tuple[float, int]]:
+    """The same ranking by Whoosh's own collector (slow on broad queries)."""
+    results = searcher.search(And([query, _Narrowing(narrowing)]) if narrowing else query, limit=limit)
+    return [(hit.score, hit.docnum) for hit in results]
 
 
 class _Narrowing(WrappingQuery):
     """Matches what the filter query matches, scoring 0, from a flat list of
-    document numbers: a date range is hundreds of terms, and Whoosh would
-    otherwise walk a tree of unions of them for every candidate document."""
+    document numbers (for Whoosh's collector)."""
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        return _zero_scored(sorted(_docs(self.child, searcher.reader())))
+        ids = sorted(_docs(self.child, searcher.reader()))
+        return ListMatcher(ids, weights=array("f", bytes(4 * len(ids))))
 
 
-def _docs(query: Query, reader) -> set[int]:
-    if isinstance(query, And):
-        return set.intersection(*(_docs(sub, reader) for sub in query.subqueries))
-    found: set[int] = set()
-    for fieldname, text in query.existing_terms(reader, expand=True):
-        found.update(reader.postings(fieldname, text).all_ids())
-    return found
+class _Ranker:
+    """Scores a query in one segment of a searcher, as Whoosh's BM25F would."""
+
+    def __init__(self, searcher: Searcher, sub: Searcher, seen: dict | None = None) -> None:
+        self.top, self.sub, self.reader = searcher, sub, sub.reader()
+        # {(segment, field, term): {docnum: value or None}} of single documents
+        # looked up, so that highlighting need not look them up again.
+        self.seen = {} if seen is None else seen
+        self.segment = self.reader.segment().segment_id()
+        self.schema = searcher.schema
+        self.deleted = self.reader.deleted_docs_set
+        self.k1, self.b = searcher.weighting.K1, searcher.weighting.B
+        self.field_b = searcher.weighting._field_B
+
+    # Which docnums offset are global is for the caller: these are the segment's.
+    def scored(self, query: Query, allowed: set[int] | None) -> _Scored:
+        if isinstance(query, Term):
+            return self._term(query.fieldname, query.text, query.boost, allowed), {}
+        if isinstance(query, Phrase) and query.slop == 1 and query.fieldname in self.schema \
+                and isinstance(self.schema[query.fieldname].format, _ContentFormat):
+            return self._phrase(query, allowed)
+        if isinstance(query, (And, Or)) and len(query.subqueries) == 1:
+            # Whoosh passes a lone sub-query's matcher through, boost and all.
+            return self.scored(query.subqueries[0], allowed)
+        if type(query) is And and query.subqueries:
+            return self._and(query, allowed)
+        if type(query) in (Or,) and query.subqueries and not query.scale and not query.minmatch:
+            return self._or(query, allowed)
+        if type(query) is AndNot:
+            scores, pending = self.scored(query.a, allowed)
+            return self._exclude(scores, pending, query.b), pending
+        if query is NullQuery:
+            return {}, {}
+        return self._matched(query, allowed), {}
+
+    def _boosted(self, scores: dict[int, float], boost: float) -> dict[int, float]:
+        return scores if boost == 1.0 else {d: v * boost for d, v in scores.items()}
+
+    def _and(self, query: And, allowed: set[int] | None) -> _Scored:
+        positive = [q for q in query.subqueries if not isinstance(q, Not)]
+        negative = [q.query for q in query.subqueries if isinstance(q, Not)]
+        if not positive:
+            return self._matched(query, allowed), {}
+        # Smallest first, so that the others only score its documents.
+        positive.sort(key=lambda q: q.estimate_size(self.reader))
+        scores, pending = self.scored(positive[0], allowed)
+        for sub in positive[1:]:
+            if not scores:
+                return {}, {}
+            more, more_pending = self.scored(sub, set(scores))
+            scores = {d: v + more[d] for d, v in scores.items() if d in more}
+            for d, checks in more_pending.items():
+                if d in scores:
+                    pending[d] = pending.get(d, ()) + checks
+        pending = {d: checks for d, checks in pending.items() if d in scores}
+        for sub in negative:
+            scores = self._exclude(scores, pending, sub)
+            # Whoosh intersects with an InverseMatcher, whose score is 1.
+            scores = {d: v + 1.0 for d, v in scores.items()}
+        return self._boosted(scores, query.boost), pending
+
+    def _exclude(self, scores: dict[int, float], pending: dict, negative: Query) -> dict[int, float]:
+        if not scores:
+            return scores
+        excluded, excluded_pending = self.scored(negative, set(scores))
+        _verify(excluded_pending.items())
+        kept = {d: v for d, v in scores.items()
+                if d not in excluded or not all(check(d) for check in excluded_pending.get(d, ()))}
+        for d in list(pending):
+            if d not in kept:
+                del pending[d]
+        return kept
+
+    def _or(self, query: Or, allowed: set[int] | None) -> _Scored:
+        parts = [part for part in (self.scored(q, allowed) for q in query.subqueries) if part[0]]
+        if not parts:
+            return {}, {}
+        parts.sort(key=lambda part: -len(part[0]))
+        scores, pending = dict(parts[0][0]), dict(parts[0][1])
+        for more, more_pending in parts[1:]:
+            # Documents of both with a condition on either are decided now.
+            _verify((d, pending.get(d, ()) + more_pending.get(d, ())) for d in more
+                    if d in scores and (d in pending or d in more_pending))
+            for d, v in more.items():
+                if d not in scores:
+                    scores[d] = v
+                    if d in more_pending:
+                        pending[d] = more_pending[d]
+                elif d not in pending and d not in more_pending:
+                    scores[d] += v
+                else:
+                    # A match of either part, scored by the parts that match.
+                    old = scores[d] if all(check(d) for check in pending.pop(d, ())) else None
+                    new = v if all(check(d) for check in more_pending.get(d, ())) else None
+                    if old is None and new is None:
+                        del scores[d]
+                    else:
+                        scores[d] = (old or 0.0) + (new or 0.0)
+        return self._boosted(scores, query.boost), pending
+
+    def _matched(self, query: Query, allowed: set[int] | None) -> dict[int, float]:
+        """Whoosh's own matcher, run to the end."""
+        m = query.matcher(self.sub, self.sub.context())
+        scores = {}
+        while m.is_active():
+            d = m.id()
+            if allowed is None or d in allowed:
+                scores[d] = m.score()
+            m.next()
+        return scores
+
+    # -- terms ---------------------------------------------------------------
+
+    def _bytes(self, fieldname: str, text) -> bytes | None:
+        if fieldname not in self.schema:
+            return None
+        try:
+            btext = self.schema[fieldname].to_bytes(text)
+        except ValueError:
+            return None
+        return btext if (fieldname, btext) in self.reader else None
+
+    def _term(self, fieldname: str, text, boost: float, allowed: set[int] | None) -> dict[int, float]:
+        btext = self._bytes(fieldname, text)
+        if btext is None:
+            return {}
+        among = self._among(fieldname, btext, allowed)
+        ids, weights, _ = self._postings(fieldname, btext, allowed, values=False, among=among)
+        return self._boosted(dict(zip(ids, self._scores(fieldname, btext, ids, weights))), boost)
+
+    def _scores(self, fieldname: str, btext: bytes, ids: list[int], weights: list[float],
+                lengths_of: str | None = None) -> list[float]:
+        """BM25F of the term in these documents; lengths_of scores a term of the
+        pair field as one of the field it is made from."""
+        lengths_of = lengths_of or fieldname
+        if not self.schema[lengths_of].scorable:
+            return list(weights)  # WeightScorer
+        # bm25() of whoosh.scoring, term for term, so that scores are the same.
+        idf = self.top.idf(fieldname, btext)
+        avgfl = self.top.avg_field_length(lengths_of) or 1
+        b, k1 = self.field_b.get(lengths_of, self.b), self.k1
+        lengths = self._lengths(lengths_of)
+        return [idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * lengths[d] / avgfl)))
+                for d, tf in zip(ids, weights)]
+
+    def _lengths(self, fieldname: str) -> list[int]:
+        """Every document's length of the field (as BM25FScorer reads it), read
+        once per segment: a segment's lengths never change."""
+        key = (self.reader.segment().segment_id(), fieldname)
+        lengths = _LENGTHS.get(key)
+        if lengths is None:
+            count = self.reader.doc_count_all()
+            column = self.reader._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+            raw = b"" if column is None else column._dbfile.get(column._basepos, min(column._count, count))
+            lengths = [_LENGTH_OF_BYTE[byte] for byte in raw] + [1] * (count - len(raw))
+            with _CACHE_LOCK:
+                while len(_LENGTHS) >= _LENGTHS_KEPT:
+                    del _LENGTHS[next(iter(_LENGTHS))]
+                _LENGTHS[key] = lengths
+        return lengths
+
+    def _among(self, fieldname: str, btext: bytes, candidates) -> list[int] | None:
+        """The candidates, sorted, when there are few enough to look them up
+        one by one in the term's posting list."""
+        if candidates is None or len(candidates) * _LOOKUP_RATIO >= self.reader.doc_frequency(fieldname, btext):
+            return None
+        return sorted(candidates)
+
+    def _postings(self, fieldname: str, btext: bytes, allowed: set[int] | None, values: bool,
+                  among: list[int] | None = None) -> _Postings:
+        """A term's documents, weights and (if asked) values, deleted ones left
+        out; only those in allowed, and in among (sorted docnums) if given,
+        which are then looked up instead of reading the whole list."""
+        if (fieldname, btext) not in self.reader:
+            return [], [], []
+        fmt = self.schema[fieldname].format
+        m = self.reader._terms.matcher(fieldname, btext, fmt)
+        if among is not None and isinstance(m, W3LeafMatcher):
+            ids, weights, vals = self._lookup(m, among, values)
+        elif isinstance(m, W3LeafMatcher) and not m._byteids:
+            ids, weights, vals = _read_all(m, values)
+        else:
+            ids, weights, vals = [], [], []
+            wanted = None if among is None else set(among)
+            while m.is_active():
+                if wanted is None or m.id() in wanted:
+                    ids.append(m.id())
+                    weights.append(m.weight())
+                    if values:
+                        vals.append(m.value())
+                m.next()
+        deleted = self.deleted
+        if allowed is None and not deleted:
+            return ids, weights, vals
+        keep = [i for i, d in enumerate(ids) if (allowed is None or d in allowed) and d not in deleted]
+        return [ids[i] for i in keep], [weights[i] for i in keep], [vals[i] for i in keep] if values else []
+
+    def values_of(self, fieldname: str, btext: bytes, docnums: list[int]) -> dict[int, bytes | None]:
+        """The term's posting values in these documents (sorted docnums),
+        None where it is not; remembered in self.seen."""
+        seen = self.seen.setdefault((self.segment, fieldname, btext), {})
+        wanted = [d for d in docnums if d not in seen]
+        if wanted:
+            ids, _, values = self._postings(fieldname, btext, None, values=True, among=wanted)
+            seen.update(dict.fromkeys(wanted))
+            seen.update(zip(ids, values))
+        return {d: seen[d] for d in docnums}
+
+    @staticmethod
+    def _lookup(m: W3LeafMatcher, among: list[int], values: bool) -> _Postings:
+        ids, weights, vals = [], [], []
+        for d in among:
+            while m._maxid < d:
+                if m._lastblock:
+                    return ids, weights, vals
+                m._goto(m._nextoffset)
+            if m._ids is None:
+                m._read_ids()
+            i = bisect_left(m._ids, d)
+            if i < len(m._ids) and m._ids[i] == d:
+                if m._weights is None:
+                    m._read_weights()
+                ids.append(d)
+                weights.append(m._weights[i])
+                if values:
+                    if m._values is None:
+                        m._read_values()
+                    vals.append(m._values[i])
+        return ids, weights, vals
+
+    # -- phrases -------------------------------------------------------------
+
+    def _phrase(self, query: Phrase, allowed: set[int] | None) -> _Scored:
+        """Documents with the phrase's words in a row. Pairs of common words
+        are looked up in the pair field, other words in the field itself;
+        their documents are candidates, ranked by the BM25F of each pair
+        (how often the pair is in a document, and how rare it is) and of each
+        other word. Candidates of three or more words, or of a word outside
+        a pair, are checked for the words in a row only when needed."""
+        fieldname, words = query.fieldname, list(query.words)
+        btexts = [self._bytes(fieldname, word) for word in words]
+        if not words or None in btexts:
+            return {}, {}
+        if len(words) == 1:
+            return self._term(fieldname, words[0], query.boost, allowed), {}
+        common = self.schema[_PAIRS].format.words if fieldname == "content" and _PAIRS in self.schema else ()
+        units: list[tuple[str, bytes]] = []
+        covered: set[int] = set()
+        for i in range(len(words) - 1):
+            if words[i] in common and words[i + 1] in common:
+                pair = f"{words[i]} {words[i + 1]}".encode("utf-8")
+                if (_PAIRS, pair) not in self.reader:
+                    return {}, {}
+                units.append((_PAIRS, pair))
+                covered.update((i, i + 1))
+        units.extend((fieldname, btext) for i, btext in enumerate(btexts) if i not in covered)
+        listed: dict[tuple[str, bytes], dict[int, float]] = {}
+        among = None
+        for unit in sorted(set(units), key=lambda unit: self.reader.doc_frequency(*unit)):
+            ids, weights, _ = self._postings(*unit, allowed, values=False, among=self._among(*unit, among))
+            listed[unit] = dict(zip(ids, weights))
+            among = ids if among is None else [d for d in among if d in listed[unit]]
+            if not among:
+                return {}, {}
+        scores = dict.fromkeys(among, 0.0)
+        for unit in units:
+            weights = listed[unit]
+            for d, score in zip(among, self._scores(*unit, among, [weights[d] for d in among], lengths_of=fieldname)):
+                scores[d] += score
+        scores = self._boosted(scores, query.boost)
+        if len(words) == 2 and len(covered) == 2:
+            return scores, {}  # the pair is the phrase
+        check = _PhraseCheck(self, fieldname, btexts)
+        return scores, dict.fromkeys(scores, (check,))
 
 
-def _record_matched_terms(results: Results, query: Query) -> None:
-    """Which query terms occur in each shown hit, which is what pinpoint
-    highlighting needs: looked up for these few documents only."""
-    reader = results.searcher.reader()
-    shown = sorted(hit.docnum for hit in results)
+class _PhraseCheck(_Check):
+    """Whether documents have the words at consecutive positions, from the
+    positions of the words in those documents alone."""
+
+    def __init__(self, ranker: _Ranker, fieldname: str, words: list[bytes]) -> None:
+        super().__init__()
+        self.ranker, self.fieldname, self.words = ranker, fieldname, words
+
+    def verify(self, docnums: Iterable[int]) -> None:
+        docnums = sorted(set(docnums))
+        positions = {}
+        for word in set(self.words):
+            positions[word] = self.ranker.values_of(self.fieldname, word, docnums)
+        fmt = self.ranker.schema[self.fieldname].format
+        for d in docnums:
+            starts: set[int] | None = None
+            for offset, word in enumerate(self.words):
+                value = positions[word].get(d)
+                here = set() if value is None else {p - offset for p in fmt.decode_positions(value)}
+                starts = here if starts is None else starts & here
+                if not starts:
+                    break
+            self.passed[d] = bool(starts)
+
+
+def _record_matched_terms(results: Results, query: Query, seen: dict | None = None) -> None:
+    """Which query terms occur in each shown hit, and where, which is what
+    pinpoint highlighting needs: looked up for these few documents only, with
+    the character offsets put where the highlighter would read them."""
+    searcher = results.searcher
+    reader = searcher.reader()
+    fmt = searcher.schema["content"].format
+    leaves = searcher.leaf_searchers()
+    offsets = [offset for _, offset in leaves]
+    by_leaf: dict[int, list[int]] = defaultdict(list)
+    for docnum in sorted(docnum for _, docnum in results.top_n):
+        by_leaf[bisect_right(offsets, docnum) - 1].append(docnum)
+    rankers = {leaf: _Ranker(searcher, leaves[leaf][0], seen) for leaf in by_leaf}
     results.termdocs, results.docterms = {}, defaultdict(list)
+    chars: dict[int, dict[str, list]] = {docnum: {} for docnums in by_leaf.values() for docnum in docnums}
     for term in query.existing_terms(reader, expand=True):
         if term[0] != "content":
             continue
-        docs = list(_containing(reader.postings(*term), shown))
-        results.termdocs[term] = array("I", docs)
-        for docnum in docs:
+        word, found = term[1].decode("utf-8"), []
+        for leaf, docnums in by_leaf.items():
+            offset = offsets[leaf]
+            values = rankers[leaf].values_of("content", term[1], [d - offset for d in docnums])
+            for local, value in values.items():
+                if value is not None:
+                    found.append(local + offset)
+                    chars[local + offset][word] = fmt.decode_characters(value)
+        results.termdocs[term] = array("I", sorted(found))
+        for docnum in found:
             results.docterms[docnum].append(term)
-
-
-def _containing(postings: Matcher, docnums: list[int]) -> Iterator[int]:
-    for docnum in docnums:
-        if not postings.is_active():
-            return
-        postings.skip_to(docnum)
-        if postings.is_active() and postings.id() == docnum:
-            yield docnum
+    results._char_cache["content"] = chars
 
 
 def _snippet(hit: Hit) -> str:

@@ -397,3 +397,160 @@ def test_creating_the_index_waits_for_the_lock(ix: WhooshIndex, index_dir: Path)
 def test_close_drops_the_handle(clinic: WhooshIndex) -> None:
     clinic.close()
     assert clinic.count() == 4
+
+
+# -- the schema's own analysis and encoding, and the bulk ranking ---------------
+
+ANALYSED_TEXTS = [
+    "The patient was seen. Chest pain radiating to the left arm!",
+    "a I x of the and: U.S.A. 3.5mg e.g. x-ray 12/03/2024 O'Brien naïve café MRN:00482913",
+    "Running runs ran runner's; stemming-tests\tand\nnewlines  in   between",
+    "", "   ", "the of and", "İstanbul STRASSE straße ΣΊΣΥΦΟΣ 日本語のテキスト",
+]
+
+
+@pytest.mark.parametrize("text", ANALYSED_TEXTS)
+def test_fast_index_analysis_matches_the_analyzer(text: str) -> None:
+    analyzer = whoosh_module._ContentAnalyzer()
+    expected: dict[str, list[int]] = {}
+    for token in analyzer(text, positions=True, chars=True, mode="index"):
+        expected.setdefault(token.text, []).extend((token.pos, token.startchar, token.endchar))
+    assert analyzer.index_tokens(text) == expected
+
+
+def test_postings_keep_positions_and_characters(ix: WhooshIndex, index_dir: Path) -> None:
+    ix.add([record("a", content="Pain, then chest pain again")])
+    with whoosh_index.open_dir(str(index_dir)).searcher() as searcher:
+        postings = searcher.postings("content", "pain")
+        assert postings.value_as("positions") == [0, 3]
+        assert postings.value_as("characters") == [(0, 0, 4), (3, 17, 21)]
+        assert postings.weight() == 2
+
+
+def phrase_corpus() -> list[IndexRecord]:
+    texts = {
+        "exact": "Noted shortness of breath on exertion.",
+        "stopword": "shortness and breath",  # stop words do not count, as in Whoosh
+        "apart": "shortness noted, breath normal",
+        "reversed": "breath shortness",
+        "twice": "shortness of breath at rest and shortness of breath walking",
+        "across": "Patient reports shortness\nof breath.",
+        "three": "follow up in two weeks",
+        "three-broken": "follow up later, in two weeks time we follow",
+    }
+    return [record(doc_id, content=text) for doc_id, text in texts.items()]
+
+
+def test_phrase_finds_exactly_the_documents_with_the_words_in_a_row(ix: WhooshIndex) -> None:
+    corpus = phrase_corpus()
+    # Spread over segments, with a replaced document among them.
+    ix.add(corpus[:3])
+    ix.add(corpus[3:6], merge=False)
+    ix.add(corpus[6:] + [record("apart", content="breath shortness noted")], merge=False)
+    assert sorted(ids(ix.search('"shortness of breath"'))) == ["across", "exact", "stopword", "twice"]
+    assert sorted(ids(ix.search('"breath shortness"'))) == ["apart", "reversed"]
+    assert ids(ix.search('"follow up in two weeks"')) == ["three"]
+    assert sorted(ids(ix.search('"shortness of breath" OR "two weeks"'))) == [
+        "across", "exact", "stopword", "three", "three-broken", "twice"]
+    assert sorted(ids(ix.search('shortness NOT "shortness of breath"'))) == ["apart", "reversed"]
+    hit = next(h for h in ix.search('"shortness of breath"') if h.doc_id == "exact")
+    assert "**shortness** of **breath**" in hit.snippet
+
+
+def test_phrase_hits_are_checked_until_the_limit_is_filled(ix: WhooshIndex) -> None:
+    # The documents with both words apart score higher (more occurrences), so
+    # they come first among the candidates and must be passed over.
+    ix.add([record(f"apart{n}", content="chest chest chest noted pain pain pain") for n in range(30)])
+    ix.add([record(f"phrase{n}", content="chest pain") for n in range(3)], merge=False)
+    assert sorted(ids(ix.search('"chest pain"', limit=2))) == ["phrase0", "phrase1"]
+    assert sorted(ids(ix.search('"chest pain"', limit=10))) == ["phrase0", "phrase1", "phrase2"]
+
+
+def test_common_term_with_a_date_range_ranks_by_relevance(ix: WhooshIndex) -> None:
+    # Every text five words long, so that only the count of the word decides.
+    records = [record(f"d{n:02d}", doc_date=f"2023-{1 + n % 12:02d}-10",
+                      content=("cough " * (1 + n % 4) + "fever " * (4 - n % 4)).strip())
+               for n in range(48)]
+    ix.add(records[:20])
+    ix.add(records[20:], merge=False)
+    hits = ix.search("cough", SearchFilters(date_from="2023-03-01", date_to="2023-05-31"), limit=50)
+    expected = [r.doc_id for r in records if "2023-03-01" <= r.doc_date <= "2023-05-31"]
+    assert sorted(ids(hits)) == expected
+    # More occurrences of the word first; equal scores keep the index order.
+    assert ids(hits) == sorted(expected, key=lambda d: (-records[int(d[1:])].content.count("cough"), d))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all("**cough**" in h.snippet for h in hits)
+
+
+RANKED_QUERIES = [
+    ("pain", SearchFilters()),
+    ("pain", SearchFilters(date_from="2023-02-01", date_to="2023-09-30")),
+    ('"chest pain"', SearchFilters()),
+    ('"chest pain" AND fever', SearchFilters(status="review")),
+    ("chest NOT \"chest pain\"", SearchFilters()),
+    ('"chest pain fever"', SearchFilters()),
+    ('"pain of the chest" OR "fever rash"', SearchFilters()),
+    ('"noted left" AND NOT "left chest"', SearchFilters()),
+    ("jane doe", SearchFilters(doc_type="lab_result")),
+    ("fever OR cough OR rash", SearchFilters()),
+    ("diab* AND pain", SearchFilters()),
+    ("(chest OR fever) AND NOT cough", SearchFilters(mrn="00482913")),
+    ("name:smith^3 pain", SearchFilters()),
+    ('"pain in the chest"~2', SearchFilters()),
+    ("doc_type:lab_result fever", SearchFilters()),
+]
+
+
+@pytest.fixture
+def ranked_corpus(ix: WhooshIndex) -> WhooshIndex:
+    import random
+    rng = random.Random(7)
+    words = ["chest", "pain", "fever", "cough", "rash", "diabetes", "diabetic", "the", "of", "in", "noted", "left"]
+    names = ["DOE, JANE", "SMITH, JOHN", "PAIN, ANNA"]
+    batch = []
+    for n in range(240):
+        batch.append(record(f"r{n:03d}", patient_name=rng.choice(names), mrn=rng.choice(["00482913", "00771234"]),
+                            status=rng.choice(["filed", "filed", "review"]),
+                            doc_type=rng.choice(["lab_result", "consultation", "progress_note"]),
+                            doc_date=f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                            content=" ".join(rng.choices(words, k=rng.randint(3, 40)))))
+        if len(batch) == 60:
+            ix.add(batch, merge=False)
+            batch = []
+    ix.delete([f"r{n:03d}" for n in range(0, 240, 7)])
+    return ix
+
+
+@pytest.mark.parametrize(("query", "filters"), RANKED_QUERIES)
+def test_bulk_ranking_gives_whooshs_ranking(ranked_corpus: WhooshIndex, index_dir: Path, query: str,
+                                             filters: SearchFilters) -> None:
+    with whoosh_index.open_dir(str(index_dir)).searcher() as searcher:
+        parsed = whoosh_module._parse(query, searcher.schema)
+        narrowing = whoosh_module._filter_query(filters)
+        # All matches: at the limit Whoosh's collector breaks ties of equal
+        # scores inconsistently.
+        fast = whoosh_module._ranked(searcher, parsed, narrowing, 1000)
+        slow = whoosh_module._whoosh_ranked(searcher, parsed, narrowing, 1000)
+    assert slow, "the query should match something"
+    assert fast == sorted(fast, key=lambda pair: (-pair[0], pair[1]))
+    if '"' in query.replace('NOT "', ""):
+        # Phrases match the same documents, ranked by how often the phrase
+        # (not each of its words) occurs in them.
+        assert sorted(docnum for _, docnum in fast) == sorted(docnum for _, docnum in slow)
+    else:
+        assert {docnum: pytest.approx(score, rel=1e-9) for score, docnum in slow} == {
+            docnum: score for score, docnum in fast}
+
+
+def test_an_index_of_an_older_schema_asks_for_a_reindex(ix: WhooshIndex, index_dir: Path) -> None:
+    from whoosh.fields import ID, TEXT, Schema
+    index_dir.mkdir(parents=True)
+    old = whoosh_index.create_in(str(index_dir), Schema(doc_id=ID(unique=True, stored=True),
+                                                         content=TEXT(stored=True, chars=True)))
+    with old.writer() as writer:
+        writer.add_document(doc_id="a", content="old index")
+    for call in (lambda: ix.search("old"), ix.count, lambda: ix.add([record("b")]), lambda: ix.get("a")):
+        with pytest.raises(MedarchiveError, match="medarchive reindex"):
+            call()
+    assert ix.rebuild([record("b", content="rebuilt")]) == 1
+    assert ids(ix.search("rebuilt")) == ["b"]
