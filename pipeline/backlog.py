@@ -21,7 +21,7 @@ from indexers.base import Index
 from .archive import record_from_sidecar, sidecar_path
 from .audit import AuditLog
 from .config import Config
-from .fsutil import read_json
+from .fsutil import read_json, remove_stale_temps
 from .journal import Entry, Journal, Result, Run
 from .progress import Tally
 from .run import InputFile, Outcome, Pipeline, status_of
@@ -70,11 +70,13 @@ def _written(config: Config, planned: list[str]) -> list[dict] | None:
 
 
 def _clear(config: Config, planned: list[str]) -> None:
-    """Remove what an interrupted filing wrote; it was never indexed nor reported."""
+    """Remove what an interrupted filing wrote, half-written temp files too; it was
+    never indexed nor reported."""
     for relative in planned:
         pdf = config.root / relative
-        sidecar_path(pdf).unlink(missing_ok=True)
-        pdf.unlink(missing_ok=True)
+        for path in (sidecar_path(pdf), pdf):
+            path.unlink(missing_ok=True)
+            remove_stale_temps(path)
 
 
 def recover(config: Config, index: Index, journal: Journal, run: Run) -> int:

@@ -36,6 +36,19 @@ def _temp_path(final: Path) -> Path:
     return final.with_name(f".tmp-{os.getpid()}-{final.name}")
 
 
+def remove_stale_temps(final: Path) -> None:
+    """Remove the temp files that interrupted writes of ``final`` left, by any process."""
+    prefix, suffix = ".tmp-", f"-{final.name}"
+    try:
+        siblings = list(final.parent.iterdir())
+    except FileNotFoundError:
+        return
+    for path in siblings:
+        name = path.name
+        if name.startswith(prefix) and name.endswith(suffix) and name[len(prefix):-len(suffix)].isdigit():
+            path.unlink(missing_ok=True)
+
+
 def atomic_write(final: Path, fill: Callable[[Path], None]) -> Path:
     """Let ``fill`` write a temp file beside ``final``, then make it durable and visible."""
     ensure_dir(final.parent)

@@ -250,7 +250,9 @@ def test_recovery_finishes_complete_filings_and_clears_partial_ones(reference, t
     config = load_config(config_file)
     sidecars = sorted((data / "archive").rglob("*.json"))
     whole, partial = sidecars[0], sidecars[1]
-    partial.unlink()  # the crash came between the PDF and its sidecar
+    partial.unlink()  # the crash came while the sidecar was being written
+    half_written = partial.with_name(f".tmp-4242-{partial.name}")
+    half_written.write_text('{"doc_id": ')
     journal = Journal(data / "journal.sqlite")
     run = journal.new_run(tmp_path / "charts")
     for name, sidecar in (("whole.pdf", whole), ("partial.pdf", partial)):
@@ -260,7 +262,7 @@ def test_recovery_finishes_complete_filings_and_clears_partial_ones(reference, t
     assert recover(config, index, journal, run) == 1
     assert journal.state(run.run_id, "whole.pdf") == "done"
     assert journal.state(run.run_id, "partial.pdf") == "started"
-    assert not partial.with_suffix(".pdf").exists()
+    assert not partial.with_suffix(".pdf").exists() and not half_written.exists()
     assert [r.doc_id for r in index.stored()] == [json.loads(whole.read_text())["doc_id"]]
     assert journal.counts(run.run_id)["filed"] == 1
     index.close()
