@@ -702,6 +702,12 @@ _CACHE_LOCK = threading.Lock()
 # With fewer candidates than a posting list's documents / this, each is looked
 # up in the list (skipping whole blocks) rather than the whole list read.
 _LOOKUP_RATIO = 16
+# Long posting lists kept between searches, as packed arrays (8 bytes a posting):
+# lists of at least this many documents, this many postings in all.
+_LISTS: dict[tuple[str, str, bytes], tuple[array, array]] = {}
+_LISTS_SIZE = [0]
+_LIST_KEPT_FROM = 5_000
+_LISTS_KEPT_POSTINGS = 4_000_000
 _LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as 1, as in BM25FScorer
 
 
@@ -980,7 +986,7 @@ class _Ranker:
         if among is not None and isinstance(m, W3LeafMatcher):
             ids, weights, vals = self._lookup(m, among, values)
         elif isinstance(m, W3LeafMatcher) and not m._byteids:
-            ids, weights, vals = _read_all(m, values)
+            ids, weights, vals = _read_all(m, True) if values else self._whole_list(m, fieldname, btext)
         else:
             ids, weights, vals = [], [], []
             wanted = None if among is None else set(among)
@@ -996,6 +1002,23 @@ class _Ranker:
             return ids, weights, vals
         keep = [i for i, d in enumerate(ids) if (allowed is None or d in allowed) and d not in deleted]
         return [ids[i] for i in keep], [weights[i] for i in keep], [vals[i] for i in keep] if values else []
+
+    def _whole_list(self, m: W3LeafMatcher, fieldname: str, btext: bytes) -> _Postings:
+        """A term's documents and weights; a long list is kept for the next search
+        (a word in most documents takes half a second to decode, as its blocks
+        carry the positions too), a segment's postings never change."""
+        key = (self.segment, fieldname, btext)
+        kept = _LISTS.get(key)
+        if kept is not None:
+            return kept[0], kept[1], []
+        ids, weights, _ = _read_all(m, False)
+        if len(ids) >= _LIST_KEPT_FROM:
+            with _CACHE_LOCK:
+                while _LISTS and _LISTS_SIZE[0] + len(ids) > _LISTS_KEPT_POSTINGS:
+                    _LISTS_SIZE[0] -= len(_LISTS.pop(next(iter(_LISTS)))[0])
+                _LISTS[key] = (array("I", ids), array("f", weights))
+                _LISTS_SIZE[0] += len(ids)
+        return ids, weights, []
 
     def values_of(self, fieldname: str, btext: bytes, docnums: list[int]) -> dict[int, bytes | None]:
         """The term's posting values in these documents (sorted docnums),

@@ -554,3 +554,15 @@ def test_an_index_of_an_older_schema_asks_for_a_reindex(ix: WhooshIndex, index_d
             call()
     assert ix.rebuild([record("b", content="rebuilt")]) == 1
     assert ids(ix.search("rebuilt")) == ["b"]
+
+
+def test_kept_posting_lists_follow_deletions_and_new_documents(ix: WhooshIndex, monkeypatch) -> None:
+    monkeypatch.setattr(whoosh_module, "_LIST_KEPT_FROM", 1)
+    monkeypatch.setattr(whoosh_module, "_LISTS", {})
+    many = whoosh_module._INLINE_POSTINGS + 5  # a posting list of its own, not inline
+    ix.add([record(f"d{n:03d}", content=f"Patient seen, visit {n}.") for n in range(many)])
+    first = {h.doc_id for h in ix.search("patient", limit=1000)}
+    assert len(first) == many and whoosh_module._LISTS
+    ix.delete(["d002"])
+    ix.add([record("new", content="Patient seen again.")])
+    assert {h.doc_id for h in ix.search("patient", limit=1000)} == first - {"d002"} | {"new"}
