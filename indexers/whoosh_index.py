@@ -705,7 +705,6 @@ _LOOKUP_RATIO = 16
 # Long posting lists kept between searches, as packed arrays (8 bytes a posting):
 # lists of at least this many documents, this many postings in all.
 _LISTS: dict[tuple[str, str, bytes], tuple[array, array]] = {}
-_LISTS_SIZE = [0]
 _LIST_KEPT_FROM = 5_000
 _LISTS_KEPT_POSTINGS = 4_000_000
 _LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as 1, as in BM25FScorer
@@ -1014,10 +1013,9 @@ class _Ranker:
         ids, weights, _ = _read_all(m, False)
         if len(ids) >= _LIST_KEPT_FROM:
             with _CACHE_LOCK:
-                while _LISTS and _LISTS_SIZE[0] + len(ids) > _LISTS_KEPT_POSTINGS:
-                    _LISTS_SIZE[0] -= len(_LISTS.pop(next(iter(_LISTS)))[0])
+                while _LISTS and sum(len(kept[0]) for kept in _LISTS.values()) + len(ids) > _LISTS_KEPT_POSTINGS:
+                    del _LISTS[next(iter(_LISTS))]
                 _LISTS[key] = (array("I", ids), array("f", weights))
-                _LISTS_SIZE[0] += len(ids)
         return ids, weights, []
 
     def values_of(self, fieldname: str, btext: bytes, docnums: list[int]) -> dict[int, bytes | None]:

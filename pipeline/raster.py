@@ -81,31 +81,35 @@ _DARK, _LIGHT_SURROUND = 128, 200
 def despeckled(page: Image.Image, dpi: int) -> Image.Image:
     """The page in grayscale, without its dust specks when it is dusty."""
     gray = page if page.mode == "L" else page.convert("L")
-    if speck_density(gray, dpi) < _NOISY_SPECKS_PER_MPX:
+    half = _half_resolution(gray, dpi)
+    if _specks_per_mpx(half, gray) < _NOISY_SPECKS_PER_MPX:
         return gray
-    return _without_specks(gray, dpi)
+    return _without_specks(gray, half)
 
 
 def speck_density(page: Image.Image, dpi: int) -> float:
-    """Isolated dark dots per megapixel of a grayscale page: dark pixels whose surround is nearly white.
+    """Isolated dark dots per megapixel of a grayscale page: dark pixels whose surround is nearly white."""
+    return _specks_per_mpx(_half_resolution(page, dpi), page)
 
-    Counted at half resolution, where a speck is about one pixel and a 5-pixel window
-    around it is its surround, but the smallest print (a period) fills too much of it.
-    """
-    factor = max(1, round(dpi / 150))
-    small = page.reduce(factor)
-    dark = small.point(_threshold(lambda v: v < _DARK))
-    alone = small.filter(ImageFilter.BoxBlur(2)).point(_threshold(lambda v: v > _LIGHT_SURROUND))
+
+def _half_resolution(gray: Image.Image, dpi: int) -> Image.Image:
+    # About 150 dpi, where a speck is about one pixel and a 5-pixel window around it
+    # is its surround, but the smallest print (a period) fills too much of it.
+    return gray.reduce(max(1, round(dpi / 150)))
+
+
+def _specks_per_mpx(half: Image.Image, page: Image.Image) -> float:
+    dark = half.point(_threshold(lambda v: v < _DARK))
+    alone = half.filter(ImageFilter.BoxBlur(2)).point(_threshold(lambda v: v > _LIGHT_SURROUND))
     specks = ImageChops.multiply(dark, alone).histogram()[255]
     return specks * 1e6 / (page.width * page.height)
 
 
-def _without_specks(gray: Image.Image, dpi: int) -> Image.Image:
+def _without_specks(gray: Image.Image, half: Image.Image) -> Image.Image:
     """Whitens every pixel whose surround (about 6x6 at 300 dpi) is nearly all paper: a
     dot of two pixels goes; a period, the dot of an i and every stroke two pixels wide
     stay. The surround is measured at half resolution, where a blur costs a quarter."""
-    small = gray.reduce(max(1, round(dpi / 150)))
-    surround = small.filter(ImageFilter.BoxBlur(1))
+    surround = half.filter(ImageFilter.BoxBlur(1))
     ink, paper = _ink_and_paper(gray)
     near_paper = ink + 0.75 * (paper - ink)
     mask = surround.point(_threshold(lambda v: v > near_paper)).resize(gray.size, Image.Resampling.NEAREST)

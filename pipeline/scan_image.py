@@ -52,6 +52,11 @@ def bare_scan(pdf_path: Path, page_no: int, dpi: int) -> BareScan | None:
 
 def _sole_image(page: pikepdf.Page) -> tuple[list[float], pikepdf.Object] | None:
     """The transformation and the image XObject of a page that only draws that image."""
+    # A page of text or vector drawing is told apart from its resources, without
+    # parsing what may be a long content stream.
+    xobjects = page.resources.get("/XObject")
+    if xobjects is None or len(xobjects) != 1:
+        return None
     matrix, drawn = None, None
     for operands, operator in pikepdf.parse_content_stream(page):
         name = str(operator)
