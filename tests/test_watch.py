@@ -30,6 +30,7 @@ class DaemonProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.log = open(config.parent / "daemon.log", "a")
+        self._log_start = self.log.tell()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "watch"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -40,6 +41,13 @@ class DaemonProcess:
         code = self.proc.wait(timeout=timeout)
         self.log.close()
         return code
+
+    def wait_watching(self, timeout: float = 120) -> None:
+        """Until this daemon logs that it watches (its signal handlers are in place by then)."""
+        deadline = time.monotonic() + timeout
+        while "watching " not in self.log_text()[self._log_start:]:
+            assert self.proc.poll() is None and time.monotonic() < deadline, f"daemon never started:\n{self.log_text()}"
+            time.sleep(0.2)
 
     def log_text(self) -> str:
         return (self.config.parent / "daemon.log").read_text()
@@ -167,6 +175,8 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(tmp_path):
         daemon.stop(signal.SIGKILL)
     daemon = DaemonProcess(config_path)
     try:
+        # The killed daemons may have settled everything already; this one must still come up.
+        daemon.wait_watching()
         wait_until_settled(config_path, len(names), daemon)
     finally:
         assert daemon.stop() == 0
