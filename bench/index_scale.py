@@ -184,6 +184,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_queries(index: WhooshIndex, corpus: Corpus, seed: int) -> None:
+    index.warm()  # as `medarchive serve` does before it listens
     index.search("warm up the caches", SearchFilters(), limit=20)
     for kind, queries in query_mix(corpus, seed).items():
         times, found = [], 0

@@ -25,6 +25,11 @@ from pipeline.config import IndexSettings
 from pipeline.errors import IndexBusyError, MedarchiveError
 
 from .base import Index, IndexRecord, SearchFilters, SearchHit
+from .whoosh_codec import Codec, Postings, make_codec, merge_all, read_all
+
+# Indexes of schema version 2 and before name the codec by this name; they
+# must still unpickle to be told apart and refused (see _current_schema).
+_Codec = Codec
 
 # whoosh-reloaded still carries invalid escape sequences that newer Pythons warn
 # about when compiling it; the CLI must not print them to clerks.
@@ -35,7 +40,7 @@ with warnings.catch_warnings():
     from whoosh.analysis import STOP_WORDS, Analyzer, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
     from whoosh.analysis.tokenizers import default_pattern
     from whoosh.columns import VarBytesColumn
-    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3LeafMatcher, W3PostingsWriter, W3TermInfo, _lenfield
+    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
     from whoosh.fields import ID, STORED, TEXT, Schema
     from whoosh.formats import Format
     from whoosh.lang.porter import stem
@@ -57,8 +62,6 @@ SNIPPET_MAX_CHARS = 300
 _SNIPPET_FRAGMENTS = 2
 _DEFAULT_FIELDS = ["content", "patient_name", "mrn"]
 _ALIASES = {"patient_name": ["name", "patient"], "content": ["text"]}
-# Posting lists shorter than this live in the term table (see _Codec).
-_INLINE_POSTINGS = 10
 _KEYWORD_FIELDS = ("mrn", "dob", "doc_type", "doc_date", "status", "sha256", "source_sha256")
 _STORED_ONLY = ("path", "source_file", "review_reason", "pages")
 _LOCK_NAME = "MAIN_WRITELOCK"  # the file Whoosh's FileIndex.lock("WRITELOCK") uses
@@ -69,7 +72,7 @@ _PARALLEL_MIN_BATCH = 1000
 
 # What the schema looks like; an index written with another version is not
 # read (its postings are encoded differently) but rebuilt by `medarchive reindex`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _name_analyzer() -> Analyzer:
@@ -280,47 +283,11 @@ def _current_schema(schema: Schema) -> bool:
             and sorted(schema.names()) == sorted(build_schema().names()))
 
 
-class _InliningPostingsWriter(W3PostingsWriter):
-    """Keeps a short posting list in the term table instead of a pickled,
-    compressed block of its own in the postings file.
-
-    OCR text has a long tail of words seen in a few documents each, so most
-    terms of a segment are short lists, and writing (then merging, then
-    reading) each as a separate block dominated building the index. Whoosh
-    has this option (inlinelimit) but its writer calls a method that does not
-    exist (set_inline for set_inlined), so it could never be turned on.
-    """
-
-    def finish_postings(self) -> W3TermInfo:
-        # Formats without per-posting values (ID fields) still need one
-        # (empty) value each: merging copies them through an assertion.
-        if self.written() or len(self) >= self._inlinelimit or len(self._values) not in (0, len(self._ids)):
-            return super().finish_postings()
-        terminfo, self._terminfo = self._terminfo, None
-        terminfo.add_block(self)
-        terminfo.set_inlined(self._ids, self._weights, self._values or [b""] * len(self._ids))
-        return terminfo
-
-
-class _Codec(W3Codec):
-    def postings_writer(self, dbfile, byteids: bool = False) -> W3PostingsWriter:
-        return _InliningPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
-                                       compression=self._compression, inlinelimit=self._inlinelimit)
-
-
-def _codec() -> W3Codec:
-    codec = _Codec(inlinelimit=_INLINE_POSTINGS)
-    # Per-posting document-length lookups take ~15% of a build; they only
-    # tighten the score bounds used to skip blocks (0 stays a valid bound).
-    codec.length_stats = False
-    return codec
-
-
 def _writer_options(settings: IndexSettings) -> dict[str, object]:
     # compound=False: whoosh-reloaded copies a compound segment into memory
     # each time a searcher opens it, which would make every query cost in
     # proportion to the size of the index.
-    return {"limitmb": settings.limitmb, "codec": _codec(), "compound": False}
+    return {"limitmb": settings.limitmb, "codec": make_codec(), "compound": False}
 
 
 class _MarkFormatter(Formatter):
@@ -369,7 +336,7 @@ class WhooshIndex(Index):
         """Merge all segments into one (after bulk loads with merge=False)."""
         ix = self._open()
         if ix is not None:
-            self._lock_writer(ix).commit(optimize=True)
+            self._lock_writer(ix).commit(mergetype=merge_all)
 
     def rebuild(self, records: Iterable[IndexRecord]) -> int:
         """Build a fresh index beside the live one and swap it in by renames,
@@ -485,6 +452,19 @@ class WhooshIndex(Index):
                                                     autotrim=True, charlimit=None)
             results.formatter = _MarkFormatter()
             return [_hit(hit, hit.score, _snippet(hit)) for hit in results]
+
+    def warm(self) -> None:
+        """Read now what the first searches of each segment would otherwise
+        read on the way: field lengths for ranking and the sorted dates for
+        date filters (a second or so on a large archive)."""
+        with self._searcher() as searcher:
+            if searcher is None:
+                return
+            for sub, _ in searcher.leaf_searchers():
+                ranker = _Ranker(searcher, sub)
+                for fieldname in ("content", "patient_name"):
+                    ranker._lengths(fieldname)
+                _sorted_column(sub.reader(), "doc_date")
 
     def get(self, doc_id: str) -> IndexRecord | None:
         with self._searcher() as searcher:
@@ -643,7 +623,7 @@ def _docs(query: Query, reader) -> set[int]:
     found: set[int] = set()
     for fieldname, text in query.existing_terms(reader, expand=True):
         m = reader._terms.matcher(fieldname, text, reader.schema[fieldname].format)
-        found.update(_read_all(m, False)[0] if isinstance(m, W3LeafMatcher) else m.all_ids())
+        found.update(read_all(m, False)[0] if isinstance(m, W3LeafMatcher) else m.all_ids())
     return found - reader.deleted_docs_set if reader.has_deletions() else found
 
 
@@ -692,8 +672,6 @@ def _verify(pending: Iterable[tuple[int, tuple[_Check, ...]]]) -> None:
 
 # {docnum: score}, and {docnum: checks it must pass to be a match}
 _Scored = tuple[dict[int, float], dict[int, tuple[_Check, ...]]]
-# A posting list of one segment, deleted documents left out.
-_Postings = tuple[list[int], list[float], list[bytes]]
 # Per segment (whose id is in the key), kept between searches; web requests
 # run in threads, hence the lock.
 _LENGTHS: dict[tuple[str, str], list[int]] = {}
@@ -772,22 +750,6 @@ def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], list[int]]:
                 del _SORTED_COLUMNS[next(iter(_SORTED_COLUMNS))]
             _SORTED_COLUMNS[key] = found
     return found
-
-
-def _read_all(m: W3LeafMatcher, values: bool) -> _Postings:
-    """Every posting of a list, block by block."""
-    ids, weights, vals = [], [], []
-    while True:
-        m._read_data()
-        ids.extend(accumulate(m._data[0]))  # (the matcher decodes them in a Python loop)
-        m._read_weights()
-        weights.extend(m._weights)
-        if values:
-            m._read_values()
-            vals.extend(m._values)
-        if m._lastblock:
-            return ids, weights, vals
-        m._goto(m._nextoffset)
 
 
 def _whoosh_ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int) -> list[tuple[float, int]]:
@@ -974,7 +936,7 @@ class _Ranker:
         return sorted(candidates)
 
     def _postings(self, fieldname: str, btext: bytes, allowed: set[int] | None, values: bool,
-                  among: list[int] | None = None) -> _Postings:
+                  among: list[int] | None = None) -> Postings:
         """A term's documents, weights and (if asked) values, deleted ones left
         out; only those in allowed, and in among (sorted docnums) if given,
         which are then looked up instead of reading the whole list."""
@@ -985,7 +947,7 @@ class _Ranker:
         if among is not None and isinstance(m, W3LeafMatcher):
             ids, weights, vals = self._lookup(m, among, values)
         elif isinstance(m, W3LeafMatcher) and not m._byteids:
-            ids, weights, vals = _read_all(m, True) if values else self._whole_list(m, fieldname, btext)
+            ids, weights, vals = read_all(m, True) if values else self._whole_list(m, fieldname, btext)
         else:
             ids, weights, vals = [], [], []
             wanted = None if among is None else set(among)
@@ -1002,15 +964,15 @@ class _Ranker:
         keep = [i for i, d in enumerate(ids) if (allowed is None or d in allowed) and d not in deleted]
         return [ids[i] for i in keep], [weights[i] for i in keep], [vals[i] for i in keep] if values else []
 
-    def _whole_list(self, m: W3LeafMatcher, fieldname: str, btext: bytes) -> _Postings:
+    def _whole_list(self, m: W3LeafMatcher, fieldname: str, btext: bytes) -> Postings:
         """A term's documents and weights; a long list is kept for the next search
-        (a word in most documents takes half a second to decode, as its blocks
-        carry the positions too), a segment's postings never change."""
+        (a segment's postings never change), as decoding one of a word in most
+        documents costs more than the rest of a search."""
         key = (self.segment, fieldname, btext)
         kept = _LISTS.get(key)
         if kept is not None:
             return kept[0], kept[1], []
-        ids, weights, _ = _read_all(m, False)
+        ids, weights, _ = read_all(m, False)
         if len(ids) >= _LIST_KEPT_FROM:
             with _CACHE_LOCK:
                 while _LISTS and sum(len(kept[0]) for kept in _LISTS.values()) + len(ids) > _LISTS_KEPT_POSTINGS:
@@ -1030,7 +992,7 @@ class _Ranker:
         return {d: seen[d] for d in docnums}
 
     @staticmethod
-    def _lookup(m: W3LeafMatcher, among: list[int], values: bool) -> _Postings:
+    def _lookup(m: W3LeafMatcher, among: list[int], values: bool) -> Postings:
         ids, weights, vals = [], [], []
         for d in among:
             while m._maxid < d:

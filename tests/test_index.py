@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import indexers.whoosh_codec as whoosh_codec
 import indexers.whoosh_index as whoosh_module
 from indexers.base import IndexRecord, SearchFilters
 from indexers.whoosh_index import SNIPPET_FALLBACK_CHARS, WhooshIndex
@@ -559,10 +560,122 @@ def test_an_index_of_an_older_schema_asks_for_a_reindex(ix: WhooshIndex, index_d
 def test_kept_posting_lists_follow_deletions_and_new_documents(ix: WhooshIndex, monkeypatch) -> None:
     monkeypatch.setattr(whoosh_module, "_LIST_KEPT_FROM", 1)
     monkeypatch.setattr(whoosh_module, "_LISTS", {})
-    many = whoosh_module._INLINE_POSTINGS + 5  # a posting list of its own, not inline
+    many = whoosh_codec.INLINE_POSTINGS + 5  # a posting list of its own, not inline
     ix.add([record(f"d{n:03d}", content=f"Patient seen, visit {n}.") for n in range(many)])
     first = {h.doc_id for h in ix.search("patient", limit=1000)}
     assert len(first) == many and whoosh_module._LISTS
     ix.delete(["d002"])
     ix.add([record("new", content="Patient seen again.")])
     assert {h.doc_id for h in ix.search("patient", limit=1000)} == first - {"d002"} | {"new"}
+
+
+def test_long_posting_lists_read_documents_and_weights_without_positions(ix: WhooshIndex, index_dir: Path,
+                                                                         monkeypatch) -> None:
+    # Several blocks (Whoosh writes 128 postings a block), each word count and position different.
+    texts = {f"d{n:03d}": "filler " * (n % 7) + "pain " * (1 + n % 3) for n in range(300)}
+    ix.add([record(doc_id, content=text) for doc_id, text in texts.items()])
+    unpacked: list[int] = []
+    real_decompress = whoosh_codec.zlib.decompress
+    monkeypatch.setattr(whoosh_codec.zlib, "decompress",
+                        lambda data: unpacked.append(len(real := real_decompress(data))) or real)
+    with whoosh_index.open_dir(str(index_dir)).reader() as reader:
+        docnums = {reader.stored_fields(d)["doc_id"]: d for d in range(reader.doc_count_all())}
+        matcher = reader._terms.matcher("content", b"pain", reader.schema["content"].format)
+        assert isinstance(matcher, whoosh_codec.SplitBlockMatcher)
+        unpacked.clear()
+        ids, weights, _ = whoosh_codec.read_all(matcher, values=False)
+        assert sum(unpacked) == 8 * len(texts)  # a document number and a weight each, nothing more
+        assert dict(zip(ids, weights)) == {docnums[d]: 1 + int(d[1:]) % 3 for d in texts}
+        matcher.reset()
+        ids, _, values = whoosh_codec.read_all(matcher, values=True)
+        fmt = reader.schema["content"].format
+        assert {d: fmt.decode_positions(v) for d, v in zip(ids, values)} == {
+            docnums[d]: list(range(int(d[1:]) % 7, int(d[1:]) % 7 + 1 + int(d[1:]) % 3)) for d in texts}
+    assert len(ix.search("pain", limit=500)) == len(texts)
+
+
+def test_warm_reads_each_segments_lengths_and_dates_ahead(ix: WhooshIndex, index_dir: Path, monkeypatch) -> None:
+    monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
+    monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
+    ix.warm()  # nothing to read yet
+    ix.add([record("a", doc_date="2024-01-02")], merge=False)
+    ix.add([record("b", doc_date="2023-05-06")], merge=False)
+    ix.warm()
+    segments = {segment.segment_id() for segment in whoosh_index.open_dir(str(index_dir))._segments()}
+    assert len(segments) == 2
+    assert set(whoosh_module._LENGTHS) == {(s, f) for s in segments for f in ("content", "patient_name")}
+    assert set(whoosh_module._SORTED_COLUMNS) == {(s, "doc_date") for s in segments}
+
+
+def _merge_corpus(ix: WhooshIndex) -> None:
+    """Three segments: long lists (several blocks), short (inline) ones, absent
+    fields, a replaced document, deleted ones, a term left only in deleted ones."""
+    words = "chest pain fever cough rash edema nausea".split()
+    for batch in range(3):
+        ix.add([record(f"d{batch}-{n:03d}", mrn=f"{n % 9:08d}",
+                       patient_name=None if n % 5 == 0 else f"DOE, JANE{n % 4}",
+                       doc_date=None if n % 7 == 0 else f"20{10 + n % 13}-0{1 + n % 9}-1{n % 10}",
+                       content=" ".join(words[(n + k) % 7] for k in range(n % 11 + 1)) + f" note{batch}x{n % 13}")
+                for n in range(150)], merge=False)
+    ix.add([record("d0-004", content="replaced with a new text")], merge=False)
+    ix.add([record("solo", content="onlyhere once")], merge=False)
+    ix.delete(["d1-010", "d2-149", "d0-000", "solo"])
+
+
+def _everything(index_dir: Path) -> dict:
+    ix = whoosh_index.open_dir(str(index_dir))
+    with ix.reader() as reader:
+        docs = list(reader.all_doc_ids())
+        return {
+            "segments": len(ix._segments()),
+            "postings": list(reader.iter_postings()),
+            "terms": [(term, reader.doc_frequency(*term), reader.frequency(*term), reader.term_info(*term).max_weight())
+                      for term in reader.all_terms()],
+            "stored": list(reader.all_stored_fields()),
+            "lengths": {f: ([reader.doc_field_length(d, f) for d in docs], reader.field_length(f),
+                            reader.max_field_length(f)) for f in ("content", "patient_name")},
+            "dates": list(reader.column_reader("doc_date")),
+        }
+
+
+def test_bulk_merge_writes_what_whooshs_merge_writes(tmp_path: Path, monkeypatch) -> None:
+    by_whoosh, bulk = WhooshIndex(tmp_path / "whoosh", FAST), WhooshIndex(tmp_path / "bulk", FAST)
+    _merge_corpus(by_whoosh)
+    _merge_corpus(bulk)
+    by_whoosh._lock_writer(by_whoosh._open()).commit(optimize=True)
+
+    def refuse(writer, segments):
+        raise AssertionError("merged by Whoosh, not in bulk")
+
+    monkeypatch.setattr(whoosh_codec, "OPTIMIZE", refuse)
+    bulk.optimize()
+    expected, merged = _everything(tmp_path / "whoosh"), _everything(tmp_path / "bulk")
+    assert merged["segments"] == 1 and merged["stored"] and ("content", b"onlyher") not in dict.fromkeys(
+        term for term, *_ in merged["terms"])
+    assert merged == expected
+    for query in ("chest", '"pain fever"', "note1x3 OR rash", "replaced", "jane2"):
+        assert bulk.search(query, limit=500) == by_whoosh.search(query, limit=500)
+
+
+def test_bulk_merge_leaves_new_documents_to_whoosh(ix: WhooshIndex, index_dir: Path) -> None:
+    ix.add([record("a", content="first segment")], merge=False)
+    ix.add([record("b", content="second segment")], merge=False)
+    with ix._writer(ix._open(), merge=True) as writer:
+        writer.add_document(**whoosh_module._fields(record("c", content="third segment")))
+        writer.mergetype = whoosh_codec.merge_all
+    assert len(whoosh_index.open_dir(str(index_dir))._segments()) == 1
+    assert sorted(ids(ix.search("segment"))) == ["a", "b", "c"]
+
+
+def test_values_and_inlined_postings_are_pickled_with_a_bytes_opcode(ix: WhooshIndex, index_dir: Path) -> None:
+    # Protocol 2 (Whoosh's) would pickle each bytes value through codecs.encode.
+    ix.add([record(f"d{n:03d}", content="pain " * (1 + n % 3)) for n in range(200)])
+    with whoosh_index.open_dir(str(index_dir)).reader() as reader:
+        inlined = reader._terms._tindex[reader._terms._keycoder("doc_id", b"d007")]
+        assert inlined[whoosh_codec.TermInfo._struct.size:][:2] == b"\x80\x05"
+        matcher = reader._terms.matcher("content", b"pain", reader.schema["content"].format)
+        start = matcher._dataoffset + whoosh_codec._HEAD_SIZE.size + matcher._head_size()
+        values = whoosh_codec.zlib.decompress(matcher._postfile.get(start, matcher._nextoffset - start))
+        assert values[:2] == b"\x80\x05"
+        matcher._read_values()
+        assert [len(value) for value in matcher._values] == [12 * (1 + n % 3) for n in range(128)]

@@ -13,6 +13,7 @@ from pipeline.config import Config
 from pipeline.errors import MedarchiveError
 
 from .app import create_app
+from .context import EXTENSION
 from .users import ROLES, UserStore
 
 
@@ -41,8 +42,13 @@ def serve(config: Config, host: str | None, port: int | None):
         listener = socket.create_server((host, port))
     except OSError as exc:
         raise WebError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    server = make_server(host, port, create_app(config), threaded=True,
-                         request_handler=_RequestLog, fd=listener.fileno())
+    app = create_app(config)
+    try:
+        # Before the first clerk's search rather than during it.
+        app.extensions[EXTENSION].index.warm()
+    except MedarchiveError as exc:  # the pages that need no index still work
+        click.echo(f"warning: {exc}", err=True)
+    server = make_server(host, port, app, threaded=True, request_handler=_RequestLog, fd=listener.fileno())
     click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
