@@ -38,8 +38,7 @@ from indexers.base import SearchFilters
 from indexers.whoosh_index import WhooshIndex
 from pipeline.config import Config, load_config
 from pipeline.dataroot import open_data_root
-from web.app import create_app
-from web.context import EXTENSION
+from web.app import create_app, warm_up
 from web.users import UserStore
 
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
@@ -131,7 +130,7 @@ def paths(corpus: Corpus, seed: int, requests: int) -> dict[str, list[str]]:
 
 def run(config: Config, mix: dict[str, list[str]]) -> None:
     app = create_app(config)
-    app.extensions[EXTENSION].index.warm()  # as `medarchive serve` does before it listens
+    warm_up(app)  # as `medarchive serve` does before it listens
     timed = Timed(app.wsgi_app)
     app.wsgi_app = timed
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)

@@ -455,15 +455,15 @@ class WhooshIndex(Index):
 
     def warm(self) -> None:
         """Read now what the first searches of each segment would otherwise
-        read on the way: field lengths for ranking and the sorted dates for
-        date filters (a second or so on a large archive)."""
+        read on the way: field lengths for ranking (normalised as BM25 does)
+        and the sorted dates for date filters (a second or so on a large archive)."""
         with self._searcher() as searcher:
             if searcher is None:
                 return
             for sub, _ in searcher.leaf_searchers():
                 ranker = _Ranker(searcher, sub)
                 for fieldname in ("content", "patient_name"):
-                    ranker._lengths(fieldname)
+                    ranker._norms(fieldname)
                 _sorted_column(sub.reader(), "doc_date")
 
     def get(self, doc_id: str) -> IndexRecord | None:
@@ -674,7 +674,10 @@ def _verify(pending: Iterable[tuple[int, tuple[_Check, ...]]]) -> None:
 _Scored = tuple[dict[int, float], dict[int, tuple[_Check, ...]]]
 # Per segment (whose id is in the key), kept between searches; web requests
 # run in threads, hence the lock.
-_LENGTHS: dict[tuple[str, str], list[int]] = {}
+# (Arrays rather than lists, a hundred thousand numbers each, that the garbage
+# collector would otherwise go through at each full collection.)
+_LENGTHS: dict[tuple[str, str], array] = {}
+_NORMS: dict[tuple, array] = {}
 _LENGTHS_KEPT = 64
 _CACHE_LOCK = threading.Lock()
 # With fewer candidates than a posting list's documents / this, each is looked
@@ -685,6 +688,10 @@ _LOOKUP_RATIO = 16
 _LISTS: dict[tuple[str, str, bytes], tuple[array, array]] = {}
 _LIST_KEPT_FROM = 5_000
 _LISTS_KEPT_POSTINGS = 4_000_000
+# And where the blocks of long lists start, with their last documents, so that a
+# lookup goes straight to a document's block instead of reading every block's header.
+_BLOCKS: dict[tuple[str, str, bytes], tuple[list[int], list[int]]] = {}
+_BLOCKS_KEPT = 10_000
 _LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as 1, as in BM25FScorer
 
 
@@ -696,8 +703,7 @@ def _ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: in
     if not isinstance(searcher.weighting, BM25F) or type(searcher.weighting) is not BM25F:
         return _whoosh_ranked(searcher, query, narrowing, limit)
     best: list[tuple[float, int]] = []  # (score, -docnum) of segments with no conditions
-    # (-score, docnum, the segment's own docnum, the checks it must pass)
-    lazy: list[tuple[float, int, int, tuple[_Check, ...]]] = []
+    lazy: list[Iterator[tuple[float, int, int, tuple[_Check, ...]]]] = []  # of segments with some
     for sub, offset in searcher.leaf_searchers():
         reader = sub.reader()
         allowed = None if narrowing is None else _docs(narrowing, reader)
@@ -705,30 +711,44 @@ def _ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: in
             continue
         scores, pending = _Ranker(searcher, sub, seen).scored(query, allowed)
         if pending:
-            lazy.extend((-score, offset + d, d, pending.get(d, ())) for d, score in scores.items())
+            lazy.append(_best_first(scores, pending, offset))
         else:
             best.extend(heapq.nlargest(limit, ((score, -offset - d) for d, score in scores.items())))
     if not lazy:
         return [(score, -negdoc) for score, negdoc in heapq.nlargest(limit, best)]
     # Best first (ties: lower docnum first, as Whoosh's collector), checking
     # phrases only until enough documents have passed.
-    heap = lazy + [(-score, -negdoc, 0, ()) for score, negdoc in best]
-    heapq.heapify(heap)
+    stream = heapq.merge(*lazy, ((-score, -negdoc, 0, ()) for score, negdoc in sorted(best, reverse=True)))
     top: list[tuple[float, int]] = []
-    while heap and len(top) < limit:
+    checked = 0
+    while len(top) < limit:
+        # A few more than are wanted, or as many as the share that passed so
+        # far says it takes: each document checked reads a block per word.
         wanted = limit - len(top)
-        # Each batch costs a pass over the words' posting lists, so take plenty.
-        batch = [heapq.heappop(heap) for _ in range(min(len(heap), 3 * wanted + 40))]
+        size = wanted + 10 if not checked else wanted * checked // max(len(top), 1) + 10
+        batch = list(itertools.islice(stream, size))
+        if not batch:
+            break
         _verify((local, checks) for _, _, local, checks in batch)
+        checked += len(batch)
         top.extend((-negscore, docnum) for negscore, docnum, local, checks in batch
                    if all(check.passed[local] for check in checks))
     return top[:limit]
 
 
-_SORTED_COLUMNS: dict[tuple[str, str], tuple[list[bytes], list[int]]] = {}
+def _best_first(scores: dict[int, float], pending: dict[int, tuple[_Check, ...]],
+                offset: int) -> Iterator[tuple[float, int, int, tuple[_Check, ...]]]:
+    """(-score, docnum, the segment's own docnum, the checks it must pass) of a
+    segment's documents, best first, ties in document order; made as they are
+    taken, as most of the thousands of candidates of a phrase never are."""
+    for d in sorted(sorted(scores), key=scores.__getitem__, reverse=True):
+        yield -scores[d], offset + d, d, pending.get(d, ())
 
 
-def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], list[int]]:
+_SORTED_COLUMNS: dict[tuple[str, str], tuple[list[bytes], array]] = {}
+
+
+def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], array]:
     """A segment's documents that have a value in the field's column, as
     (values as indexed terms, sorted; their docnums); kept, as a segment never
     changes (but for deletions, which the caller removes)."""
@@ -744,7 +764,7 @@ def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], list[int]]:
         else:
             values = list(column)
         pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)
-        found = [value for value, _ in pairs], [docnum for _, docnum in pairs]
+        found = [value for value, _ in pairs], array("I", [docnum for _, docnum in pairs])
         with _CACHE_LOCK:
             while len(_SORTED_COLUMNS) >= _LENGTHS_KEPT:
                 del _SORTED_COLUMNS[next(iter(_SORTED_COLUMNS))]
@@ -905,14 +925,27 @@ class _Ranker:
         if not self.schema[lengths_of].scorable:
             return list(weights)  # WeightScorer
         # bm25() of whoosh.scoring, term for term, so that scores are the same.
-        idf = self.top.idf(fieldname, btext)
-        avgfl = self.top.avg_field_length(lengths_of) or 1
-        b, k1 = self.field_b.get(lengths_of, self.b), self.k1
-        lengths = self._lengths(lengths_of)
-        return [idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * lengths[d] / avgfl)))
-                for d, tf in zip(ids, weights)]
+        idf, k1 = self.top.idf(fieldname, btext), self.k1
+        norms = self._norms(lengths_of)
+        return [idf * ((tf * (k1 + 1)) / (tf + norms[d])) for d, tf in zip(ids, weights)]
 
-    def _lengths(self, fieldname: str) -> list[int]:
+    def _norms(self, fieldname: str) -> array:
+        """Every document's length normalisation, k1 * ((1 - b) + b * length /
+        average length), as bm25() computes it; kept while the average (over
+        the whole index) stays the same."""
+        avgfl = self.top.avg_field_length(fieldname) or 1
+        b, k1 = self.field_b.get(fieldname, self.b), self.k1
+        key = (self.segment, fieldname, avgfl, b, k1)
+        norms = _NORMS.get(key)
+        if norms is None:
+            norms = array("d", [k1 * ((1 - b) + b * length / avgfl) for length in self._lengths(fieldname)])
+            with _CACHE_LOCK:
+                while len(_NORMS) >= _LENGTHS_KEPT:
+                    del _NORMS[next(iter(_NORMS))]
+                _NORMS[key] = norms
+        return norms
+
+    def _lengths(self, fieldname: str) -> array:
         """Every document's length of the field (as BM25FScorer reads it), read
         once per segment: a segment's lengths never change."""
         key = (self.reader.segment().segment_id(), fieldname)
@@ -921,7 +954,7 @@ class _Ranker:
             count = self.reader.doc_count_all()
             column = self.reader._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
             raw = b"" if column is None else column._dbfile.get(column._basepos, min(column._count, count))
-            lengths = [_LENGTH_OF_BYTE[byte] for byte in raw] + [1] * (count - len(raw))
+            lengths = array("I", [_LENGTH_OF_BYTE[byte] for byte in raw] + [1] * (count - len(raw)))
             with _CACHE_LOCK:
                 while len(_LENGTHS) >= _LENGTHS_KEPT:
                     del _LENGTHS[next(iter(_LENGTHS))]
@@ -945,7 +978,7 @@ class _Ranker:
         fmt = self.schema[fieldname].format
         m = self.reader._terms.matcher(fieldname, btext, fmt)
         if among is not None and isinstance(m, W3LeafMatcher):
-            ids, weights, vals = self._lookup(m, among, values)
+            ids, weights, vals = _lookup(m, among, values, self._blocks(m, fieldname, btext))
         elif isinstance(m, W3LeafMatcher) and not m._byteids:
             ids, weights, vals = read_all(m, True) if values else self._whole_list(m, fieldname, btext)
         else:
@@ -991,27 +1024,28 @@ class _Ranker:
             seen.update(zip(ids, values))
         return {d: seen[d] for d in docnums}
 
-    @staticmethod
-    def _lookup(m: W3LeafMatcher, among: list[int], values: bool) -> Postings:
-        ids, weights, vals = [], [], []
-        for d in among:
-            while m._maxid < d:
+    def _blocks(self, m: W3LeafMatcher, fieldname: str, btext: bytes) -> tuple[list[int], list[int]] | None:
+        """The last document and the offset of each block of a long list (a
+        segment's postings never change); None for a short one."""
+        if self.reader.doc_frequency(fieldname, btext) < _LIST_KEPT_FROM:
+            return None
+        key = (self.segment, fieldname, btext)
+        blocks = _BLOCKS.get(key)
+        if blocks is None:
+            blocks, position = ([], []), m._baseoffset
+            while True:
+                blocks[0].append(m._maxid)
+                blocks[1].append(position)
                 if m._lastblock:
-                    return ids, weights, vals
-                m._goto(m._nextoffset)
-            if m._ids is None:
-                m._read_ids()
-            i = bisect_left(m._ids, d)
-            if i < len(m._ids) and m._ids[i] == d:
-                if m._weights is None:
-                    m._read_weights()
-                ids.append(d)
-                weights.append(m._weights[i])
-                if values:
-                    if m._values is None:
-                        m._read_values()
-                    vals.append(m._values[i])
-        return ids, weights, vals
+                    break
+                position = m._nextoffset
+                m._goto(position)
+            m.reset()
+            with _CACHE_LOCK:
+                while len(_BLOCKS) >= _BLOCKS_KEPT:
+                    del _BLOCKS[next(iter(_BLOCKS))]
+                _BLOCKS[key] = blocks
+        return blocks
 
     # -- phrases -------------------------------------------------------------
 
@@ -1057,6 +1091,40 @@ class _Ranker:
             return scores, {}  # the pair is the phrase
         check = _PhraseCheck(self, fieldname, btexts)
         return scores, dict.fromkeys(scores, (check,))
+
+
+def _lookup(m: W3LeafMatcher, among: list[int], values: bool,
+            blocks: tuple[list[int], list[int]] | None) -> Postings:
+    """The postings of these documents (sorted) in a list, block by block, or
+    straight to each one's block given the list's blocks (see _Ranker._blocks)."""
+    ids, weights, vals = [], [], []
+    block = 0
+    for d in among:
+        if blocks is not None:
+            i = bisect_left(blocks[0], d)
+            if i == len(blocks[0]):
+                break
+            if i != block:
+                m._goto(blocks[1][i])
+                block = i
+        else:
+            while m._maxid < d:
+                if m._lastblock:
+                    return ids, weights, vals
+                m._goto(m._nextoffset)
+        if m._ids is None:
+            m._read_ids()
+        i = bisect_left(m._ids, d)
+        if i < len(m._ids) and m._ids[i] == d:
+            if m._weights is None:
+                m._read_weights()
+            ids.append(d)
+            weights.append(m._weights[i])
+            if values:
+                if m._values is None:
+                    m._read_values()
+                vals.append(m._values[i])
+    return ids, weights, vals
 
 
 class _PhraseCheck(_Check):

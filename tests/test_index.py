@@ -596,6 +596,7 @@ def test_long_posting_lists_read_documents_and_weights_without_positions(ix: Who
 
 def test_warm_reads_each_segments_lengths_and_dates_ahead(ix: WhooshIndex, index_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
+    monkeypatch.setattr(whoosh_module, "_NORMS", {})
     monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
     ix.warm()  # nothing to read yet
     ix.add([record("a", doc_date="2024-01-02")], merge=False)
@@ -604,6 +605,7 @@ def test_warm_reads_each_segments_lengths_and_dates_ahead(ix: WhooshIndex, index
     segments = {segment.segment_id() for segment in whoosh_index.open_dir(str(index_dir))._segments()}
     assert len(segments) == 2
     assert set(whoosh_module._LENGTHS) == {(s, f) for s in segments for f in ("content", "patient_name")}
+    assert {key[:2] for key in whoosh_module._NORMS} == set(whoosh_module._LENGTHS)
     assert set(whoosh_module._SORTED_COLUMNS) == {(s, "doc_date") for s in segments}
 
 
@@ -679,3 +681,17 @@ def test_values_and_inlined_postings_are_pickled_with_a_bytes_opcode(ix: WhooshI
         assert values[:2] == b"\x80\x05"
         matcher._read_values()
         assert [len(value) for value in matcher._values] == [12 * (1 + n % 3) for n in range(128)]
+
+
+def test_lookups_through_kept_block_directories_find_the_same_documents(ix: WhooshIndex, monkeypatch) -> None:
+    texts = {f"d{n:03d}": ("chest pain again" if n % 7 == 0 else "again chest and then pain") + f" visit{n % 5}"
+             for n in range(400)}  # lists of several blocks each
+    ix.add([record(doc_id, content=text) for doc_id, text in texts.items()])
+    expected = {doc_id for doc_id, text in texts.items() if "chest pain again" in text}
+    monkeypatch.setattr(whoosh_module, "_BLOCKS", {})
+    found = {}
+    for kept_from in (10 ** 9, 1):  # without directories, then with them for every list
+        monkeypatch.setattr(whoosh_module, "_LIST_KEPT_FROM", kept_from)
+        found[kept_from] = [hit.doc_id for hit in ix.search('"chest pain again" visit3', limit=500)]
+    assert whoosh_module._BLOCKS
+    assert found[1] == found[10 ** 9] and set(found[1]) == {d for d in expected if texts[d].endswith("visit3")}

@@ -86,3 +86,29 @@ def test_user_roles_from_the_command_line_always_leave_an_admin(tmp_path):
 
     roles = [(e["user"], e["details"]) for e in AuditLog.for_config(config).entries() if e["action"] == "user.role"]
     assert roles[0] == ("it-admin", {"name": "kim", "role": "release"}) and len(roles) == 3
+
+
+def test_serve_starts_on_an_index_it_must_not_read_and_says_why(tmp_path):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from whoosh import index as whoosh_index
+        from whoosh.fields import ID, Schema
+    config_path = write_config(tmp_path)
+    config = load_config(config_path)
+    config.index_dir.mkdir(parents=True)
+    whoosh_index.create_in(str(config.index_dir), Schema(doc_id=ID(stored=True)))  # an older version's index
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config_path), "serve", "--port", str(port)],
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        lines = [server.stderr.readline()]
+        while lines[-1] and "serving on" not in lines[-1]:  # (an empty line: it exited)
+            lines.append(server.stderr.readline())
+        assert any("serving on" in line for line in lines), lines
+        assert any(line.startswith("warning:") and "medarchive reindex" in line for line in lines), lines
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -229,3 +229,16 @@ def test_admin_reads_the_audit_log_and_that_is_audited(app, config):
     assert "ada" in html and "login" in html
     assert client.get("/admin/audit?action=nonsense").status_code == 400
     assert list(AuditLog.for_config(config).entries(AuditFilters(user="ada", action="audit")))
+
+
+def test_warm_up_reads_the_index_before_the_first_search(app, monkeypatch):
+    import indexers.whoosh_index as whoosh_module
+    import web.app as web_app
+
+    frozen = []
+    monkeypatch.setattr(web_app.gc, "freeze", lambda: frozen.append(True))  # (not this test process's objects)
+    monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
+    monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
+    web_app.warm_up(app)
+    assert frozen and whoosh_module._SORTED_COLUMNS and whoosh_module._LENGTHS
+    assert "<mark>" in logged_in(app, "cal").get("/?q=patient").text

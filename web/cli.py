@@ -12,8 +12,7 @@ from pipeline.cli_common import actor, trail, with_config
 from pipeline.config import Config
 from pipeline.errors import MedarchiveError
 
-from .app import create_app
-from .context import EXTENSION
+from .app import create_app, warm_up
 from .users import ROLES, UserStore
 
 
@@ -44,8 +43,7 @@ def serve(config: Config, host: str | None, port: int | None):
         raise WebError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     app = create_app(config)
     try:
-        # Before the first clerk's search rather than during it.
-        app.extensions[EXTENSION].index.warm()
+        warm_up(app)
     except MedarchiveError as exc:  # the pages that need no index still work
         click.echo(f"warning: {exc}", err=True)
     server = make_server(host, port, app, threaded=True, request_handler=_RequestLog, fd=listener.fileno())
