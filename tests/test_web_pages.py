@@ -239,6 +239,7 @@ def test_warm_up_reads_the_index_before_the_first_search(app, monkeypatch):
     monkeypatch.setattr(web_app.gc, "freeze", lambda: frozen.append(True))  # (not this test process's objects)
     monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
     monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
+    monkeypatch.setattr(whoosh_module, "_NORMS", {})
     web_app.warm_up(app)
-    assert frozen and whoosh_module._SORTED_COLUMNS and whoosh_module._LENGTHS
+    assert frozen and whoosh_module._SORTED_COLUMNS and whoosh_module._LENGTHS and whoosh_module._NORMS
     assert "<mark>" in logged_in(app, "cal").get("/?q=patient").text
