@@ -21,8 +21,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
     warnings.simplefilter("ignore", DeprecationWarning)
     from whoosh.filedb import filetables
-    from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3LeafMatcher, W3PostingsWriter, W3TermInfo
+    from whoosh.codec.whoosh3 import (WHOOSH3_HEADER_MAGIC, W3Codec, W3FieldWriter, W3LeafMatcher, W3PostingsWriter,
+                                      W3TermInfo)
     from whoosh.matching import Matcher
+    from whoosh.system import pack_ushort
     from whoosh.reading import SegmentReader
     from whoosh.util.numeric import length_to_byte
     from whoosh.writing import OPTIMIZE, SegmentWriter
@@ -188,7 +190,51 @@ def read_all(m: SplitBlockMatcher, values: bool) -> Postings:
         m._goto(m._nextoffset)
 
 
+class FieldWriter(W3FieldWriter):
+    """Writes postings a term at a time. Whoosh's add_postings() takes a
+    segment's sorted postings through several calls each, and a term's
+    bookkeeping (a term info, a block buffer, their statistics) costs more
+    than its postings when, as in OCR text, most terms are in a few documents."""
+
+    def add_postings(self, schema, lengths, items) -> None:
+        """What a writer's pool holds at a commit: (field, term, docnum,
+        weight, value) in order. Lengths are not kept (see make_codec)."""
+        current = None
+        for (fieldname, btext), group in itertools.groupby(items, key=operator.itemgetter(0, 1)):
+            if fieldname != current:
+                if current is not None:
+                    self.finish_field()
+                self.start_field(fieldname, schema[fieldname])
+                current = fieldname
+            postings = list(group)
+            self.write_term(btext, [p[2] for p in postings], [p[3] for p in postings],
+                            [p[4] for p in postings] if self._format.fixed_value_size() != 0 else [])
+        if current is not None:
+            self.finish_field()
+
+    def write_term(self, btext: bytes, ids: list[int], weights: list[float], values: list[bytes]) -> None:
+        """A term of the current field: its postings in document order, values
+        empty for a format that has none. A short list goes straight into the
+        term table, with what PostingsWriter would have put there."""
+        inlinelimit = self._postwriter._inlinelimit
+        if len(ids) >= inlinelimit or len(values) not in (0, len(ids)):
+            self.start_term(btext)
+            self._postwriter.add_many(ids, weights, values)
+            self.finish_term()
+            return
+        stored = array("f", weights)  # as the block buffer rounds them
+        info = TermInfo()
+        info._weight, info._df = 0 + sum(stored), len(ids)
+        info._maxweight = max(0, max(weights))
+        info._minid, info._maxid = ids[0], ids[-1]
+        info.set_inlined(ids, stored, values or [b""] * len(ids))
+        self._tindex.add(pack_ushort(self._fieldid) + btext, info.to_bytes())
+
+
 class Codec(W3Codec):
+    def field_writer(self, storage, segment) -> FieldWriter:
+        return FieldWriter(self, storage, segment)
+
     def postings_writer(self, dbfile, byteids: bool = False) -> W3PostingsWriter:
         return PostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
                               compression=self._compression, inlinelimit=self._inlinelimit)
@@ -255,11 +301,9 @@ def _merge_postings(writer: SegmentWriter, readers: list[SegmentReader],
             fmt = schema[fieldname].format
             values = fmt.fixed_value_size() != 0
         lists = [_renumbered(_segment_postings(readers[n], info, fmt, values), *docmaps[n]) for _, n, info in group]
-        if any(ids for ids, _, _ in lists):  # (else only in deleted documents: gone, as in Whoosh's merge)
-            fields.start_term(btext)
-            for postings in lists:
-                fields._postwriter.add_many(*postings)
-            fields.finish_term()
+        ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists))
+        if ids:  # (else only in deleted documents: gone, as in Whoosh's merge)
+            fields.write_term(btext, ids, weights, vals)
     if current is not None:
         fields.finish_field()
 

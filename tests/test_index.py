@@ -640,17 +640,27 @@ def _everything(index_dir: Path) -> dict:
         }
 
 
-def test_bulk_merge_writes_what_whooshs_merge_writes(tmp_path: Path, monkeypatch) -> None:
+def _term_table(index_dir: Path) -> list[tuple[bytes, bytes]]:
+    with whoosh_index.open_dir(str(index_dir)).reader() as reader:
+        return [item for sub in reader.leaf_readers() for item in sub[0]._terms._tindex.items()]
+
+
+def test_bulk_writes_what_whooshs_writer_and_merge_write(tmp_path: Path, monkeypatch) -> None:
     by_whoosh, bulk = WhooshIndex(tmp_path / "whoosh", FAST), WhooshIndex(tmp_path / "bulk", FAST)
-    _merge_corpus(by_whoosh)
-    _merge_corpus(bulk)
-    by_whoosh._lock_writer(by_whoosh._open()).commit(optimize=True)
+    with monkeypatch.context() as whoosh_only:  # a posting at a time, through Whoosh's own calls
+        whoosh_only.setattr(whoosh_codec.Codec, "field_writer", whoosh_codec.W3Codec.field_writer)
+        _merge_corpus(by_whoosh)
+        unmerged = _term_table(tmp_path / "whoosh")
+        by_whoosh._lock_writer(by_whoosh._open()).commit(optimize=True)
 
     def refuse(writer, segments):
         raise AssertionError("merged by Whoosh, not in bulk")
 
     monkeypatch.setattr(whoosh_codec, "OPTIMIZE", refuse)
+    _merge_corpus(bulk)
+    assert _term_table(tmp_path / "bulk") == unmerged  # the same bytes, term infos and all
     bulk.optimize()
+    assert _term_table(tmp_path / "bulk") == _term_table(tmp_path / "whoosh")
     expected, merged = _everything(tmp_path / "whoosh"), _everything(tmp_path / "bulk")
     assert merged["segments"] == 1 and merged["stored"] and ("content", b"onlyher") not in dict.fromkeys(
         term for term, *_ in merged["terms"])
