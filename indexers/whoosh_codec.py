@@ -268,7 +268,7 @@ def merge_all(writer: SegmentWriter, segments: list) -> list:
     into the writer's new one, as Whoosh's OPTIMIZE does."""
     if writer.docnum or not isinstance(writer.codec, Codec) or not all(
             isinstance(segment.codec(), Codec) for segment in segments):
-        return OPTIMIZE(writer, segments)  # (new documents in the writer's pool)
+        return OPTIMIZE(writer, segments)  # (new documents to merge in too, or another codec's segments)
     readers = [SegmentReader(writer.storage, writer.schema, segment) for segment in segments]
     try:
         fieldnames = set(writer.schema.names()) | {name for r in readers for name in r.indexed_field_names()}
