@@ -14,7 +14,7 @@ import struct
 import warnings
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 
 with warnings.catch_warnings():
@@ -199,23 +199,27 @@ class FieldWriter(W3FieldWriter):
     def add_postings(self, schema, lengths, items) -> None:
         """What a writer's pool holds at a commit: (field, term, docnum,
         weight, value) in order. Lengths are not kept (see make_codec)."""
+        self.write_terms(schema, _pooled_terms(items))
+
+    def write_terms(self, schema, terms: Iterable[tuple[str, bytes, Postings]]) -> None:
+        """(field, term, postings) in order, fields and terms alike."""
         current = None
-        for (fieldname, btext), group in itertools.groupby(items, key=operator.itemgetter(0, 1)):
+        for fieldname, btext, postings in terms:
             if fieldname != current:
                 if current is not None:
                     self.finish_field()
                 self.start_field(fieldname, schema[fieldname])
                 current = fieldname
-            postings = list(group)
-            self.write_term(btext, [p[2] for p in postings], [p[3] for p in postings],
-                            [p[4] for p in postings] if self._format.fixed_value_size() != 0 else [])
+            self.write_term(btext, *postings)
         if current is not None:
             self.finish_field()
 
     def write_term(self, btext: bytes, ids: list[int], weights: list[float], values: list[bytes]) -> None:
-        """A term of the current field: its postings in document order, values
-        empty for a format that has none. A short list goes straight into the
-        term table, with what PostingsWriter would have put there."""
+        """A term of the current field: its postings in document order. A short
+        list goes straight into the term table, with what PostingsWriter would
+        have put there."""
+        if self._format.fixed_value_size() == 0:
+            values = []  # (the format has none: a pool's postings carry empty ones)
         inlinelimit = self._postwriter._inlinelimit
         if len(ids) >= inlinelimit or len(values) not in (0, len(ids)):
             self.start_term(btext)
@@ -229,6 +233,12 @@ class FieldWriter(W3FieldWriter):
         info._minid, info._maxid = ids[0], ids[-1]
         info.set_inlined(ids, stored, values or [b""] * len(ids))
         self._tindex.add(pack_ushort(self._fieldid) + btext, info.to_bytes())
+
+
+def _pooled_terms(items: Iterable[tuple[str, bytes, int, float, bytes]]) -> Iterator[tuple[str, bytes, Postings]]:
+    for (fieldname, btext), group in itertools.groupby(items, key=operator.itemgetter(0, 1)):
+        postings = list(group)
+        yield fieldname, btext, ([p[2] for p in postings], [p[3] for p in postings], [p[4] for p in postings])
 
 
 class Codec(W3Codec):
@@ -277,7 +287,7 @@ def merge_all(writer: SegmentWriter, segments: list) -> list:
             start = writer.docnum
             # {old: new docnum} when the segment has deletions (None: old + start)
             docmaps.append((start, writer.write_per_doc(fieldnames, reader)))
-        _merge_postings(writer, readers, docmaps)
+        writer.fieldwriter.write_terms(writer.schema, _merged_terms(writer.schema, readers, docmaps))
     finally:
         for reader in readers:
             reader.close()
@@ -285,27 +295,19 @@ def merge_all(writer: SegmentWriter, segments: list) -> list:
     return []
 
 
-def _merge_postings(writer: SegmentWriter, readers: list[SegmentReader],
-                    docmaps: list[tuple[int, dict[int, int] | None]]) -> None:
-    schema, fields = writer.schema, writer.fieldwriter
+def _merged_terms(schema, readers: list[SegmentReader],
+                  docmaps: list[tuple[int, dict[int, int] | None]]) -> Iterator[tuple[str, bytes, Postings]]:
+    """Every term of the segments, in order, with its postings from all of them, renumbered."""
     tables = [_term_table(n, reader) for n, reader in enumerate(readers)]
-    current = None
     for (fieldname, btext), group in itertools.groupby(heapq.merge(*tables), key=operator.itemgetter(0)):
         if fieldname not in schema:
             continue
-        if fieldname != current:
-            if current is not None:
-                fields.finish_field()
-            fields.start_field(fieldname, schema[fieldname])
-            current = fieldname
-            fmt = schema[fieldname].format
-            values = fmt.fixed_value_size() != 0
+        fmt = schema[fieldname].format
+        values = fmt.fixed_value_size() != 0
         lists = [_renumbered(_segment_postings(readers[n], info, fmt, values), *docmaps[n]) for _, n, info in group]
         ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists))
         if ids:  # (else only in deleted documents: gone, as in Whoosh's merge)
-            fields.write_term(btext, ids, weights, vals)
-    if current is not None:
-        fields.finish_field()
+            yield fieldname, btext, (ids, weights, vals)
 
 
 def _term_table(n: int, reader: SegmentReader) -> Iterator[tuple[tuple[str, bytes], int, W3TermInfo]]:

@@ -695,6 +695,14 @@ _BLOCKS_KEPT = 10_000
 _LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as 1, as in BM25FScorer
 
 
+def _keep(cache: dict, key, value, most: int) -> None:
+    """Keep value in a cache of at most that many entries, the oldest going first."""
+    with _CACHE_LOCK:
+        while len(cache) >= most:
+            del cache[next(iter(cache))]
+        cache[key] = value
+
+
 def _ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int,
             seen: dict | None = None) -> list[tuple[float, int]]:
     """The top (score, docnum) pairs, best first, as searcher.search(And([query,
@@ -765,10 +773,7 @@ def _sorted_column(reader, fieldname: str) -> tuple[list[bytes], array]:
             values = list(column)
         pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)
         found = [value for value, _ in pairs], array("I", [docnum for _, docnum in pairs])
-        with _CACHE_LOCK:
-            while len(_SORTED_COLUMNS) >= _LENGTHS_KEPT:
-                del _SORTED_COLUMNS[next(iter(_SORTED_COLUMNS))]
-            _SORTED_COLUMNS[key] = found
+        _keep(_SORTED_COLUMNS, key, found, _LENGTHS_KEPT)
     return found
 
 
@@ -939,10 +944,7 @@ class _Ranker:
         norms = _NORMS.get(key)
         if norms is None:
             norms = array("d", [k1 * ((1 - b) + b * length / avgfl) for length in self._lengths(fieldname)])
-            with _CACHE_LOCK:
-                while len(_NORMS) >= _LENGTHS_KEPT:
-                    del _NORMS[next(iter(_NORMS))]
-                _NORMS[key] = norms
+            _keep(_NORMS, key, norms, _LENGTHS_KEPT)
         return norms
 
     def _lengths(self, fieldname: str) -> array:
@@ -955,10 +957,7 @@ class _Ranker:
             column = self.reader._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
             raw = b"" if column is None else column._dbfile.get(column._basepos, min(column._count, count))
             lengths = array("I", [_LENGTH_OF_BYTE[byte] for byte in raw] + [1] * (count - len(raw)))
-            with _CACHE_LOCK:
-                while len(_LENGTHS) >= _LENGTHS_KEPT:
-                    del _LENGTHS[next(iter(_LENGTHS))]
-                _LENGTHS[key] = lengths
+            _keep(_LENGTHS, key, lengths, _LENGTHS_KEPT)
         return lengths
 
     def _among(self, fieldname: str, btext: bytes, candidates) -> list[int] | None:
@@ -1041,10 +1040,7 @@ class _Ranker:
                 position = m._nextoffset
                 m._goto(position)
             m.reset()
-            with _CACHE_LOCK:
-                while len(_BLOCKS) >= _BLOCKS_KEPT:
-                    del _BLOCKS[next(iter(_BLOCKS))]
-                _BLOCKS[key] = blocks
+            _keep(_BLOCKS, key, blocks, _BLOCKS_KEPT)
         return blocks
 
     # -- phrases -------------------------------------------------------------
