@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import labels, samples  # noqa: E402
+from pipeline.samples import labels
+from pipeline.samples import scans as samples  # noqa: E402
 
 
 def write_corpus(folder: Path, count: int, seed: int) -> dict[str, tuple[str, dict]]:

@@ -22,7 +22,16 @@ import time
 from pathlib import Path
 
 import psutil
-from ocr_throughput import ROOT, Cost, become_subreaper, children_cpu, fresh_config, make_pdfs, measured, raw_bound
+from ocr_throughput import (
+    ROOT,
+    Cost,
+    become_subreaper,
+    children_cpu,
+    fresh_config,
+    make_pdfs,
+    measured,
+    raw_bound,
+)
 
 
 def make_tree(root: Path, pages: int) -> list[Path]:

@@ -33,11 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexers.base import IndexRecord, SearchFilters  # noqa: E402
-from indexers.whoosh_index import WhooshIndex  # noqa: E402
-from pipeline.config import DEFAULT_TAXONOMY, IndexSettings  # noqa: E402
-from pipeline.samples import FIRST_NAMES, LAST_NAMES  # noqa: E402
 from whoosh.analysis import STOP_WORDS  # noqa: E402
+
+from indexers.base import IndexRecord, SearchFilters  # noqa: E402
+from indexers.whoosh.facade import WhooshIndex  # noqa: E402
+from pipeline.core.config import DEFAULT_TAXONOMY, IndexSettings  # noqa: E402
+from pipeline.samples.scans import FIRST_NAMES, LAST_NAMES  # noqa: E402
 
 BATCH = 500
 QUERIES_PER_KIND = 40

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import resource
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import samples  # noqa: E402
+from pipeline.samples import scans as samples  # noqa: E402
 
 _PR_SET_CHILD_SUBREAPER = 36
 

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexers.whoosh_index import WhooshIndex  # noqa: E402
-from pipeline import samples  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from indexers.whoosh.facade import WhooshIndex  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
+from pipeline.samples import scans as samples  # noqa: E402
 
 
 def make_scans(folder: Path, count: int) -> list[Path]:

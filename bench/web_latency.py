@@ -35,9 +35,9 @@ from index_scale import Corpus, build, make_corpus, percentile, query_mix
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from indexers.base import SearchFilters
-from indexers.whoosh_index import WhooshIndex
-from pipeline.config import Config, load_config
-from pipeline.dataroot import open_data_root
+from indexers.whoosh.facade import WhooshIndex
+from pipeline.archive.dataroot import open_data_root
+from pipeline.core.config import Config, load_config
 from web.app import create_app, warm_up
 from web.users import UserStore
 

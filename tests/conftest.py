@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import samples
+from pipeline.samples import scans as samples
 
 ROOT = Path(__file__).resolve().parent.parent
 

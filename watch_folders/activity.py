@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.config import Config
-from pipeline.run import Outcome
-
-from .lock import holder
-from .tracker import is_ignored
+from pipeline.core.config import Config
+from pipeline.core.locks import holder
+from pipeline.runs.run import Outcome
+from watch_folders.tracker import is_ignored
 
 
 def activity_path(config: Config) -> Path:

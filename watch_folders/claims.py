@@ -15,10 +15,16 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from pipeline.archive import safe_file_name
-from pipeline.config import Config, DropFolder
-from pipeline.fsutil import atomic_copy, atomic_write_json, ensure_dir, fsync_dir, read_json
-from pipeline.run import InputFile
+from pipeline.archive.store import safe_file_name
+from pipeline.core.config import Config, DropFolder
+from pipeline.core.fsutil import (
+    atomic_copy,
+    atomic_write_json,
+    ensure_dir,
+    fsync_dir,
+    read_json,
+)
+from pipeline.runs.run import InputFile
 
 NOTE_SUFFIX = ".claim.json"
 

@@ -23,16 +23,15 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
-from pipeline.audit import AuditLog, os_user
-from pipeline.config import Config, DropFolder
-from pipeline.errors import ConfigError
-from pipeline.reconcile import reconcile_index
-from pipeline.run import Outcome, Pipeline, make_executor
-
-from . import activity
-from .claims import claim, pending_claims, purge_processed, release
-from .lock import DaemonLock
-from .tracker import QuietTracker, is_ignored
+from pipeline.archive.audit import AuditLog, os_user
+from pipeline.core.config import Config, DropFolder
+from pipeline.core.errors import ConfigError
+from pipeline.core.locks import DaemonLock
+from pipeline.records.reconcile import reconcile_index
+from pipeline.runs.run import Outcome, Pipeline, make_executor
+from watch_folders import activity
+from watch_folders.claims import claim, pending_claims, purge_processed, release
+from watch_folders.tracker import QuietTracker, is_ignored
 
 log = logging.getLogger("medarchive.watch")
 _TICK = 0.25

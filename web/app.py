@@ -10,15 +10,19 @@ from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from pipeline.audit import AuditLog
-from pipeline.cli_common import open_index
-from pipeline.config import Config
-from pipeline.errors import MedarchiveError
-
-from . import auth, views_admin, views_documents, views_release, views_review, views_search
-from .context import EXTENSION, Services
-from .sessions import Clock, LoginLimiter, SessionStore
-from .users import UserStore
+from pipeline.archive.audit import AuditLog
+from pipeline.archive.index import open_index
+from pipeline.core.config import Config
+from pipeline.core.errors import MedarchiveError
+from web import auth
+from web.context import EXTENSION, Services
+from web.sessions import Clock, LoginLimiter, SessionStore
+from web.users import UserStore
+from web.views import admin as views_admin
+from web.views import documents as views_documents
+from web.views import release as views_release
+from web.views import review as views_review
+from web.views import search as views_search
 
 # No inline script or style anywhere, and the PDF may only be framed by this site.
 _CSP = "default-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'self'"

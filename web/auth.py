@@ -7,10 +7,19 @@ import hmac
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
-from .context import record, services
-from .sessions import Session
+from web.context import record, services
+from web.sessions import Session
 
 COOKIE = "medarchive_session"
 CSRF_FIELD = "csrf_token"

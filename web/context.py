@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 from flask import current_app, g
 
-from indexers.whoosh_index import WhooshIndex
-from pipeline.audit import AuditLog
-from pipeline.config import Config
-
-from .sessions import LoginLimiter, SessionStore
-from .users import User, UserStore
+from indexers.whoosh.facade import WhooshIndex
+from pipeline.archive.audit import AuditLog
+from pipeline.core.config import Config
+from web.sessions import LoginLimiter, SessionStore
+from web.users import User, UserStore
 
 EXTENSION = "medarchive"
 

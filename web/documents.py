@@ -12,12 +12,11 @@ from pathlib import Path
 
 from flask import abort, g
 
-from pipeline.archive import find_sidecar, sidecar_path
-from pipeline.config import Config
-from pipeline.errors import ArchiveError
-from pipeline.fsutil import read_json
-
-from .context import services
+from pipeline.archive.store import find_sidecar, sidecar_path
+from pipeline.core.config import Config
+from pipeline.core.errors import ArchiveError
+from pipeline.core.fsutil import read_json
+from web.context import services
 
 DOC_ID = re.compile(r"[0-9a-f]{16}-\d{1,6}")
 _MARKED = re.compile(r"\*\*(.+?)\*\*")

@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pdf2image import convert_from_path
-from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError
+from pdf2image.exceptions import (
+    PDFPageCountError,
+    PDFPopplerTimeoutError,
+    PDFSyntaxError,
+)
 
-from pipeline.config import Config
-from pipeline.errors import MedarchiveError
-from pipeline.fsutil import atomic_write
+from pipeline.core.config import Config
+from pipeline.core.errors import MedarchiveError
+from pipeline.core.fsutil import atomic_write
 
 THUMB_DPI = 30
 PREVIEW_DPI = 72

@@ -14,10 +14,10 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from pipeline.archive import now_utc
-from pipeline.config import Config
-from pipeline.errors import MedarchiveError
-from pipeline.fsutil import FILE_MODE, ensure_dir
+from pipeline.core.clock import now_utc
+from pipeline.core.config import Config
+from pipeline.core.errors import MedarchiveError
+from pipeline.core.fsutil import FILE_MODE, ensure_dir
 
 ROLES = ("clerk", "release", "admin")
 MIN_PASSWORD_CHARS = 10

@@ -1,0 +1,325 @@
+"""The `medarchive` command: a thin layer that parses, calls the library and prints.
+
+Expected failures (bad config, unknown document, busy index) print one line on
+stderr and exit 1; ``ingest`` exits 2 when any input was set aside as failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from indexers.base import SearchFilters
+from pipeline.archive.index import open_index
+from pipeline.archive.store import (
+    find_sidecar,
+    iter_failed,
+    iter_sidecars,
+    record_from_sidecar,
+)
+from pipeline.cli.backlog import COMMANDS as BACKLOG_COMMANDS
+from pipeline.cli.common import actor, trail, with_config
+from pipeline.cli.records import COMMANDS as RECORDS_COMMANDS
+from pipeline.cli.web import COMMANDS as WEB_COMMANDS
+from pipeline.core.config import Config
+from pipeline.core.errors import MedarchiveError
+from pipeline.records import review as review_docs
+from pipeline.records.review import waiting as review_queue
+from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
+from pipeline.samples import scans as sample_scans
+from watch_folders.activity import status as read_status
+from watch_folders.daemon import Daemon, install_signal_handlers
+
+EXIT_USAGE = 1
+EXIT_FAILED_INPUTS = 2
+STATUSES = click.Choice(["filed", "review"])
+
+
+@click.group()
+@click.option("--config", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)")
+@click.option("--user", help="the person you act for, recorded in the audit log (default: your login)")
+@click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
+def cli(config, user, verbose):
+    """Scanned medical records in, a patient-keyed searchable archive out."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    name = outcome.source.display_name
+    if len(outcome.documents) > 1:
+        parts = [f"split      {name} into {len(outcome.documents)} documents"]
+        for doc in outcome.documents:
+            where = f"(MRN {doc['mrn']})" if doc["status"] == "filed" else f": {doc['review_reason']}"
+            parts.append(f"  {doc['status']:<8} pages {doc['pages'][0]}-{doc['pages'][-1]} -> {doc['path']} {where}")
+        return "\n".join(parts)
+    if outcome.status == "filed":
+        return f"filed      {name} -> {outcome.path} (MRN {outcome.mrn}, {outcome.pages} pages)"
+    if outcome.status == "review":
+        return f"review     {name} -> {outcome.path}: {outcome.reason}"
+    if outcome.status == "duplicate":
+        return f"duplicate  {name}: {outcome.reason}"
+    return f"failed     {name} -> {outcome.path}: {outcome.reason}"
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@with_config
+def ingest(config: Config, paths: tuple[Path, ...]):
+    """File PDFs (files or folders of PDFs); the inputs are never modified."""
+    counts = {"filed": 0, "review": 0, "failed": 0, "duplicate": 0}
+
+    def report(outcome: Outcome) -> None:
+        counts[outcome.status] += 1
+        click.echo(_outcome_line(outcome))
+
+    index = open_index(config)
+    with make_executor(config) as executor:
+        pipeline = Pipeline(config, index, executor, on_outcome=report, audit=trail(config), user=actor())
+        pipeline.run(collect_inputs(paths))
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    click.echo(f"{sum(counts.values())} inputs: {summary}", err=True)
+    if counts["failed"]:
+        sys.exit(EXIT_FAILED_INPUTS)
+
+
+def _absolute(config: Config, relative: str) -> str:
+    return str(config.root / relative)
+
+
+@cli.command()
+@click.argument("query", default="")
+@click.option("--mrn")
+@click.option("--type", "doc_type")
+@click.option("--from", "date_from", help="document date on or after (YYYY-MM-DD)")
+@click.option("--to", "date_to", help="document date on or before (YYYY-MM-DD)")
+@click.option("--status", type=STATUSES)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@with_config
+def search(config: Config, query, mrn, doc_type, date_from, date_to, status, limit, as_json):
+    """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value)."""
+    filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
+    hits = open_index(config).search(query, filters, limit)
+    trail(config).record(
+        "search", user=actor(), doc_ids=[h.doc_id for h in hits], mrns=[mrn, *(h.mrn for h in hits)],
+        details={"query": query, "filters": dataclasses.asdict(filters), "limit": limit, "results": len(hits)},
+    )
+    for n, hit in enumerate(hits, 1):
+        row = {**hit.__dict__, "path": _absolute(config, hit.path)}
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        who = f"{hit.patient_name or '(no name)'} (MRN {hit.mrn})" if hit.mrn else "(review queue)"
+        click.echo(f"{n:>3}. {hit.doc_date or 'undated'}  {hit.doc_type:<18} {who}  {hit.doc_id}  score {hit.score:.2f}")
+        click.echo(f"     {' '.join(hit.snippet.split())}")
+    if not as_json:
+        click.echo(f"{len(hits)} result(s)", err=True)
+
+
+def _list_row(config: Config, sidecar: dict) -> dict:
+    return {
+        "doc_id": sidecar["doc_id"],
+        "status": sidecar["status"],
+        "mrn": sidecar.get("mrn"),
+        "patient_name": sidecar.get("patient_name"),
+        "dob": sidecar.get("dob"),
+        "doc_type": sidecar["doc_type"],
+        "doc_date": sidecar.get("doc_date"),
+        "pages": sidecar.get("pages"),
+        "path": _absolute(config, sidecar["path"]),
+        "sha256": sidecar["sha256"],
+        "review_reason": sidecar.get("review_reason"),
+        "source": {"file": sidecar["source"]["file"], "pages": sidecar["source"]["pages"]},
+    }
+
+
+def _matches(sidecar: dict, mrn, doc_type, status) -> bool:
+    return (
+        (mrn is None or sidecar.get("mrn") == mrn)
+        and (doc_type is None or sidecar["doc_type"] == doc_type)
+        and (status is None or sidecar["status"] == status)
+    )
+
+
+@cli.command(name="list")
+@click.option("--mrn")
+@click.option("--type", "doc_type")
+@click.option("--status", type=STATUSES)
+@click.option("--failed", is_flag=True, help="list the inputs set aside as failed instead")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@with_config
+def list_(config: Config, mrn, doc_type, status, failed, as_json):
+    """Every document in the archive and the review queue (read from the archive itself)."""
+    if failed:
+        entries = list(iter_failed(config))
+        trail(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
+        for entry in entries:
+            row = {"file": entry["file"], "reason": entry["reason"], "at": entry.get("at"), "path": _absolute(config, entry["path"])}
+            click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{row['file']}: {row['reason']}")
+        return
+    rows = [_list_row(config, s) for s in iter_sidecars(config) if _matches(s, mrn, doc_type, status)]
+    trail(config).record(
+        "list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
+        details={"filters": {"mrn": mrn, "type": doc_type, "status": status}, "results": len(rows)},
+    )
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{row['doc_id']}  {row['status']:<6} {row['mrn'] or '-':<10} {row['doc_type']:<18} "
+                f"{row['doc_date'] or 'undated':<10} {row['pages']:>3}p  {row['patient_name'] or ''}"
+            )
+
+
+@cli.command()
+@click.argument("doc_id")
+@click.option("--json", "as_json", is_flag=True, help="the whole sidecar as JSON")
+@with_config
+def show(config: Config, doc_id: str, as_json: bool):
+    """One document's metadata and history."""
+    index = open_index(config)
+    try:
+        sidecar = find_sidecar(config, doc_id, index)
+    finally:
+        index.close()
+    trail(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.get("mrn")], details={"json": as_json})
+    if as_json:
+        click.echo(json.dumps({**sidecar, "path": _absolute(config, sidecar["path"])}, ensure_ascii=False, indent=2))
+        return
+    row = _list_row(config, sidecar)
+    for key in ("doc_id", "status", "mrn", "patient_name", "dob", "doc_type", "doc_date", "pages", "path", "sha256", "review_reason"):
+        click.echo(f"{key:>14}: {row[key] if row[key] is not None else '-'}")
+    click.echo(f"{'type cues':>14}: {', '.join(sidecar.get('type_cues', [])) or '-'}")
+    click.echo(f"{'source':>14}: {row['source']['file']} pages {row['source']['pages']}")
+    for event in sidecar.get("history", []):
+        click.echo(f"{'history':>14}: {event['at']} {event['by']}: {event['action']}")
+
+
+@cli.command()
+@with_config
+def reindex(config: Config):
+    """Rebuild the search index from the archive alone."""
+    count = open_index(config).rebuild(record_from_sidecar(s) for s in iter_sidecars(config))
+    trail(config).record("reindex", user=actor(), details={"documents": count})
+    click.echo(f"reindexed {count} document(s)")
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", default=6, show_default=True, type=click.IntRange(1, 500))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--if-empty", is_flag=True, help="do nothing when the folder already holds files")
+@with_config
+def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty: bool):
+    """Write generated sample scans (fictional patients) into FOLDER (default: the drop folder)."""
+    target = folder or config.drop_dir
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if if_empty and any(target.iterdir()):
+        click.echo(f"{target} already holds files; no samples written", err=True)
+        return
+    written = sample_scans.write_sample_set(target, count=count, seed=seed)
+    click.echo(f"wrote {len(written)} sample scan(s) to {target}", err=True)
+
+
+@cli.group()
+def review():
+    """The review queue: what waits, and filing it."""
+
+
+@review.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@with_config
+def review_list(config: Config, as_json: bool):
+    """Documents waiting for a clerk, with the reason and the suggested patient and type."""
+    rows = [
+        {**_list_row(config, s), "suggested_mrn": s.get("suggested_mrn"), "type_confidence": s.get("type_confidence"), "waiting_since": s.get("history", [{}])[0].get("at")}
+        for s in review_queue(config)
+    ]
+    trail(config).record("list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["suggested_mrn"] for r in rows], details={"review_queue": True, "results": len(rows)})
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['doc_id']}  {row['waiting_since']}  {row['doc_type']:<18} suggested MRN {row['suggested_mrn'] or '-'}")
+        click.echo(f"    {row['source']['file']} pages {row['source']['pages']}: {row['review_reason']}")
+    if not as_json:
+        click.echo(f"{len(rows)} document(s) waiting", err=True)
+
+
+@review.command(name="assign")
+@click.argument("doc_id")
+@click.option("--mrn", required=True)
+@click.option("--type", "doc_type")
+@with_config
+def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
+    """File a reviewed document under MRN (and optionally correct its type)."""
+    moved = review_docs.assign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor())
+    click.echo(f"filed {doc_id} -> {moved['path']}")
+
+
+@cli.command()
+@click.argument("doc_id")
+@click.option("--mrn", required=True)
+@click.option("--type", "doc_type")
+@click.option("--reason", required=True, help="why it was misfiled (kept in its history)")
+@with_config
+def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason: str):
+    """Move a misfiled document to the right patient: archive, history and index together."""
+    moved = review_docs.reassign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor(), reason=reason)
+    click.echo(f"moved {doc_id} -> {moved['path']}")
+
+
+@cli.command()
+@with_config
+def watch(config: Config):
+    """Run the drop-folder daemon until SIGTERM or Ctrl-C."""
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)
+    daemon = Daemon(config, open_index(config))
+    install_signal_handlers(daemon)
+    sys.exit(daemon.run())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@with_config
+def status(config: Config, as_json: bool):
+    """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
+    state = read_status(config)
+    if as_json:
+        click.echo(json.dumps({**state.__dict__, "today": dict(state.today)}, ensure_ascii=False))
+        return
+    running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
+    click.echo(f"daemon:     {running}")
+    click.echo(f"waiting:    {state.waiting} file(s) in the drop folders")
+    click.echo(f"in flight:  {state.in_flight} file(s) in processing/")
+    counts = ", ".join(f"{state.today.get(k, 0)} {k}" for k in ("filed", "review", "failed", "duplicate"))
+    click.echo(f"today:      {counts}")
+    for entry in state.last_errors:
+        click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
+
+
+for _command in [*RECORDS_COMMANDS, *BACKLOG_COMMANDS, *WEB_COMMANDS]:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    os.umask(0o077)
+    try:
+        cli.main(standalone_mode=False)
+    except MedarchiveError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,9 @@
+"""The one wall clock of the records: UTC timestamps for sidecars, audit entries and users."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,70 @@
+"""Release of information (roles release and admin): one patient's documents, all or the ticked ones, exported as a zip."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, Response, render_template, request, send_file
+
+from pipeline.core.errors import MedarchiveError
+from pipeline.records.release import ReleaseRequest, export
+from web.auth import requires
+from web.context import current_user, record, services
+from web.views.documents import is_mrn, patient_documents
+from web.views.search import BadSearch, document_types, iso_date
+
+bp = Blueprint("release", __name__)
+
+
+def _form(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    values = request.values
+    mrn = values.get("mrn", "").strip()
+    hits = []
+    if mrn and not is_mrn(mrn):
+        error = error or f"{mrn!r} is not an MRN"
+    elif mrn:
+        hits = patient_documents(mrn)
+        record("patient", doc_ids=[h.doc_id for h in hits], mrns=[mrn],
+               details={"what": "release form", "documents": len(hits)})
+    return render_template("release.html", mrn=mrn, hits=hits, types=document_types(), form=values,
+                           chosen=set(values.getlist("type")), ticked=set(values.getlist("doc")), error=error), status
+
+
+@bp.get("/release")
+@requires("release", "admin")
+def form() -> tuple[str, int]:
+    return _form()
+
+
+def _request() -> ReleaseRequest:
+    form = request.form
+    return ReleaseRequest(
+        mrn=form.get("mrn", "").strip(), requester=form.get("requester", "").strip(), purpose=form.get("purpose", "").strip(),
+        doc_types=tuple(form.getlist("type")), date_from=iso_date(form.get("from", ""), "from"),
+        date_to=iso_date(form.get("to", ""), "to"), include_review=form.get("include_review") == "on",
+        doc_ids=tuple(form.getlist("doc")),
+    )
+
+
+@bp.post("/release")
+@requires("release", "admin")
+def make() -> tuple[str, int] | Response:
+    try:
+        wanted = _request()
+    except BadSearch as exc:
+        return _form(str(exc), 400)
+    # export() refuses a destination inside the data root; a private temp
+    # folder holds the zip only until it has been sent.
+    staging = Path(tempfile.mkdtemp(prefix="medarchive-release-"))
+    try:
+        release = export(services().config, wanted, staging / "release", user=current_user().name,
+                         audit=services().audit, as_zip=True)
+    except MedarchiveError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        return _form(str(exc), 400)
+    archive = release.out_dir / f"{release.release_id}.zip"
+    response = send_file(archive, mimetype="application/zip", as_attachment=True, download_name=archive.name)
+    response.call_on_close(lambda: shutil.rmtree(staging, ignore_errors=True))
+    return response
