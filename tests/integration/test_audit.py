@@ -125,7 +125,7 @@ def invoke(config: Config, *args: str, user: str | None = None) -> Result:
 
 def run_main(config_path: Path, *args: str) -> subprocess.CompletedProcess:
     """The real `medarchive` main() with the records commands registered, as a subprocess."""
-    code = "from pipeline.cli import cli, main\nfrom pipeline.cli_records import COMMANDS\nfor c in COMMANDS: cli.add_command(c)\nmain()"
+    code = "from pipeline.cli.main import cli, main\nfrom pipeline.cli.records import COMMANDS\nfor c in COMMANDS: cli.add_command(c)\nmain()"
     return subprocess.run(
         [sys.executable, "-c", code, "--config", str(config_path), *args],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
