@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexers.whoosh.facade import WhooshIndex  # noqa: E402
+from pipeline.archive.index import open_index  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
 from pipeline.samples import scans as samples  # noqa: E402
 
@@ -69,7 +69,7 @@ def main() -> None:
             config.drop_dir.mkdir(parents=True, exist_ok=True)
             time.sleep(3)
             appeared, searchable = {}, {}
-            index = WhooshIndex(config.index_dir, config.index)
+            index = open_index(config)
             next_drop, queue = time.monotonic(), list(scans)
             deadline = time.monotonic() + args.files * args.interval + 300
             while len(searchable) < len(scans) and time.monotonic() < deadline:

@@ -35,8 +35,8 @@ from index_scale import Corpus, build, make_corpus, percentile, query_mix
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from indexers.base import SearchFilters
-from indexers.whoosh.facade import WhooshIndex
 from pipeline.archive.dataroot import open_data_root
+from pipeline.archive.index import open_index
 from pipeline.core.config import Config, load_config
 from web.app import create_app, warm_up
 from web.users import UserStore
@@ -58,7 +58,7 @@ def make_site(folder: Path, index: Path | None) -> Config:
 
 
 def check_index(config: Config, given: Path | None, docs: int, corpus: Corpus, seed: int) -> None:
-    index = WhooshIndex(config.index_dir, config.index)
+    index = open_index(config)
     if given is None:
         build(index, docs, seed, corpus)
     elif index.count() != docs:
@@ -91,19 +91,20 @@ class Timed:
 
 class Client:
     def __init__(self, port: int) -> None:
-        self.port, self.cookie = port, ""
+        self.port, self.cookies = port, {}
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Cookie": self.cookie}
+        headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         text = response.read().decode("utf-8", "replace")
-        cookie = response.getheader("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
+        # Every cookie the app sets (the session, and the device the login is remembered for).
+        for cookie in response.headers.get_all("Set-Cookie") or ():
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            self.cookies[name] = value
         conn.close()
         return response.status, text
 
@@ -138,7 +139,7 @@ def run(config: Config, mix: dict[str, list[str]]) -> None:
     client = Client(server.server_port)
     client.login()
     client.request("GET", search_path("warm up the caches", SearchFilters()))  # as index_scale does, and compiles the template
-    print(f"{'kind':<13} {'server p50':>11} {'server p95':>11} {'CPU p50':>9} {'trip p50':>9} {'trip p95':>9}  found hits")
+    print(f"{'kind':<14} {'server p50':>11} {'server p95':>11} {'CPU p50':>9} {'trip p50':>9} {'trip p95':>9}  found hits")
     for kind, urls in mix.items():
         server_s, cpu, trips, found = [], [], [], 0
         for url in urls:
@@ -148,7 +149,7 @@ def run(config: Config, mix: dict[str, list[str]]) -> None:
             server_s.append(timed.seconds[-1] * 1000)
             cpu.append(timed.cpu_seconds[-1] * 1000)
             found += status == 200 and 'class="title"' in page
-        print(f"{kind:<13} {percentile(server_s, 0.5):>9.1f}ms {percentile(server_s, 0.95):>9.1f}ms {percentile(cpu, 0.5):>7.1f}ms "
+        print(f"{kind:<14} {percentile(server_s, 0.5):>9.1f}ms {percentile(server_s, 0.95):>9.1f}ms {percentile(cpu, 0.5):>7.1f}ms "
               f"{percentile(trips, 0.5):>7.1f}ms {percentile(trips, 0.95):>7.1f}ms  {found}/{len(urls)}")
     server.shutdown()
 

@@ -1,13 +1,43 @@
-"""The index interface: what the pipeline and the CLI need from a search engine.
+"""The index interface: what the pipeline, the CLI and the web need from a search engine.
 
 The index is derived data: every record can be rebuilt from an archive sidecar.
+This package stands on its own (it imports nothing of the pipeline): its
+failures are IndexFailures, which the pipeline turns into its own errors.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+
+class IndexFailure(Exception):
+    """The index cannot do what was asked; the message says what to do about it."""
+
+
+class IndexBusyError(IndexFailure):
+    """Another process holds the index writer."""
+
+
+class SearchTooBroad(IndexFailure):
+    """A search past one of the budgets of IndexOptions (length, wildcards, time)."""
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How an index is written, and how much one search may cost."""
+
+    writer_timeout_seconds: float = 60
+    limitmb: int = 256
+    # Search budgets: one clerk's query must not hold a core for seconds.
+    max_query_chars: int = 500
+    min_wildcard_prefix: int = 2
+    max_expansions: int = 300
+    search_seconds: float = 5.0
+    # Words that find a document type from a plain query, besides the words of
+    # the type's own name: {"operative_report": ("op note", "surgery"), ...}.
+    type_synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,19 +83,35 @@ class SearchHit:
 
 
 class Index(ABC):
-    """One writer at a time; any number of readers."""
+    """One writer at a time; any number of readers. Every method may raise an
+    IndexFailure (IndexBusyError when another writer holds the index too long)."""
+
+    # -- writing -------------------------------------------------------------
 
     @abstractmethod
-    def add(self, records: Iterable[IndexRecord]) -> int:
-        """Add or replace records (keyed by doc_id) and commit; return how many."""
+    def add(self, records: Iterable[IndexRecord], merge: bool = True) -> int:
+        """Add or replace records (keyed by doc_id) and commit once; return how
+        many. merge=False leaves merging segments to a final optimize() (bulk loads)."""
 
     @abstractmethod
     def delete(self, doc_ids: Iterable[str]) -> int:
         """Remove records by doc_id and commit; return how many were removed."""
 
     @abstractmethod
+    def optimize(self) -> None:
+        """Merge what bulk loads (add(..., merge=False)) left apart."""
+
+    @abstractmethod
+    def rebuild(self, records: Iterable[IndexRecord]) -> int:
+        """Replace the whole index with these records; return how many."""
+
+    # -- reading -------------------------------------------------------------
+
+    @abstractmethod
     def search(self, query: str, filters: SearchFilters = SearchFilters(), limit: int = 20) -> list[SearchHit]:
-        """Ranked hits for a query in the engine's syntax, narrowed by filters."""
+        """Ranked hits for a query in the engine's syntax, narrowed by filters;
+        an empty query lists what the filters allow, newest first. A query past
+        the search budgets raises SearchTooBroad."""
 
     @abstractmethod
     def get(self, doc_id: str) -> IndexRecord | None:
@@ -81,5 +127,13 @@ class Index(ABC):
         """Every record as stored (content may be empty), for checks against the archive."""
 
     @abstractmethod
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
-        """Replace the whole index with these records; return how many."""
+    def count(self) -> int:
+        """How many documents the index holds (0 when there is none yet)."""
+
+    @abstractmethod
+    def warm(self) -> None:
+        """Read ahead what the first searches would otherwise read on the way."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of open handles and what was read ahead."""

@@ -1,10 +1,107 @@
-"""The archive's search index, opened as the configuration says."""
+"""The archive's search index, opened as the configuration says.
+
+The index package knows nothing of the pipeline: its failures are
+IndexFailures. Here they become MedarchiveErrors, which the CLI prints on one
+line, the web shows as a message, and runs record as the reason an input failed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import indexers.base as indexing
+from indexers.base import (
+    Index,
+    IndexFailure,
+    IndexOptions,
+    IndexRecord,
+    SearchFilters,
+    SearchHit,
+)
 from indexers.whoosh.facade import WhooshIndex
-from pipeline.core.config import Config
+from pipeline.core.config import Config, IndexSettings
+from pipeline.core.errors import IndexBusyError, SearchIndexError, SearchTooBroadError
+
+_NO_FILTERS = SearchFilters()
+# Most specific first.
+_AS_PIPELINE_ERRORS: tuple[tuple[type[IndexFailure], type[SearchIndexError]], ...] = (
+    (indexing.IndexBusyError, IndexBusyError),
+    (indexing.SearchTooBroad, SearchTooBroadError),
+    (IndexFailure, SearchIndexError),
+)
 
 
-def open_index(config: Config) -> WhooshIndex:
-    return WhooshIndex(config.index_dir, config.index)
+def open_index(config: Config) -> Index:
+    return ArchiveIndex(WhooshIndex(config.index_dir, index_options(config.index)))
+
+
+def index_options(settings: IndexSettings) -> IndexOptions:
+    return IndexOptions(
+        writer_timeout_seconds=settings.writer_timeout_seconds,
+        limitmb=settings.limitmb,
+        max_query_chars=settings.max_query_chars,
+        min_wildcard_prefix=settings.min_wildcard_prefix,
+        max_expansions=settings.max_expansions,
+        search_seconds=settings.search_seconds,
+        type_synonyms={doc_type: tuple(words) for doc_type, words in settings.type_synonyms.items()},
+    )
+
+
+@contextmanager
+def _as_pipeline_errors() -> Iterator[None]:
+    try:
+        yield
+    except IndexFailure as exc:
+        kind = next(ours for theirs, ours in _AS_PIPELINE_ERRORS if isinstance(exc, theirs))
+        raise kind(str(exc)) from exc
+
+
+class ArchiveIndex(Index):
+    """An index whose failures are raised as the pipeline's errors."""
+
+    def __init__(self, engine: Index) -> None:
+        self.engine = engine
+
+    def add(self, records: Iterable[IndexRecord], merge: bool = True) -> int:
+        with _as_pipeline_errors():
+            return self.engine.add(records, merge)
+
+    def delete(self, doc_ids: Iterable[str]) -> int:
+        with _as_pipeline_errors():
+            return self.engine.delete(doc_ids)
+
+    def optimize(self) -> None:
+        with _as_pipeline_errors():
+            self.engine.optimize()
+
+    def rebuild(self, records: Iterable[IndexRecord]) -> int:
+        with _as_pipeline_errors():
+            return self.engine.rebuild(records)
+
+    def search(self, query: str, filters: SearchFilters = _NO_FILTERS, limit: int = 20) -> list[SearchHit]:
+        with _as_pipeline_errors():
+            return self.engine.search(query, filters, limit)
+
+    def get(self, doc_id: str) -> IndexRecord | None:
+        with _as_pipeline_errors():
+            return self.engine.get(doc_id)
+
+    def doc_ids_for_source(self, source_sha256: str) -> list[str]:
+        with _as_pipeline_errors():
+            return self.engine.doc_ids_for_source(source_sha256)
+
+    def stored(self) -> Iterator[IndexRecord]:
+        with _as_pipeline_errors():
+            yield from self.engine.stored()
+
+    def count(self) -> int:
+        with _as_pipeline_errors():
+            return self.engine.count()
+
+    def warm(self) -> None:
+        with _as_pipeline_errors():
+            self.engine.warm()
+
+    def close(self) -> None:
+        self.engine.close()

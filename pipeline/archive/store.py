@@ -13,6 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexers.base import Index, IndexRecord
+from pipeline.archive.sidecar import (
+    HistoryEvent,
+    PageRecord,
+    RecordedIdentifiers,
+    Sidecar,
+    SourceRef,
+    read_sidecar,
+    write_sidecar,
+)
 from pipeline.archive.textlayer import build_pdf
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
@@ -27,7 +36,6 @@ from pipeline.core.fsutil import (
 )
 from pipeline.core.models import Document
 
-SIDECAR_SCHEMA = 1
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -56,31 +64,30 @@ def sidecar_path(pdf_path: Path) -> Path:
     return pdf_path.with_suffix(".json")
 
 
-def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> dict:
+def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> Sidecar:
     ids, cls, decision = doc.identifiers, doc.classification, doc.decision
     action = "filed" if decision.status == "filed" else "queued for review"
-    return {
-        "schema": SIDECAR_SCHEMA,
-        "doc_id": doc.doc_id,
-        "status": decision.status,
-        "mrn": decision.mrn,
-        "patient_name": ids.name,
-        "dob": ids.dob,
-        "doc_type": cls.doc_type,
-        "type_confidence": round(cls.confidence, 3),
-        "type_cues": list(cls.cues),
-        "doc_date": ids.doc_date,
-        "pages": len(doc.pages),
-        "sha256": pdf_sha,
-        "path": pdf_path.relative_to(config.root).as_posix(),
-        "review_reason": decision.reason,
-        "suggested_mrn": decision.suggested_mrn or (ids.distinct_mrns[0] if len(ids.distinct_mrns) == 1 else None),
-        "corrections": list(decision.corrections),
-        "source": {"file": doc.source_file, "pages": doc.source_pages, "sha256": doc.sha256, "label": doc.source_label},
-        "identifiers": doc.identifiers_json(),
-        "page_texts": [p.to_json() for p in doc.pages],
-        "history": [{"at": now_utc(), "by": getpass.getuser(), "action": action, "reason": decision.reason}],
-    }
+    return Sidecar(
+        doc_id=doc.doc_id,
+        status=decision.status,
+        mrn=decision.mrn,
+        patient_name=ids.name,
+        dob=ids.dob,
+        doc_type=cls.doc_type,
+        type_confidence=round(cls.confidence, 3),
+        type_cues=tuple(cls.cues),
+        doc_date=ids.doc_date,
+        pages=len(doc.pages),
+        sha256=pdf_sha,
+        path=pdf_path.relative_to(config.root).as_posix(),
+        review_reason=decision.reason,
+        suggested_mrn=decision.suggested_mrn or (ids.distinct_mrns[0] if len(ids.distinct_mrns) == 1 else None),
+        corrections=tuple(decision.corrections),
+        source=SourceRef(doc.source_file, doc.sha256, tuple(doc.source_pages), doc.source_label),
+        identifiers=RecordedIdentifiers.from_json(doc.identifiers_json()),
+        page_texts=tuple(PageRecord.from_json(p.to_json()) for p in doc.pages),
+        history=(HistoryEvent(now_utc(), getpass.getuser(), action, decision.reason),),
+    )
 
 
 def document_pdf_path(config: Config, doc: Document) -> Path:
@@ -90,35 +97,27 @@ def document_pdf_path(config: Config, doc: Document) -> Path:
     return folder / (base_name(doc.identifiers.doc_date, doc.classification.doc_type, doc.doc_id) + ".pdf")
 
 
-def write_document(config: Config, doc: Document, source_pdf: Path) -> dict:
+def write_document(config: Config, doc: Document, source_pdf: Path) -> Sidecar:
     """Write the searchable PDF, then its sidecar, both atomically; return the sidecar."""
     pdf_path = document_pdf_path(config, doc)
     atomic_write(pdf_path, lambda temp: build_pdf(source_pdf, doc.pages, temp))
     sidecar = _sidecar(config, doc, pdf_path, sha256_file(pdf_path))
-    atomic_write_json(sidecar_path(pdf_path), sidecar)
+    write_sidecar(sidecar_path(pdf_path), sidecar)
     return sidecar
 
 
-def move_document(config: Config, sidecar: dict, *, mrn: str, doc_type: str, event: dict) -> dict:
+def move_document(config: Config, sidecar: Sidecar, *, mrn: str, doc_type: str, event: HistoryEvent) -> Sidecar:
     """File a document under ``mrn`` as ``doc_type``; return its new sidecar.
 
     The new copy and sidecar are durable before the old ones go, so a crash leaves
     at worst two sidecars with one doc_id, which reconcile resolves by history.
     """
-    old_pdf = config.root / sidecar["path"]
-    new_pdf = document_dir(config, "filed", mrn) / (base_name(sidecar.get("doc_date"), doc_type, sidecar["doc_id"]) + ".pdf")
-    moved = {
-        **sidecar,
-        "status": "filed",
-        "mrn": mrn,
-        "doc_type": doc_type,
-        "review_reason": None,
-        "path": new_pdf.relative_to(config.root).as_posix(),
-        "history": [*sidecar.get("history", []), {"at": now_utc(), **event}],
-    }
+    old_pdf = config.root / sidecar.path
+    new_pdf = document_dir(config, "filed", mrn) / (base_name(sidecar.doc_date, doc_type, sidecar.doc_id) + ".pdf")
+    moved = sidecar.moved(mrn=mrn, doc_type=doc_type, path=new_pdf.relative_to(config.root).as_posix(), event=event)
     if new_pdf != old_pdf:
         atomic_copy(old_pdf, new_pdf)
-    atomic_write_json(sidecar_path(new_pdf), moved)
+    write_sidecar(sidecar_path(new_pdf), moved)
     if new_pdf != old_pdf:
         sidecar_path(old_pdf).unlink()
         old_pdf.unlink()
@@ -126,23 +125,23 @@ def move_document(config: Config, sidecar: dict, *, mrn: str, doc_type: str, eve
     return moved
 
 
-def record_from_sidecar(sidecar: dict) -> IndexRecord:
+def record_from_sidecar(sidecar: Sidecar) -> IndexRecord:
     """The index's view of a document, derived from its sidecar alone."""
     return IndexRecord(
-        doc_id=sidecar["doc_id"],
-        status=sidecar["status"],
-        mrn=sidecar.get("mrn"),
-        patient_name=sidecar.get("patient_name"),
-        dob=sidecar.get("dob"),
-        doc_type=sidecar["doc_type"],
-        doc_date=sidecar.get("doc_date"),
-        pages=int(sidecar.get("pages", 0)),
-        path=sidecar["path"],
-        sha256=sidecar["sha256"],
-        source_sha256=sidecar["source"]["sha256"],
-        source_file=sidecar["source"]["file"],
-        review_reason=sidecar.get("review_reason"),
-        content="\n\f\n".join(p.get("text", "") for p in sidecar.get("page_texts", [])),
+        doc_id=sidecar.doc_id,
+        status=sidecar.status,
+        mrn=sidecar.mrn,
+        patient_name=sidecar.patient_name,
+        dob=sidecar.dob,
+        doc_type=sidecar.doc_type,
+        doc_date=sidecar.doc_date,
+        pages=sidecar.pages,
+        path=sidecar.path,
+        sha256=sidecar.sha256,
+        source_sha256=sidecar.source.sha256,
+        source_file=sidecar.source.file,
+        review_reason=sidecar.review_reason,
+        content=sidecar.text,
     )
 
 
@@ -161,27 +160,28 @@ def iter_sidecar_paths(config: Config) -> Iterator[Path]:
         yield from _sidecars_in(config.review_dir)
 
 
-def iter_sidecars(config: Config) -> Iterator[dict]:
+def iter_sidecars(config: Config) -> Iterator[Sidecar]:
     for path in iter_sidecar_paths(config):
         try:
-            yield read_json(path)
-        except (OSError, ValueError) as exc:
+            yield read_sidecar(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArchiveError(f"unreadable sidecar {path.relative_to(config.root)}: {exc}") from None
 
 
-def find_sidecar(config: Config, doc_id: str, index: Index | None = None) -> dict:
-    """The sidecar of one document by id: where the index says it is, else by scanning the
-    archive (the index may lag a move the daemon just made, or be rebuilding)."""
+def find_sidecar(config: Config, doc_id: str, index: Index | None = None, *, scan: bool = True) -> Sidecar:
+    """The sidecar of one document by id: where the index says it is, else (with ``scan``) by
+    scanning the archive (the index may lag a move the daemon just made, or be rebuilding).
+    Without ``scan`` an unknown id costs one index lookup, not a walk of every patient folder."""
     if not re.fullmatch(r"[0-9a-f]{16}-\d+", doc_id):
         raise ArchiveError(f"{doc_id!r} is not a document id (expected 16 hex digits, a dash and a page number)")
     record = index.get(doc_id) if index is not None else None
     if record is not None:
         indexed = sidecar_path(config.root / record.path)
         if indexed.is_file() and indexed.stem.endswith("_" + doc_id):
-            return read_json(indexed)
-    for path in iter_sidecar_paths(config):
+            return read_sidecar(indexed)
+    for path in iter_sidecar_paths(config) if scan else ():
         if path.stem.endswith("_" + doc_id):
-            return read_json(path)
+            return read_sidecar(path)
     raise ArchiveError(f"no document with id {doc_id} in the archive or the review queue")
 
 

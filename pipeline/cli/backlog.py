@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
+from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
-from pipeline.cli.common import actor, trail, with_config
+from pipeline.cli.common import EXIT_FAILED_INPUTS, actor, with_config
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import atomic_write_json, ensure_dir
@@ -22,7 +23,6 @@ from pipeline.runs.journal import Journal, Run
 from pipeline.runs.progress import make_progress
 from pipeline.runs.run import make_executor
 
-EXIT_FAILED_INPUTS = 2
 EXIT_STOPPED = 130
 _BUSY = (
     "another backlog run (pid {pid}) is using the data root {root}; wait for it, "
@@ -158,7 +158,7 @@ def backlog(config: Config, folder, workers, scheduler, run_id, report_file, lis
 def _take_in(config: Config, journal: Journal, run: Run, pool: tuple[Executor, int, bool]) -> bool:
     executor, slots, as_bytes = pool
     click.echo(f"backlog run {run.run_id} over {run.root}", err=True)
-    audit, user = trail(config), actor()
+    audit, user = AuditLog.for_config(config), actor()
     run_config = _run_config(config, slots)
     index = open_index(run_config)
     runner = BacklogRunner(run_config, index, executor, journal, run, audit=audit, user=user, pages_as_bytes=as_bytes)

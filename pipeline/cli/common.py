@@ -7,9 +7,12 @@ from datetime import date
 
 import click
 
-from pipeline.archive.audit import AuditLog, acting_user
+from pipeline.archive.audit import acting_user
 from pipeline.archive.dataroot import open_data_root
 from pipeline.core.config import Config, load_config
+
+# Exit status of ingest and backlog when any input was set aside as failed.
+EXIT_FAILED_INPUTS = 2
 
 
 def _load(ctx: click.Context, config_path: str | None) -> Config:
@@ -36,10 +39,6 @@ def actor() -> str:
     return acting_user(click.get_current_context().find_root().params.get("user"))
 
 
-def trail(config: Config) -> AuditLog:
-    return AuditLog.for_config(config)
-
-
 def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -53,5 +52,5 @@ def date_option(flag: str, dest: str, help_text: str):
     return click.option(flag, dest, callback=_iso_date, help=help_text + " (YYYY-MM-DD)")
 
 
-def json_option():
-    return click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def json_option(help_text: str = "one JSON object per line"):
+    return click.option("--json", "as_json", is_flag=True, help=help_text)

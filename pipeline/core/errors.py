@@ -17,5 +17,14 @@ class ArchiveError(MedarchiveError):
     """The archive cannot be read or written as asked."""
 
 
-class IndexBusyError(MedarchiveError):
+class SearchIndexError(MedarchiveError):
+    """The search index failed or refused (an indexers IndexFailure, as the
+    pipeline raises it: see pipeline.archive.index)."""
+
+
+class IndexBusyError(SearchIndexError):
     """Another process holds the index writer."""
+
+
+class SearchTooBroadError(SearchIndexError):
+    """A search past the search budgets (index settings)."""

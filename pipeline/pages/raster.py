@@ -87,11 +87,6 @@ def despeckled(page: Image.Image, dpi: int) -> Image.Image:
     return _without_specks(gray, half)
 
 
-def speck_density(page: Image.Image, dpi: int) -> float:
-    """Isolated dark dots per megapixel of a grayscale page: dark pixels whose surround is nearly white."""
-    return _specks_per_mpx(_half_resolution(page, dpi), page)
-
-
 def _half_resolution(gray: Image.Image, dpi: int) -> Image.Image:
     # About 150 dpi, where a speck is about one pixel and a 5-pixel window around it
     # is its surround, but the smallest print (a period) fills too much of it.

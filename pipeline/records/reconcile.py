@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexers.base import Index
+from pipeline.archive.sidecar import read_sidecar
 from pipeline.archive.store import iter_sidecar_paths, record_from_sidecar
 from pipeline.core.config import Config
-from pipeline.core.fsutil import read_json
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ def doc_id_of(sidecar: Path) -> str:
 
 def _newer(a: Path, b: Path) -> tuple[Path, Path]:
     """Of two sidecars of one document (a move cut short), the one the move wrote, and the other."""
-    if len(read_json(a).get("history", [])) >= len(read_json(b).get("history", [])):
+    if len(read_sidecar(a).history) >= len(read_sidecar(b).history):
         return a, b
     return b, a
 
@@ -51,7 +51,7 @@ def reconcile_index(config: Config, index: Index) -> Reconciled:
         if indexed.get(doc_id) != path.with_suffix(".pdf").relative_to(config.root).as_posix()
     ]
     if stale:
-        index.add(record_from_sidecar(read_json(archived[d])) for d in stale)
+        index.add(record_from_sidecar(read_sidecar(archived[d])) for d in stale)
     gone = [doc_id for doc_id in indexed if doc_id not in archived]
     if gone:
         index.delete(gone)

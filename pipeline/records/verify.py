@@ -15,9 +15,11 @@ from pathlib import Path
 
 from indexers.base import Index, IndexRecord
 from pipeline.archive.audit import audit_dir
+from pipeline.archive.derived import orphan_page_images
+from pipeline.archive.sidecar import read_sidecar
 from pipeline.archive.store import record_from_sidecar
 from pipeline.core.config import Config
-from pipeline.core.fsutil import read_json, sha256_file
+from pipeline.core.fsutil import sha256_file
 from pipeline.records.reconcile import doc_id_of
 
 _COMPARED = tuple(f.name for f in fields(IndexRecord) if f.name != "content")
@@ -79,7 +81,7 @@ def _check_sidecar(config: Config, sidecar_file: Path, mrn: str | None, found: _
     rel = _rel(config, sidecar_file)
     doc_id = doc_id_of(sidecar_file)
     try:
-        record = replace(record_from_sidecar(read_json(sidecar_file)), content="")
+        record = replace(record_from_sidecar(read_sidecar(sidecar_file)), content="")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         found.unreadable.add(doc_id)
         found.problems.append(Problem("bad_sidecar", rel, f"unreadable sidecar ({type(exc).__name__}: {exc})", doc_id, mrn))
@@ -153,10 +155,17 @@ def repair_index(index: Index, found: _Archive, problems: list[Problem]) -> int:
     stale = {p.doc_id for p in problems if p.kind in ("not_indexed", "index_differs")}
     gone = {p.doc_id for p in problems if p.kind == "index_only"}
     if stale:
-        index.add(record_from_sidecar(read_json(found.sidecars[d])) for d in sorted(stale))
+        index.add(record_from_sidecar(read_sidecar(found.sidecars[d])) for d in sorted(stale))
     if gone:
         index.delete(gone)
     return len(stale) + len(gone)
+
+
+def check_page_images(config: Config, found: _Archive) -> list[Problem]:
+    """Page images left behind by a document that was destroyed or moved (derived copies die with it)."""
+    known = {record.sha256 for record in found.records.values()}
+    return [Problem("orphan_image", _rel(config, path), "a page image of no archived document; delete it")
+            for path in orphan_page_images(config, known)]
 
 
 def _is_private(path: Path) -> bool:
@@ -195,4 +204,5 @@ def verify(config: Config, index: Index, *, repair: bool = False) -> VerifyRepor
     if repair and index_problems:
         repaired = repair_index(index, found, index_problems)
         index_problems = check_index(index, found)
-    return VerifyReport(len(found.records), found.problems + check_permissions(config) + index_problems, repaired)
+    problems = found.problems + check_page_images(config, found) + check_permissions(config) + index_problems
+    return VerifyReport(len(found.records), problems, repaired)

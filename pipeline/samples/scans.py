@@ -1035,12 +1035,6 @@ def render_page(
     return page
 
 
-def render_document(doc: SampleDoc, **options: object) -> list[Image.Image]:
-    """Every page of ``doc`` through ``render_page`` with the same ``options``."""
-    return [render_page(lines, heading_lines=doc.heading_lines if k == 0 else 0, **options)
-            for k, lines in enumerate(doc.pages)]
-
-
 def _degrade(page: Image.Image, rng: random.Random, skew_deg: float, noise: float,
              blur: float) -> Image.Image:
     if blur:

@@ -29,6 +29,7 @@ from pipeline.archive.audit import (
 )
 from pipeline.archive.dataroot import open_data_root
 from pipeline.archive.index import open_index
+from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import (
     doc_id_for,
     iter_sidecars,
@@ -82,7 +83,7 @@ def _source_pdf(folder: Path) -> Path:
 def add_document(
     config: Config, seed: int, *, mrn: str | None = MRN, doc_type: str = "lab_result", doc_date: str | None = "2020-03-04",
     dob: str | None = "1970-05-06", status: str = "filed", name: str = NAME, text: str = SECRET_TEXT,
-) -> dict:
+) -> Sidecar:
     """Archive one single-page document (text from a "text layer") and return its sidecar."""
     source_sha = hashlib.sha256(f"input-{seed}".encode()).hexdigest()
     candidates = [MrnCandidate(mrn, mrn, "MRN", 1, 0)] if mrn else []
@@ -279,7 +280,7 @@ def test_each_records_command_is_audited(tmp_path: Path):
     actions = [e["action"] for e in audit_entries(config)]
     assert actions == ["verify", "export", "disclosures", "retention.report", "retention.purge", "audit"]
     for entry in audit_entries(config, action="export") + audit_entries(config, action="retention.purge"):
-        assert entry["doc_ids"] == [doc["doc_id"]] and entry["mrns"] == [MRN]
+        assert entry["doc_ids"] == [doc.doc_id] and entry["mrns"] == [MRN]
     assert audit_entries(config, action="retention.purge")[0]["user"] == "records.manager"
     assert audit_entries(config, action="export")[0]["reason"] == "continuity of care"
 

@@ -149,7 +149,7 @@ def test_the_cover_sheet_stays_one_page_for_a_long_release(tmp_path: Path):
 
 
 def _doc_id(config: Config, **match) -> str:
-    return next(s["doc_id"] for s in iter_sidecars(config) if all(s.get(k) == v for k, v in match.items()))
+    return next(s.doc_id for s in iter_sidecars(config) if all(getattr(s, k) == v for k, v in match.items()))
 
 
 def test_only_the_chosen_documents_are_released_and_recorded(config: Config, tmp_path: Path):

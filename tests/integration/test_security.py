@@ -84,13 +84,13 @@ def test_verify_reports_loose_permissions_inside_the_data_root(tmp_path: Path):
     config = make_config(tmp_path)
     sidecar = add_document(config, 1)
     index_archive(config)
-    (config.root / sidecar["path"]).chmod(0o644)
+    (config.root / sidecar.path).chmod(0o644)
     next(p for p in config.index_dir.iterdir() if p.suffix == ".toc").chmod(0o666)
     (config.archive_dir / MRN).chmod(0o750)
     result = invoke(config, "verify")
     assert result.exit_code == 3
     insecure = sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("insecure"))
-    assert len(insecure) == 3 and insecure[0] == f"archive/{MRN}" and insecure[1] == sidecar["path"] and insecure[2].startswith("index/")
+    assert len(insecure) == 3 and insecure[0] == f"archive/{MRN}" and insecure[1] == sidecar.path and insecure[2].startswith("index/")
 
 
 def test_no_patient_names_or_text_in_log_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.archive.index import open_index
+from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import record_from_sidecar
 from pipeline.core.config import Config
 from pipeline.core.fsutil import atomic_write_json, read_json
@@ -35,12 +36,12 @@ def config(tmp_path: Path) -> Config:
     return config
 
 
-def _pdf(config: Config, sidecar: dict) -> Path:
-    return config.root / sidecar["path"]
+def _pdf(config: Config, sidecar: Sidecar) -> Path:
+    return config.root / sidecar.path
 
 
-def _sidecars(config: Config) -> list[dict]:
-    return [read_json(p) for p in sorted((config.archive_dir / MRN).glob("*.json"))]
+def _sidecars(config: Config) -> list[Sidecar]:
+    return [read_sidecar(p) for p in sorted((config.archive_dir / MRN).glob("*.json"))]
 
 
 def _problems(config: Config, *args: str) -> tuple[int, list[dict]]:
@@ -61,7 +62,7 @@ def test_a_flipped_byte_is_found(config: Config):
     _pdf(config, victim).write_bytes(bytes(data))
     code, problems = _problems(config)
     assert code == 3
-    assert [(p["kind"], p["doc_id"], p["mrn"]) for p in problems] == [("altered_file", victim["doc_id"], MRN)]
+    assert [(p["kind"], p["doc_id"], p["mrn"]) for p in problems] == [("altered_file", victim.doc_id, MRN)]
 
 
 def test_a_deleted_sidecar_leaves_an_orphaned_file_and_a_stale_index_record(config: Config):
@@ -69,14 +70,14 @@ def test_a_deleted_sidecar_leaves_an_orphaned_file_and_a_stale_index_record(conf
     _pdf(config, victim).with_suffix(".json").unlink()
     code, problems = _problems(config)
     assert code == 3
-    assert {(p["kind"], p["doc_id"]) for p in problems} == {("orphan_file", victim["doc_id"]), ("index_only", victim["doc_id"])}
+    assert {(p["kind"], p["doc_id"]) for p in problems} == {("orphan_file", victim.doc_id), ("index_only", victim.doc_id)}
 
 
 def test_a_deleted_pdf_is_missing(config: Config):
     victim = _sidecars(config)[2]
     _pdf(config, victim).unlink()
     code, problems = _problems(config)
-    assert code == 3 and [(p["kind"], p["doc_id"]) for p in problems] == [("missing_file", victim["doc_id"])]
+    assert code == 3 and [(p["kind"], p["doc_id"]) for p in problems] == [("missing_file", victim.doc_id)]
 
 
 def test_stray_files_are_orphans(config: Config):
@@ -99,9 +100,9 @@ def test_a_sidecar_in_the_wrong_patient_folder_is_misfiled(config: Config):
 
 def test_a_document_missing_from_the_index_is_found_and_repaired(config: Config):
     victim = _sidecars(config)[0]
-    open_index(config).delete([victim["doc_id"]])
+    open_index(config).delete([victim.doc_id])
     code, problems = _problems(config)
-    assert code == 3 and [(p["kind"], p["doc_id"]) for p in problems] == [("not_indexed", victim["doc_id"])]
+    assert code == 3 and [(p["kind"], p["doc_id"]) for p in problems] == [("not_indexed", victim.doc_id)]
     result = invoke(config, "verify", "--repair-index")
     assert result.exit_code == 0 and "1 index record(s) repaired" in result.stderr
     assert _problems(config) == (0, [])
@@ -117,14 +118,14 @@ def test_index_metadata_that_disagrees_is_repaired_and_extra_records_dropped(con
     assert code == 3 and sorted(p["kind"] for p in problems) == ["index_differs", "index_only"]
     assert "doc_date" in next(p["detail"] for p in problems if p["kind"] == "index_differs")
     assert invoke(config, "verify", "--repair-index").exit_code == 0
-    assert {r.doc_id: r.doc_date for r in open_index(config).stored()}[victim["doc_id"]] == victim["doc_date"]
+    assert {r.doc_id: r.doc_date for r in open_index(config).stored()}[victim.doc_id] == victim.doc_date
 
 
 def test_repair_fixes_the_index_only_never_the_archive(config: Config):
     victim = _sidecars(config)[0]
     altered = _pdf(config, victim).read_bytes() + b"%tampered"
     _pdf(config, victim).write_bytes(altered)
-    open_index(config).delete([victim["doc_id"]])
+    open_index(config).delete([victim.doc_id])
     result = invoke(config, "verify", "--repair-index", "--json")
     assert result.exit_code == 3
     assert [json.loads(line)["kind"] for line in result.stdout.splitlines()] == ["altered_file"]

@@ -10,17 +10,26 @@ import pytest
 
 import indexers.whoosh.codec as whoosh_codec
 import indexers.whoosh.facade as whoosh_module
-from indexers.base import IndexRecord, SearchFilters
-from indexers.whoosh.facade import SNIPPET_FALLBACK_CHARS, WhooshIndex
-from pipeline.core.config import IndexSettings
-from pipeline.core.errors import IndexBusyError, MedarchiveError
+from indexers.base import (
+    IndexBusyError,
+    IndexFailure,
+    IndexOptions,
+    IndexRecord,
+    SearchFilters,
+)
+from indexers.whoosh.caches import SegmentCaches
+from indexers.whoosh.facade import WhooshIndex
+from indexers.whoosh.highlight import SNIPPET_FALLBACK_CHARS
+from indexers.whoosh.query import filter_query, parse_query
+from indexers.whoosh.ranking import ranked, whoosh_ranked
+from indexers.whoosh.schema import ContentAnalyzer, fields_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from whoosh import index as whoosh_index
     from whoosh.filedb.filestore import FileStorage
 
-FAST = IndexSettings(writer_timeout_seconds=0.3)
+FAST = IndexOptions(writer_timeout_seconds=0.3)
 
 
 def record(doc_id: str, **overrides) -> IndexRecord:
@@ -230,7 +239,7 @@ def test_limit_caps_hits(clinic: WhooshIndex) -> None:
 
 
 def test_stored_fields_are_not_searchable(clinic: WhooshIndex) -> None:
-    with pytest.raises(MedarchiveError, match=r"cannot understand the search 'pages:2'.*one of content, dob"):
+    with pytest.raises(IndexFailure, match=r"cannot understand the search 'pages:2'.*one of content, dob"):
         clinic.search("pages:2")
 
 
@@ -347,7 +356,7 @@ def test_a_large_batch_is_written_in_parallel(clinic: WhooshIndex, monkeypatch) 
 
 def test_a_failed_sub_process_is_reported(clinic: WhooshIndex, index_dir: Path) -> None:
     # The parent only hands documents over; a bad value fails in the child.
-    with pytest.raises(MedarchiveError, match="sub-process failed"):
+    with pytest.raises(IndexFailure, match="sub-process failed"):
         clinic.rebuild([record("bad", content=12345)])
     assert clinic.count() == 4
     assert sorted(p.name for p in index_dir.parent.iterdir()) == ["index"]
@@ -412,7 +421,7 @@ ANALYSED_TEXTS = [
 
 @pytest.mark.parametrize("text", ANALYSED_TEXTS)
 def test_fast_index_analysis_matches_the_analyzer(text: str) -> None:
-    analyzer = whoosh_module._ContentAnalyzer()
+    analyzer = ContentAnalyzer()
     expected: dict[str, list[int]] = {}
     for token in analyzer(text, positions=True, chars=True, mode="index"):
         expected.setdefault(token.text, []).extend((token.pos, token.startchar, token.endchar))
@@ -526,12 +535,12 @@ def ranked_corpus(ix: WhooshIndex) -> WhooshIndex:
 def test_bulk_ranking_gives_whooshs_ranking(ranked_corpus: WhooshIndex, index_dir: Path, query: str,
                                              filters: SearchFilters) -> None:
     with whoosh_index.open_dir(str(index_dir)).searcher() as searcher:
-        parsed = whoosh_module._parse(query, searcher.schema)
-        narrowing = whoosh_module._filter_query(filters)
+        parsed = parse_query(query, searcher.schema)
+        narrowing = filter_query(filters)
         # All matches: at the limit Whoosh's collector breaks ties of equal
         # scores inconsistently.
-        fast = whoosh_module._ranked(searcher, parsed, narrowing, 1000)
-        slow = whoosh_module._whoosh_ranked(searcher, parsed, narrowing, 1000)
+        fast = ranked(searcher, parsed, narrowing, 1000, SegmentCaches())
+        slow = whoosh_ranked(searcher, parsed, narrowing, 1000, SegmentCaches())
     assert slow, "the query should match something"
     assert fast == sorted(fast, key=lambda pair: (-pair[0], pair[1]))
     if '"' in query.replace('NOT "', ""):
@@ -551,19 +560,18 @@ def test_an_index_of_an_older_schema_asks_for_a_reindex(ix: WhooshIndex, index_d
     with old.writer() as writer:
         writer.add_document(doc_id="a", content="old index")
     for call in (lambda: ix.search("old"), ix.count, lambda: ix.add([record("b")]), lambda: ix.get("a")):
-        with pytest.raises(MedarchiveError, match="medarchive reindex"):
+        with pytest.raises(IndexFailure, match="medarchive reindex"):
             call()
     assert ix.rebuild([record("b", content="rebuilt")]) == 1
     assert ids(ix.search("rebuilt")) == ["b"]
 
 
-def test_kept_posting_lists_follow_deletions_and_new_documents(ix: WhooshIndex, monkeypatch) -> None:
-    monkeypatch.setattr(whoosh_module, "_LIST_KEPT_FROM", 1)
-    monkeypatch.setattr(whoosh_module, "_LISTS", {})
+def test_kept_posting_lists_follow_deletions_and_new_documents(ix: WhooshIndex) -> None:
+    ix.caches.list_kept_from = 1
     many = whoosh_codec.INLINE_POSTINGS + 5  # a posting list of its own, not inline
     ix.add([record(f"d{n:03d}", content=f"Patient seen, visit {n}.") for n in range(many)])
     first = {h.doc_id for h in ix.search("patient", limit=1000)}
-    assert len(first) == many and whoosh_module._LISTS
+    assert len(first) == many and ix.caches.lists
     ix.delete(["d002"])
     ix.add([record("new", content="Patient seen again.")])
     assert {h.doc_id for h in ix.search("patient", limit=1000)} == first - {"d002"} | {"new"}
@@ -594,25 +602,22 @@ def test_long_posting_lists_read_documents_and_weights_without_positions(ix: Who
     assert len(ix.search("pain", limit=500)) == len(texts)
 
 
-def test_warm_reads_each_segments_lengths_and_dates_ahead(ix: WhooshIndex, index_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
-    monkeypatch.setattr(whoosh_module, "_NORMS", {})
-    monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
+def test_warm_reads_each_segments_lengths_and_dates_ahead(ix: WhooshIndex, index_dir: Path) -> None:
     ix.warm()  # nothing to read yet
     ix.add([record("a", doc_date="2024-01-02")], merge=False)
     ix.add([record("b", doc_date="2023-05-06")], merge=False)
     ix.warm()
     segments = {segment.segment_id() for segment in whoosh_index.open_dir(str(index_dir))._segments()}
     assert len(segments) == 2
-    assert set(whoosh_module._LENGTHS) == {(s, f) for s in segments for f in ("content", "patient_name")}
-    assert {key[:2] for key in whoosh_module._NORMS} == set(whoosh_module._LENGTHS)
-    assert set(whoosh_module._SORTED_COLUMNS) == {(s, "doc_date") for s in segments}
+    assert set(ix.caches.lengths) == {(s, f) for s in segments for f in ("content", "patient_name")}
+    assert {key[:2] for key in ix.caches.norms} == set(ix.caches.lengths)
+    assert set(ix.caches.sorted_columns) == {(s, "doc_date") for s in segments}
 
 
 def _merge_corpus(ix: WhooshIndex) -> None:
     """Three segments: long lists (several blocks), short (inline) ones, absent
     fields, a replaced document, deleted ones, a term left only in deleted ones."""
-    words = "chest pain fever cough rash edema nausea".split()
+    words = ["chest", "pain", "fever", "cough", "rash", "edema", "nausea"]
     for batch in range(3):
         ix.add([record(f"d{batch}-{n:03d}", mrn=f"{n % 9:08d}",
                        patient_name=None if n % 5 == 0 else f"DOE, JANE{n % 4}",
@@ -673,7 +678,7 @@ def test_bulk_merge_leaves_new_documents_to_whoosh(ix: WhooshIndex, index_dir: P
     ix.add([record("a", content="first segment")], merge=False)
     ix.add([record("b", content="second segment")], merge=False)
     with ix._writer(ix._open(), merge=True) as writer:
-        writer.add_document(**whoosh_module._fields(record("c", content="third segment")))
+        writer.add_document(**fields_of(record("c", content="third segment")))
         writer.mergetype = whoosh_codec.merge_all
     assert len(whoosh_index.open_dir(str(index_dir))._segments()) == 1
     assert sorted(ids(ix.search("segment"))) == ["a", "b", "c"]
@@ -693,15 +698,14 @@ def test_values_and_inlined_postings_are_pickled_with_a_bytes_opcode(ix: WhooshI
         assert [len(value) for value in matcher._values] == [12 * (1 + n % 3) for n in range(128)]
 
 
-def test_lookups_through_kept_block_directories_find_the_same_documents(ix: WhooshIndex, monkeypatch) -> None:
+def test_lookups_through_kept_block_directories_find_the_same_documents(ix: WhooshIndex) -> None:
     texts = {f"d{n:03d}": ("chest pain again" if n % 7 == 0 else "again chest and then pain") + f" visit{n % 5}"
              for n in range(400)}  # lists of several blocks each
     ix.add([record(doc_id, content=text) for doc_id, text in texts.items()])
     expected = {doc_id for doc_id, text in texts.items() if "chest pain again" in text}
-    monkeypatch.setattr(whoosh_module, "_BLOCKS", {})
     found = {}
     for kept_from in (10 ** 9, 1):  # without directories, then with them for every list
-        monkeypatch.setattr(whoosh_module, "_LIST_KEPT_FROM", kept_from)
+        ix.caches.list_kept_from = kept_from
         found[kept_from] = [hit.doc_id for hit in ix.search('"chest pain again" visit3', limit=500)]
-    assert whoosh_module._BLOCKS
+    assert ix.caches.blocks
     assert found[1] == found[10 ** 9] and set(found[1]) == {d for d in expected if texts[d].endswith("visit3")}

@@ -54,11 +54,13 @@ def site_config(site: Path, **web: object) -> Config:
 
 
 def filed(config: Config) -> list[dict]:
-    return [s for s in iter_sidecars(config) if s["status"] == "filed"]
+    """The filed documents' sidecars as they are written (JSON)."""
+    return [s.to_json() for s in iter_sidecars(config) if s.status == "filed"]
 
 
 def waiting(config: Config) -> list[dict]:
-    return [s for s in iter_sidecars(config) if s["status"] == "review"]
+    """The review queue's sidecars as they are written (JSON)."""
+    return [s.to_json() for s in iter_sidecars(config) if s.status == "review"]
 
 
 def csrf_of(html: str) -> str:

@@ -11,8 +11,8 @@ import zipfile
 import pytest
 
 from pipeline.archive.audit import AuditFilters, AuditLog
+from pipeline.archive.derived import page_images_dir as cache_dir
 from pipeline.archive.store import find_sidecar
-from web.thumbs import cache_dir
 from web.users import UserStore
 
 from tests.web.fixtures import (
@@ -80,7 +80,7 @@ def test_search_filters_by_patient_name_and_type(app, config):
     html = logged_in(app, "cal").get(f"/?name={last.lower()}&type={doc['doc_type']}").text
     ids = set(re.findall(r'class="title" href="/doc/([0-9a-f]{16}-\d+)"', html))
     assert doc["doc_id"] in ids
-    assert all(find_sidecar(config, i)["patient_name"].startswith(last) for i in ids)
+    assert all(find_sidecar(config, i).patient_name.startswith(last) for i in ids)
 
 
 def test_search_refuses_bad_dates_and_syntax_with_a_message(app):
@@ -139,8 +139,8 @@ def test_review_item_is_assigned_in_one_form(fresh):
     response = client.post(f"/review/{item['doc_id']}", data={"csrf_token": token, "mrn": "00891787", "doc_type": "consultation"})
     assert response.status_code == 302
     moved = find_sidecar(config, item["doc_id"])
-    assert (moved["status"], moved["mrn"], moved["doc_type"]) == ("filed", "00891787", "consultation")
-    assert moved["history"][-1]["by"] == "cal" and moved["history"][-1]["action"] == "review.assign"
+    assert (moved.status, moved.mrn, moved.doc_type) == ("filed", "00891787", "consultation")
+    assert moved.history[-1].by == "cal" and moved.history[-1].action == "review.assign"
     assert f"Filed {item['doc_id']}" in client.get("/review").text
     assert item["doc_id"] in client.get("/patient/00891787").text  # the index knows it too
     assert list(AuditLog.for_config(config).entries(AuditFilters(user="cal", action="review.assign", doc_id=item["doc_id"])))
@@ -240,14 +240,13 @@ def test_admin_reads_the_audit_log_and_that_is_audited(app, config):
 
 
 def test_warm_up_reads_the_index_before_the_first_search(app, monkeypatch):
-    import indexers.whoosh.facade as whoosh_module
     import web.app as web_app
+    from web.context import EXTENSION
 
     frozen = []
     monkeypatch.setattr(web_app.gc, "freeze", lambda: frozen.append(True))  # (not this test process's objects)
-    monkeypatch.setattr(whoosh_module, "_SORTED_COLUMNS", {})
-    monkeypatch.setattr(whoosh_module, "_LENGTHS", {})
-    monkeypatch.setattr(whoosh_module, "_NORMS", {})
+    caches = app.extensions[EXTENSION].index.engine.caches  # the app's own index (under the pipeline's errors)
+    caches.clear()
     web_app.warm_up(app)
-    assert frozen and whoosh_module._SORTED_COLUMNS and whoosh_module._LENGTHS and whoosh_module._NORMS
+    assert frozen and caches.sorted_columns and caches.lengths and caches.norms
     assert "<mark>" in logged_in(app, "cal").get("/?q=patient").text
