@@ -58,29 +58,52 @@ def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
     return source
 
 
-def pending_claims(config: Config) -> list[InputFile]:
-    """Files claimed by an earlier run that did not reach an outcome, oldest first."""
+def pending_claims(config: Config) -> tuple[list[InputFile], list[InputFile]]:
+    """Files claimed by an earlier run that did not reach an outcome, oldest first: those to
+    take again, and those that were in flight at too many of the daemon's deaths to retry."""
     processing = config.processing_dir
     if not processing.is_dir():
-        return []
-    found = []
+        return [], []
+    retry, poison = [], []
     for note in sorted(processing.glob("*" + NOTE_SUFFIX)):
         if not (processing / note.name[: -len(NOTE_SUFFIX)]).exists():
             note.unlink()
     for path in sorted(processing.iterdir()):
         if path.name.endswith(NOTE_SUFFIX) or path.name.startswith(".tmp-"):
             continue
-        found.append(_with_note(path))
-    return found
+        source, crashes = _count_crash(path)
+        (poison if crashes >= config.watch.set_aside_after_crashes else retry).append(source)
+    return retry, poison
 
 
-def _with_note(path: Path) -> InputFile:
-    note_path = path.with_name(path.name + NOTE_SUFFIX)
+def _note_path(path: Path) -> Path:
+    return path.with_name(path.name + NOTE_SUFFIX)
+
+
+def _read_note(path: Path) -> dict:
     try:
-        note = read_json(note_path)
+        note = read_json(_note_path(path))
     except (OSError, ValueError):
-        return InputFile(path, path.name.split("-", 1)[-1])
-    return InputFile(path, note.get("name") or path.name, note.get("label"), note.get("type_hint"))
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def _count_crash(path: Path) -> tuple[InputFile, int]:
+    """The claim as an input; a claim still marked in flight was in flight when the daemon died."""
+    note = _read_note(path)
+    crashes = int(note.get("crashes", 0))
+    if note.get("in_flight"):
+        crashes += 1
+        atomic_write_json(_note_path(path), {**note, "in_flight": False, "crashes": crashes})
+    name = note.get("name") or path.name.split("-", 1)[-1]
+    return InputFile(path, name, note.get("label"), note.get("type_hint")), crashes
+
+
+def mark_in_flight(source: InputFile, in_flight: bool = True) -> None:
+    """Note that the daemon is reading this claim (or no longer is, on a clean stop)."""
+    note = _read_note(source.path)
+    if source.path.exists() and bool(note.get("in_flight")) != in_flight:
+        atomic_write_json(_note_path(source.path), {**note, "in_flight": in_flight})
 
 
 def release(config: Config, source: InputFile) -> None:
@@ -92,7 +115,7 @@ def release(config: Config, source: InputFile) -> None:
         fsync_dir(day)
     else:
         path.unlink(missing_ok=True)
-    path.with_name(path.name + NOTE_SUFFIX).unlink(missing_ok=True)
+    _note_path(path).unlink(missing_ok=True)
     fsync_dir(path.parent)
 
 

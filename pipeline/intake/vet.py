@@ -7,6 +7,7 @@ decompression bombs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,11 @@ _MAGIC_WINDOW = 1024
 # A page whose largest image has at least this many pixels per square inch was
 # most likely scanned: its own text layer (if any) may be a fax header or stamp.
 _SCAN_PIXELS_PER_SQ_INCH = 100 * 100 / 2
+# What qpdf and pikepdf raise over a hostile file's structure, besides PdfError: a
+# wrong type where a dictionary was due, a missing key, a number out of range, a
+# page tree deeper than the stack, an allocation for a declared size.
+_DAMAGE = (pikepdf.PdfError, pikepdf.ForeignObjectError, KeyError, TypeError, ValueError, IndexError,
+           AttributeError, NotImplementedError, RecursionError, OverflowError, MemoryError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -50,17 +56,20 @@ def _open(path: Path) -> pikepdf.Pdf:
         return pikepdf.open(path)
     except pikepdf.PasswordError:
         raise IntakeError("encrypted PDF that needs a password to open; ask the sender for an unprotected copy") from None
-    except pikepdf.PdfError as exc:
-        raise IntakeError(f"damaged PDF that cannot be repaired ({_short(exc)})") from None
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise IntakeError(f"cannot read PDF ({_short(exc)})") from None
+    except OSError as exc:
+        raise IntakeError(f"cannot read PDF ({_short(exc, path)})") from None
+    except _DAMAGE as exc:
+        raise IntakeError(f"damaged PDF that cannot be repaired ({_short(exc, path)})") from None
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: BaseException, path: Path) -> str:
+    """The last line of ``exc`` without the file's path, which qpdf puts first and which
+    the reader already knows (and which may name a patient)."""
     text = str(exc).strip().splitlines()
     last = text[-1] if text else type(exc).__name__
-    # qpdf starts its messages with the file's path, which the reader already knows.
-    return last.rsplit(".pdf: ", 1)[-1][:200]
+    # "<path> (object 2 0): Loop detected" -> "object 2 0: Loop detected"
+    where = re.compile(rf"{re.escape(str(path))}(?: \(([^)]*)\))?: ")
+    return where.sub(lambda m: f"{m.group(1)}: " if m.group(1) else "", last).replace(str(path), "the file")[:200]
 
 
 def _page_size_inches(page: pikepdf.Page) -> tuple[float, float]:
@@ -73,7 +82,8 @@ def _page_size_inches(page: pikepdf.Page) -> tuple[float, float]:
 
 def _largest_image_pixels(page: pikepdf.Page) -> int:
     largest = 0
-    for image in page.images.values():
+    # Nested forms too: a scan may be drawn through a form XObject, and so may a bomb.
+    for image in page.get_images().values():
         try:
             largest = max(largest, int(image.get("/Width", 0)) * int(image.get("/Height", 0)))
         except (TypeError, ValueError):
@@ -111,11 +121,54 @@ def inspect_pdf(path: Path, settings: IntakeSettings, dpi: int) -> Intake:
         raise IntakeError(f"cannot read file ({exc.strerror or exc})") from None
     with _open(path) as pdf:
         try:
+            count = len(pdf.pages)
+            if count > settings.max_pages:
+                raise IntakeError(f"PDF has {count:,} pages, above the limit of {settings.max_pages:,}; "
+                                  "split it, or raise intake.max_pages")
             pages = list(pdf.pages)
             if not pages:
                 raise IntakeError("PDF has no pages")
             scanned = {n for n, page in enumerate(pages, 1) if _vet_page(n, page, dpi, settings)}
-        except (pikepdf.PdfError, KeyError, TypeError, ValueError, IndexError) as exc:
-            raise IntakeError(f"damaged PDF: its page tree cannot be read ({_short(exc)})") from None
-        warnings = tuple(str(w) for w in pdf.get_warnings())
+            miscounted = _miscounted(pdf, len(pages))
+        except _DAMAGE as exc:
+            raise IntakeError(f"damaged PDF: its page tree cannot be read ({_short(exc, path)})") from None
+        warnings = tuple(str(w) for w in pdf.get_warnings()) + miscounted
     return Intake(path, digest, size, len(pages), frozenset(scanned), warnings)
+
+
+def _miscounted(pdf: pikepdf.Pdf, found: int) -> tuple[str, ...]:
+    """A warning when the page tree's /Count is not the pages in it: qpdf counts the pages
+    itself, but poppler believes /Count and refuses to render any page; the copy qpdf
+    saves carries the true count."""
+    declared = pdf.Root.Pages.get("/Count")
+    if isinstance(declared, int) and declared == found:
+        return ()
+    return (f"the page tree declares {declared} pages but holds {found}",)
+
+
+def repaired_copy(source: Path, target: Path) -> None:
+    """Save what qpdf recovered of ``source`` as ``target``, the copy pages are read from;
+    ``source`` is never written.
+
+    Saving rewrites the XMP metadata, and a metadata stream that cannot be decoded would
+    fail the whole save: the copy goes without it, and its XMP is left alone. Raises
+    IntakeError when qpdf cannot write the file at all; a failing disk raises OSError.
+    """
+    try:
+        with pikepdf.open(source) as pdf:
+            _drop_broken_metadata(pdf)
+            pdf.save(target, fix_metadata_version=False)
+    except pikepdf.PasswordError:
+        raise IntakeError("encrypted PDF that needs a password to open; ask the sender for an unprotected copy") from None
+    except _DAMAGE as exc:
+        raise IntakeError(f"damaged PDF that cannot be repaired ({_short(exc, source)})") from None
+
+
+def _drop_broken_metadata(pdf: pikepdf.Pdf) -> None:
+    metadata = pdf.Root.get("/Metadata")
+    if metadata is None:
+        return
+    try:
+        metadata.read_bytes()
+    except (pikepdf.PdfError, AttributeError, TypeError, ValueError):
+        del pdf.Root.Metadata

@@ -7,13 +7,15 @@ data; the archive and the index are the writer's business.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from pipeline.archive.scratch import work_dir
 from pipeline.core.models import BarcodeRead, PageText
-from pipeline.pages.barcodes import read_barcodes
+from pipeline.pages.barcodes import read_barcodes, separator_reads
 from pipeline.pages.ocr import OcrError, OcrResult, ocr_image
 from pipeline.pages.orientation import detect_rotation, is_suspect, rotate_image
 from pipeline.pages.raster import (
@@ -41,24 +43,57 @@ class PageTask:
     barcode_formats: tuple[str, ...] = ()
     barcode_whole_page: bool = False
     pdf_bytes: bytes | None = None
+    # The data root's scratch folder; None on a cluster worker, which has no data root.
+    scratch: Path | None = None
+    separator_value: str = "PATCHT"
 
 
 def process_page(task: PageTask) -> PageText:
-    """Use the page's own text when it is real, else OCR its image. Never raises."""
-    with tempfile.TemporaryDirectory(prefix="medarchive-page-") as tmp:
+    """Use the page's own text when it is real, else OCR its image. Never raises: a page
+    that cannot be read comes back without text, with ``error`` set."""
+    try:
+        return _read_page(task, _Deadline(task.timeout))
+    except Exception as exc:  # noqa: BLE001 - a hostile page must not take its input down with it
+        message = (str(exc).strip().splitlines() or [""])[-1][:160]
+        return PageText(task.page_no, "", "none", error=f"cannot read page ({type(exc).__name__}: {message})")
+
+
+class _Deadline:
+    """The page timeout bounds the whole page (text layer, render, OCR, OSD, second OCR),
+    not each step: a hostile page cannot spend it several times over."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    @property
+    def spent(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def left(self) -> float:
+        """The seconds the next step may take; OcrError when there are none."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise OcrError(f"page timed out after {self.seconds:.0f} s")
+        return left
+
+
+def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
+    with _work_dir(task) as tmp:
         work = Path(tmp)
         pdf, number = _source(task, work)
         scan = bare_scan(pdf, number, task.dpi)
         if scan is None:
-            own = text_layer(pdf, number, task.timeout)
+            own = text_layer(pdf, number, deadline.left())
             if has_real_text(own, task.min_text_chars, task.scanned):
                 return PageText(task.page_no, own, "text-layer")
         try:
-            page, image = _page_image(scan, pdf, number, task, work)
-            result = ocr_image(image, work, task.lang, task.dpi, task.timeout)
-            rotation, result = _upright(image, result, task)
+            page, image = _page_image(scan, pdf, number, task, work, deadline)
+            result = ocr_image(image, work, task.lang, task.dpi, deadline.left())
+            rotation, result = _upright(image, result, task, deadline)
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
-            reads = _barcodes(page.rotate(-rotation, expand=True) if rotation else page, whole, task.barcode_formats)
+            upright = page.rotate(-rotation, expand=True) if rotation else page
+            reads = _barcodes(upright, whole, task.barcode_formats, task.separator_value)
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -74,13 +109,14 @@ def process_page(task: PageTask) -> PageText:
     )
 
 
-def _page_image(scan: BareScan | None, pdf: Path, number: int, task: PageTask, work: Path) -> tuple[Image.Image, Path]:
+def _page_image(scan: BareScan | None, pdf: Path, number: int, task: PageTask, work: Path,
+                deadline: _Deadline) -> tuple[Image.Image, Path]:
     """The page in grayscale at the task's resolution, cleaned of dust, and a file of it
     for tesseract. A bare scan's own image is used as it is when it has that resolution."""
     if scan is not None and scan.image is not None:
         original, path = scan.image, None
     else:
-        path = render_page(pdf, number, task.dpi, work, task.timeout)
+        path = render_page(pdf, number, task.dpi, work, deadline.left())
         original = Image.open(path)
         original.load()
     page = despeckled(original, task.dpi)
@@ -106,27 +142,36 @@ _HEADER_BAND = 0.4
 _FULL_SEARCH_BELOW_WORDS = 40
 
 
-def _barcodes(page: Image.Image, whole: bool, formats: tuple[str, ...]) -> list[BarcodeRead]:
+def _barcodes(page: Image.Image, whole: bool, formats: tuple[str, ...], separator_value: str) -> list[BarcodeRead]:
     if not formats:
         return []
     searched = page if whole else page.crop((0, 0, page.width, int(page.height * _HEADER_BAND)))
-    return read_barcodes(searched, formats)
+    # A separator sheet may carry instructions enough to look like text, its code mid-page
+    # or, upside down, at the foot: it is looked for over the whole page, cheaply.
+    return read_barcodes(searched, formats) + separator_reads(page, () if whole else formats, separator_value)
 
 
-def _upright(image: Path, result: OcrResult, task: PageTask) -> tuple[int, OcrResult]:
+def _upright(image: Path, result: OcrResult, task: PageTask, deadline: _Deadline) -> tuple[int, OcrResult]:
     """Re-read a page that OSD finds turned, keeping whichever reading is better.
 
     Returns the clockwise turn applied and the reading.
     """
-    if not is_suspect(result.words):
+    if not is_suspect(result.words) or deadline.spent:
         return 0, result
-    rotation = detect_rotation(image, task.timeout)
+    rotation = detect_rotation(image, deadline.left())
     if not rotation:
         return 0, result
     turned_image = rotate_image(image, rotation)
-    turned = ocr_image(turned_image, image.parent, task.lang, task.dpi, task.timeout)
+    turned = ocr_image(turned_image, image.parent, task.lang, task.dpi, deadline.left())
     # A sideways page can read as well as upright; it is still turned for the archive.
     if (turned.mean_conf or 0) < (result.mean_conf or 0) - 5:
         return 0, result
     spent = result.seconds + turned.seconds
     return rotation, OcrResult(turned.text, turned.words, turned.layer_pdf, spent)
+
+
+def _work_dir(task: PageTask) -> tempfile.TemporaryDirectory:
+    """Page images and OCR text stay under the data root; a cluster worker has only its own temp."""
+    if task.scratch is not None:
+        return work_dir(task.scratch, "page")
+    return tempfile.TemporaryDirectory(prefix="medarchive-page-")

@@ -45,8 +45,9 @@ def bare_scan(pdf_path: Path, page_no: int, dpi: int) -> BareScan | None:
             matrix, xobject = placed
             fits = _drawn_at(page, matrix, xobject, dpi) and _plainly_encoded(xobject)
             return BareScan(_decoded(xobject) if fits else None)
-    except (pikepdf.PdfError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
-        # Whatever this reader cannot follow, pdftotext and pdftoppm still can.
+    except Exception:  # noqa: BLE001
+        # Whatever this reader cannot follow (a damaged or lying image, a decoder pikepdf
+        # lacks, a structure too deep), pdftotext and pdftoppm still can: this is only a shortcut.
         return None
 
 
@@ -115,4 +116,6 @@ def _plain_colour(space: pikepdf.Object | None) -> bool:
 
 def _decoded(xobject: pikepdf.Object) -> Image.Image:
     image = pikepdf.PdfImage(xobject).as_pil_image()
+    # Pillow decodes lazily: a damaged JPEG must fail here, where pdftoppm takes over.
+    image.load()
     return image if image.mode == "L" else image.convert("L")

@@ -10,8 +10,17 @@ import signal
 import threading
 import time
 
+# Tests make a poison pill out of an ordinary file: a worker that opens an input whose
+# name contains this text kills itself, or (…_WHO=coordinator) the process it serves,
+# or (…_WHO=raise) fails with an error nobody expected.
+CRASH_ON = "MEDARCHIVE_TEST_CRASH_ON"
+CRASH_WHO = "MEDARCHIVE_TEST_CRASH_WHO"
+_coordinator: int | None = None
+
 
 def start_worker(coordinator: int) -> None:
+    global _coordinator
+    _coordinator = coordinator
     # Ctrl-C in a terminal signals the whole foreground process group; a worker and the
     # tesseract it runs must not die mid-page before the coordinator decides to stop.
     os.setsid()
@@ -43,3 +52,17 @@ def _alive(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
+
+
+def crash_if_asked(name: str) -> None:
+    """The test hook above; does nothing unless the environment asks for it."""
+    marker = os.environ.get(CRASH_ON)
+    if not marker or marker not in name:
+        return
+    who = os.environ.get(CRASH_WHO, "worker")
+    if who == "raise":
+        raise RuntimeError("test hook: an error nobody expected")
+    if who == "coordinator" and _coordinator is not None:
+        os.kill(_coordinator, signal.SIGKILL)
+        time.sleep(5)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import record_from_sidecar, sidecar_path
 from pipeline.core.config import Config
-from pipeline.core.fsutil import read_json, remove_stale_temps
+from pipeline.core.fsutil import remove_stale_temps
+from pipeline.ehr.enqueue import enqueue_filed
 from pipeline.runs.journal import Entry, Journal, Result, Run
 from pipeline.runs.progress import Tally
-from pipeline.runs.run import InputFile, Outcome, Pipeline, status_of
+from pipeline.runs.run import InputFile, Outcome, Pipeline, killed_too_often, status_of
 from pipeline.runs.walk import Census, walk
 
 log = logging.getLogger("medarchive")
@@ -52,19 +54,19 @@ def _result(outcome: Outcome) -> Result:
     return Result(outcome.status, outcome.doc_ids, outcome.path, outcome.reason, outcome.pages, outcome.ocr_seconds)
 
 
-def _result_from_sidecars(sidecars: list[dict], pages: int) -> Result:
+def _result_from_sidecars(sidecars: list[Sidecar], pages: int) -> Result:
     status, reason = status_of(sidecars)
-    return Result(status, [s["doc_id"] for s in sidecars], sidecars[0]["path"], reason, pages, 0.0)
+    return Result(status, [s.doc_id for s in sidecars], sidecars[0].path, reason, pages, 0.0)
 
 
-def _written(config: Config, planned: list[str]) -> list[dict] | None:
+def _written(config: Config, planned: list[str]) -> list[Sidecar] | None:
     """The sidecars of every planned document, or None when any is missing (a write cut short)."""
     sidecars = []
     for relative in planned:
         path = sidecar_path(config.root / relative)
         if not path.exists():
             return None
-        sidecars.append(read_json(path))
+        sidecars.append(read_sidecar(path))
     return sidecars
 
 
@@ -81,6 +83,7 @@ def _clear(config: Config, planned: list[str]) -> None:
 def recover(config: Config, index: Index, journal: Journal, run: Run) -> int:
     """Finish the inputs a stopped session left between filing and done; return how many were finished."""
     finished: list[tuple[Entry, Result]] = []
+    written = []
     records = []
     for entry in list(journal.entries(run.run_id, ("filing", "archived"))):
         sidecars = _written(config, entry.planned)
@@ -89,9 +92,11 @@ def recover(config: Config, index: Index, journal: Journal, run: Run) -> int:
             journal.started(run.run_id, entry.name)
             continue
         records.extend(record_from_sidecar(s) for s in sidecars)
+        written.extend((entry, s) for s in sidecars)
         finished.append((entry, _result_from_sidecars(sidecars, entry.pages)))
     if records:
         index.add(records, merge=False)
+        enqueue_filed(config, [s for _, s in written], index=index)
     for entry, result in finished:
         journal.done(run.run_id, entry.name, result)
     return len(finished)
@@ -126,9 +131,11 @@ class BacklogRunner:
         """Run until the tree is done (True) or a stop was asked for (False)."""
         session = self.journal.begin_session(self.run.run_id)
         try:
+            self.journal.count_crashes(self.run.run_id)
             recovered = recover(self.config, self.index, self.journal, self.run)
             if recovered:
                 log.info("backlog %s: finished %d inputs a stopped session had filed", self.run.run_id, recovered)
+            self._set_aside_crashed()
             self._count_earlier()
             self.pipeline.feed(self._inputs())
             self._drive(session, refresh)
@@ -139,7 +146,17 @@ class BacklogRunner:
             self.journal.finish(self.run.run_id)
             return True
         finally:
+            self.pipeline.close()
             self.journal.end_session(session)
+
+    def _set_aside_crashed(self) -> None:
+        """Inputs in flight at every one of the last sessions' deaths are not tried again."""
+        times = self.config.backlog.set_aside_after_crashes
+        names = self.journal.crashed(self.run.run_id, times)
+        for name in names:
+            self.pipeline.set_aside(InputFile(self.run.root / name, name=name), killed_too_often("the backlog run", times))
+        if names:
+            self.pipeline.flush()
 
     def _drive(self, session: int, refresh) -> None:
         last_commit = last_mark = time.monotonic()

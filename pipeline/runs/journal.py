@@ -11,14 +11,15 @@ others are taken again from the start, and ``done`` ones are never touched.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline.core import sqlite
 from pipeline.core.errors import MedarchiveError
+from pipeline.core.models import OUTCOME_STATUSES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,11 +44,10 @@ CREATE TABLE IF NOT EXISTS inputs (
     reason TEXT,
     pages INTEGER NOT NULL DEFAULT 0,
     ocr_seconds REAL NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, name)
 ) WITHOUT ROWID;
 """
-
-STATUSES = ("filed", "review", "failed", "duplicate")
 
 
 class JournalError(MedarchiveError):
@@ -97,10 +97,10 @@ class Journal:
     def __init__(self, path: Path) -> None:
         # FULL: a state the journal reports must survive a power cut, or a resumed run
         # could miss files it wrote. One fsync per input step is nothing next to OCR.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = sqlite.connect(path)
         self._db.executescript(_SCHEMA)
+        if "crashes" not in {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}:
+            self._db.execute("ALTER TABLE inputs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -168,6 +168,17 @@ class Journal:
     def done(self, run_id: str, name: str, result: Result) -> None:
         self._set(run_id, name, "done", **_columns(result))
 
+    def count_crashes(self, run_id: str) -> None:
+        """A new session begins: inputs still only started were in flight when the last one died."""
+        self._db.execute("UPDATE inputs SET crashes = crashes + 1 WHERE run_id = ? AND state IN ('started', 'filing')", (run_id,))
+
+    def crashed(self, run_id: str, times: int) -> list[str]:
+        """Inputs that were in flight when a session died at least ``times`` times, not yet done."""
+        rows = self._db.execute(
+            "SELECT name FROM inputs WHERE run_id = ? AND state = 'started' AND crashes >= ? ORDER BY name", (run_id, times)
+        )
+        return [row[0] for row in rows]
+
     def mark_done(self, run_id: str, names: Iterable[str]) -> None:
         with self._transaction():
             self._db.executemany(
@@ -189,7 +200,7 @@ class Journal:
             "SELECT status, COUNT(*) FROM inputs WHERE run_id = ? AND state = 'done' GROUP BY status", (run_id,)
         )
         found = dict(rows.fetchall())
-        return {status: found.get(status, 0) for status in STATUSES}
+        return {status: found.get(status, 0) for status in OUTCOME_STATUSES}
 
     def pages_done(self, run_id: str) -> tuple[int, float]:
         row = self._row("SELECT SUM(pages), SUM(ocr_seconds) FROM inputs WHERE run_id = ? AND state = 'done'", run_id)
@@ -206,18 +217,7 @@ class Journal:
         return self._db.execute(sql, args).fetchone()
 
     def _transaction(self):
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind, value, traceback) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return sqlite.immediate(self._db)
 
 
 def _columns(result: Result) -> dict[str, object]:

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from pipeline.core.models import OUTCOME_STATUSES
+
 
 @dataclass
 class Tally:
@@ -17,7 +19,7 @@ class Tally:
 
     files_done: int = 0
     pages_done: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"filed": 0, "review": 0, "failed": 0, "duplicate": 0})
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_STATUSES, 0))
     files_total: int | None = None
     pages_total: int | None = None
     session_pages: int = 0

@@ -8,13 +8,13 @@ workers return plain data, and only this process touches the archive and the ind
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 import multiprocessing
 import os
 import tempfile
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
@@ -24,6 +24,7 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,7 +32,9 @@ from typing import Literal
 import pikepdf
 
 from indexers.base import Index, IndexRecord
+from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import (
     document_pdf_path,
     record_from_sidecar,
@@ -42,16 +45,25 @@ from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError, IntakeError, MedarchiveError
 from pipeline.core.fsutil import sha256_file
 from pipeline.core.models import PageText
+from pipeline.ehr.enqueue import enqueue_filed
 from pipeline.identify.documents import SourceFacts, build_documents
-from pipeline.identify.roster import Roster
-from pipeline.intake.images import image_to_pdf, is_image
-from pipeline.intake.vet import Intake, inspect_pdf
+from pipeline.identify.patients import load_patient_index
+from pipeline.intake.images import is_image
+from pipeline.intake.opening import Opened, OpenTask, open_input
+from pipeline.intake.vet import Intake
 from pipeline.pages.process import PageTask, process_page
 from pipeline.pages.worker import start_worker
 
 log = logging.getLogger("medarchive")
 
-OutcomeStatus = Literal["filed", "review", "failed", "duplicate"]
+# A page or an opening that takes this many page timeouts (plus a margin) is hung: every
+# external tool it runs has the page timeout, so only a hang inside the worker itself gets here.
+_HANG_FACTOR = 5
+_HANG_MARGIN_SECONDS = 30
+# An input in flight when a pool broke this often is set aside even if it was not alone.
+_CRASHES_TO_SET_ASIDE = 2
+
+OutcomeStatus = Literal["filed", "review", "failed", "duplicate", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -107,12 +119,35 @@ class _Job:
         self.workdir.cleanup()
 
 
+@dataclass
+class _Opening:
+    """An input being opened and vetted in a worker."""
+
+    source: InputFile
+    workdir: tempfile.TemporaryDirectory
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What a future in flight is for: opening an input (page 0) or one page of a job."""
+
+    owner: _Job | _Opening
+    page_no: int
+    executor: Executor
+    submitted: float
+
+    @property
+    def source(self) -> InputFile:
+        return self.owner.source
+
+
 def make_executor(config: Config) -> ProcessPoolExecutor:
     # forkserver: the daemon has threads (observers), and forking a threaded
     # process can deadlock a child on a lock some thread held. The server preloads
     # only what a worker runs, not the whole CLI (seconds of imports at every start).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipeline.pages.worker", "pipeline.pages.process"])
+    context.set_forkserver_preload(["pipeline.pages.worker", "pipeline.pages.process", "pipeline.intake.opening"])
     return ProcessPoolExecutor(
         max_workers=config.workers,
         mp_context=context,
@@ -132,7 +167,13 @@ def collect_inputs(paths: Iterable[Path]) -> Iterator[InputFile]:
 
 
 class Pipeline:
-    """Turns inputs into archived, indexed documents; reports each Outcome."""
+    """Turns inputs into archived, indexed documents; reports each Outcome.
+
+    Whatever one input does to the worker that reads it (an exception, a crash, a
+    hang), it ends in failed/ with a reason and the others go on: a broken pool is
+    replaced, and the inputs that were in flight with it are read again one at a time,
+    so only the one that breaks a worker on its own is set aside.
+    """
 
     def __init__(
         self,
@@ -145,6 +186,7 @@ class Pipeline:
         user: str = "",
         *,
         on_filing: Callable[[InputFile, list[Path], int], None] = lambda source, pdf_paths, pages: None,
+        on_open: Callable[[InputFile], None] = lambda source: None,
         merge: bool = True,
         pages_as_bytes: bool = False,
     ) -> None:
@@ -156,6 +198,7 @@ class Pipeline:
         self.on_outcome = on_outcome
         self.on_committed = on_committed
         self.on_filing = on_filing
+        self.on_open = on_open
         # A long run commits without merging segments and merges once at the end.
         self.merge = merge
         # Workers on other machines cannot read our paths: send each page as a one-page PDF.
@@ -168,17 +211,32 @@ class Pipeline:
         self._feeds: deque[Iterator[InputFile]] = deque()
         self._feeding = True
         self._job_tasks: Iterator[tuple[_Job, PageTask]] | None = None
-        self._pending: dict[Future, tuple[_Job, int]] = {}
+        self._current_job: _Job | None = None
+        self._pending: dict[Future, _Work] = {}
+        self._opening = False
         self._window = 2 * config.workers + 1
         self._barcode_formats = tuple(config.barcodes.formats) if config.barcodes.enabled else ()
-        self.roster = Roster.load(config.resolve(config.roster.path), config.roster) if config.roster.path else None
+        self.roster = load_patient_index(config)
+        # Opening runs in a local process even when pages go to a cluster (its workers
+        # cannot read our paths or the data root).
+        self._opener: Executor | None = executor if isinstance(executor, ProcessPoolExecutor) else None
+        self._owned: list[ProcessPoolExecutor] = []
+        self._crashes: dict[Path, int] = {}
+        self._isolated: deque[InputFile] = deque()
+        self._alone: InputFile | None = None
+        self._killed_hung = False
+        self._hang_seconds = config.ocr.page_timeout_seconds * _HANG_FACTOR + _HANG_MARGIN_SECONDS
+        scratch.sweep(config.scratch_dir)  # left by processes that were killed
 
     def run(self, sources: Iterable[InputFile]) -> None:
         """Take every source to its outcome and commit the index."""
         self.feed(sources)
-        while self.step():
-            pass
-        self.flush()
+        try:
+            while self.step():
+                pass
+            self.flush()
+        finally:
+            self.close()
 
     def feed(self, sources: Iterable[InputFile]) -> None:
         """Queue inputs; they are opened lazily, as workers have room for their pages."""
@@ -187,52 +245,61 @@ class Pipeline:
     def stop_feeding(self) -> None:
         """Open no more inputs; pages already submitted still finish."""
         self._feeds.clear()
+        self._isolated.clear()
         self._job_tasks = None
         self._feeding = False
+
+    def close(self) -> None:
+        """Shut down the pools this pipeline made to replace broken ones."""
+        for pool in self._owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._owned.clear()
+
+    def abandon(self) -> None:
+        """Stop the workers at once (their inputs stay unfinished and are taken again later)."""
+        for pool in {id(p): p for p in (self.executor, self._opener) if isinstance(p, ProcessPoolExecutor)}.values():
+            _terminate(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._owned.clear()
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
 
+    def sources_in_flight(self) -> list[InputFile]:
+        """The inputs that have work in the pool now."""
+        return list({id(w.source): w.source for w in self._pending.values()}.values())
+
+    def set_aside(self, source: InputFile, reason: str) -> None:
+        """Send an input straight to failed/ without reading it (one that kept killing the process)."""
+        self._fail(source, reason, _sha_or_none(source.path))
+
     def step(self, timeout: float | None = None) -> bool:
-        """Keep the window full, then wait up to ``timeout`` for pages; False when all is done."""
-        while len(self._pending) < self._window:
-            item = self._next_task()
-            if item is None:
-                break
-            job, task = item
-            self._pending[self.executor.submit(process_page, task)] = (job, task.page_no)
+        """Keep the window full, then wait up to ``timeout`` for results; False when all is done."""
+        self._fill()
         if not self._pending:
             return False
-        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        done, _ = wait(self._pending, timeout=self._wait_seconds(timeout), return_when=FIRST_COMPLETED)
+        if not done:
+            self._kill_hung()
+            return True
+        broken: set[int] = set()
         for future in done:
-            job, page_no = self._pending.pop(future)
-            job.results[page_no] = _page_result(future, page_no)
-            if job.complete:
-                self._finish(job)
+            work = self._pending.pop(future)
+            if isinstance(future.exception(), BrokenProcessPool):
+                broken.add(id(work.executor))
+                self._pending[future] = work  # recovered with the rest of the pool's work
+            elif isinstance(work.owner, _Opening):
+                self._opening = False
+                self._opened(work.owner, future)
+            else:
+                job = work.owner
+                job.results[work.page_no] = _page_result(future, work.page_no)
+                if job.complete:
+                    self._finish(job)
+        if broken:
+            self._recover_pool(broken)
         return True
-
-    def _next_task(self) -> tuple[_Job, PageTask] | None:
-        while True:
-            if self._job_tasks is not None:
-                item = next(self._job_tasks, None)
-                if item is not None:
-                    return item
-                self._job_tasks = None
-            source = self._next_source()
-            if source is None:
-                return None
-            job = self._open(source)
-            if job is not None:
-                self._job_tasks = self._tasks(job)
-
-    def _next_source(self) -> InputFile | None:
-        while self._feeds:
-            source = next(self._feeds[0], None)
-            if source is not None:
-                return source
-            self._feeds.popleft()
-        return None
 
     def flush(self) -> None:
         """Commit the pending index records, then tell the caller they are durable."""
@@ -241,7 +308,114 @@ class Pipeline:
             self._batch = []
         if self._uncommitted:
             committed, self._uncommitted = self._uncommitted, []
+            # Queued once the filing is durable and before the input is let go: a crash in
+            # between meets the input again as a duplicate, which queues what is missing.
+            enqueue_filed(self.config, _filed_items(committed), index=self.index)
             self.on_committed(committed)
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._window:
+            item = self._next_page()
+            if item is not None:
+                job, task = item
+                self._submit(self.executor, process_page, task, job, task.page_no)
+                continue
+            if self._opening:
+                return
+            source = self._next_source()
+            if source is None:
+                return
+            self._begin_open(source)
+
+    def _submit(self, executor: Executor, fn: Callable, task: object, owner: _Job | _Opening, page_no: int) -> None:
+        try:
+            future = executor.submit(fn, task)
+        except BrokenProcessPool:
+            future = Future()
+            future.set_exception(BrokenProcessPool("the pool broke before this was submitted"))
+        self._pending[future] = _Work(owner, page_no, executor, time.monotonic())
+
+    def _next_page(self) -> tuple[_Job, PageTask] | None:
+        if self._job_tasks is None:
+            return None
+        try:
+            item = next(self._job_tasks, None)
+        except Exception as exc:  # cutting a page out for a cluster worker failed
+            job = self._current_job
+            self._job_tasks = None
+            self._set_aside(job.source, job.intake.sha256, "could not be read", exc)
+            self._drop(job)
+            return None
+        if item is None:
+            self._job_tasks = None
+        return item
+
+    def _next_source(self) -> InputFile | None:
+        if self._alone is not None:
+            return None
+        if self._isolated:
+            if self._pending or self._job_tasks is not None:
+                return None
+            self._alone = self._isolated.popleft()
+            return self._alone
+        while self._feeds:
+            source = next(self._feeds[0], None)
+            if source is not None:
+                return source
+            self._feeds.popleft()
+        return None
+
+    def _begin_open(self, source: InputFile) -> None:
+        """Open and vet one input in a worker; the coordinator never parses a PDF itself."""
+        try:
+            workdir = scratch.work_dir(self.config.scratch_dir, "intake")
+        except OSError as exc:
+            raise _disk_error(exc) from None
+        self.on_open(source)
+        task = OpenTask(source.path, source.display_name, Path(workdir.name), self.config.intake, self.config.ocr.dpi)
+        self._opening = True
+        self._submit(self._opening_executor(), open_input, task, _Opening(source, workdir), 0)
+
+    def _opening_executor(self) -> Executor:
+        if self._opener is None:
+            self._opener = self._new_pool(1)
+        return self._opener
+
+    def _opened(self, opening: _Opening, future: Future) -> None:
+        source = opening.source
+        try:
+            opened: Opened = future.result()
+        except IntakeError as exc:
+            opening.workdir.cleanup()
+            self._fail(source, str(exc), _sha_or_none(source.path))
+            return
+        except Exception as exc:
+            opening.workdir.cleanup()
+            self._set_aside(source, _sha_or_none(source.path), "could not be read", exc)
+            return
+        job = self._vetted(source, opened, opening.workdir)
+        if job is not None:
+            self._current_job = job
+            self._job_tasks = self._tasks(job)
+
+    def _vetted(self, source: InputFile, opened: Opened, workdir: tempfile.TemporaryDirectory) -> _Job | None:
+        intake = opened.intake
+        if intake.sha256 in self._in_flight:
+            workdir.cleanup()
+            self._in_flight[intake.sha256].append(source)
+            self._release_alone(source)
+            return None
+        existing = self._seen.get(intake.sha256) or self.index.doc_ids_for_source(intake.sha256)
+        if existing:
+            workdir.cleanup()
+            reason = f"identical to archived {', '.join(sorted(existing))}"
+            self._report(Outcome(source, "duplicate", sorted(existing), reason=reason))
+            return None
+        log.info("intake %s: %d pages, sha256 %s", source.display_name, intake.page_count, intake.sha256[:16])
+        if opened.render_path != intake.path:
+            log.info("intake %s: read from a repaired copy (%d warnings)", source.display_name, len(intake.warnings))
+        self._in_flight[intake.sha256] = []
+        return _Job(source, intake, opened.render_path, workdir)
 
     def _tasks(self, job: _Job) -> Iterator[tuple[_Job, PageTask]]:
         ocr = self.config.ocr
@@ -253,52 +427,9 @@ class Pipeline:
                 job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds,
                 ocr.min_text_layer_chars, self._barcode_formats, self.config.barcodes.whole_page,
                 _one_page(job.pdf, page_no) if job.pdf is not None else None,
+                scratch=None if self.pages_as_bytes else self.config.scratch_dir,
+                separator_value=self.config.barcodes.separator_value,
             )
-
-    def _open(self, source: InputFile) -> _Job | None:
-        """Vet one input; report failures and duplicates at once and return None for them."""
-        workdir = tempfile.TemporaryDirectory(prefix="medarchive-intake-")
-        try:
-            intake = self._inspect(source, Path(workdir.name))
-        except IntakeError as exc:
-            workdir.cleanup()
-            self._fail(source, str(exc), _sha_or_none(source.path))
-            return None
-        try:
-            return self._vetted(source, intake, workdir)
-        except BaseException:
-            workdir.cleanup()
-            raise
-
-    def _inspect(self, source: InputFile, workdir: Path) -> Intake:
-        """Intake of a PDF, or of the PDF an image is wrapped in (keyed by the image's own bytes)."""
-        if not is_image(source.path):
-            return inspect_pdf(source.path, self.config.intake, self.config.ocr.dpi)
-        wrapped = workdir / "image.pdf"
-        image_to_pdf(source.path, wrapped, self.config.intake)
-        intake = inspect_pdf(wrapped, self.config.intake, self.config.ocr.dpi)
-        return dataclasses.replace(intake, sha256=sha256_file(source.path))
-
-    def _vetted(self, source: InputFile, intake: Intake, workdir: tempfile.TemporaryDirectory) -> _Job | None:
-        if intake.sha256 in self._in_flight:
-            workdir.cleanup()
-            self._in_flight[intake.sha256].append(source)
-            return None
-        existing = self._seen.get(intake.sha256) or self.index.doc_ids_for_source(intake.sha256)
-        if existing:
-            workdir.cleanup()
-            reason = f"identical to archived {', '.join(sorted(existing))}"
-            self._report(Outcome(source, "duplicate", sorted(existing), reason=reason))
-            return None
-        log.info("intake %s: %d pages, sha256 %s", source.display_name, intake.page_count, intake.sha256[:16])
-        self._in_flight[intake.sha256] = []
-        if not intake.warnings:
-            return _Job(source, intake, intake.path, workdir)
-        repaired = Path(workdir.name) / "repaired.pdf"
-        with pikepdf.open(intake.path) as pdf:
-            pdf.save(repaired)
-        log.info("intake %s: repaired (%d warnings)", source.display_name, len(intake.warnings))
-        return _Job(source, intake, repaired, workdir)
 
     def _finish(self, job: _Job) -> None:
         try:
@@ -306,14 +437,20 @@ class Pipeline:
         except OSError as exc:
             # A full or failing disk is the machine's fault, not the input's: stop, and
             # let the input be taken again once the disk is fixed.
-            raise ArchiveError(f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again") from None
+            raise _disk_error(exc) from None
         except (MedarchiveError, pikepdf.PdfError) as exc:
             self._fail(job.source, f"could not be archived: {exc}", job.intake.sha256)
+        except Exception as exc:
+            self._set_aside(job.source, job.intake.sha256, "could not be archived", exc)
         finally:
-            job.close()
-            waiting = self._in_flight.pop(job.intake.sha256, [])
-            if waiting and self._feeding:
-                self._feeds.appendleft(iter(waiting))
+            self._drop(job)
+
+    def _drop(self, job: _Job) -> None:
+        """Forget a job that reached its outcome (or is to be read again)."""
+        job.close()
+        waiting = self._in_flight.pop(job.intake.sha256, [])
+        if waiting and self._feeding:
+            self._feeds.appendleft(iter(waiting))
 
     def _file(self, job: _Job) -> None:
         intake, source = job.intake, job.source
@@ -321,7 +458,8 @@ class Pipeline:
         facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint)
         documents = build_documents(pages, facts, self.config, self.roster)
         if not documents:
-            self._fail(source, "holds only separator sheets, no document pages", intake.sha256)
+            reason = f"holds only separator sheets ({intake.page_count} pages); nothing archived"
+            self._report(Outcome(source, "skipped", reason=reason, pages=intake.page_count))
             return
         self.on_filing(source, [document_pdf_path(self.config, doc) for doc in documents], intake.page_count)
         sidecars = [write_document(self.config, doc, job.render_path) for doc in documents]
@@ -331,11 +469,92 @@ class Pipeline:
         if len(self._batch) >= self.config.index.batch_size:
             self.flush()
 
+    # A pool that broke or hung: find the input that did it.
+
+    def _wait_seconds(self, timeout: float | None) -> float | None:
+        if not self._watching_hangs():
+            return timeout
+        oldest = min(w.submitted for w in self._pending.values())
+        left = max(0.0, oldest + self._hang_seconds - time.monotonic()) + 0.1
+        return left if timeout is None else min(timeout, left)
+
+    def _watching_hangs(self) -> bool:
+        return any(isinstance(w.executor, ProcessPoolExecutor) for w in self._pending.values())
+
+    def _kill_hung(self) -> None:
+        now = time.monotonic()
+        hung = {id(w.executor): w.executor for w in self._pending.values()
+                if isinstance(w.executor, ProcessPoolExecutor) and now - w.submitted > self._hang_seconds}
+        for pool in hung.values():
+            log.error("a worker has not answered for %.0f s; stopping the pool to find the input that hangs", self._hang_seconds)
+            self._killed_hung = True
+            _terminate(pool)
+
+    def _recover_pool(self, broken: set[int]) -> None:
+        """Replace the broken pool(s); set aside the input that broke it, read the others again alone."""
+        lost = [w for w in self._pending.values() if id(w.executor) in broken]
+        self._pending = {f: w for f, w in self._pending.items() if id(w.executor) not in broken}
+        self._replace_pools(broken)
+        scratch.sweep(self.config.scratch_dir)  # what the dead workers were writing
+        owners = list({id(w.owner): w.owner for w in lost}.values())
+        hung, self._killed_hung = self._killed_hung, False
+        what = "stopped answering while being read" if hung else "made the process reading it crash"
+        for owner in owners:
+            self._forget(owner)
+            source = owner.source
+            self._crashes[source.path] = self._crashes.get(source.path, 0) + 1
+            if len(owners) == 1 or self._crashes[source.path] >= _CRASHES_TO_SET_ASIDE:
+                log.error("%s %s; set aside", source.display_name, "hung a worker" if hung else "crashed a worker")
+                self._fail(source, f"could not be read: it {what} (set aside for a person to look at)", _sha_or_none(source.path))
+            else:
+                self._isolated.append(source)
+
+    def _forget(self, owner: _Job | _Opening) -> None:
+        """Drop the work of an input whose pool broke; it is failed or read again."""
+        if isinstance(owner, _Opening):
+            self._opening = False
+            owner.workdir.cleanup()
+            return
+        if owner is self._current_job:
+            self._job_tasks = None
+        self._in_flight.pop(owner.intake.sha256, None)
+        owner.close()
+
+    def _replace_pools(self, broken: set[int]) -> None:
+        replaced: dict[int, ProcessPoolExecutor] = {}
+        for attr in ("executor", "_opener"):
+            pool = getattr(self, attr)
+            if id(pool) in broken:
+                if id(pool) not in replaced:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    replaced[id(pool)] = self._new_pool(pool._max_workers)
+                setattr(self, attr, replaced[id(pool)])
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        pool = make_executor(self.config.model_copy(update={"ocr": self.config.ocr.model_copy(update={"workers": workers})}))
+        self._owned.append(pool)
+        return pool
+
+    # Outcomes
+
+    def _set_aside(self, source: InputFile, sha256: str | None, what: str, exc: BaseException) -> None:
+        """An unexpected error on one input: that input's failure, never the run's."""
+        log.error("%s: internal error: %s", source.display_name, _one_line_traceback(exc))
+        self._fail(source, f"{what}: internal error ({type(exc).__name__}: {_first_line(exc)})", sha256)
+
     def _fail(self, source: InputFile, reason: str, sha256: str | None) -> None:
-        target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
+        try:
+            target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
+        except OSError as exc:
+            raise _disk_error(exc) from None
         self._report(Outcome(source, "failed", reason=reason, path=target.relative_to(self.config.root).as_posix()))
 
+    def _release_alone(self, source: InputFile) -> None:
+        if self._alone is source:
+            self._alone = None
+
     def _report(self, outcome: Outcome) -> None:
+        self._release_alone(outcome.source)
         log.info(
             "%s %s: %s (%d pages, OCR %.1f s, %.1f s in all)%s",
             outcome.status,
@@ -355,21 +574,36 @@ class Pipeline:
         self.on_outcome(outcome)
 
 
-def status_of(sidecars: list[dict]) -> tuple[OutcomeStatus, str | None]:
+def status_of(sidecars: list[Sidecar]) -> tuple[OutcomeStatus, str | None]:
     """An input's status and reason from its documents: review when any of them waits for a clerk."""
-    status: OutcomeStatus = "review" if any(s["status"] == "review" for s in sidecars) else "filed"
-    reasons = [f"{s['doc_id']}: {s['review_reason']}" if len(sidecars) > 1 else s["review_reason"] for s in sidecars if s["review_reason"]]
+    status: OutcomeStatus = "review" if any(s.status == "review" for s in sidecars) else "filed"
+    reasons = [f"{s.doc_id}: {s.review_reason}" if len(sidecars) > 1 else s.review_reason for s in sidecars if s.review_reason]
     return status, "; ".join(reasons) or None
 
 
-def _outcome(source: InputFile, sidecars: list[dict], pages: list[PageText], seconds: float) -> Outcome:
+def _outcome(source: InputFile, sidecars: list[Sidecar], pages: list[PageText], seconds: float) -> Outcome:
     status, reason = status_of(sidecars)
-    mrns = {s["mrn"] for s in sidecars}
+    mrns = {s.mrn for s in sidecars}
     return Outcome(
-        source, status, [s["doc_id"] for s in sidecars], mrns.pop() if len(mrns) == 1 else None,
-        reason, sidecars[0]["path"], len(pages), sum(p.ocr_seconds for p in pages), seconds,
-        documents=[{k: s[k] for k in ("doc_id", "status", "mrn", "path", "review_reason", "doc_type")} | {"pages": s["source"]["pages"]} for s in sidecars],
+        source, status, [s.doc_id for s in sidecars], mrns.pop() if len(mrns) == 1 else None,
+        reason, sidecars[0].path, len(pages), sum(p.ocr_seconds for p in pages), seconds,
+        documents=[_document_row(s) for s in sidecars],
     )
+
+
+def _document_row(sidecar: Sidecar) -> dict:
+    return {"doc_id": sidecar.doc_id, "status": sidecar.status, "mrn": sidecar.mrn, "path": sidecar.path,
+            "review_reason": sidecar.review_reason, "doc_type": sidecar.doc_type, "pages": list(sidecar.source.pages)}
+
+
+def _filed_items(outcomes: list[Outcome]) -> Iterator[dict | str]:
+    """What the EHR outbox is told about: each written document, and the documents an input
+    met as a duplicate already has (their messages may not have been queued before a crash)."""
+    for outcome in outcomes:
+        if outcome.status == "duplicate":
+            yield from outcome.doc_ids
+        else:
+            yield from outcome.documents
 
 
 def _one_page(pdf: pikepdf.Pdf, page_no: int) -> bytes:
@@ -392,3 +626,32 @@ def _sha_or_none(source: Path) -> str | None:
         return sha256_file(source)
     except OSError:
         return None
+
+
+def killed_too_often(what: str, times: int) -> str:
+    """The reason an input that kept killing ``what`` is set aside."""
+    count = {1: "once", 2: "twice"}.get(times, f"{times} times")
+    return f"stopped {what} {count}; set aside for a person to look at"
+
+
+def _disk_error(exc: OSError) -> ArchiveError:
+    return ArchiveError(f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again")
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    # Python 3.11 has no public way to stop running workers; what they were doing is
+    # redone (or set aside) by whoever sees the pool break.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "no message")[:300]
+
+
+def _one_line_traceback(exc: BaseException) -> str:
+    """A traceback on one log line: where it failed, never the data it was reading."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-6:]))
+    return f"{type(exc).__name__}: {_first_line(exc)} at {where or 'unknown'}"

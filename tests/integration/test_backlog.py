@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from indexers.whoosh.facade import WhooshIndex
+from pipeline.archive.index import open_index
 from pipeline.core.config import load_config
 from pipeline.runs.backlog import recover
 from pipeline.runs.journal import Journal, Result
@@ -58,7 +58,7 @@ def build_tree(root: Path) -> dict:
     (root / "junk" / "empty.pdf").write_bytes(b"")
     (root / "2020" / "copy-of-chart-0.pdf").write_bytes((root / "2019" / "ward-a" / "chart-0.pdf").read_bytes())
     (root / ".thumbnails" / "chart-0.pdf").write_bytes((root / "2019" / "ward-a" / "chart-0.pdf").read_bytes())
-    return {"files": 9, "filed": 6, "failed": 2, "duplicate": 1}
+    return {"files": 9, "filed": 6, "failed": 2, "duplicate": 1, "skipped": 0}
 
 
 def tree_digest(root: Path) -> dict[str, tuple[str, float]]:
@@ -89,7 +89,7 @@ def archive_snapshot(config_file: Path) -> dict[str, object]:
 
 def indexed_ids(config_file: Path) -> list[str]:
     config = load_config(config_file)
-    index = WhooshIndex(config.index_dir, config.index)
+    index = open_index(config)
     try:
         return sorted(r.doc_id for r in index.stored())
     finally:
@@ -128,7 +128,7 @@ def test_a_tree_is_taken_in_completely_and_reported(tree, reference):
     assert result.returncode == 2, result.stderr  # two bad files were set aside
     assert report["complete"] is True
     assert report["files"] == expected["files"]
-    assert report["counts"] == {"filed": expected["filed"], "review": 0, "failed": 2, "duplicate": 1}
+    assert report["counts"] == {"filed": expected["filed"], "review": 0, "failed": 2, "duplicate": 1, "skipped": 0}
     assert report["pages"] == 1 * 3 + 3 + 2 + 1  # three charts, a batch with its separator, a fax, a photo
     assert sorted(f["file"] for f in report["failed"]) == ["junk/empty.pdf", "junk/notes.pdf"]
     assert all(f["reason"] for f in report["failed"])
@@ -259,7 +259,7 @@ def test_recovery_finishes_complete_filings_and_clears_partial_ones(reference, t
     for name, sidecar in (("whole.pdf", whole), ("partial.pdf", partial)):
         journal.started(run.run_id, name)
         journal.filing(run.run_id, name, [sidecar.with_suffix(".pdf").relative_to(data).as_posix()], 1)
-    index = WhooshIndex(config.index_dir, config.index)
+    index = open_index(config)
     assert recover(config, index, journal, run) == 1
     assert journal.state(run.run_id, "whole.pdf") == "done"
     assert journal.state(run.run_id, "partial.pdf") == "started"

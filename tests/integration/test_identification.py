@@ -9,7 +9,7 @@ import random
 from pipeline.samples import labels
 from pipeline.samples import scans as samples
 
-from tests.conftest import json_lines, run_cli, write_config
+from tests.conftest import invoke_cli, json_lines, run_cli, write_config
 
 
 def page_of(doc, k=0, rng=None):
@@ -27,10 +27,10 @@ def test_separator_sheets_split_a_batch_and_each_document_is_filed_on_its_own(tm
     sheet = labels.separator_sheet()
     images = [page_of(first), sheet, page_of(second, 0), page_of(second, 1), sheet, page_of(third)]
     samples.write_scanned_pdf(tmp_path / "batch.pdf", images, encoding="jpeg", dpi=(300, 300))
-    result = run_cli(config_path, "ingest", str(tmp_path / "batch.pdf"))
+    result = invoke_cli(config_path, "ingest", str(tmp_path / "batch.pdf"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("split      batch.pdf into 3 documents")
-    rows = sorted(json_lines(run_cli(config_path, "list", "--json").stdout), key=lambda r: r["source"]["pages"])
+    rows = sorted(json_lines(invoke_cli(config_path, "list", "--json").stdout), key=lambda r: r["source"]["pages"])
     assert [r["source"]["pages"] for r in rows] == [[1], [3, 4], [6]]
     assert [(r["status"], r["mrn"]) for r in rows] == [("filed", a.mrn), ("filed", b.mrn), ("filed", c.mrn)]
     assert [r["pages"] for r in rows] == [1, 2, 1]
@@ -46,8 +46,8 @@ def test_barcode_label_files_even_when_print_is_unreadable_and_conflicts_go_to_r
     conflicting = labels.paste_label(page_of(make(rng, "lab_result", other)), labels.patient_label(patient.mrn, patient.name, patient.dob), (1400, 150))
     samples.write_scanned_pdf(tmp_path / "labelled.pdf", [labelled], encoding="jpeg", dpi=(300, 300))
     samples.write_scanned_pdf(tmp_path / "conflict.pdf", [conflicting], encoding="jpeg", dpi=(300, 300))
-    run_cli(config_path, "ingest", str(tmp_path / "labelled.pdf"), str(tmp_path / "conflict.pdf"), check=True)
-    rows = {r["source"]["file"]: r for r in json_lines(run_cli(config_path, "list", "--json").stdout)}
+    invoke_cli(config_path, "ingest", str(tmp_path / "labelled.pdf"), str(tmp_path / "conflict.pdf"), check=True)
+    rows = {r["source"]["file"]: r for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)}
     assert (rows["labelled.pdf"]["status"], rows["labelled.pdf"]["mrn"]) == ("filed", patient.mrn)
     assert rows["conflict.pdf"]["status"] == "review"
     assert rows["conflict.pdf"]["review_reason"] == f"barcode MRN {patient.mrn} conflicts with printed MRN {other.mrn}"
@@ -65,8 +65,8 @@ def test_roster_confirms_corrects_and_refuses(tmp_path):
     )
     for name, doc in (("known.pdf", make(rng, "lab_result", known)), ("stranger.pdf", make(rng, "lab_result", stranger))):
         samples.write_born_digital_pdf(tmp_path / name, doc.pages)
-    run_cli(config_path, "ingest", str(tmp_path / "known.pdf"), str(tmp_path / "stranger.pdf"), check=True)
-    rows = {r["source"]["file"]: r for r in json_lines(run_cli(config_path, "list", "--json").stdout)}
+    invoke_cli(config_path, "ingest", str(tmp_path / "known.pdf"), str(tmp_path / "stranger.pdf"), check=True)
+    rows = {r["source"]["file"]: r for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)}
     assert (rows["known.pdf"]["status"], rows["known.pdf"]["mrn"]) == ("filed", known.mrn)
     assert rows["stranger.pdf"]["review_reason"] == f"MRN {stranger.mrn} is not in the patient index"
 
@@ -89,8 +89,8 @@ def test_label_low_on_a_page_of_text_is_found_when_whole_pages_are_searched(tmp_
     for name, settings in (("header", {}), ("whole", {"whole_page": True})):
         (tmp_path / name).mkdir()
         config_path = write_config(tmp_path / name, barcodes=settings)
-        run_cli(config_path, "ingest", str(tmp_path / "low-label.pdf"), check=True)
-        (row,) = json_lines(run_cli(config_path, "list", "--json").stdout)
-        sidecar = json.loads(run_cli(config_path, "show", row["doc_id"], "--json").stdout)
+        invoke_cli(config_path, "ingest", str(tmp_path / "low-label.pdf"), check=True)
+        (row,) = json_lines(invoke_cli(config_path, "list", "--json").stdout)
+        sidecar = json.loads(invoke_cli(config_path, "show", row["doc_id"], "--json").stdout)
         found[name] = [b["value"] for b in sidecar["page_texts"][0]["barcodes"]]
     assert found == {"header": [], "whole": [patient.mrn]}

@@ -16,10 +16,11 @@ from pipeline.core.models import Decision
 from pipeline.identify.decide import decide
 from pipeline.identify.extract import extract_identifiers
 from pipeline.pages.process import PageTask, process_page
-from pipeline.pages.raster import despeckled, speck_density
+from pipeline.pages.raster import despeckled
 from pipeline.samples import scans as samples
+from pipeline.samples.dust import speck_density
 
-from tests.conftest import born_digital, document, json_lines, run_cli, scanned, write_config
+from tests.conftest import born_digital, document, invoke_cli, json_lines, run_cli, scanned, write_config
 
 BAD_REASONS = {
     "empty": "empty file (0 bytes)",
@@ -72,7 +73,7 @@ def archive(tmp_path_factory):
 
 
 def rows_by_source(config_path) -> dict[str, dict]:
-    return {r["source"]["file"]: r for r in json_lines(run_cli(config_path, "list", "--json", check=True).stdout)}
+    return {r["source"]["file"]: r for r in json_lines(invoke_cli(config_path, "list", "--json", check=True).stdout)}
 
 
 def test_every_input_is_filed_under_its_patient_or_queued(archive):
@@ -120,33 +121,33 @@ def test_archived_pdf_keeps_every_page_and_is_searchable(archive):
         text = pdftotext(row["path"])
         assert truth[name].patient.mrn in text.replace(" ", "")
         assert digest(__import__("pathlib").Path(row["path"])) == row["sha256"]
-    sidecar = json.loads(run_cli(config_path, "show", rows["noisy-2pages.pdf"]["doc_id"], "--json", check=True).stdout)
+    sidecar = json.loads(invoke_cli(config_path, "show", rows["noisy-2pages.pdf"]["doc_id"], "--json", check=True).stdout)
     assert [p["page"] for p in sidecar["page_texts"]] == [1, 2]
     assert all(p["source"] == "ocr" and p["text"] for p in sidecar["page_texts"])
-    digital = json.loads(run_cli(config_path, "show", rows["born-digital.pdf"]["doc_id"], "--json").stdout)
+    digital = json.loads(invoke_cli(config_path, "show", rows["born-digital.pdf"]["doc_id"], "--json").stdout)
     assert {p["source"] for p in digital["page_texts"]} == {"text-layer"}
 
 
 def test_search_finds_documents_with_snippets_and_filters(archive):
     config_path, _, truth, _ = archive
     doc = truth["clean-300.pdf"]
-    hits = json_lines(run_cli(config_path, "search", f"mrn:{doc.patient.mrn}", "--json", check=True).stdout)
+    hits = json_lines(invoke_cli(config_path, "search", f"mrn:{doc.patient.mrn}", "--json", check=True).stdout)
     assert {h["doc_type"] for h in hits} >= {"discharge_summary"}
     for key in ("doc_id", "mrn", "patient_name", "doc_type", "doc_date", "status", "score", "snippet", "path"):
         assert key in hits[0]
-    typed = json_lines(run_cli(config_path, "search", "", "--type", "lab_result", "--json").stdout)
+    typed = json_lines(invoke_cli(config_path, "search", "", "--type", "lab_result", "--json").stdout)
     assert [h["doc_type"] for h in typed] == ["lab_result"]
-    review = json_lines(run_cli(config_path, "search", "", "--status", "review", "--json").stdout)
+    review = json_lines(invoke_cli(config_path, "search", "", "--status", "review", "--json").stdout)
     assert len(review) == 2
-    dated = json_lines(run_cli(config_path, "search", "", "--from", doc.doc_date, "--to", doc.doc_date, "--json").stdout)
+    dated = json_lines(invoke_cli(config_path, "search", "", "--from", doc.doc_date, "--to", doc.doc_date, "--json").stdout)
     assert doc.doc_date in {h["doc_date"] for h in dated}
-    human = run_cli(config_path, "search", "discharge", check=True).stdout
+    human = invoke_cli(config_path, "search", "discharge", check=True).stdout
     assert "**" in human
 
 
 def test_same_bytes_again_are_duplicates_not_filed_twice(archive):
     config_path, inputs, truth, _ = archive
-    again = run_cli(config_path, "ingest", str(inputs / "clean-300.pdf"))
+    again = invoke_cli(config_path, "ingest", str(inputs / "clean-300.pdf"))
     assert again.returncode == 0
     assert again.stdout.startswith("duplicate")
     assert len(rows_by_source(config_path)) == len(truth)
@@ -154,9 +155,9 @@ def test_same_bytes_again_are_duplicates_not_filed_twice(archive):
 
 def test_reindex_rebuilds_the_same_index(archive):
     config_path, _, truth, _ = archive
-    before = json_lines(run_cli(config_path, "search", "", "--limit", "100", "--json").stdout)
-    assert "reindexed 9 document(s)" in run_cli(config_path, "reindex", check=True).stdout
-    after = json_lines(run_cli(config_path, "search", "", "--limit", "100", "--json").stdout)
+    before = json_lines(invoke_cli(config_path, "search", "", "--limit", "100", "--json").stdout)
+    assert "reindexed 9 document(s)" in invoke_cli(config_path, "reindex", check=True).stdout
+    after = json_lines(invoke_cli(config_path, "search", "", "--limit", "100", "--json").stdout)
     assert sorted(h["doc_id"] for h in before) == sorted(h["doc_id"] for h in after)
     assert len(after) == len(truth)
 
@@ -179,19 +180,19 @@ def test_bad_inputs_are_set_aside_with_reasons_and_the_run_goes_on(tmp_path, con
     result = run_cli(config_path, "ingest", str(tmp_path / "bad"))
     assert result.returncode == 2
     assert {p.name: digest(p) for p in (tmp_path / "bad").iterdir()} == before
-    failed = {f["file"]: f["reason"] for f in json_lines(run_cli(config_path, "list", "--failed", "--json").stdout)}
+    failed = {f["file"]: f["reason"] for f in json_lines(invoke_cli(config_path, "list", "--failed", "--json").stdout)}
     assert sorted(failed) == sorted(kinds)
     for name, kind in kinds.items():
         assert BAD_REASONS[kind] in failed[name], (name, failed[name])
         assert (config_path.parent / "data" / "failed").glob(f"*_{name}")
-    assert [r["source"]["file"] for r in json_lines(run_cli(config_path, "list", "--json").stdout)] == [good.name]
+    assert [r["source"]["file"] for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)] == [good.name]
 
 
 def test_a_page_that_cannot_be_read_sends_the_document_to_review(tmp_path):
     config_path = write_config(tmp_path, ocr={"page_timeout_seconds": 0.01})
     path = scanned(tmp_path / "slow.pdf", document(6, "progress_note"))
     assert run_cli(config_path, "ingest", str(path)).returncode == 0
-    (row,) = json_lines(run_cli(config_path, "list", "--json").stdout)
+    (row,) = json_lines(invoke_cli(config_path, "list", "--json").stdout)
     assert row["status"] == "review" and row["pages"] == 1
     assert "could not be read" in row["review_reason"] and "timed out" in row["review_reason"]
 
@@ -209,8 +210,8 @@ def test_each_type_is_classified_from_born_digital_text(tmp_path, config_path):
     for doc_type in samples.DOC_TYPES:
         doc = samples.make_document(rng, doc_type, samples.make_patient(rng), title=doc_type != "lab_result")
         born_digital(tmp_path / f"{doc_type}.pdf", doc)
-    run_cli(config_path, "ingest", *[str(tmp_path / f"{t}.pdf") for t in samples.DOC_TYPES], check=True)
-    got = {r["source"]["file"][:-4]: r["doc_type"] for r in json_lines(run_cli(config_path, "list", "--json").stdout)}
+    invoke_cli(config_path, "ingest", *[str(tmp_path / f"{t}.pdf") for t in samples.DOC_TYPES], check=True)
+    got = {r["source"]["file"][:-4]: r["doc_type"] for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)}
     assert got == {t: t for t in samples.DOC_TYPES}
 
 

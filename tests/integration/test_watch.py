@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from indexers.whoosh.facade import WhooshIndex
+from pipeline.archive.index import open_index
 from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import load_config
 from pipeline.samples import scans as samples
@@ -82,8 +82,8 @@ def wait_until_settled(config_path: Path, expected: int, daemon: DaemonProcess, 
 
 def assert_index_matches_archive(config_path: Path) -> None:
     config = load_config(config_path)
-    archived = {s["doc_id"]: s["path"] for s in iter_sidecars(config)}
-    indexed = {r.doc_id: r.path for r in WhooshIndex(config.index_dir, config.index).stored()}
+    archived = {s.doc_id: s.path for s in iter_sidecars(config)}
+    indexed = {r.doc_id: r.path for r in open_index(config).stored()}
     assert indexed == archived
 
 
