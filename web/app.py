@@ -16,7 +16,8 @@ from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from web import auth
 from web.context import EXTENSION, Services
-from web.sessions import Clock, LoginLimiter, SessionStore
+from web.logins import FailureLog, LoginLimiter, VerifyGate
+from web.sessions import Clock, SessionStore
 from web.users import UserStore
 from web.views import admin as views_admin
 from web.views import documents as views_documents
@@ -34,6 +35,11 @@ _HEADERS = {
 }
 
 
+# Every form here is small (a release naming thousands of documents is some 300 kB):
+# a bigger request is refused (413) before it is read, let alone logged.
+_LIMITS = {"MAX_CONTENT_LENGTH": 1 << 20, "MAX_FORM_MEMORY_SIZE": 1 << 20, "MAX_FORM_PARTS": 100}
+
+
 def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
     """The web app over the config's archive and index; ``clock`` drives idle timeouts and lockouts."""
     app = Flask(__name__)
@@ -48,7 +54,10 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         users=UserStore.for_config(config),
         sessions=SessionStore(web.idle_timeout_minutes * 60, clock),
         limiter=LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock),
+        gate=VerifyGate(web.concurrent_logins, web.login_wait_seconds),
+        failures=FailureLog(web.lockout_minutes * 60, clock),
     )
+    app.config.update(_LIMITS)
     for blueprint in (auth.bp, views_search.bp, views_documents.bp, views_review.bp, views_release.bp, views_admin.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_session)

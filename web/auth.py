@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -19,10 +20,17 @@ from flask import (
 )
 
 from web.context import record, services
+from web.logins import Busy
 from web.sessions import Session
+from web.users import DEVICE_DAYS, User, could_be_name
 
 COOKIE = "medarchive_session"
+DEVICE_COOKIE = "medarchive_device"
 CSRF_FIELD = "csrf_token"
+NOT_A_NAME = "(not a user name)"
+_WRONG = "Wrong name or password, or the account is disabled."
+# A path with a control character (a header injection) or a backslash (which browsers read as '/').
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _PUBLIC = {"auth.login", "auth.login_post", "static"}
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -41,12 +49,14 @@ def load_session() -> Response | None:
         _check_csrf(session)
     if session and session.user:
         user = services().users.get(session.user)
-        # Checked on every request, so disabling an account or changing a role takes effect at once.
-        if user is not None and user.enabled:
+        # Checked on every request, so disabling an account or changing its password or
+        # role ends its sessions at once (their next request), however it was changed.
+        if user is not None and user.enabled and user.version == session.version:
             g.user = user
             return None
         services().sessions.end(session.sid)
-        _start(notice="Your account is no longer enabled.")
+        services().audit.record("logout", user=session.user, details={"reason": "account changed or disabled"})
+        _start(notice="Your account was changed or disabled; log in again.")
     if request.endpoint in _PUBLIC:
         return None
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -58,8 +68,8 @@ def _check_csrf(session: Session | None) -> None:
         abort(400, "The form was missing its security token or has expired; reload the page and try again.")
 
 
-def _start(user: str | None = None, notice: str | None = None) -> Session:
-    session = services().sessions.new(user)
+def _start(user: User | None = None, notice: str | None = None) -> Session:
+    session = services().sessions.new(user.name if user else None, user.version if user else 0)
     session.notice = notice
     g.session, g.new_sid = session, session.sid
     return session
@@ -67,12 +77,14 @@ def _start(user: str | None = None, notice: str | None = None) -> Session:
 
 def save_cookie(response: Response) -> Response:
     """After every request: hand a new session id to the browser, or take a dead one away."""
+    secure = services().config.web.secure_cookies
+    if g.get("new_device"):
+        response.set_cookie(DEVICE_COOKIE, g.new_device, max_age=DEVICE_DAYS * 86400, httponly=True,
+                            samesite="Strict", secure=secure, path="/")
     if g.get("new_sid"):
-        response.set_cookie(COOKIE, g.new_sid, httponly=True, samesite="Strict",
-                            secure=services().config.web.secure_cookies, path="/")
+        response.set_cookie(COOKIE, g.new_sid, httponly=True, samesite="Strict", secure=secure, path="/")
     elif g.get("end_cookie"):
-        response.delete_cookie(COOKIE, httponly=True, samesite="Strict",
-                               secure=services().config.web.secure_cookies, path="/")
+        response.delete_cookie(COOKIE, httponly=True, samesite="Strict", secure=secure, path="/")
     return response
 
 
@@ -95,6 +107,10 @@ def requires(*roles: str) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             if not g.user.can(*roles):
+                # A refused attempt at patient data is an access to account for too.
+                mrn = request.values.get("mrn", "").strip()
+                record("forbidden", mrns=[mrn if services().config.extraction.is_mrn(mrn) else None],
+                       outcome="refused", details={"path": request.path, "role": g.user.role})
                 abort(403)
             return view(*args, **kwargs)
 
@@ -105,7 +121,10 @@ def requires(*roles: str) -> Callable:
 
 def _safe_next(target: str | None) -> str:
     # Only a path on this site: never an absolute or scheme-relative URL (open redirect).
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Control characters and backslashes are ignored rather than cleaned: browsers drop
+    # tabs and newlines and read a backslash as '/', so "/<tab>/evil.example" leaves the site.
+    if (target and target.startswith("/") and not target.startswith("//") and not _UNSAFE_IN_PATH.search(target)
+            and not urlsplit(target).netloc):
         return target
     return url_for("search.search")
 
@@ -122,26 +141,57 @@ def login() -> str | Response:
 @bp.post("/login")
 def login_post() -> tuple[str, int] | Response:
     name = request.form.get("name", "").strip()
-    password = request.form.get("password", "")
     address = request.remote_addr or "-"
     svc = services()
-    who = name or "(no name given)"
-    if svc.limiter.locked(name, address):
-        svc.audit.record("login.failed", user=who, outcome="locked out", details={"address": address})
+    if not could_be_name(name):
+        # No account has such a name: refused before any password is hashed, and logged as one kind.
+        _failed(NOT_A_NAME, address, "refused")
+        return _login_again(_WRONG, 401)
+    account = svc.users.get(name)
+    where = _remembered_device(name) or address
+    if not svc.limiter.begin(name, where, account.unlocks if account else 0):
+        _failed(name, address, "locked out")
         minutes = svc.config.web.lockout_minutes
         return _login_again(f"Too many failed logins; try again in {minutes:g} minutes.", 429)
-    user = svc.users.authenticate(name, password)
+    try:
+        with svc.gate:
+            user = svc.users.authenticate(name, request.form.get("password", ""))
+    except Busy:
+        svc.limiter.cancel(name, where)
+        return _login_again("The server is busy; try again in a moment.", 503)
+    svc.limiter.end(name, where, succeeded=user is not None)
     if user is None:
-        svc.limiter.failed(name, address)
-        svc.audit.record("login.failed", user=who, outcome="refused", details={"address": address})
-        return _login_again("Wrong name or password, or the account is disabled.", 401)
-    svc.limiter.succeeded(name, address)
+        _failed(name, address, "refused")
+        return _login_again(_WRONG, 401)
+    if where == address:
+        g.new_device = svc.users.remember_device(user.name)
     # A fresh session id at login, so an id planted before it is worth nothing after.
     svc.sessions.end(g.session.sid)
-    _start(user.name)
+    _start(user)
     g.user = user
     record("login", details={"address": address})
+    _write_failures(svc.failures.due())
     return redirect(_safe_next(request.form.get("next")))
+
+
+def _remembered_device(name: str) -> str | None:
+    """Where the limiter counts this login: the browser, when ``name`` logged in from it before
+    (so failures by someone else at the same address cannot lock them out of it)."""
+    token = request.cookies.get(DEVICE_COOKIE, "")
+    if token and services().users.device_owner(token) == name:
+        return f"device {token}"
+    return None
+
+
+def _failed(name: str, address: str, outcome: str) -> None:
+    _write_failures(services().failures.note(name, address, outcome))
+
+
+def _write_failures(entries: list[tuple[str, str, str, int]]) -> None:
+    for name, address, outcome, repeats in entries:
+        # ``repeated``: how many more failed like this, unwritten, since the entry before.
+        details = {"address": address, **({"repeated": repeats} if repeats else {})}
+        services().audit.record("login.failed", user=name, outcome=outcome, details=details)
 
 
 def _login_again(error: str, status: int) -> tuple[str, int]:

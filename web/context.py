@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from flask import current_app, g
 
-from indexers.whoosh.facade import WhooshIndex
+from indexers.base import Index
 from pipeline.archive.audit import AuditLog
 from pipeline.core.config import Config
-from web.sessions import LoginLimiter, SessionStore
+from web.logins import FailureLog, LoginLimiter, VerifyGate
+from web.sessions import SessionStore
 from web.users import User, UserStore
 
 EXTENSION = "medarchive"
@@ -19,11 +20,13 @@ EXTENSION = "medarchive"
 @dataclass(frozen=True)
 class Services:
     config: Config
-    index: WhooshIndex
+    index: Index
     audit: AuditLog
     users: UserStore
     sessions: SessionStore
     limiter: LoginLimiter
+    gate: VerifyGate
+    failures: FailureLog
 
 
 def services() -> Services:

@@ -1,8 +1,8 @@
 """Documents by id: the sidecar found through the index, the archived PDF, the page a hit is on.
 
 A request only ever names a document id, checked against a strict pattern; the
-files are found by pipeline.archive.find_sidecar (where the index says, else by a
-scan of the archive), never from the request.
+files are found where the index says (never by a scan of the archive, which an
+unknown id would make walk every patient folder), never from the request.
 """
 
 from __future__ import annotations
@@ -12,34 +12,34 @@ from pathlib import Path
 
 from flask import abort, g
 
+from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import find_sidecar, sidecar_path
 from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError
-from pipeline.core.fsutil import read_json
 from web.context import services
 
-DOC_ID = re.compile(r"[0-9a-f]{16}-\d{1,6}")
+DOC_ID = re.compile(r"[0-9a-f]{16}-[0-9]{1,6}")
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 
 
-def load(doc_id: str) -> dict:
+def load(doc_id: str) -> Sidecar:
     """The sidecar of a document, or 404 for a malformed or unknown id."""
     if not DOC_ID.fullmatch(doc_id):
         abort(404)
     try:
-        return find_sidecar(services().config, doc_id, services().index)
-    except (ArchiveError, OSError, ValueError):
+        return find_sidecar(services().config, doc_id, services().index, scan=False)
+    except (ArchiveError, OSError, ValueError, KeyError, TypeError):
         abort(404)
 
 
-def read_at(config: Config, relative: str) -> dict | None:
+def read_at(config: Config, relative: str) -> Sidecar | None:
     """The sidecar beside an archived PDF given by its index path, if it is still there."""
     pdf = archived(config, relative)
     if pdf is None:
         return None
     try:
-        return read_json(sidecar_path(pdf))
-    except (OSError, ValueError):
+        return read_sidecar(sidecar_path(pdf))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -58,20 +58,25 @@ def _private_folders(config: Config) -> tuple[Path, Path]:
     return g.private_folders
 
 
-def pdf_of(sidecar: dict) -> Path:
-    pdf = archived(services().config, sidecar["path"])
+def pdf_of(sidecar: Sidecar) -> Path:
+    pdf = archived(services().config, sidecar.path)
     if pdf is None:
         abort(404)
     return pdf
 
 
-def hit_page(sidecar: dict | None, snippet: str) -> int | None:
+def mrns_of(sidecar: Sidecar) -> list[str | None]:
+    """The MRNs a view of the document is audited under: a review-queue document's are every one read from it."""
+    candidates = sidecar.identifiers.mrn_candidates
+    return [sidecar.mrn, sidecar.suggested_mrn, *(c.value for c in candidates)]
+
+
+def hit_page(sidecar: Sidecar | None, snippet: str) -> int | None:
     """The first page whose text holds a word the snippet highlights."""
     if sidecar is None:
         return None
     words = [w.lower() for w in _MARKED.findall(snippet)]
-    for page in sidecar.get("page_texts", []):
-        text = (page.get("text") or "").lower()
-        if any(word in text for word in words):
-            return page.get("page")
+    for page in sidecar.page_texts:
+        if any(word in page.text.lower() for word in words):
+            return page.page
     return None

@@ -21,6 +21,7 @@ class Session:
     last_seen: float
     user: str | None = None
     notice: str | None = None
+    version: int = 0  # the account's version at login: a password, role or enabled change ends the session
 
 
 class SessionStore:
@@ -30,8 +31,8 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def new(self, user: str | None = None) -> Session:
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self._clock(), user)
+    def new(self, user: str | None = None, version: int = 0) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self._clock(), user, version=version)
         with self._lock:
             self._forget_idle()
             self._sessions[session.sid] = session
@@ -60,36 +61,3 @@ class SessionStore:
         now = self._clock()
         for sid in [sid for sid, s in self._sessions.items() if now - s.last_seen > self._idle]:
             del self._sessions[sid]
-
-
-class LoginLimiter:
-    """Failed logins per (user, address) in a sliding window; at the limit the pair is locked out."""
-
-    def __init__(self, attempts: int, window_seconds: float, clock: Clock) -> None:
-        self._attempts = attempts
-        self._window = window_seconds
-        self._clock = clock
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def locked(self, user: str, address: str) -> bool:
-        with self._lock:
-            return len(self._recent((user, address))) >= self._attempts
-
-    def failed(self, user: str, address: str) -> None:
-        with self._lock:
-            key = (user, address)
-            self._failures[key] = [*self._recent(key), self._clock()]
-
-    def succeeded(self, user: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop((user, address), None)
-
-    def _recent(self, key: tuple[str, str]) -> list[float]:
-        cutoff = self._clock() - self._window
-        recent = [t for t in self._failures.get(key, ()) if t > cutoff]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent

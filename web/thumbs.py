@@ -1,7 +1,7 @@
 """Page images for the browser, rendered once at low resolution and cached privately in the data root.
 
-Cached by the PDF's SHA-256, so a document moved by review or reassignment keeps
-its images, and a changed file never shows stale ones.
+Cached by the PDF's SHA-256 (pipeline.archive.derived names them and destroys them
+with their document), so a changed file never shows stale ones.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pdf2image.exceptions import (
     PDFSyntaxError,
 )
 
+from pipeline.archive.derived import page_image_path
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import atomic_write
@@ -28,13 +29,9 @@ class ThumbnailError(MedarchiveError):
     """A page image cannot be made."""
 
 
-def cache_dir(config: Config) -> Path:
-    return config.root / "web" / "thumbs"
-
-
 def page_image(config: Config, pdf: Path, sha256: str, page: int, dpi: int) -> Path:
     """The cached PNG of one page, rendered on first use."""
-    target = cache_dir(config) / f"{sha256}-{page}-{dpi}.png"
+    target = page_image_path(config, sha256, page, dpi)
     if not target.exists():
         atomic_write(target, lambda temp: _render(pdf, page, dpi, temp))
     return target

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -21,7 +24,10 @@ from pipeline.core.fsutil import FILE_MODE, ensure_dir
 
 ROLES = ("clerk", "release", "admin")
 MIN_PASSWORD_CHARS = 10
+MAX_NAME_CHARS = 64
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A remembered device: a login from it is not locked out by failures from elsewhere.
+DEVICE_DAYS = 30
 _HASHER = PasswordHasher()
 
 
@@ -40,8 +46,23 @@ CREATE TABLE IF NOT EXISTS users (
     enabled INTEGER NOT NULL DEFAULT 1,
     created TEXT NOT NULL,
     updated TEXT NOT NULL
-)
+);
+-- Counters the running server reads on every request: a change of ``version`` ends the
+-- account's sessions, a change of ``unlocks`` its lockouts (tables of their own, so a
+-- users table written by an earlier version needs no migration).
+CREATE TABLE IF NOT EXISTS account_marks (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL DEFAULT 0,
+    unlocks INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS devices (
+    token_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL
+);
 """
+_SELECT = ("SELECT users.*, COALESCE(marks.version, 0) AS version, COALESCE(marks.unlocks, 0) AS unlocks "
+           "FROM users LEFT JOIN account_marks AS marks USING (name)")
 
 
 class UserError(MedarchiveError):
@@ -55,9 +76,19 @@ class User:
     enabled: bool
     created: str
     updated: str
+    version: int = 0  # changes with the password, role or enabled: sessions of another version are over
+    unlocks: int = 0
 
     def can(self, *roles: str) -> bool:
         return self.enabled and self.role in roles
+
+
+def _device_cutoff() -> str:
+    return (datetime.now(UTC) - timedelta(days=DEVICE_DAYS)).isoformat(timespec="seconds")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def users_path(config: Config) -> Path:
@@ -69,8 +100,13 @@ def check_password(password: str) -> None:
         raise UserError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
 
 
+def could_be_name(name: str) -> bool:
+    """Whether an account could have this name (checked before any password is verified)."""
+    return len(name) <= MAX_NAME_CHARS and _NAME.fullmatch(name) is not None
+
+
 def _check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
+    if not could_be_name(name):
         raise UserError(f"{name!r} cannot be a user name: use letters, digits, '.', '_' or '-' (at most 64)")
 
 
@@ -80,7 +116,8 @@ def _check_role(role: str) -> None:
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"])
+    return User(row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"], row["version"],
+                row["unlocks"])
 
 
 def _is_last_admin(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
@@ -108,7 +145,7 @@ class UserStore:
         db = sqlite3.connect(self.path, timeout=10)
         db.row_factory = sqlite3.Row
         try:
-            db.execute(_SCHEMA)
+            db.executescript(_SCHEMA)
             with db:
                 yield db
         finally:
@@ -116,12 +153,12 @@ class UserStore:
 
     def get(self, name: str) -> User | None:
         with self._db() as db:
-            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            row = db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
         return _user(row) if row else None
 
     def all(self) -> list[User]:
         with self._db() as db:
-            return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
+            return [_user(row) for row in db.execute(f"{_SELECT} ORDER BY name")]
 
     def add(self, name: str, role: str, password: str) -> User:
         _check_name(name)
@@ -136,21 +173,50 @@ class UserStore:
             raise UserError(f"user {name} already exists; use `medarchive user passwd` to change the password") from None
         return self._existing(name)
 
+    # A password, role or enabled change ends the account's sessions: each bumps its version.
+
     def set_password(self, name: str, password: str) -> User:
         check_password(password)
-        return self._update(name, "password_hash = ?", _HASHER.hash(password))
+        return self._update(name, "password_hash = ?", _HASHER.hash(password), new_version=True)
 
     def set_enabled(self, name: str, enabled: bool) -> User:
-        return self._update(name, "enabled = ?", int(enabled), keep_an_admin=not enabled)
+        return self._update(name, "enabled = ?", int(enabled), keep_an_admin=not enabled, new_version=True)
 
     def set_role(self, name: str, role: str) -> User:
         _check_role(role)
-        return self._update(name, "role = ?", role, keep_an_admin=role != "admin")
+        return self._update(name, "role = ?", role, keep_an_admin=role != "admin", new_version=True)
+
+    def unlock(self, name: str) -> User:
+        """End the account's login lockouts (the running server sees the new count on the next try)."""
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+                raise UserError(f"no user {name!r}; `medarchive user list` shows the accounts")
+            self._bump(db, name, "unlocks")
+        return self._existing(name)
+
+    def remember_device(self, name: str) -> str:
+        """A new token for the browser ``name`` just logged in from (only its hash is kept)."""
+        token = secrets.token_urlsafe(32)
+        cutoff = _device_cutoff()
+        with self._db() as db:
+            db.execute("DELETE FROM devices WHERE created < ?", (cutoff,))
+            db.execute("INSERT INTO devices (token_hash, name, created) VALUES (?, ?, ?)", (_digest(token), name, now_utc()))
+        return token
+
+    def device_owner(self, token: str) -> str | None:
+        """The user a device token was given to, if it is one and not too old."""
+        if not token or len(token) > 64:
+            return None
+        cutoff = _device_cutoff()
+        with self._db() as db:
+            row = db.execute("SELECT name FROM devices WHERE token_hash = ? AND created >= ?",
+                             (_digest(token), cutoff)).fetchone()
+        return row["name"] if row else None
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when the name and password match an enabled account, else None."""
         with self._db() as db:
-            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            row = db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
         try:
             _HASHER.verify(row["password_hash"] if row else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
@@ -161,7 +227,8 @@ class UserStore:
             self._update(name, "password_hash = ?", _HASHER.hash(password))
         return _user(row)
 
-    def _update(self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False) -> User:
+    def _update(self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False,
+                new_version: bool = False) -> User:
         """Change one account; ``keep_an_admin`` refuses the change when it would leave no enabled admin."""
         with self._db() as db:
             # IMMEDIATE: no other writer between the check and the update, so two
@@ -174,7 +241,14 @@ class UserStore:
                 raise UserError(f"{name} is the last enabled admin; make another user admin first, "
                                 "or nobody could manage the accounts")
             db.execute(f"UPDATE users SET {assignment}, updated = ? WHERE name = ?", (value, now_utc(), name))
+            if new_version:
+                self._bump(db, name, "version")
         return self._existing(name)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, name: str, counter: str) -> None:
+        db.execute(f"INSERT INTO account_marks (name, {counter}) VALUES (?, 1) "
+                   f"ON CONFLICT (name) DO UPDATE SET {counter} = {counter} + 1", (name,))
 
     def _existing(self, name: str) -> User:
         user = self.get(name)

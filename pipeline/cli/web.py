@@ -8,7 +8,9 @@ import sys
 import click
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from pipeline.cli.common import actor, trail, with_config
+from pipeline.archive import scratch
+from pipeline.archive.audit import AuditLog
+from pipeline.cli.common import actor, with_config
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from web.app import create_app, warm_up
@@ -20,10 +22,21 @@ class WebError(MedarchiveError):
 
 
 class _RequestLog(WSGIRequestHandler):
-    """Logs method, path and status only: query strings carry names and search terms (no PHI in logs)."""
+    """Logs method, path and status only: query strings carry names and search terms (no PHI in logs).
+
+    A request line that could not be parsed is logged without it: it is the raw line,
+    query string and all, and leaves no method or path to show.
+    """
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.log("info", "%s %s %s", self.command, self.path.split("?", 1)[0], getattr(code, "value", code))
+        path = getattr(self, "path", None)
+        what = f"{self.command} {path.split('?', 1)[0]}" if self.command and path else "(malformed request)"
+        self.log("info", "%s %s", what.translate(self._control_char_table), getattr(code, "value", code))
+
+    def log_error(self, format: str, *args: object) -> None:
+        # http.server's own errors quote the raw request line ("Bad request syntax ('GET /?q=...')").
+        code = args[0] if args and isinstance(args[0], int) else "-"
+        self.log("error", "request not served (code %s)", code)
 
 
 @click.command()
@@ -40,6 +53,8 @@ def serve(config: Config, host: str | None, port: int | None):
         listener = socket.create_server((host, port))
     except OSError as exc:
         raise WebError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # What a killed server (or any dead process) left of releases it was assembling.
+    scratch.sweep(config.scratch_dir)
     app = create_app(config)
     try:
         warm_up(app)
@@ -74,7 +89,7 @@ def user():
 def user_add(config: Config, name: str, role: str, password_stdin: bool):
     """Add a web user with a role (clerk, release or admin)."""
     UserStore.for_config(config).add(name, role, _password(password_stdin))
-    trail(config).record("user.add", user=actor(), details={"name": name, "role": role})
+    AuditLog.for_config(config).record("user.add", user=actor(), details={"name": name, "role": role})
     click.echo(f"added {name} ({role})")
 
 
@@ -85,7 +100,7 @@ def user_add(config: Config, name: str, role: str, password_stdin: bool):
 def user_passwd(config: Config, name: str, password_stdin: bool):
     """Set a web user's password."""
     UserStore.for_config(config).set_password(name, _password(password_stdin))
-    trail(config).record("user.passwd", user=actor(), details={"name": name})
+    AuditLog.for_config(config).record("user.passwd", user=actor(), details={"name": name})
     click.echo(f"password of {name} changed")
 
 
@@ -96,7 +111,7 @@ def user_passwd(config: Config, name: str, password_stdin: bool):
 def user_role(config: Config, name: str, role: str):
     """Give a web user another role (takes effect on their next request)."""
     UserStore.for_config(config).set_role(name, role)
-    trail(config).record("user.role", user=actor(), details={"name": name, "role": role})
+    AuditLog.for_config(config).record("user.role", user=actor(), details={"name": name, "role": role})
     click.echo(f"{name} is now {role}")
 
 
@@ -105,7 +120,7 @@ def _switch(action: str, enabled: bool):
     @with_config
     def command(config: Config, name: str):
         UserStore.for_config(config).set_enabled(name, enabled)
-        trail(config).record(f"user.{action}", user=actor(), details={"name": name})
+        AuditLog.for_config(config).record(f"user.{action}", user=actor(), details={"name": name})
         click.echo(f"{name} {action}d")
 
     command.__doc__ = f"{action.capitalize()} a web user (takes effect on their next request)."
@@ -114,6 +129,16 @@ def _switch(action: str, enabled: bool):
 
 _switch("disable", False)
 _switch("enable", True)
+
+
+@user.command(name="unlock")
+@click.argument("name")
+@with_config
+def user_unlock(config: Config, name: str):
+    """End a web user's login lockouts (at the running server's next login try)."""
+    UserStore.for_config(config).unlock(name)
+    AuditLog.for_config(config).record("user.unlock", user=actor(), details={"name": name})
+    click.echo(f"{name} unlocked")
 
 
 @user.command(name="list")

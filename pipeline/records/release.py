@@ -20,12 +20,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 from reportlab.lib.pagesizes import letter
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfgen.canvas import Canvas
 
 from pipeline.archive.audit import AuditFilters, AuditLog
+from pipeline.archive.scratch import work_dir
+from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
@@ -80,12 +83,11 @@ class Release:
     documents: list[dict]
 
 
-def _patient_mrns(sidecar: dict) -> set[str]:
+def _patient_mrns(sidecar: Sidecar) -> set[str]:
     # A review-queue document has no confirmed MRN; the ones read from it are all it has.
-    if sidecar["status"] == "filed":
-        return {sidecar["mrn"]}
-    candidates = sidecar.get("identifiers", {}).get("mrn_candidates", [])
-    return {sidecar.get("mrn")} | {c.get("value") for c in candidates}
+    if sidecar.status == "filed":
+        return {sidecar.mrn}
+    return {sidecar.mrn} | {c.value for c in sidecar.identifiers.mrn_candidates}
 
 
 def _in_range(doc_date: str | None, request: ReleaseRequest) -> bool:
@@ -95,28 +97,28 @@ def _in_range(doc_date: str | None, request: ReleaseRequest) -> bool:
     return bool(doc_date) and (request.date_from or "") <= doc_date <= (request.date_to or "9999")
 
 
-def _wanted(sidecar: dict, request: ReleaseRequest) -> bool:
+def _wanted(sidecar: Sidecar, request: ReleaseRequest) -> bool:
     """Whether one of the patient's documents passes the status, type and date criteria."""
     return (
-        (sidecar["status"] == "filed" or request.include_review)
-        and (not request.doc_types or sidecar["doc_type"] in request.doc_types)
-        and _in_range(sidecar.get("doc_date"), request)
+        (sidecar.status == "filed" or request.include_review)
+        and (not request.doc_types or sidecar.doc_type in request.doc_types)
+        and _in_range(sidecar.doc_date, request)
     )
 
 
-def select_documents(config: Config, request: ReleaseRequest) -> list[dict]:
+def select_documents(config: Config, request: ReleaseRequest) -> list[Sidecar]:
     """The sidecars of the documents the request covers, oldest first (undated last)."""
     patients = [s for s in iter_sidecars(config) if request.mrn in _patient_mrns(s)]
     chosen = [s for s in patients if _wanted(s, request)]
     if request.doc_ids:
         chosen = _only_named(request, patients, chosen)
-    return sorted(chosen, key=lambda s: (s.get("doc_date") or "9999", s["doc_id"]))
+    return sorted(chosen, key=lambda s: (s.doc_date or "9999", s.doc_id))
 
 
-def _only_named(request: ReleaseRequest, patients: list[dict], chosen: list[dict]) -> list[dict]:
+def _only_named(request: ReleaseRequest, patients: list[Sidecar], chosen: list[Sidecar]) -> list[Sidecar]:
     """The chosen documents the request names; any id it names that is not among them refuses the release."""
-    by_id = {s["doc_id"]: s for s in chosen}
-    theirs = {s["doc_id"] for s in patients}
+    by_id = {s.doc_id: s for s in chosen}
+    theirs = {s.doc_id for s in patients}
     for doc_id in request.doc_ids:
         if doc_id not in theirs:
             raise ReleaseError(f"document {doc_id} is not a document of MRN {request.mrn}; nothing was released")
@@ -126,26 +128,26 @@ def _only_named(request: ReleaseRequest, patients: list[dict], chosen: list[dict
     return [by_id[doc_id] for doc_id in dict.fromkeys(request.doc_ids)]
 
 
-def _copy_checked(config: Config, sidecar: dict, folder: Path) -> Path:
+def _copy_checked(config: Config, sidecar: Sidecar, folder: Path) -> Path:
     """Copy one archived file, refusing it unless the copy matches the sidecar's SHA-256."""
-    source = config.root / sidecar["path"]
+    source = config.root / sidecar.path
     if source.is_file():
         copy = atomic_copy(source, folder / source.name)
-        if sha256_file(copy) == sidecar["sha256"]:
+        if sha256_file(copy) == sidecar.sha256:
             return copy
     raise ReleaseError(
-        f"document {sidecar['doc_id']} (MRN {sidecar.get('mrn') or '-'}) is missing or does not match its recorded "
+        f"document {sidecar.doc_id} (MRN {sidecar.mrn or '-'}) is missing or does not match its recorded "
         "SHA-256, so it cannot be released; run `medarchive verify` and resolve it first"
     )
 
 
-def _copy_documents(config: Config, sidecars: Iterable[dict], folder: Path) -> list[dict]:
+def _copy_documents(config: Config, sidecars: Iterable[Sidecar], folder: Path) -> list[dict]:
     rows = []
     for sidecar in sidecars:
         copy = _copy_checked(config, sidecar, folder)
         rows.append({
-            "doc_id": sidecar["doc_id"], "status": sidecar["status"], "doc_type": sidecar["doc_type"],
-            "doc_date": sidecar.get("doc_date"), "pages": sidecar.get("pages"), "sha256": sidecar["sha256"], "file": copy.name,
+            "doc_id": sidecar.doc_id, "status": sidecar.status, "doc_type": sidecar.doc_type,
+            "doc_date": sidecar.doc_date, "pages": sidecar.pages, "sha256": sidecar.sha256, "file": copy.name,
         })
     return rows
 
@@ -158,9 +160,9 @@ def _manifest_csv(rows: list[dict]) -> bytes:
     return text.getvalue().encode("utf-8")
 
 
-def _patient_name(sidecars: list[dict]) -> str | None:
+def _patient_name(sidecars: list[Sidecar]) -> str | None:
     # Named on the cover only when every document agrees on the name.
-    names = {s.get("patient_name") for s in sidecars if s.get("patient_name")}
+    names = {s.patient_name for s in sidecars if s.patient_name}
     return names.pop() if len(names) == 1 else None
 
 
@@ -254,7 +256,7 @@ def _release_id(now: datetime) -> str:
     return f"REL-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def _build(config: Config, request: ReleaseRequest, sidecars: list[dict], folder: Path, stamp: dict) -> dict:
+def _build(config: Config, request: ReleaseRequest, sidecars: list[Sidecar], folder: Path, stamp: dict) -> dict:
     manifest = {
         **stamp,
         "mrn": request.mrn,
@@ -273,11 +275,34 @@ def _build(config: Config, request: ReleaseRequest, sidecars: list[dict], folder
 
 def export(config: Config, request: ReleaseRequest, out_dir: Path, *, user: str, audit: AuditLog, as_zip: bool = False) -> Release:
     """Copy the documents the request covers to ``out_dir`` (or one zip in it) and record the disclosure."""
+    _check_request(config, request)
+    out_dir = out_dir.resolve()
+    _check_destination(config, out_dir)
+    return _export(config, request, out_dir, str(out_dir), user=user, audit=audit, as_zip=as_zip)
+
+
+def export_zip(config: Config, request: ReleaseRequest, *, user: str, audit: AuditLog) -> tuple[Release, BinaryIO]:
+    """The release as one zip, open for reading, to hand over a connection.
+
+    Assembled in the data root's scratch space and removed before this returns
+    (``out_dir`` of the result no longer exists): the open file is all that is left
+    of it, and its data is gone when it is closed, whatever a server does with it.
+    """
+    _check_request(config, request)
+    with work_dir(config.scratch_dir, "release") as folder:
+        release = _export(config, request, Path(folder) / "release", "download", user=user, audit=audit, as_zip=True)
+        handle = (release.out_dir / f"{release.release_id}.zip").open("rb")
+    return release, handle
+
+
+def _check_request(config: Config, request: ReleaseRequest) -> None:
     if not request.requester.strip() or not request.purpose.strip():
         raise ReleaseError("a release needs the requester and the purpose (--requester, --purpose)")
     _check_types(config, request.doc_types)
-    out_dir = out_dir.resolve()
-    _check_destination(config, out_dir)
+
+
+def _export(config: Config, request: ReleaseRequest, out_dir: Path, delivered_to: str, *, user: str, audit: AuditLog,
+            as_zip: bool) -> Release:
     sidecars = select_documents(config, request)
     if not sidecars:
         raise ReleaseError(f"no document of MRN {request.mrn} matches the request; nothing was released (check the MRN, --type, --from/--to)")
@@ -293,40 +318,44 @@ def export(config: Config, request: ReleaseRequest, out_dir: Path, *, user: str,
             atomic_write(final / f"{stamp['release_id']}.zip", lambda temp: _zip_folder(content, temp))
         # Recorded before it is handed over: a crash may leave a recorded release
         # that was never delivered, never a delivered one that was not recorded.
-        _record(audit, request, manifest, out_dir, as_zip)
-        _deliver(final, out_dir, audit, manifest)
+        # A review-queue document may be another patient's: it is accounted under every MRN read from it.
+        accounted = {s.doc_id: sorted(_patient_mrns(s) - {None}) for s in sidecars}
+        _record(audit, request, manifest, accounted, delivered_to, as_zip)
+        _deliver(final, out_dir, audit, manifest, sorted({m for ms in accounted.values() for m in ms}))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("release %s: %d document(s) of MRN %s", stamp["release_id"], len(sidecars), request.mrn)
     return Release(stamp["release_id"], out_dir, stamp["released_at"], manifest["documents"])
 
 
-def _deliver(final: Path, out_dir: Path, audit: AuditLog, manifest: dict) -> None:
+def _deliver(final: Path, out_dir: Path, audit: AuditLog, manifest: dict, mrns: list[str]) -> None:
     try:
         os.rename(final, out_dir)  # replaces an empty folder; same filesystem as the staging folder
     except OSError as exc:
         audit.record(
-            "export", user=manifest["released_by"], mrns=[manifest["mrn"]], outcome="not delivered",
+            "export", user=manifest["released_by"], mrns=mrns, outcome="not delivered",
             details={"release_id": manifest["release_id"], "error": exc.strerror},
         )
         raise ReleaseError(f"cannot move the release into {out_dir} ({exc.strerror}); it was not delivered, try another folder") from None
 
 
-def _record(audit: AuditLog, request: ReleaseRequest, manifest: dict, out_dir: Path, as_zip: bool) -> None:
+def _record(audit: AuditLog, request: ReleaseRequest, manifest: dict, accounted: dict[str, list[str]],
+            delivered_to: str, as_zip: bool) -> None:
     docs = manifest["documents"]
     audit.record(
         "export",
         user=manifest["released_by"],
         doc_ids=[d["doc_id"] for d in docs],
-        mrns=[request.mrn],
+        mrns=[request.mrn, *(m for mrns in accounted.values() for m in mrns)],
         reason=request.purpose,
         details={
             "release_id": manifest["release_id"],
             "requester": request.requester,
             "purpose": request.purpose,
             "criteria": request.criteria(),
-            "documents": [{k: d[k] for k in ("doc_id", "doc_type", "doc_date", "pages", "sha256")} for d in docs],
-            "out": str(out_dir),
+            "documents": [{**{k: d[k] for k in ("doc_id", "doc_type", "doc_date", "pages", "sha256")},
+                           "mrns": accounted[d["doc_id"]]} for d in docs],
+            "out": delivered_to,
             "zip": as_zip,
         },
     )
@@ -347,7 +376,8 @@ def disclosures(audit: AuditLog, mrn: str) -> list[dict]:
             "purpose": details["purpose"],
             "released_by": entry["user"],
             "outcome": entry["outcome"],
-            "documents": details["documents"],
+            # Only the documents that may be this patient's (entries before per-document MRNs name one patient).
+            "documents": [d for d in details["documents"] if mrn in d.get("mrns", [mrn])],
         }
     return list(rows.values())
 

@@ -16,11 +16,13 @@ from typing import Literal
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, ChainedLog, audit_dir, os_user
+from pipeline.archive.derived import remove_page_images
+from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import iter_sidecar_paths
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config, RetentionSettings
 from pipeline.core.errors import MedarchiveError
-from pipeline.core.fsutil import fsync_dir, read_json, sha256_file
+from pipeline.core.fsutil import fsync_dir, sha256_file
 
 log = logging.getLogger("medarchive")
 
@@ -94,21 +96,21 @@ def keep_until(doc_type: str, doc_date: date, dob: date | None, rules: Retention
     return (floor, floor_rule) if floor > until else (until, rule)
 
 
-def assess(sidecar: dict, rules: RetentionSettings, today: date) -> Assessment:
-    doc_date = _parse(sidecar.get("doc_date"))
+def assess(sidecar: Sidecar, rules: RetentionSettings, today: date) -> Assessment:
+    doc_date = _parse(sidecar.doc_date)
     common = {
-        "doc_id": sidecar["doc_id"], "mrn": sidecar.get("mrn"), "doc_type": sidecar["doc_type"],
-        "doc_date": sidecar.get("doc_date"), "pages": int(sidecar.get("pages", 0)), "sha256": sidecar["sha256"],
-        "path": sidecar["path"],
+        "doc_id": sidecar.doc_id, "mrn": sidecar.mrn, "doc_type": sidecar.doc_type,
+        "doc_date": sidecar.doc_date, "pages": sidecar.pages, "sha256": sidecar.sha256,
+        "path": sidecar.path,
     }
     if doc_date is None:
         return Assessment("undated", **common, keep_until=None, rule="undated: never destroyed")
-    until, rule = keep_until(sidecar["doc_type"], doc_date, _parse(sidecar.get("dob")), rules)
+    until, rule = keep_until(sidecar.doc_type, doc_date, _parse(sidecar.dob), rules)
     if today <= until:
         bucket: Bucket = "kept"
-    elif sidecar["status"] != "filed":
+    elif sidecar.status != "filed":
         bucket, rule = "review", rule + "; waiting in the review queue, never destroyed from there"
-    elif sidecar.get("mrn") in rules.legal_holds:
+    elif sidecar.mrn in rules.legal_holds:
         bucket, rule = "held", rule + "; legal hold on this MRN"
     else:
         bucket = "due"
@@ -120,8 +122,8 @@ def retention_report(config: Config, today: date) -> RetentionReport:
     report = RetentionReport(today.isoformat())
     for path in iter_sidecar_paths(config):
         try:
-            item = assess(read_json(path), config.retention, today)
-        except (OSError, ValueError, KeyError) as exc:
+            item = assess(read_sidecar(path), config.retention, today)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RetentionError(f"cannot assess {path.relative_to(config.root)} ({exc}); run `medarchive verify`") from None
         if item.bucket != "kept":
             getattr(report, item.bucket).append(item)
@@ -148,6 +150,7 @@ def _destroy(config: Config, item: Assessment, ledger: ChainedLog, user: str) ->
     pdf.with_suffix(".json").unlink()
     pdf.unlink()
     fsync_dir(pdf.parent)
+    remove_page_images(config, [item.sha256])
     return None
 
 

@@ -6,10 +6,8 @@ Set MEDARCHIVE_UPDATE_SCREENSHOT=1 to write the search page to docs/search.png f
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,46 +15,25 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from pipeline.archive.audit import AuditFilters, AuditLog
 from pipeline.archive.store import find_sidecar
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, wait_listening
 from tests.web.fixtures import PASSWORDS, data_site, site_config, waiting
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOT = ROOT / "docs" / "search.png"
-_START_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_listening(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + _START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"medarchive serve exited {server.returncode}: {server.stderr.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"medarchive serve did not listen on port {port} within {_START_SECONDS} s")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     site = data_site(tmp_path_factory)
     config = site_config(site, page_size=5)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--config", str(config.path), "serve", "--port", str(port)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_listening(port, server)
+        wait_listening(port, server, server.stderr.read)
         yield config, f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -115,7 +92,7 @@ def test_clerk_searches_views_files_and_logs_out(served, browser, tmp_path):
     page.get_by_label("as type").select_option("consultation")
     page.get_by_role("button", name="File").click()
     expect(page.get_by_role("status")).to_contain_text(f"Filed {item} under MRN 00891787")
-    assert find_sidecar(config, item)["status"] == "filed"
+    assert find_sidecar(config, item).status == "filed"
 
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(base + "/login")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 from flask import Blueprint, Response, render_template, request, send_file
 
 from pipeline.core.errors import MedarchiveError
-from pipeline.records.release import ReleaseRequest, export
+from pipeline.records.release import ReleaseRequest, export_zip
 from web.auth import requires
 from web.context import current_user, record, services
 from web.views.documents import is_mrn, patient_documents
@@ -55,16 +51,10 @@ def make() -> tuple[str, int] | Response:
         wanted = _request()
     except BadSearch as exc:
         return _form(str(exc), 400)
-    # export() refuses a destination inside the data root; a private temp
-    # folder holds the zip only until it has been sent.
-    staging = Path(tempfile.mkdtemp(prefix="medarchive-release-"))
     try:
-        release = export(services().config, wanted, staging / "release", user=current_user().name,
-                         audit=services().audit, as_zip=True)
+        # Nothing of it is left on disk by now: only the open file, gone when the response is.
+        release, archive = export_zip(services().config, wanted, user=current_user().name, audit=services().audit)
     except MedarchiveError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         return _form(str(exc), 400)
-    archive = release.out_dir / f"{release.release_id}.zip"
-    response = send_file(archive, mimetype="application/zip", as_attachment=True, download_name=archive.name)
-    response.call_on_close(lambda: shutil.rmtree(staging, ignore_errors=True))
-    return response
+    return send_file(archive, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{release.release_id}.zip", conditional=False)
