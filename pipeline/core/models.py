@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 UNCLASSIFIED = "unclassified"
+# What became of one input. "skipped": nothing to archive (a file of separator sheets only).
+OUTCOME_STATUSES = ("filed", "review", "failed", "duplicate", "skipped")
 PageSource = Literal["ocr", "text-layer", "none"]
 Status = Literal["filed", "review"]
 
@@ -97,6 +99,9 @@ class Identifiers:
     name: str | None = None
     dob: str | None = None
     doc_date: str | None = None
+    # Numbers of the MRN's shape printed without an MRN label: never filed on alone, only
+    # when the patient index gives one to the patient the name and DOB name.
+    unlabelled_mrns: list[str] = field(default_factory=list)
 
     @property
     def distinct_mrns(self) -> list[str]:

@@ -15,6 +15,10 @@ from functools import lru_cache
 
 from pipeline.core.config import ExtractionSettings
 from pipeline.core.models import Identifiers, MrnCandidate
+from pipeline.identify import label_match
+from pipeline.identify.label_match import LabelHit, Vocabulary
+
+_Label = re.Match[str] | LabelHit  # a label as configured, or as OCR garbled it
 
 _CORRECTED_FACTOR = 0.8
 _BELOW_FACTOR = 0.7
@@ -127,6 +131,20 @@ class _Patterns:
     dob: re.Pattern[str]
     doc_date: re.Pattern[str]  # named groups p<priority>
     name_stop: re.Pattern[str]
+    fuzzy: Vocabulary | None  # garbled MRN, name and DOB labels; None when tolerance is 0
+
+    def labels(self, line: str, exact: re.Pattern[str], kind: str) -> list[_Label]:
+        """The labels of ``kind`` on ``line``: as configured, then as OCR garbled them."""
+        found: list[_Label] = list(exact.finditer(line))
+        found += [h for h in self.fuzzy_labels(line) if h.kind == kind]
+        return sorted(found, key=lambda m: m.start())
+
+    def fuzzy_labels(self, line: str) -> tuple[LabelHit, ...]:
+        """The MRN, name and DOB labels only OCR tolerance finds (none where one is exact)."""
+        if self.fuzzy is None:
+            return ()
+        taken = tuple(m.span() for pattern in (self.mrn_or_other, self.name, self.dob) for m in pattern.finditer(line))
+        return label_match.cached_labels(line, self.fuzzy, taken)
 
 
 def _alternatives(fragments: Sequence[str]) -> str:
@@ -144,8 +162,8 @@ _FIELD_WORDS = r"Age|Sex|Gender|Race|Ht|Wt|Height|Weight|Ethnicity|Language|Addr
 
 
 @lru_cache(maxsize=16)
-def _compile(key: tuple[tuple[str, ...], ...], mrn_pattern: str) -> _Patterns:
-    mrn, other, name, dob, doc = key
+def _compile(key: tuple[tuple[str, ...], ...], mrn_pattern: str, tolerance: int) -> _Patterns:
+    mrn, other, name, dob, doc, near_misses = key
     ranked = sorted(range(len(doc)), key=lambda i: len(doc[i]), reverse=True)
     doc_alts = "|".join(f"(?P<p{i}>{doc[i]})" for i in ranked)
     every_label = _alternatives([*mrn, *other, *name, *dob, *doc])
@@ -163,6 +181,10 @@ def _compile(key: tuple[tuple[str, ...], ...], mrn_pattern: str) -> _Patterns:
             r"|[A-Za-z][\w.'#/]*[ \t]*:",
             flags,
         ),
+        fuzzy=label_match.vocabulary(
+            (("mrn", mrn), ("other", other), ("name", name), ("dob", dob), ("doc_date", doc)),
+            ("mrn", "name", "dob"), near_misses, tolerance,
+        ) if tolerance else None,
     )
 
 
@@ -170,9 +192,9 @@ def _patterns(settings: ExtractionSettings) -> _Patterns:
     key = tuple(
         tuple(labels)
         for labels in (settings.mrn_labels, settings.not_mrn_labels, settings.name_labels,
-                       settings.dob_labels, settings.doc_date_labels)
+                       settings.dob_labels, settings.doc_date_labels, settings.label_near_misses)
     )
-    return _compile(key, settings.mrn_pattern)
+    return _compile(key, settings.mrn_pattern, settings.label_tolerance)
 
 
 # ---------------------------------------------------------------- lines and table cells
@@ -202,10 +224,12 @@ def _qualified(line: str, start: int, qualifiers: frozenset[str]) -> bool:
     return False
 
 
-_HEADER_REST = re.compile(r"[ \t]*[:#.=-]?[ \t]*(?:\([^)]*\))?[ \t]*:?")
+# After a header label in its cell: a colon or "(mm/dd/yyyy)", and at most two specks
+# OCR made of dust ("Unit No. ©").
+_HEADER_REST = re.compile(r"[ \t]*[:#.=-]?[ \t]*(?:\([^)]*\))?[ \t]*:?(?:[ \t]?[^\w\s(|])?(?:[ \t]?[^\w\s(|])?")
 
 
-def _is_header(line: str, label: re.Match[str]) -> tuple[int, int] | None:
+def _is_header(line: str, label: _Label) -> tuple[int, int] | None:
     """The column span of the label's cell when the cell holds nothing but the label."""
     for cell in _FIELD.finditer(line):
         if cell.start() <= label.start() < cell.end():
@@ -316,7 +340,7 @@ def _read_number(line: str, pos: int, pattern: re.Pattern[str]) -> _Number | Non
     return readings[0]
 
 
-def _is_combined(line: str, labels: list[re.Match[str]], i: int) -> bool:
+def _is_combined(line: str, labels: list[_Label], i: int) -> bool:
     """True for "Acct/MRN"-style labels: the number may be either, so it is neither."""
     neighbours = []
     if i > 0:
@@ -329,7 +353,7 @@ def _is_combined(line: str, labels: list[re.Match[str]], i: int) -> bool:
 
 
 def _mrn_for_label(
-    lines: list[_Line], index: int, label: re.Match[str], p: _Patterns
+    lines: list[_Line], index: int, label: _Label, p: _Patterns
 ) -> tuple[_Number, int, float] | None:
     """The number the label points at, its page offset and the confidence factor of where."""
     line = lines[index]
@@ -353,7 +377,7 @@ def find_mrn_candidates(page_no: int, text: str, settings: ExtractionSettings) -
     lines = _lines(text)
     found: dict[int, MrnCandidate] = {}
     for index, line in enumerate(lines):
-        labels = list(p.mrn_or_other.finditer(line.text))
+        labels = p.labels(line.text, p.mrn_or_other, "mrn")
         for i, label in enumerate(labels):
             if label.lastgroup != "mrn" or _qualified(line.text, label.start(), _OTHER_RECORD):
                 continue
@@ -370,6 +394,25 @@ def find_mrn_candidates(page_no: int, text: str, settings: ExtractionSettings) -
                 corrected=number.corrected,
             ))
     return sorted(found.values(), key=lambda c: c.offset)
+
+
+_NUMBER_START = re.compile(r"(?<![\w/.,:-])\d")  # not the middle of a date, a decimal or a code
+
+
+def find_unlabelled_mrns(text: str, settings: ExtractionSettings) -> list[str]:
+    """Distinct numbers of the MRN's shape anywhere on the page, labelled or not.
+
+    Only evidence: decide() files on one only when the patient index gives it to the
+    patient whose name and date of birth the document shows.
+    """
+    pattern = _patterns(settings).mrn_value
+    found: dict[str, None] = {}
+    for line in _lines(text):
+        for m in _NUMBER_START.finditer(line.text):
+            number = _read_number(line.text, m.start(), pattern)
+            if number is not None:
+                found.setdefault(number.value)
+    return list(found)
 
 
 # ---------------------------------------------------------------- names
@@ -451,17 +494,20 @@ _NAME_SEP = re.compile(r"[ \t]*[:;-]?[ \t]*")
 _STRICT_NAME_SEP = re.compile(r"[ \t]*[:;-][ \t]*")
 
 
-def _name_after(line: str, label: re.Match[str], p: _Patterns) -> str | None:
+def _name_after(line: str, label: _Label, p: _Patterns) -> str | None:
     # A one-word label ("Patient", "Name") needs its colon: "Patient Account" is not a name.
     one_word = not any(c.isspace() for c in label.group())
     m = (_STRICT_NAME_SEP if one_word else _NAME_SEP).match(line, label.end())
     if not m:
         return None
     stop = p.name_stop.search(line, m.end())
-    return _normalise_name(line[m.end():stop.start() if stop else len(line)])
+    end = stop.start() if stop else len(line)
+    # A garbled label ends the name as a clean one does ("Ann Lee  Med Ree No.").
+    end = min([end, *(h.start() for h in p.fuzzy_labels(line) if h.start() >= m.end())])
+    return _normalise_name(line[m.end():end])
 
 
-def _name_below(lines: list[_Line], index: int, label: re.Match[str], p: _Patterns) -> str | None:
+def _name_below(lines: list[_Line], index: int, label: _Label, p: _Patterns) -> str | None:
     span = _is_header(lines[index].text, label)
     cell = _cell_below(lines, index, span) if span else None
     # The cell below a header may be the next header ("Med Rec No."), not a value.
@@ -476,7 +522,7 @@ def find_name(text: str, settings: ExtractionSettings) -> str | None:
     lines = _lines(text)
     names = set()
     for index, line in enumerate(lines):
-        for label in p.name.finditer(line.text):
+        for label in p.labels(line.text, p.name, "name"):
             if _qualified(line.text, label.start(), _NOT_THIS_NAME):
                 continue
             name = _name_after(line.text, label, p) or _name_below(lines, index, label, p)
@@ -488,7 +534,7 @@ def find_name(text: str, settings: ExtractionSettings) -> str | None:
 # ---------------------------------------------------------------- DOB and document date
 
 
-def _date_for_label(lines: list[_Line], index: int, label: re.Match[str], order: str) -> str | None:
+def _date_for_label(lines: list[_Line], index: int, label: _Label, order: str) -> str | None:
     text = lines[index].text
     m = _DATE.match(text, _DATE_SEP.match(text, label.end()).end())
     if m:
@@ -499,25 +545,29 @@ def _date_for_label(lines: list[_Line], index: int, label: re.Match[str], order:
 
 
 def _labelled_dates(
-    text: str, pattern: re.Pattern[str], order: str, skip: Callable[[str, re.Match[str]], bool]
-) -> list[tuple[re.Match[str], str | None]]:
+    text: str, labels: Callable[[str], Sequence[_Label]], order: str, skip: Callable[[str, _Label], bool]
+) -> list[tuple[_Label, str | None]]:
     """Every label not skipped, with the date it holds (None when unreadable)."""
     lines = _lines(text)
     return [
         (label, _date_for_label(lines, index, label, order))
         for index, line in enumerate(lines)
-        for label in pattern.finditer(line.text)
+        for label in labels(line.text)
         if not skip(line.text, label)
     ]
 
 
-def _not_this_date(line: str, m: re.Match[str]) -> bool:
+def _dob_labels(p: _Patterns) -> Callable[[str], list[_Label]]:
+    return lambda line: p.labels(line, p.dob, "dob")
+
+
+def _not_this_date(line: str, m: _Label) -> bool:
     return _qualified(line, m.start(), _NOT_THIS_DATE)
 
 
 def find_dob(text: str, settings: ExtractionSettings) -> str | None:
     """The labelled date of birth; None if absent, in the future, or ambiguous."""
-    found = _labelled_dates(text, _patterns(settings).dob, settings.date_order, _not_this_date)
+    found = _labelled_dates(text, _dob_labels(_patterns(settings)), settings.date_order, _not_this_date)
     dobs = {iso for _, iso in found if iso and iso <= date.today().isoformat()}
     return dobs.pop() if len(dobs) == 1 else None
 
@@ -530,14 +580,14 @@ def find_doc_date(text: str, settings: ExtractionSettings) -> str | None:
     """
     p = _patterns(settings)
 
-    def skip(line: str, m: re.Match[str]) -> bool:
-        births = [b.span() for b in p.dob.finditer(line)]
+    def skip(line: str, m: _Label) -> bool:
+        births = [b.span() for b in p.labels(line, p.dob, "dob")]
         return any(b0 < m.end() and m.start() < b1 for b0, b1 in births) or _not_this_date(line, m)
 
-    found = _labelled_dates(text, p.doc_date, settings.date_order, skip)
+    found = _labelled_dates(text, p.doc_date.finditer, settings.date_order, skip)
     if not found:
         return None
-    births = {iso for _, iso in _labelled_dates(text, p.dob, settings.date_order, lambda *_: False)}
+    births = {iso for _, iso in _labelled_dates(text, _dob_labels(p), settings.date_order, lambda *_: False)}
     top = min(int(label.lastgroup[1:]) for label, _ in found)
     dates = [iso for label, iso in found if int(label.lastgroup[1:]) == top and iso and iso not in births]
     return dates[0] if dates else None
@@ -564,9 +614,13 @@ def extract_identifiers(pages: Sequence[tuple[int, str]], settings: ExtractionSe
     doc_date = _first_page_with(find_doc_date, pages, settings)
     if dob and doc_date and doc_date <= dob:
         dob, doc_date = (dob, None) if doc_date == dob else (None, None)
+    candidates = [c for page_no, text in pages for c in find_mrn_candidates(page_no, text, settings)]
+    labelled = {c.value for c in candidates}
+    unlabelled = {n: None for _, text in pages for n in find_unlabelled_mrns(text, settings) if n not in labelled}
     return Identifiers(
-        mrn_candidates=[c for page_no, text in pages for c in find_mrn_candidates(page_no, text, settings)],
+        mrn_candidates=candidates,
         name=_first_page_with(find_name, pages, settings),
         dob=dob,
         doc_date=doc_date,
+        unlabelled_mrns=list(unlabelled),
     )

@@ -104,6 +104,9 @@ class Roster:
     def __len__(self) -> int:
         return len(self._by_mrn)
 
+    def __iter__(self) -> Iterator[RosterPatient]:
+        return iter(self._by_mrn.values())
+
     @classmethod
     def load(cls, path: Path, settings: RosterSettings) -> Roster:
         """Read the registration export; raise RosterError at the first bad line."""

@@ -198,3 +198,101 @@ def test_check_digit_failure_goes_to_review():
     luhn = RosterSettings(check_digit="luhn")
     assert decide([ocr_page()], Identifiers([cand("79927398713")]), SETTINGS, luhn).status == "filed"
     assert decide([ocr_page()], Identifiers([cand("79927398714")]), SETTINGS, luhn).status == "review"
+
+
+# --- low-confidence MRNs corroborated by the patient index ------------------------------
+
+from pipeline.identify.decide import CORROBORATED  # noqa: E402
+
+BLURRED = [ocr_page(1, [Word("00482913", 57)])]  # the case: word confidence 57 < 60
+
+
+def test_low_confidence_mrn_with_name_and_dob_of_its_patient_files_and_says_why():
+    ids = Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-14")
+    decision = with_roster(ids, pages=BLURRED)
+    assert decision == Decision("filed", "00482913", corrections=(CORROBORATED,))
+
+
+def test_low_extractor_confidence_is_corroborated_the_same_way():
+    ids = Identifiers([cand("00482913", confidence=0.56)], name="DOE, JANE", dob="1962-03-14")
+    assert with_roster(ids).corrections == (CORROBORATED,)
+
+
+def test_low_confidence_without_a_roster_stays_in_review():
+    ids = Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-14")
+    decision = decide(BLURRED, ids, SETTINGS)
+    assert decision.status == "review" and "low OCR confidence" in decision.reason
+
+
+@pytest.mark.parametrize("name, dob, suggested", [
+    ("DOE, JANE", None, "00482913"),  # name alone: a clerk may confirm it
+    (None, "1962-03-14", "00482913"),  # DOB alone
+    ("DOE, JANE", "1962-03-15", None),  # DOB one day off: the digits are suspect
+    ("ROE, RICHARD", "1962-03-14", None),  # another patient's name
+    ("DOE, JANET", "1962-03-14", None),  # first name must be exact
+])
+def test_low_confidence_needs_both_name_and_dob_to_agree(name, dob, suggested):
+    decision = with_roster(Identifiers([cand("00482913")], name=name, dob=dob), pages=BLURRED)
+    assert decision.status == "review" and decision.mrn is None
+    assert "low OCR confidence" in decision.reason
+    assert decision.suggested_mrn == suggested
+
+
+def test_low_confidence_unknown_mrn_goes_to_review():
+    ids = Identifiers([cand("9999999")], name="DOE, JANE", dob="1962-03-14")
+    decision = with_roster(ids, pages=[ocr_page(1, [Word("9999999", 40)])])
+    assert decision.status == "review" and "not in the patient index" in decision.reason
+
+
+def test_low_confidence_mrn_of_another_patient_never_files():
+    # 00482918 is ROE's; the page names DOE: a misread digit, not a corroboration.
+    ids = Identifiers([cand("00482918")], name="DOE, JANE", dob="1962-03-14")
+    decision = with_roster(ids, pages=[ocr_page(1, [Word("00482918", 40)])])
+    assert decision.status == "review" and decision.mrn is None
+
+
+def test_low_confidence_conflicting_mrns_stay_in_review():
+    ids = Identifiers([cand("00482913"), cand("00482918")], name="DOE, JANE", dob="1962-03-14")
+    decision = with_roster(ids, pages=BLURRED)
+    assert decision.status == "review" and "conflicting" in decision.reason
+
+
+# --- numbers printed without an MRN label -----------------------------------------------
+
+
+def test_unlabelled_number_of_the_named_patient_files_with_a_note():
+    ids = Identifiers([], name="DOE, JANE", dob="1962-03-14", unlabelled_mrns=["5551234567", "00482913"])
+    decision = with_roster(ids)
+    assert (decision.status, decision.mrn) == ("filed", "00482913")
+    assert "no MRN label" in decision.corrections[0]
+
+
+def test_unlabelled_numbers_are_no_evidence_without_a_roster():
+    ids = Identifiers([], name="DOE, JANE", dob="1962-03-14", unlabelled_mrns=["00482913"])
+    assert decide([ocr_page()], ids, SETTINGS).status == "review"
+
+
+@pytest.mark.parametrize("name, dob", [("DOE, JANE", None), (None, "1962-03-14"), ("ROE, RICHARD", "1962-03-14")])
+def test_unlabelled_number_needs_name_and_dob_of_its_patient(name, dob):
+    ids = Identifiers([], name=name, dob=dob, unlabelled_mrns=["00482913"])
+    assert with_roster(ids).status == "review"
+
+
+def test_a_labelled_mrn_that_disagrees_wins_over_an_unlabelled_number():
+    ids = Identifiers([cand("00482918")], name="DOE, JANE", dob="1962-03-14", unlabelled_mrns=["00482913"])
+    decision = with_roster(ids)
+    assert decision.status == "review" and decision.mrn is None
+    barcoded = Identifiers([barcode("7000001")], name="DOE, JANE", dob="1962-03-14", unlabelled_mrns=["00482913"])
+    assert with_roster(barcoded).status == "review"
+
+
+def test_an_unreadable_labelled_mrn_also_blocks_unlabelled_numbers():
+    ids = Identifiers([cand("00482918")], name="DOE, JANE", dob="1962-03-14", unlabelled_mrns=["00482913"])
+    assert with_roster(ids, pages=[ocr_page(1, [Word("00482918", 30)])]).status == "review"
+
+
+def test_unlabelled_numbers_of_two_matching_patients_go_to_review():
+    twins = Roster([RosterPatient("1000001", "LEE", "ANN", "1990-01-01"), RosterPatient("1000002", "LEE", "ANN", "1990-01-01")])
+    ids = Identifiers([], name="LEE, ANN", dob="1990-01-01", unlabelled_mrns=["1000001", "1000002"])
+    decision = decide([ocr_page()], ids, SETTINGS, RosterSettings(), twins)
+    assert decision.status == "review" and "2 patients" in decision.reason

@@ -642,7 +642,6 @@ def test_find_name(text, expected):
         "Name: DOE, JANE, SMITH",
         "Name: GREEN, ane",  # OCR misread of the given name
         "Name: MARTIN. LISA",  # comma read as a period: which is the surname?
-        "Pt Name: Timothy Young. \u201cMRE 18147753",  # a misread label after the name
         "Patient Name: Cynthia Ss. Allen",  # "Ss." ends a name as much as it is an initial
         "Patient: H Harris, Joseph",  # a speck before the surname
         "Patient: Smith, John MD",
@@ -652,6 +651,14 @@ def test_find_name(text, expected):
 )
 def test_find_name_none(text):
     assert find_name(text, S) is None
+
+
+def test_a_garbled_label_ends_the_name_before_it():
+    # "MRE" is MRN as OCR read it: the name stops there, and the number is the MRN.
+    text = "Pt Name: Timothy Young. \u201cMRE 18147753"
+    assert find_name(text, S) == "YOUNG, TIMOTHY"
+    assert [c.value for c in find_mrn_candidates(1, text, S)] == ["18147753"]
+    assert find_name(text, ExtractionSettings(label_tolerance=0)) is None
 
 
 # ---------------------------------------------------------------- whole document
@@ -706,3 +713,30 @@ def test_nothing_found():
     assert identifiers.mrn_candidates == []
     assert (identifiers.name, identifiers.dob, identifiers.doc_date) == (None, None, None)
     assert extract_identifiers([], S).mrn_candidates == []
+
+
+# ---------------------------------------------------------------- unlabelled numbers (roster evidence)
+
+
+def test_unlabelled_numbers_of_the_mrn_shape_are_gathered():
+    from pipeline.identify.extract import find_unlabelled_mrns
+
+    text = "JOHNSON, JAMES  33868828\nCall 555-123-4567 or 5551234567\nBorn 09/01/1992, 12.3456789 mg, 1234"
+    assert find_unlabelled_mrns(text, S) == ["33868828", "5551234567"]
+
+
+def test_unlabelled_numbers_leave_out_the_labelled_mrn():
+    ids = extract_identifiers([(1, "MRN: 33868828\nRef 00482913\n"), (2, "33868828 page 2")], S)
+    assert ids.distinct_mrns == ["33868828"]
+    assert ids.unlabelled_mrns == ["00482913"]
+
+
+def test_a_header_cell_with_ocr_specks_after_its_label_still_heads_its_column():
+    text = (
+        "Pt Name                            Unit No. \u00a9            .              DOB\n"
+        "Carter, Timothy                     00487340                            1978-11-07\n"
+    )
+    ids = extract_identifiers([(1, text)], S)
+    assert (ids.distinct_mrns, ids.name, ids.dob) == (["00487340"], "CARTER, TIMOTHY", "1978-11-07")
+    # A word after the label is no speck: "Unit No. of the ward" heads nothing.
+    assert values("Pt Name     Unit No. of ward\nCarter, Timothy     00487340\n") == []

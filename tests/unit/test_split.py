@@ -224,6 +224,20 @@ def test_separator_page_signals_and_disabled_barcodes():
     assert make_signals(4, "DOCUMENT SEPARATOR", reads, enabled=False) == PageSignals(4, False, (), None)
 
 
+def test_patch_bars_alone_separate_only_when_configured():
+    from pipeline.pages.barcodes import PATCH_T_FORMAT
+
+    bars = [BarcodeRead("PATCHT", PATCH_T_FORMAT, 0, 0)]
+    assert make_signals(2, "PATCH T", bars).separator is False
+    assert make_signals(2, "PATCH T", bars, patch_bars_alone=True).separator is True
+    assert make_signals(2, "PATCH T", bars, patch_bars_alone=True, enabled=False).separator is False
+
+
+def test_a_garbled_mrn_label_on_a_page_is_a_patient_signal():
+    signal = make_signals(1, "Patient Name: Ann Lee    Med Ree No. 57629388", [])
+    assert signal.mrns == ("57629388",)
+
+
 def test_a_scanned_batch_splits_where_the_separator_sheets_are():
     rng = random.Random(11)
     types = ("lab_result", "consent_form", "referral_letter")
