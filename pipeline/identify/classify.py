@@ -1,9 +1,13 @@
-"""Document type from page text: headings first, body keywords second.
+"""Document type from page text: a printed title first, then the learned model or keywords.
 
 A title heading at the top of the first page decides almost alone; a heading further
 down (a discharge summary quoting a consultation) only leans, a title inside a sentence
 barely counts, and keywords let a page with no heading still get a type. A type that
 does not clearly beat the runner-up is reported "unclassified".
+
+When a model learned from the archive is given (see learned.py), a confident top title
+still decides; otherwise the model does, and its calibrated probability is the
+confidence.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 from rapidfuzz import fuzz, process
 
 from pipeline.core.config import ClassificationSettings
 from pipeline.core.models import UNCLASSIFIED, Classification
+from pipeline.identify.type_source import model_cue
 
 _TOP_LINES = 12
 _TOP_TITLE = 8.0
@@ -193,8 +199,51 @@ def _confidence(best: float, runner_up: float) -> float:
     return round(strength * dominance, 3)
 
 
-def classify(texts: Sequence[str], settings: ClassificationSettings) -> Classification:
+class TypePredictor(Protocol):
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """Types with their probabilities, most likely first."""
+
+
+def classify(texts: Sequence[str], settings: ClassificationSettings, model: TypePredictor | None = None) -> Classification:
     """The document type of a document given its page texts in order."""
+    rules = _by_rules(texts, settings)
+    if model is None or _title_decides(rules) or not any(t.strip() for t in texts):
+        return rules
+    return _by_model(model.predict(texts), rules, settings)
+
+
+def _title_decides(rules: Classification) -> bool:
+    return rules.doc_type != UNCLASSIFIED and bool(rules.cues) and rules.cues[0].startswith("title:")
+
+
+def _by_model(ranked: list[tuple[str, float]], rules: Classification, settings: ClassificationSettings) -> Classification:
+    # A type dropped from the config since training is no answer.
+    ranked = [(t, p) for t, p in ranked if t in settings.types]
+    if not ranked:
+        return rules
+    (best, probability), runner_up = ranked[0], ranked[1][0] if len(ranked) > 1 else None
+    confidence = round(probability, 3)
+    context = [c for c in rules.cues if not c.startswith(("best:", "runner-up:"))]
+    if confidence >= settings.min_confidence:
+        return Classification(best, confidence, tuple([model_cue(probability), *context][:_MAX_CUES]))
+    cues = [f"best:{best}", model_cue(probability), *([f"runner-up:{runner_up}"] if runner_up else []), *context]
+    return Classification(UNCLASSIFIED, confidence, tuple(cues[:_MAX_CUES]))
+
+
+def review_reason(found: Classification, settings: ClassificationSettings) -> str | None:
+    """Why a document must wait for a clerk because of its type: its best guess is a type
+    configured to be reviewed below some confidence, and it is below it."""
+    guess = found.doc_type
+    if guess == UNCLASSIFIED:
+        guess = next((c.removeprefix("best:") for c in found.cues if c.startswith("best:")), "")
+    rule = settings.types.get(guess)
+    if rule is None or found.confidence >= rule.review_below:
+        return None
+    return (f"document type uncertain: {guess} at {found.confidence:.2f} "
+            f"(classification.types.{guess}.review_below is {rule.review_below:g})")
+
+
+def _by_rules(texts: Sequence[str], settings: ClassificationSettings) -> Classification:
     scores = _scores(texts, _taxonomy(settings))
     ranked = sorted(scores.items(), key=lambda item: item[1][0], reverse=True)
     best_type, (best, cues) = ranked[0]
