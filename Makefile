@@ -29,14 +29,17 @@ run: setup
 	$(BIN)/medarchive --config $(CONFIG) watch
 
 test: test-system setup
+	cd tests/fhir_server && npm ci --no-audit --no-fund --silent
 	$(BIN)/pytest -q
 
 bench: setup
 	$(BIN)/python bench/ocr_throughput.py
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/watch_latency.py
-	$(BIN)/python bench/pdf_zoo.py
+	$(BIN)/python bench/fuzz_intake.py
 	$(BIN)/pip install --quiet -e '.[cluster]'
 	$(BIN)/python bench/backlog_throughput.py
 	$(BIN)/python bench/index_scale.py
 	$(BIN)/python bench/web_latency.py
+	cd tests/fhir_server && npm ci --no-audit --no-fund --silent
+	$(BIN)/python bench/ehr_throughput.py

@@ -12,6 +12,9 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # The web interface's end-to-end tests drive Debian's chromium through Playwright.
 if [ "${1:-}" = "--tests" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # The EHR tests run a real FHIR server (Medplum, tests/fhir_server) on Node.
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -23,14 +24,24 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
+from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog, os_user
 from pipeline.core.config import Config, DropFolder
 from pipeline.core.errors import ConfigError
 from pipeline.core.locks import DaemonLock
+from pipeline.ehr.listener import start_listener
+from pipeline.ehr.sender import start_sender
+from pipeline.identify.training import maybe_retrain
 from pipeline.records.reconcile import reconcile_index
-from pipeline.runs.run import Outcome, Pipeline, make_executor
+from pipeline.runs.run import Outcome, Pipeline, killed_too_often, make_executor
 from watch_folders import activity
-from watch_folders.claims import claim, pending_claims, purge_processed, release
+from watch_folders.claims import (
+    claim,
+    mark_in_flight,
+    pending_claims,
+    purge_processed,
+    release,
+)
 from watch_folders.tracker import QuietTracker, is_ignored
 
 log = logging.getLogger("medarchive.watch")
@@ -61,6 +72,7 @@ class Daemon:
         self._told_unsupported: set[Path] = set()
         self._stop = threading.Event()
         self._observers: list = []
+        self._retrainer: threading.Thread | None = None
 
     def request_stop(self, *_args) -> None:
         self._stop.set()
@@ -98,20 +110,29 @@ class Daemon:
         self._check_folders()
         lock = DaemonLock(activity.lock_path(self.config))
         lock.acquire()
+        sender = listener = None
         try:
             for folder in self.folders:
                 folder.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            sender = start_sender(self.config, self._stop)  # delivers the EHR outbox until stop
+            if self.config.hl7_listener.enabled:  # ADT from registration: patient updates and merges
+                listener = start_listener(self.config, self._stop)
             with self.executor_factory(self.config) as executor:
                 pipeline = Pipeline(
                     self.config, self.index, executor, on_committed=self._committed,
-                    audit=AuditLog.for_config(self.config), user=os_user(),
+                    audit=AuditLog.for_config(self.config), user=os_user(), on_open=mark_in_flight,
                 )
                 self._recover(pipeline)
                 self._start_observers()
                 self._loop(pipeline)
-                self._drain(pipeline, executor)
+                self._drain(pipeline)
         finally:
+            self._stop.set()
             self._stop_observers()
+            if sender is not None:
+                sender.join(timeout=self.config.watch.stop_grace_seconds)
+            if listener is not None:
+                listener.join(timeout=self.config.watch.stop_grace_seconds)
             lock.release()
         log.info("stopped")
         return 0
@@ -120,7 +141,12 @@ class Daemon:
         fixed = reconcile_index(self.config, self.index)
         if fixed.added or fixed.removed:
             log.info("index reconciled with the archive: %d added, %d removed", fixed.added, fixed.removed)
-        leftovers = pending_claims(self.config)
+        swept = scratch.sweep(self.config.scratch_dir)
+        if swept:
+            log.info("removed %d temp folder(s) that stopped processes left in the data root", swept)
+        leftovers, poison = pending_claims(self.config)
+        for source in poison:
+            pipeline.set_aside(source, killed_too_often("the daemon", self.config.watch.set_aside_after_crashes))
         if leftovers:
             log.info("resuming %d file(s) left in processing by an earlier run", len(leftovers))
             pipeline.feed(leftovers)
@@ -150,11 +176,27 @@ class Daemon:
             if now >= next_sweep:
                 self.sweep()
                 purge_processed(self.config)
+                self._retrain_in_background()
                 next_sweep = now + self.config.watch.rescan_seconds
             self._claim_due(pipeline)
             if not pipeline.step(timeout=_TICK):
                 self._stop.wait(_TICK)
             pipeline.flush()
+
+    def _retrain_in_background(self) -> None:
+        # Training takes minutes on a large archive; filing goes on meanwhile. It writes
+        # only the model file (atomically), which the filing side rereads when it changes.
+        if self._retrainer is None or not self._retrainer.is_alive():
+            self._retrainer = threading.Thread(target=self._retrain, name="retrain", daemon=True)
+            self._retrainer.start()
+
+    def _retrain(self) -> None:
+        try:
+            message = maybe_retrain(self.config, datetime.now())
+        except Exception as exc:  # noqa: BLE001 - a failed retrain must not stop the daemon
+            message = f"document-type model retraining failed ({type(exc).__name__}: {exc}); the previous model stays in use"
+        if message:
+            log.info(message)
 
     def _claim_due(self, pipeline: Pipeline) -> None:
         for path, folder in self.tracker.due(time.monotonic()):
@@ -165,7 +207,7 @@ class Daemon:
                 log.info("claimed %s as %s", path.name, source.path.name)
                 pipeline.feed([source])
 
-    def _drain(self, pipeline: Pipeline, executor: ProcessPoolExecutor) -> None:
+    def _drain(self, pipeline: Pipeline) -> None:
         """Finish what is in flight within the grace period; the rest resumes at restart."""
         log.info("stopping: no new files taken; finishing %d page(s) in flight", pipeline.in_flight)
         pipeline.stop_feeding()
@@ -175,7 +217,10 @@ class Daemon:
         pipeline.flush()
         if pipeline.in_flight:
             log.info("abandoning %d page(s) in flight; their files stay in processing/ for the next start", pipeline.in_flight)
-            _terminate_workers(executor)
+            for source in pipeline.sources_in_flight():
+                mark_in_flight(source, False)
+            pipeline.abandon()
+        pipeline.close()
 
     def _committed(self, outcomes: list[Outcome]) -> None:
         activity.record(self.config, outcomes)
@@ -189,14 +234,6 @@ def _openable(path: Path) -> bool:
             return True
     except OSError:
         return False
-
-
-def _terminate_workers(executor: ProcessPoolExecutor) -> None:
-    # Python 3.11 has no public way to stop running workers; their pages are
-    # redone at the next start, so killing them loses nothing.
-    for process in list(getattr(executor, "_processes", {}).values()):
-        process.terminate()
-    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

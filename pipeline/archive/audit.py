@@ -36,7 +36,13 @@ ACTIONS = frozenset({
     "reindex", "verify", "retention.report", "retention.purge", "audit", "backlog",
     # the web interface: every page that shows patient data, and the accounts behind it
     "view", "download", "patient", "review.view", "login", "login.failed", "logout",
-    "user.add", "user.passwd", "user.disable", "user.enable", "user.role",
+    "user.add", "user.passwd", "user.disable", "user.enable", "user.role", "user.unlock", "forbidden",
+    # the patient index and the registration system's ADT feed (HL7 inbound)
+    "patients.import", "patients.list", "patients.show", "hl7.receive", "patient.merge", "patient.merge.move",
+    # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
+    "ehr.send", "ehr.ack", "ehr.retry", "ehr.status",
+    # the document-type model reads every labelled document's text
+    "classifier.train", "classifier.status",
 })
 
 

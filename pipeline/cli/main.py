@@ -16,7 +16,9 @@ from pathlib import Path
 import click
 
 from indexers.base import SearchFilters
+from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
+from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import (
     find_sidecar,
     iter_failed,
@@ -24,11 +26,24 @@ from pipeline.archive.store import (
     record_from_sidecar,
 )
 from pipeline.cli.backlog import COMMANDS as BACKLOG_COMMANDS
-from pipeline.cli.common import actor, trail, with_config
+from pipeline.cli.classifier import COMMANDS as CLASSIFIER_COMMANDS
+from pipeline.cli.common import (
+    EXIT_FAILED_INPUTS,
+    actor,
+    date_option,
+    json_option,
+    with_config,
+)
+from pipeline.cli.ehr import COMMANDS as EHR_COMMANDS
+from pipeline.cli.hl7 import COMMANDS as HL7_COMMANDS
+from pipeline.cli.patients import COMMANDS as PATIENTS_COMMANDS
 from pipeline.cli.records import COMMANDS as RECORDS_COMMANDS
 from pipeline.cli.web import COMMANDS as WEB_COMMANDS
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
+from pipeline.core.models import OUTCOME_STATUSES
+from pipeline.ehr.outbox import outbox_counts
+from pipeline.identify.type_source import type_source
 from pipeline.records import review as review_docs
 from pipeline.records.review import waiting as review_queue
 from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
@@ -37,7 +52,6 @@ from watch_folders.activity import status as read_status
 from watch_folders.daemon import Daemon, install_signal_handlers
 
 EXIT_USAGE = 1
-EXIT_FAILED_INPUTS = 2
 STATUSES = click.Choice(["filed", "review"])
 
 
@@ -62,8 +76,8 @@ def _outcome_line(outcome: Outcome) -> str:
         return f"filed      {name} -> {outcome.path} (MRN {outcome.mrn}, {outcome.pages} pages)"
     if outcome.status == "review":
         return f"review     {name} -> {outcome.path}: {outcome.reason}"
-    if outcome.status == "duplicate":
-        return f"duplicate  {name}: {outcome.reason}"
+    if outcome.status in ("duplicate", "skipped"):
+        return f"{outcome.status:<10} {name}: {outcome.reason}"
     return f"failed     {name} -> {outcome.path}: {outcome.reason}"
 
 
@@ -72,7 +86,7 @@ def _outcome_line(outcome: Outcome) -> str:
 @with_config
 def ingest(config: Config, paths: tuple[Path, ...]):
     """File PDFs (files or folders of PDFs); the inputs are never modified."""
-    counts = {"filed": 0, "review": 0, "failed": 0, "duplicate": 0}
+    counts = dict.fromkeys(OUTCOME_STATUSES, 0)
 
     def report(outcome: Outcome) -> None:
         counts[outcome.status] += 1
@@ -80,7 +94,7 @@ def ingest(config: Config, paths: tuple[Path, ...]):
 
     index = open_index(config)
     with make_executor(config) as executor:
-        pipeline = Pipeline(config, index, executor, on_outcome=report, audit=trail(config), user=actor())
+        pipeline = Pipeline(config, index, executor, on_outcome=report, audit=AuditLog.for_config(config), user=actor())
         pipeline.run(collect_inputs(paths))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     click.echo(f"{sum(counts.values())} inputs: {summary}", err=True)
@@ -96,17 +110,17 @@ def _absolute(config: Config, relative: str) -> str:
 @click.argument("query", default="")
 @click.option("--mrn")
 @click.option("--type", "doc_type")
-@click.option("--from", "date_from", help="document date on or after (YYYY-MM-DD)")
-@click.option("--to", "date_to", help="document date on or before (YYYY-MM-DD)")
+@date_option("--from", "date_from", "document date on or after")
+@date_option("--to", "date_to", "document date on or before")
 @click.option("--status", type=STATUSES)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@json_option()
 @with_config
 def search(config: Config, query, mrn, doc_type, date_from, date_to, status, limit, as_json):
     """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value)."""
     filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
     hits = open_index(config).search(query, filters, limit)
-    trail(config).record(
+    AuditLog.for_config(config).record(
         "search", user=actor(), doc_ids=[h.doc_id for h in hits], mrns=[mrn, *(h.mrn for h in hits)],
         details={"query": query, "filters": dataclasses.asdict(filters), "limit": limit, "results": len(hits)},
     )
@@ -122,28 +136,28 @@ def search(config: Config, query, mrn, doc_type, date_from, date_to, status, lim
         click.echo(f"{len(hits)} result(s)", err=True)
 
 
-def _list_row(config: Config, sidecar: dict) -> dict:
+def _list_row(config: Config, sidecar: Sidecar) -> dict:
     return {
-        "doc_id": sidecar["doc_id"],
-        "status": sidecar["status"],
-        "mrn": sidecar.get("mrn"),
-        "patient_name": sidecar.get("patient_name"),
-        "dob": sidecar.get("dob"),
-        "doc_type": sidecar["doc_type"],
-        "doc_date": sidecar.get("doc_date"),
-        "pages": sidecar.get("pages"),
-        "path": _absolute(config, sidecar["path"]),
-        "sha256": sidecar["sha256"],
-        "review_reason": sidecar.get("review_reason"),
-        "source": {"file": sidecar["source"]["file"], "pages": sidecar["source"]["pages"]},
+        "doc_id": sidecar.doc_id,
+        "status": sidecar.status,
+        "mrn": sidecar.mrn,
+        "patient_name": sidecar.patient_name,
+        "dob": sidecar.dob,
+        "doc_type": sidecar.doc_type,
+        "doc_date": sidecar.doc_date,
+        "pages": sidecar.pages,
+        "path": _absolute(config, sidecar.path),
+        "sha256": sidecar.sha256,
+        "review_reason": sidecar.review_reason,
+        "source": {"file": sidecar.source.file, "pages": list(sidecar.source.pages)},
     }
 
 
-def _matches(sidecar: dict, mrn, doc_type, status) -> bool:
+def _matches(sidecar: Sidecar, mrn, doc_type, status) -> bool:
     return (
-        (mrn is None or sidecar.get("mrn") == mrn)
-        and (doc_type is None or sidecar["doc_type"] == doc_type)
-        and (status is None or sidecar["status"] == status)
+        (mrn is None or sidecar.mrn == mrn)
+        and (doc_type is None or sidecar.doc_type == doc_type)
+        and (status is None or sidecar.status == status)
     )
 
 
@@ -152,19 +166,19 @@ def _matches(sidecar: dict, mrn, doc_type, status) -> bool:
 @click.option("--type", "doc_type")
 @click.option("--status", type=STATUSES)
 @click.option("--failed", is_flag=True, help="list the inputs set aside as failed instead")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@json_option()
 @with_config
 def list_(config: Config, mrn, doc_type, status, failed, as_json):
     """Every document in the archive and the review queue (read from the archive itself)."""
     if failed:
         entries = list(iter_failed(config))
-        trail(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
+        AuditLog.for_config(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
         for entry in entries:
             row = {"file": entry["file"], "reason": entry["reason"], "at": entry.get("at"), "path": _absolute(config, entry["path"])}
             click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{row['file']}: {row['reason']}")
         return
     rows = [_list_row(config, s) for s in iter_sidecars(config) if _matches(s, mrn, doc_type, status)]
-    trail(config).record(
+    AuditLog.for_config(config).record(
         "list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
         details={"filters": {"mrn": mrn, "type": doc_type, "status": status}, "results": len(rows)},
     )
@@ -180,7 +194,7 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
 
 @cli.command()
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True, help="the whole sidecar as JSON")
+@json_option("the whole sidecar as JSON")
 @with_config
 def show(config: Config, doc_id: str, as_json: bool):
     """One document's metadata and history."""
@@ -189,17 +203,20 @@ def show(config: Config, doc_id: str, as_json: bool):
         sidecar = find_sidecar(config, doc_id, index)
     finally:
         index.close()
-    trail(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.get("mrn")], details={"json": as_json})
+    AuditLog.for_config(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.mrn], details={"json": as_json})
     if as_json:
-        click.echo(json.dumps({**sidecar, "path": _absolute(config, sidecar["path"])}, ensure_ascii=False, indent=2))
+        # Keys sorted, as in the sidecar file itself.
+        whole = {**sidecar.to_json(), "path": _absolute(config, sidecar.path)}
+        click.echo(json.dumps(whole, ensure_ascii=False, indent=2, sort_keys=True))
         return
     row = _list_row(config, sidecar)
     for key in ("doc_id", "status", "mrn", "patient_name", "dob", "doc_type", "doc_date", "pages", "path", "sha256", "review_reason"):
         click.echo(f"{key:>14}: {row[key] if row[key] is not None else '-'}")
-    click.echo(f"{'type cues':>14}: {', '.join(sidecar.get('type_cues', [])) or '-'}")
+    click.echo(f"{'type source':>14}: {type_source(sidecar).label}")
+    click.echo(f"{'type cues':>14}: {', '.join(sidecar.type_cues) or '-'}")
     click.echo(f"{'source':>14}: {row['source']['file']} pages {row['source']['pages']}")
-    for event in sidecar.get("history", []):
-        click.echo(f"{'history':>14}: {event['at']} {event['by']}: {event['action']}")
+    for event in sidecar.history:
+        click.echo(f"{'history':>14}: {event.at} {event.by}: {event.action}")
 
 
 @cli.command()
@@ -207,7 +224,7 @@ def show(config: Config, doc_id: str, as_json: bool):
 def reindex(config: Config):
     """Rebuild the search index from the archive alone."""
     count = open_index(config).rebuild(record_from_sidecar(s) for s in iter_sidecars(config))
-    trail(config).record("reindex", user=actor(), details={"documents": count})
+    AuditLog.for_config(config).record("reindex", user=actor(), details={"documents": count})
     click.echo(f"reindexed {count} document(s)")
 
 
@@ -234,15 +251,15 @@ def review():
 
 
 @review.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@json_option()
 @with_config
 def review_list(config: Config, as_json: bool):
     """Documents waiting for a clerk, with the reason and the suggested patient and type."""
     rows = [
-        {**_list_row(config, s), "suggested_mrn": s.get("suggested_mrn"), "type_confidence": s.get("type_confidence"), "waiting_since": s.get("history", [{}])[0].get("at")}
+        {**_list_row(config, s), "suggested_mrn": s.suggested_mrn, "type_confidence": s.type_confidence, "waiting_since": s.since}
         for s in review_queue(config)
     ]
-    trail(config).record("list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["suggested_mrn"] for r in rows], details={"review_queue": True, "results": len(rows)})
+    AuditLog.for_config(config).record("list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["suggested_mrn"] for r in rows], details={"review_queue": True, "results": len(rows)})
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -260,8 +277,8 @@ def review_list(config: Config, as_json: bool):
 @with_config
 def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
     """File a reviewed document under MRN (and optionally correct its type)."""
-    moved = review_docs.assign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor())
-    click.echo(f"filed {doc_id} -> {moved['path']}")
+    moved = review_docs.assign(config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor())
+    click.echo(f"filed {doc_id} -> {moved.path}")
 
 
 @cli.command()
@@ -272,8 +289,8 @@ def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
 @with_config
 def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason: str):
     """Move a misfiled document to the right patient: archive, history and index together."""
-    moved = review_docs.reassign(config, open_index(config), trail(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor(), reason=reason)
-    click.echo(f"moved {doc_id} -> {moved['path']}")
+    moved = review_docs.reassign(config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor(), reason=reason)
+    click.echo(f"moved {doc_id} -> {moved.path}")
 
 
 @cli.command()
@@ -288,32 +305,36 @@ def watch(config: Config):
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option("as one JSON object")
 @with_config
 def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
     state = read_status(config)
+    ehr = outbox_counts(config)
     if as_json:
-        click.echo(json.dumps({**state.__dict__, "today": dict(state.today)}, ensure_ascii=False))
+        click.echo(json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr}, ensure_ascii=False))
         return
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
     click.echo(f"daemon:     {running}")
     click.echo(f"waiting:    {state.waiting} file(s) in the drop folders")
     click.echo(f"in flight:  {state.in_flight} file(s) in processing/")
-    counts = ", ".join(f"{state.today.get(k, 0)} {k}" for k in ("filed", "review", "failed", "duplicate"))
+    counts = ", ".join(f"{state.today.get(k, 0)} {k}" for k in OUTCOME_STATUSES)
     click.echo(f"today:      {counts}")
     for entry in state.last_errors:
         click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
+    for name, by_state in sorted(ehr.items()):
+        click.echo(f"ehr:        {name}: " + ", ".join(f"{n} {state_}" for state_, n in by_state.items()))
 
 
-for _command in [*RECORDS_COMMANDS, *BACKLOG_COMMANDS, *WEB_COMMANDS]:
+for _command in [*RECORDS_COMMANDS, *BACKLOG_COMMANDS, *WEB_COMMANDS, *PATIENTS_COMMANDS, *HL7_COMMANDS, *EHR_COMMANDS, *CLASSIFIER_COMMANDS]:
     cli.add_command(_command)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `medarchive` command on ``argv`` (default: the process's arguments)."""
     os.umask(0o077)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, standalone_mode=False)
     except MedarchiveError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

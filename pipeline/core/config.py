@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.core.errors import ConfigError
+from pipeline.ehr.listener_settings import HL7ListenerSettings
+from pipeline.ehr.settings import EhrSettings
 
 
 class _Section(BaseModel):
@@ -36,6 +38,7 @@ class IntakeSettings(_Section):
         180_000_000, gt=0, description="render size or embedded image size above which a page is a bomb"
     )
     max_file_mb: int = Field(1024, gt=0)
+    max_pages: int = Field(5000, gt=0, description="more pages than this is refused (a page tree that repeats one page)")
 
 
 DEFAULT_MRN_LABELS = [
@@ -122,6 +125,11 @@ DEFAULT_NOT_MRN_LABELS = [
 ]
 
 
+# Words one OCR edit from a label that mean something else: an MRI or MRA number, Mrs,
+# date of death / admission / injury / exam.
+DEFAULT_LABEL_NEAR_MISSES = ["MRI", "MRA", "MRS", "DOD", "DOA", "DOI", "DOE"]
+
+
 class ExtractionSettings(_Section):
     mrn_labels: list[str] = Field(default_factory=lambda: list(DEFAULT_MRN_LABELS))
     mrn_pattern: str = r"\d{6,10}"
@@ -130,6 +138,15 @@ class ExtractionSettings(_Section):
     dob_labels: list[str] = Field(default_factory=lambda: list(DEFAULT_DOB_LABELS))
     doc_date_labels: list[str] = Field(default_factory=lambda: list(DEFAULT_DOC_DATE_LABELS))
     date_order: Literal["MDY", "DMY"] = "MDY"
+    label_tolerance: int = Field(
+        2, ge=0, le=2,
+        description="OCR edits an MRN/name/DOB label word may carry: 0 none; 1 one per word of 3+ letters;"
+        " 2 also two per word of 8+ letters (letter-shape confusions such as rn/m cost nothing)",
+    )
+    label_near_misses: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LABEL_NEAR_MISSES),
+        description="words that, spelt exactly, are never read as a garbled label (MRI is not MRN)",
+    )
 
     @field_validator("mrn_labels", "not_mrn_labels", "name_labels", "dob_labels", "doc_date_labels", "mrn_pattern")
     @classmethod
@@ -141,10 +158,18 @@ class ExtractionSettings(_Section):
                 raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
         return value
 
+    def is_mrn(self, text: str) -> bool:
+        """Whether ``text`` is an MRN a clerk may file under: ASCII only (``\\d`` alone
+        would take any script's digits, such as fullwidth ones) and the whole of mrn_pattern."""
+        return text.isascii() and re.fullmatch(self.mrn_pattern, text, re.ASCII) is not None
+
 
 class DocTypeRule(_Section):
     titles: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
+    review_below: float = Field(
+        0, ge=0, le=1, description="a document whose best guess is this type, at a confidence below this, goes to review"
+    )
 
 
 DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
@@ -226,6 +251,23 @@ class ClassificationSettings(_Section):
         default_factory=lambda: {k: DocTypeRule(**v) for k, v in DEFAULT_TAXONOMY.items()}
     )
     min_confidence: float = Field(0.5, ge=0, le=1)
+    learned: bool = Field(True, description="use the model learned from the archive when one has been trained")
+    min_examples: int = Field(200, ge=10, description="labelled documents needed before a model is trained")
+    min_examples_per_type: int = Field(5, ge=2, description="a type with fewer labelled documents is left to the rules")
+    max_examples: int = Field(
+        20_000, ge=100, description="train on at most this many (a sample keeping each type's share); bounds memory"
+    )
+    retrain_at: str | None = Field(
+        "02:00", description="local time (HH:MM) the daemon retrains when the labelled set changed; null = never"
+    )
+
+    @field_validator("retrain_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value):
+        # Unquoted 02:00 is a number to YAML (sexagesimal 120).
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
+            raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
+        return value
 
     @field_validator("types")
     @classmethod
@@ -269,6 +311,9 @@ class BarcodeSettings(_Section):
     enabled: bool = True
     formats: list[str] = Field(default_factory=lambda: ["Code128", "Code39", "DataMatrix", "QRCode"])
     separator_value: str = Field("PATCHT", description="a page whose barcode reads this separates documents")
+    patch_bars_alone: bool = Field(
+        False, description="a page with the Kodak patch-T bar pattern along an edge separates documents, barcode or not"
+    )
     whole_page: bool = Field(
         False, description="search whole pages of text for labels, not only their top 40 % (costs ~10 % more CPU)"
     )
@@ -280,10 +325,38 @@ class SplitSettings(_Section):
     automatic: bool = Field(False, description="also split where a page starts a new document (title or patient)")
 
 
+# Words clerks search a document type by, besides the words of its own name
+# (a plain query's words each match the text, the name, the MRN or these).
+DEFAULT_TYPE_SYNONYMS: dict[str, list[str]] = {
+    "discharge_summary": ["discharge", "dc summary", "discharge note"],
+    "history_physical": ["hp", "admission note", "admission history"],  # (one-letter words are not indexed)
+    "progress_note": ["progress", "soap", "office note", "clinic note", "visit note"],
+    "consultation": ["consult", "consult note", "consult report"],
+    "operative_report": ["op note", "op report", "operative", "operation", "surgery", "surgical",
+                         "procedure note"],
+    "radiology_report": ["radiology", "imaging", "x-ray", "xray", "ct", "mri", "ultrasound"],
+    "lab_result": ["lab", "labs", "laboratory", "blood work", "bloodwork"],
+    "pathology_report": ["pathology", "path report", "biopsy", "cytology", "histology"],
+    "referral_letter": ["referral", "letter", "referral letter"],
+    "consent_form": ["consent", "informed consent"],
+    "prescription": ["rx", "script", "medication order"],
+    "insurance_billing": ["insurance", "billing", "bill", "claim", "eob", "invoice", "statement"],
+}
+
+
 class IndexSettings(_Section):
     batch_size: int = Field(200, ge=1)
     writer_timeout_seconds: float = Field(60, gt=0)
     limitmb: int = Field(256, ge=16)
+    # Search budgets (CLI and web alike): past one, the search is refused with a message.
+    max_query_chars: int = Field(500, ge=20, description="longest search accepted, in characters")
+    min_wildcard_prefix: int = Field(2, ge=1, description="letters needed before a * or ? (diab*, not *ab*)")
+    max_expansions: int = Field(300, ge=10, description="most words one wildcard or range may match")
+    search_seconds: float = Field(5, gt=0, description="a search still running after this is stopped")
+    type_synonyms: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_TYPE_SYNONYMS.items()},
+        description="{doc_type: [words or phrases]} a plain search finds the type by, besides its own name",
+    )
 
 
 DEFAULT_IGNORE = ["*.tmp", "*.part", "*.crdownload", "~$*", ".*", "Thumbs.db", "desktop.ini", "@eaDir", "#recycle"]
@@ -308,6 +381,9 @@ class WatchSettings(_Section):
     ignore: list[str] = Field(default_factory=lambda: list(DEFAULT_IGNORE))
     keep_processed_days: int = Field(0, ge=0, description="0 = delete originals once filed and indexed")
     stop_grace_seconds: float = Field(20, ge=0, description="on SIGTERM, time to finish documents in flight")
+    set_aside_after_crashes: int = Field(
+        2, ge=1, description="an input in flight when the daemon died this often goes to failed/, not back in"
+    )
 
     @field_validator("extensions")
     @classmethod
@@ -342,6 +418,9 @@ class BacklogSettings(_Section):
         False, description="Dask workers can read the inputs' paths; otherwise pages travel as bytes"
     )
     scheduler_timeout_seconds: float = Field(30, gt=0, description="how long to try to reach a Dask scheduler")
+    set_aside_after_crashes: int = Field(
+        2, ge=1, description="an input in flight when a run died this often goes to failed/, not back in"
+    )
 
 
 class WebSettings(_Section):
@@ -356,6 +435,9 @@ class WebSettings(_Section):
     page_size: int = Field(20, ge=1, le=200, description="search results per page")
     trusted_proxy: bool = Field(False, description="behind one reverse proxy: the client address comes from its "
                                                    "X-Forwarded-For; otherwise that header is ignored")
+    concurrent_logins: int = Field(2, ge=1, description="password checks at a time (each takes 64 MiB and a core)")
+    login_wait_seconds: float = Field(5, ge=0, description="how long a login waits for a password check "
+                                                           "before it is told the server is busy (503)")
 
 
 class Config(_Section):
@@ -376,6 +458,8 @@ class Config(_Section):
     split: SplitSettings = Field(default_factory=SplitSettings)
     backlog: BacklogSettings = Field(default_factory=BacklogSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
+    ehr: EhrSettings = Field(default_factory=EhrSettings)
 
     @property
     def base_dir(self) -> Path:

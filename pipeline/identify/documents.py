@@ -15,14 +15,17 @@ from pipeline.core.config import Config
 from pipeline.core.models import (
     UNCLASSIFIED,
     Classification,
+    Decision,
     Document,
     Identifiers,
     MrnCandidate,
     PageText,
 )
-from pipeline.identify.classify import classify
+from pipeline.identify import model_store
+from pipeline.identify.classify import classify, review_reason
 from pipeline.identify.decide import decide
 from pipeline.identify.extract import extract_identifiers
+from pipeline.identify.patients import PatientRoster, resolve_mrn
 from pipeline.identify.roster import Roster
 from pipeline.identify.split import page_signals, split_pages
 from pipeline.pages.barcodes import doc_type_from, mrn_values
@@ -62,10 +65,16 @@ def _classify(pages: Sequence[PageText], source: SourceFacts, config: Config) ->
     coded = doc_type_from(reads, config.barcodes.doc_types) if config.barcodes.enabled else None
     if coded:
         return Classification(coded, 1.0, (f"barcode:{coded}",))
-    found = classify([p.text for p in pages], config.classification)
+    stored = model_store.current(config)  # read once per process, not per document
+    found = classify([p.text for p in pages], config.classification, stored.model if stored else None)
     if found.doc_type == UNCLASSIFIED and source.type_hint:
         return Classification(source.type_hint, found.confidence, (*found.cues, f"folder hint:{source.type_hint}"))
     return found
+
+
+def _type_checked(decision: Decision, found: Classification, config: Config) -> Decision:
+    reason = review_reason(found, config.classification) if decision.status == "filed" else None
+    return Decision("review", None, reason, suggested_mrn=decision.mrn) if reason else decision
 
 
 def _identify(pages: Sequence[PageText], config: Config) -> Identifiers:
@@ -73,13 +82,23 @@ def _identify(pages: Sequence[PageText], config: Config) -> Identifiers:
     return replace(ids, mrn_candidates=[*_barcode_candidates(pages, config), *ids.mrn_candidates])
 
 
-def build_documents(pages: Sequence[PageText], source: SourceFacts, config: Config, roster: Roster | None) -> list[Document]:
+def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) -> Decision:
+    """A document read with a retired MRN is filed under the patient who survived the merge."""
+    if decision.status != "filed" or not isinstance(roster, PatientRoster):
+        return decision
+    mrn, note = resolve_mrn(roster.index, decision.mrn)
+    return decision if note is None else replace(decision, mrn=mrn, corrections=(*decision.corrections, note))
+
+
+def build_documents(pages: Sequence[PageText], source: SourceFacts, config: Config, roster: Roster | PatientRoster | None) -> list[Document]:
     """The documents in one input, in page order (separator sheets belong to none)."""
     by_no = {p.page_no: p for p in pages}
     documents = []
     for group in page_groups(pages, config):
         doc_pages = [by_no[n] for n in group]
         ids = _identify(doc_pages, config)
+        found = _classify(doc_pages, source, config)
+        decision = _follow_merges(decide(doc_pages, ids, config.filing, config.roster, roster), roster)
         documents.append(Document(
             doc_id=doc_id_for(source.sha256, group[0]),
             source_file=source.name,
@@ -87,8 +106,8 @@ def build_documents(pages: Sequence[PageText], source: SourceFacts, config: Conf
             sha256=source.sha256,
             pages=doc_pages,
             identifiers=ids,
-            classification=_classify(doc_pages, source, config),
-            decision=decide(doc_pages, ids, config.filing, config.roster, roster),
+            classification=found,
+            decision=_type_checked(decision, found, config),
             source_label=source.label,
         ))
     return documents

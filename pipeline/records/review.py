@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.derived import remove_page_images
+from pipeline.archive.sidecar import HistoryEvent, Placement, Sidecar
 from pipeline.archive.store import (
     find_sidecar,
     iter_sidecars,
@@ -23,32 +24,33 @@ from pipeline.archive.store import (
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
+from pipeline.ehr.enqueue import enqueue_filed
 
 
 class ReviewError(MedarchiveError):
     pass
 
 
-def waiting(config: Config) -> Iterator[dict]:
+def waiting(config: Config) -> Iterator[Sidecar]:
     """Documents in the review queue, oldest first."""
-    queue = [s for s in iter_sidecars(config) if s["status"] == "review"]
-    yield from sorted(queue, key=lambda s: s.get("history", [{}])[0].get("at", ""))
+    queue = [s for s in iter_sidecars(config) if s.status == "review"]
+    yield from sorted(queue, key=lambda s: s.since or "")
 
 
 def _check_target(config: Config, mrn: str, doc_type: str | None) -> None:
-    if not re.fullmatch(config.extraction.mrn_pattern, mrn):
+    if not config.extraction.is_mrn(mrn):
         raise ReviewError(f"{mrn!r} does not look like an MRN (extraction.mrn_pattern is {config.extraction.mrn_pattern!r})")
     if doc_type is not None and doc_type not in config.classification.types and doc_type != "unclassified":
         raise ReviewError(f"unknown document type {doc_type!r}; use one of {', '.join(sorted(config.classification.types))}")
 
 
-def _record_correction(config: Config, before: dict, after: dict, user: str, action: str) -> None:
+def _record_correction(config: Config, before: Sidecar, after: Sidecar, user: str, action: str) -> None:
     entry = {
-        "at": now_utc(), "by": user, "action": action, "doc_id": after["doc_id"],
-        "from": {"mrn": before.get("mrn"), "doc_type": before["doc_type"], "status": before["status"]},
-        "to": {"mrn": after["mrn"], "doc_type": after["doc_type"]},
-        "review_reason": before.get("review_reason"), "type_cues": before.get("type_cues", []),
-        "mrn_candidates": [c.get("value") for c in before.get("identifiers", {}).get("mrn_candidates", [])],
+        "at": now_utc(), "by": user, "action": action, "doc_id": after.doc_id,
+        "from": _placement(before).to_json(),
+        "to": Placement(after.mrn, after.doc_type).to_json(),
+        "review_reason": before.review_reason, "type_cues": list(before.type_cues),
+        "mrn_candidates": [c.value for c in before.identifiers.mrn_candidates],
     }
     fd = os.open(config.root / "corrections.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -58,35 +60,49 @@ def _record_correction(config: Config, before: dict, after: dict, user: str, act
         os.close(fd)
 
 
-def _move(config: Config, index: Index, audit: AuditLog, sidecar: dict, *, mrn: str, doc_type: str | None, user: str, action: str, reason: str | None) -> dict:
-    _check_target(config, mrn, doc_type)
-    new_type = doc_type or sidecar["doc_type"]
-    event = {"by": user, "action": action, "reason": reason,
-             "from": {"mrn": sidecar.get("mrn"), "doc_type": sidecar["doc_type"], "status": sidecar["status"]},
-             "to": {"mrn": mrn, "doc_type": new_type}}
-    audit.record(action, user=user, doc_ids=[sidecar["doc_id"]], mrns=[sidecar.get("mrn"), mrn], reason=reason,
-                 details={"from": event["from"], "to": event["to"]})
-    moved = move_document(config, sidecar, mrn=mrn, doc_type=new_type, event=event)
+def _placement(sidecar: Sidecar) -> Placement:
+    return Placement(sidecar.mrn, sidecar.doc_type, sidecar.status)
+
+
+def _move(config: Config, index: Index, audit: AuditLog, sidecar: Sidecar, *, mrn: str, doc_type: str | None, user: str, action: str, reason: str | None) -> Sidecar:
+    new_type = doc_type or sidecar.doc_type
+    before, after = _placement(sidecar), Placement(mrn, new_type)
+    event = HistoryEvent(now_utc(), user, action, reason, moved_from=before, moved_to=after)
+    details = {"from": before.to_json(), "to": after.to_json()}
+    try:
+        _check_target(config, mrn, doc_type)
+        moved = move_document(config, sidecar, mrn=mrn, doc_type=new_type, event=event)
+    except MedarchiveError as exc:
+        # Only what happened: a refusal, never the move that did not take place.
+        audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn], reason=reason,
+                     outcome="refused", details={**details, "error": str(exc)})
+        raise
+    audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn, mrn], reason=reason,
+                 details=details)
+    # Its page images belong to the patient it left; they are made again on the next view.
+    remove_page_images(config, [sidecar.sha256])
     index.add([record_from_sidecar(moved)])
+    # The EHR follows: a first filing is sent; a document already sent is cancelled there and sent anew.
+    enqueue_filed(config, [moved])
     _record_correction(config, sidecar, moved, user, action)
     return moved
 
 
-def assign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str) -> dict:
+def assign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str) -> Sidecar:
     """File a document waiting in review under ``mrn``."""
     sidecar = find_sidecar(config, doc_id, index)
-    if sidecar["status"] != "review":
-        raise ReviewError(f"{doc_id} is not in the review queue (it is filed under MRN {sidecar.get('mrn')}); use reassign")
+    if sidecar.status != "review":
+        raise ReviewError(f"{doc_id} is not in the review queue (it is filed under MRN {sidecar.mrn}); use reassign")
     return _move(config, index, audit, sidecar, mrn=mrn, doc_type=doc_type, user=user, action="review.assign", reason=None)
 
 
-def reassign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str, reason: str) -> dict:
+def reassign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str, reason: str) -> Sidecar:
     """Move a filed document to the right patient (or type)."""
     sidecar = find_sidecar(config, doc_id, index)
-    if sidecar["status"] != "filed":
+    if sidecar.status != "filed":
         raise ReviewError(f"{doc_id} is waiting in review; use review assign")
     if not reason.strip():
         raise ReviewError("a reassignment needs a reason (--reason)")
-    if mrn == sidecar.get("mrn") and (doc_type or sidecar["doc_type"]) == sidecar["doc_type"]:
-        raise ReviewError(f"{doc_id} is already filed under MRN {mrn} as {sidecar['doc_type']}")
+    if mrn == sidecar.mrn and (doc_type or sidecar.doc_type) == sidecar.doc_type:
+        raise ReviewError(f"{doc_id} is already filed under MRN {mrn} as {sidecar.doc_type}")
     return _move(config, index, audit, sidecar, mrn=mrn, doc_type=doc_type, user=user, action="reassign", reason=reason)

@@ -8,6 +8,7 @@ from collections import deque
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from pipeline.archive.audit import ACTIONS, AuditFilters
+from pipeline.ehr.outbox import STATES, Outbox, OutboxError
 from web.auth import requires
 from web.context import current_user, record, services
 from web.users import ROLES, UserError
@@ -51,18 +52,20 @@ def change_user(name: str) -> tuple[str, int] | Response:
         if change in ("enable", "disable"):
             if name == current_user().name:
                 raise UserError("you cannot disable or enable your own account")
-            store.set_enabled(name, change == "enable")
+            changed = store.set_enabled(name, change == "enable")
             record(f"user.{change}", details={"name": name})
         elif change == "password":
-            store.set_password(name, form.get("password", ""))
+            changed = store.set_password(name, form.get("password", ""))
             record("user.passwd", details={"name": name})
         elif change == "role":
-            store.set_role(name, form.get("role", ""))
+            changed = store.set_role(name, form.get("role", ""))
             record("user.role", details={"name": name, "role": form.get("role")})
         else:
             raise UserError(f"unknown change {change!r}")
     except UserError as exc:
         return _users_page(str(exc), 400)
+    if name == current_user().name:
+        g.session.version = changed.version  # the change ends the account's other sessions, not this one
     return _done(f"Changed {name}: {change}.")
 
 
@@ -91,3 +94,42 @@ def audit() -> tuple[str, int]:
     # Reading the trail shows who saw which patient: that is itself an access.
     record("audit", mrns=[filters.mrn], details={"filters": dataclasses.asdict(filters), "results": len(newest)})
     return render_template("admin_audit.html", rows=newest, error=None, **context), 200
+
+
+# The EHR outbox: counts per destination and state, the newest messages, retry of dead ones.
+EHR_ROWS = 200
+
+
+def _ehr_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    config = services().config
+    state = request.args.get("state") or None
+    if state not in (None, *STATES):
+        error, status, state = f"unknown state {state!r}", 400, None
+    with Outbox.for_config(config) as outbox:
+        counts, rows = outbox.counts(), [m.status_row() for m in outbox.messages(state=state, limit=EHR_ROWS)]
+    record("ehr.status", doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
+           details={"state": state, "results": len(rows)})
+    return render_template("admin_ehr.html", counts=counts, rows=rows, states=STATES, state=state,
+                           destinations=[d.name for d in config.ehr.destinations], error=error), status
+
+
+@bp.get("/ehr")
+@requires("admin")
+def ehr() -> tuple[str, int]:
+    return _ehr_page()
+
+
+@bp.post("/ehr/retry")
+@requires("admin")
+def ehr_retry() -> tuple[str, int] | Response:
+    which = request.form.get("message", "")
+    try:
+        ids = None if which == "all-dead" else [int(which)]
+        with Outbox.for_config(services().config) as outbox:
+            revived = outbox.retry(ids)
+    except (ValueError, OutboxError) as exc:
+        return _ehr_page(str(exc) if isinstance(exc, OutboxError) else f"{which!r} is not a message number", 400)
+    record("ehr.retry", doc_ids=[m.doc_id for m in revived], mrns=[m.mrn for m in revived],
+           details={"messages": [m.id for m in revived], "all_dead": ids is None})
+    g.session.notice = f"{len(revived)} message(s) queued again."
+    return redirect(url_for("admin.ehr"))
