@@ -96,9 +96,9 @@ def indexed_ids(config_file: Path) -> list[str]:
         index.close()
 
 
-def backlog_config(folder: Path) -> Path:
+def backlog_config(folder: Path, **backlog) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    return write_config(folder, backlog={"progress_seconds": 1})
+    return write_config(folder, backlog={"progress_seconds": 1, **backlog})
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,8 @@ def _done_inputs(config: Path) -> int:
 
 def test_a_run_killed_part_way_resumes_to_the_same_archive(tree, reference, tmp_path):
     root, expected = tree
-    config = backlog_config(tmp_path / "killed")
+    # Commits every step, so inputs are done one by one and the kill lands part way.
+    config = backlog_config(tmp_path / "killed", commit_seconds=0.1)
     command = [sys.executable, "-m", "pipeline", "--config", str(config), "backlog", str(root)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -281,6 +282,6 @@ def test_journal_keeps_states_across_connections(tmp_path):
     assert again.unfinished_run(tmp_path).run_id == run.run_id
     assert again.state(run.run_id, "a.pdf") == "done"
     assert again.state(run.run_id, "b.pdf") == "started"
-    assert again.counts(run.run_id) == {"filed": 0, "review": 0, "failed": 1, "duplicate": 0}
+    assert again.counts(run.run_id) == {"filed": 0, "review": 0, "failed": 1, "duplicate": 0, "skipped": 0}
     again.finish(run.run_id)
     assert again.unfinished_run(tmp_path) is None
