@@ -22,9 +22,13 @@ import hl7.mllp
 import httpx
 from reportlab.pdfgen import canvas
 
+from pipeline.archive.dataroot import open_data_root
 from pipeline.archive.sidecar import HistoryEvent, Sidecar, SourceRef, write_sidecar
 from pipeline.archive.store import base_name, sidecar_path
+from pipeline.core.config import Config, load_config
 from pipeline.core.fsutil import atomic_write_bytes, sha256_file
+from pipeline.ehr.outbox import Outbox
+from tests.conftest import write_config
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
@@ -213,3 +217,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def ehr_config(tmp_path: Path, destination: dict) -> Config:
+    """A config with one EHR destination and quick retries, its data root opened."""
+    path = write_config(tmp_path, ehr={"destinations": [destination], "retry": {"first_seconds": 0.05, "max_seconds": 0.2}})
+    config = load_config(path)
+    open_data_root(config)
+    return config
+
+
+def outbox_messages(config: Config) -> list:
+    """Every message of the outbox, oldest first."""
+    with Outbox.for_config(config) as outbox:
+        return sorted(outbox.messages(), key=lambda m: m.id)

@@ -24,7 +24,6 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
-from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog, os_user
 from pipeline.core.config import Config, DropFolder
 from pipeline.core.errors import ConfigError
@@ -141,9 +140,6 @@ class Daemon:
         fixed = reconcile_index(self.config, self.index)
         if fixed.added or fixed.removed:
             log.info("index reconciled with the archive: %d added, %d removed", fixed.added, fixed.removed)
-        swept = scratch.sweep(self.config.scratch_dir)
-        if swept:
-            log.info("removed %d temp folder(s) that stopped processes left in the data root", swept)
         leftovers, poison = pending_claims(self.config)
         for source in poison:
             pipeline.set_aside(source, killed_too_often("the daemon", self.config.watch.set_aside_after_crashes))

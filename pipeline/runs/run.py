@@ -125,7 +125,6 @@ class _Opening:
 
     source: InputFile
     workdir: tempfile.TemporaryDirectory
-    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,9 @@ class Pipeline:
         self._alone: InputFile | None = None
         self._killed_hung = False
         self._hang_seconds = config.ocr.page_timeout_seconds * _HANG_FACTOR + _HANG_MARGIN_SECONDS
-        scratch.sweep(config.scratch_dir)  # left by processes that were killed
+        swept = scratch.sweep(config.scratch_dir)
+        if swept:
+            log.info("removed %d temp folder(s) that stopped processes left in the data root", swept)
 
     def run(self, sources: Iterable[InputFile]) -> None:
         """Take every source to its outcome and commit the index."""

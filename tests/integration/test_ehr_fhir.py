@@ -16,20 +16,20 @@ from click.testing import CliRunner
 from fhir.resources.R4B.documentreference import DocumentReference
 
 from pipeline.archive.audit import AuditFilters, AuditLog
-from pipeline.archive.dataroot import open_data_root
 from pipeline.archive.index import open_index
 from pipeline.cli.main import cli
-from pipeline.core.config import load_config
 from pipeline.ehr.enqueue import enqueue_filed
-from pipeline.ehr.outbox import Outbox, outbox_path
+from pipeline.ehr.outbox import outbox_path
 from pipeline.ehr.sender import send_once
 from pipeline.records import review
-from tests.conftest import ROOT, free_port, write_config
+from tests.conftest import ROOT, free_port
 from tests.ehr_servers import (
     DOC_SYSTEM,
     MRN_SYSTEM,
     FhirServer,
+    ehr_config,
     file_document,
+    outbox_messages,
     wait_for,
 )
 
@@ -53,15 +53,7 @@ def _config(tmp_path: Path, base_url: str, **destination):
     dest = {"name": "ehr-fhir", "kind": "fhir", "base_url": base_url, "patient_identifier_system": MRN_SYSTEM,
             "document_identifier_system": DOC_SYSTEM, "timeout_seconds": 5,
             "custodian_reference": "Organization/hospital", "custodian_display": "General Hospital", **destination}
-    path = write_config(tmp_path, ehr={"destinations": [dest], "retry": {"first_seconds": 0.05, "max_seconds": 0.2}})
-    config = load_config(path)
-    open_data_root(config)
-    return config
-
-
-def _outbox(config) -> list:
-    with Outbox.for_config(config) as outbox:
-        return sorted(outbox.messages(), key=lambda m: m.id)
+    return ehr_config(tmp_path, dest)
 
 
 def _documents(fhir: FhirServer, number: str) -> list[dict]:
@@ -72,10 +64,10 @@ def _send_until_quiet(config, rounds: int = 40) -> None:
     """Send, waiting out the (short) backoff, until nothing is pending."""
     for _ in range(rounds):
         send_once(config)
-        if not any(m.state == "pending" for m in _outbox(config)):
+        if not any(m.state == "pending" for m in outbox_messages(config)):
             return
         time.sleep(0.06)
-    raise AssertionError(f"still pending: {[m.status_row() for m in _outbox(config) if m.state == 'pending']}")
+    raise AssertionError(f"still pending: {[m.status_row() for m in outbox_messages(config) if m.state == 'pending']}")
 
 
 def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
@@ -90,7 +82,7 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
     send_once(config)
     send_once(config)
 
-    assert [m.state for m in _outbox(config)] == ["sent", "sent"]
+    assert [m.state for m in outbox_messages(config)] == ["sent", "sent"]
     for doc, loinc in zip(docs, ["18842-5", "11502-2"]):
         [found] = _documents(fhir, doc.doc_id)
         DocumentReference.model_validate({k: v for k, v in found.items() if k != "meta"})
@@ -120,7 +112,7 @@ def test_binary_content_with_oauth2_client_credentials(tmp_path, fhir):
     enqueue_filed(config, [doc])
     send_once(config)
 
-    assert [m.state for m in _outbox(config)] == ["sent"]
+    assert [m.state for m in outbox_messages(config)] == ["sent"]
     [found] = fhir.search("DocumentReference", headers=auth, identifier=f"{DOC_SYSTEM}|{doc.doc_id}")
     url = found["content"][0]["attachment"]["url"]
     assert url.startswith("Binary/") and "data" not in found["content"][0]["attachment"]
@@ -139,7 +131,7 @@ def test_wrong_client_secret_is_retried_not_dead(tmp_path, fhir):
         send_once(config)
     finally:
         del os.environ["MEDARCHIVE_TEST_FHIR_SECRET"]
-    [message] = _outbox(config)
+    [message] = outbox_messages(config)
     assert message.state == "pending" and "token endpoint refused our client credentials" in message.last_error
 
 
@@ -148,14 +140,14 @@ def test_unknown_patient_is_dead_with_the_reason_then_retried(tmp_path, fhir):
     doc = file_document(config, 1, mrn=MRN_A)
     enqueue_filed(config, [doc])
     send_once(config)
-    [message] = _outbox(config)
+    [message] = outbox_messages(config)
     assert message.state == "dead" and f"no Patient with identifier {MRN_SYSTEM}|{MRN_A}" in message.last_error
 
     fhir.add_patient(MRN_A)
     done = CliRunner().invoke(cli, ["--config", str(config.path), "ehr", "retry", str(message.id)])
     assert done.exit_code == 0 and "1 message(s) queued again" in done.output
     send_once(config)
-    assert [m.state for m in _outbox(config)] == ["sent"]
+    assert [m.state for m in outbox_messages(config)] == ["sent"]
     assert len(_documents(fhir, doc.doc_id)) == 1
     status = CliRunner().invoke(cli, ["--config", str(config.path), "ehr", "status", "--json"])
     assert '"state": "sent"' in status.output and message.doc_id in status.output
@@ -167,7 +159,7 @@ def test_receiver_down_then_up_drains_without_duplicates(tmp_path):
     docs = [file_document(config, n, mrn=MRN_A) for n in range(1, 4)]
     enqueue_filed(config, docs)
     send_once(config)
-    messages = _outbox(config)
+    messages = outbox_messages(config)
     # In order per patient: the first waits out its backoff, the two behind it are not tried.
     assert [m.attempts for m in messages] == [1, 0, 0]
     assert "cannot reach ehr-fhir" in messages[0].last_error
@@ -176,7 +168,7 @@ def test_receiver_down_then_up_drains_without_duplicates(tmp_path):
     try:
         server.add_patient(MRN_A)
         _send_until_quiet(config)
-        assert [m.state for m in _outbox(config)] == ["sent"] * 3
+        assert [m.state for m in outbox_messages(config)] == ["sent"] * 3
         assert all(len(_documents(server, d.doc_id)) == 1 for d in docs)
     finally:
         server.stop()
@@ -190,15 +182,15 @@ def test_server_errors_and_slow_answers_are_retried_not_duplicated(tmp_path, fhi
 
     fhir.faults(status=500, count=2, method="POST")
     send_once(config)
-    assert _outbox(config)[0].last_error.startswith("HTTP 500")
+    assert outbox_messages(config)[0].last_error.startswith("HTTP 500")
     _send_until_quiet(config)
-    assert _outbox(config)[0].attempts == 3
+    assert outbox_messages(config)[0].attempts == 3
 
     # Slower than our timeout: the server still creates it after we gave up; the retry finds it.
     enqueue_filed(config, [second])
     fhir.faults(delay_ms=1500, method="POST")
     send_once(config)
-    assert "did not answer" in _outbox(config)[1].last_error
+    assert "did not answer" in outbox_messages(config)[1].last_error
     assert fhir.requests()["POST DocumentReference"] == 3 + 1
     fhir.faults()
     time.sleep(1.2)
@@ -219,7 +211,7 @@ def test_reassigned_document_is_entered_in_error_and_replaced(tmp_path, fhir):
 
     review.reassign(config, index, audit, waiting.doc_id, mrn=MRN_B, doc_type="consultation", user="clerk", reason="wrong chart")
     index.close()
-    assert [(m.action, m.version, m.mrn) for m in _outbox(config)] == [
+    assert [(m.action, m.version, m.mrn) for m in outbox_messages(config)] == [
         ("create", 1, MRN_A), ("cancel", 1, MRN_A), ("create", 2, MRN_B)]
     send_once(config)
 
@@ -249,7 +241,7 @@ def test_sender_killed_mid_send_leaves_no_duplicate(tmp_path, fhir):
         sender.send_signal(signal.SIGKILL)
     finally:
         sender.wait(10)
-    assert _outbox(config)[0].state == "pending"
+    assert outbox_messages(config)[0].state == "pending"
     time.sleep(1.6)  # the server finishes the create the killed sender asked for
     fhir.faults()
     _send_until_quiet(config)

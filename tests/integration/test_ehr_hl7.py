@@ -15,18 +15,17 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from pipeline.archive.audit import AuditLog
-from pipeline.archive.dataroot import open_data_root
 from pipeline.archive.index import open_index
 from pipeline.cli.main import cli
-from pipeline.core.config import load_config
 from pipeline.ehr.enqueue import enqueue_filed
-from pipeline.ehr.outbox import Outbox
 from pipeline.ehr.sender import send_once, start_sender
 from pipeline.records import review
-from tests.conftest import free_port, write_config
+from tests.conftest import free_port
 from tests.ehr_servers import (
     MllpListener,
+    ehr_config,
     file_document,
+    outbox_messages,
     self_signed,
     wait_for,
 )
@@ -38,15 +37,7 @@ def _config(tmp_path: Path, port: int, **destination):
     dest = {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": port, "sending_facility": "GENHOSP",
             "receiving_application": "EHR", "receiving_facility": "GENHOSP", "assigning_authority": "GENHOSP",
             "timeout_seconds": 2, **destination}
-    path = write_config(tmp_path, ehr={"destinations": [dest], "retry": {"first_seconds": 0.05, "max_seconds": 0.2}})
-    config = load_config(path)
-    open_data_root(config)
-    return config
-
-
-def _outbox(config) -> list:
-    with Outbox.for_config(config) as outbox:
-        return sorted(outbox.messages(), key=lambda m: m.id)
+    return ehr_config(tmp_path, dest)
 
 
 def _strict(raw: str):
@@ -68,7 +59,7 @@ def test_mdm_t02_carries_the_pdf_and_validates(tmp_path):
         enqueue_filed(config, docs)
         [result] = send_once(config)
         assert (result.sent, result.retry, result.dead) == (2, 0, 0)
-        assert [m.state for m in _outbox(config)] == ["sent", "sent"]
+        assert [m.state for m in outbox_messages(config)] == ["sent", "sent"]
         for raw, doc, loinc in zip(listener.received, docs, ["11502-2", "11506-3"]):
             message = _strict(raw)
             assert message.name == "MDM_T02"
@@ -90,14 +81,14 @@ def test_ae_is_dead_then_retried_once_the_receiver_is_fixed(tmp_path):
         doc = file_document(config, 1, mrn=MRN_A)
         enqueue_filed(config, [doc])
         send_once(config)
-        [message] = _outbox(config)
+        [message] = outbox_messages(config)
         assert message.state == "dead" and message.last_error == "AE: unknown patient"
 
         listener.answer = "AA"
         done = CliRunner().invoke(cli, ["--config", str(config.path), "ehr", "retry", "--all-dead"])
         assert done.exit_code == 0, done.output
         send_once(config)
-        assert [m.state for m in _outbox(config)] == ["sent"]
+        assert [m.state for m in outbox_messages(config)] == ["sent"]
         assert [d[1] for d in listener.documents()] == [doc.doc_id, doc.doc_id]  # the same TXA-12 both times
     finally:
         listener.stop()
@@ -109,20 +100,20 @@ def test_receiver_down_then_up_and_silent_receiver(tmp_path):
     docs = [file_document(config, n, mrn=m) for n, m in [(1, MRN_A), (2, MRN_A), (3, MRN_B)]]
     enqueue_filed(config, docs)
     send_once(config)
-    assert [m.attempts for m in _outbox(config)] == [1, 0, 1]  # MRN_A's second waits behind its first
+    assert [m.attempts for m in outbox_messages(config)] == [1, 0, 1]  # MRN_A's second waits behind its first
 
     listener = MllpListener(port=port, answer="silent")
     try:
         time.sleep(0.25)
         send_once(config)
-        assert all("no acknowledgement" in m.last_error for m in _outbox(config) if m.attempts)
+        assert all("no acknowledgement" in m.last_error for m in outbox_messages(config) if m.attempts)
         listener.answer = "AA"
         for _ in range(40):
             send_once(config)
-            if all(m.state == "sent" for m in _outbox(config)):
+            if all(m.state == "sent" for m in outbox_messages(config)):
                 break
             time.sleep(0.06)
-        assert [m.state for m in _outbox(config)] == ["sent"] * 3
+        assert [m.state for m in outbox_messages(config)] == ["sent"] * 3
         # Every document arrived; those the silent receiver never acknowledged came again with the same TXA-12.
         delivered = listener.documents()
         assert {d[1] for d in delivered} == {d.doc_id for d in docs}
@@ -162,9 +153,9 @@ def test_sender_thread_of_watch_delivers_and_stops(tmp_path):
         done = CliRunner().invoke(cli, ["--config", str(config.path), "ehr", "enqueue", "--all"])
         assert done.exit_code == 0 and "2 message(s) queued" in done.output
         sender = start_sender(config.model_copy(update={"ehr": config.ehr.model_copy(update={"poll_seconds": 0.1})}), stop)
-        assert wait_for(lambda: all(m.state == "sent" for m in _outbox(config)))
+        assert wait_for(lambda: all(m.state == "sent" for m in outbox_messages(config)))
         enqueue_filed(config, [file_document(config, 3, mrn=MRN_B)])  # filed while the sender waits
-        assert wait_for(lambda: len(listener.received) == 3 and all(m.state == "sent" for m in _outbox(config)))
+        assert wait_for(lambda: len(listener.received) == 3 and all(m.state == "sent" for m in outbox_messages(config)))
         stop.set()
         sender.join(10)
         assert not sender.is_alive()
@@ -184,14 +175,14 @@ def test_tls_to_a_listener_whose_certificate_we_trust(tmp_path):
         doc = file_document(config, 1, mrn=MRN_A)
         enqueue_filed(config, [doc])
         send_once(config)
-        assert [m.state for m in _outbox(config)] == ["sent"] and listener.documents()[0][1] == doc.doc_id
+        assert [m.state for m in outbox_messages(config)] == ["sent"] and listener.documents()[0][1] == doc.doc_id
 
         (tmp_path / "other").mkdir()
         # Without ca_file only the system's CAs are trusted, and they never signed this certificate.
         untrusting = _config(tmp_path / "other", listener.port, tls={"enabled": True})
         enqueue_filed(untrusting, [file_document(untrusting, 2, mrn=MRN_A)])
         send_once(untrusting)
-        [refused] = _outbox(untrusting)
+        [refused] = outbox_messages(untrusting)
         assert refused.state == "pending" and "CERTIFICATE_VERIFY_FAILED" in refused.last_error
     finally:
         listener.stop()
