@@ -105,10 +105,14 @@ def part_one(args) -> None:
     fileable = sum(1 for _, t in truth.values() if t["expect"] == "filed")
     total = len(truth)
     print(f"documents: {total} ({fileable} fileable, {total - fileable} that must go to review)")
-    print(f"filed under the right MRN: {overall['filed_ok']}/{fileable} = {100 * overall['filed_ok'] / fileable:.1f} % of fileable (target >= 95 %)")
+    print(
+        f"filed under the right MRN: {overall['filed_ok']}/{fileable} = {100 * overall['filed_ok'] / fileable:.1f} % of fileable (target >= 95 %)"
+    )
     print(f"misfiled:                  {overall['misfiled']} = {100 * overall['misfiled'] / total:.1f} % (must be 0)")
-    print(f"in review:                 {overall['review'] + overall['review_ok']} = {100 * (overall['review'] + overall['review_ok']) / total:.1f} % "
-          f"({overall['review_ok']} expected, {overall['review']} fileable sent to review)")
+    print(
+        f"in review:                 {overall['review'] + overall['review_ok']} = {100 * (overall['review'] + overall['review_ok']) / total:.1f} % "
+        f"({overall['review_ok']} expected, {overall['review']} fileable sent to review)"
+    )
     print(f"missing:                   {overall['missing']}")
     print(f"type accuracy:             {types_ok}/{total} = {100 * types_ok / total:.1f} %")
     print("per style: filed_ok / review (fileable) / misfiled / review_ok")
@@ -131,10 +135,17 @@ class Placed:
 
 
 def _images(doc, rng: random.Random, labelled: bool, rotate: int) -> list:
-    images = [samples.render_page(list(lines), dpi=300, rng=rng, skew_deg=rng.uniform(-1, 1), rotate=rotate if k == 0 else 0)
-              for k, lines in enumerate(doc.pages)]
+    images = [
+        samples.render_page(list(lines), dpi=300, rng=rng, skew_deg=rng.uniform(-1, 1), rotate=rotate if k == 0 else 0)
+        for k, lines in enumerate(doc.pages)
+    ]
     if labelled and doc.patient:
-        label = labels.patient_label(doc.patient.mrn, doc.patient.name, doc.patient.dob, rng.choice(["Code128", "DataMatrix", "QRCode", "Code39"]))
+        label = labels.patient_label(
+            doc.patient.mrn,
+            doc.patient.name,
+            doc.patient.dob,
+            rng.choice(["Code128", "DataMatrix", "QRCode", "Code39"]),
+        )
         images[0] = labels.paste_label(images[0], label, (1400, 120))
     return images
 
@@ -150,12 +161,18 @@ def write_identification_corpus(folder: Path, batches: int, seed: int) -> tuple[
         for d in range(rng.randint(2, 5)):
             if images:
                 images.append(labels.separator_sheet())
-            doc = samples.make_document(rng, rng.choice(samples.DOC_TYPES), rng.choice(patients), pages=rng.choice((1, 1, 2)))
+            doc = samples.make_document(
+                rng, rng.choice(samples.DOC_TYPES), rng.choice(patients), pages=rng.choice((1, 1, 2))
+            )
             labelled = rng.random() < 0.4
             rotate = rng.choice((0, 0, 0, 180, 90))
             first = len(images) + 1
             images.extend(_images(doc, rng, labelled, rotate))
-            placed.append(Placed(f"batch-{b:02d}.pdf", list(range(first, len(images) + 1)), samples.ground_truth_json(doc), labelled))
+            placed.append(
+                Placed(
+                    f"batch-{b:02d}.pdf", list(range(first, len(images) + 1)), samples.ground_truth_json(doc), labelled
+                )
+            )
         samples.write_scanned_pdf(folder / f"batch-{b:02d}.pdf", images, encoding="jpeg", dpi=(300, 300))
     return placed, patients
 
@@ -183,30 +200,65 @@ def part_two(args) -> None:
             labelled += doc.labelled
             labelled_ok += doc.labelled and v == "filed_ok"
         if args.details and v not in ("filed_ok", "review_ok"):
-            print(f"  {v:<11} {doc.file} pages {doc.pages}: truth {doc.truth['mrn']} got {row and (row['status'], row['mrn'], row['review_reason'])}")
+            print(
+                f"  {v:<11} {doc.file} pages {doc.pages}: truth {doc.truth['mrn']} got {row and (row['status'], row['mrn'], row['review_reason'])}"
+            )
     exact = len(placed) - counts["split_wrong"]
     total = len(placed)
     print(f"\npart 2, with a roster: {total} documents in {args.batches} separator-sheet batches")
     print(f"split exactly right:              {exact}/{total} = {100 * exact / total:.1f} % (target 100 %)")
-    print(f"roster-MRN documents filed right: {roster_ok}/{roster_docs} = {100 * roster_ok / max(1, roster_docs):.1f} % (target >= 97 %)")
-    print(f"barcode-labelled filed right:     {labelled_ok}/{labelled} = {100 * labelled_ok / max(1, labelled):.1f} % (target 100 %)")
+    print(
+        f"roster-MRN documents filed right: {roster_ok}/{roster_docs} = {100 * roster_ok / max(1, roster_docs):.1f} % (target >= 97 %)"
+    )
+    print(
+        f"barcode-labelled filed right:     {labelled_ok}/{labelled} = {100 * labelled_ok / max(1, labelled):.1f} % (target 100 %)"
+    )
     print(f"misfiled:                         {counts['misfiled']} (must be 0)")
-    print(f"in review:                        {counts['review'] + counts['review_ok']} ({counts['review_ok']} expected)")
+    print(
+        f"in review:                        {counts['review'] + counts['review_ok']} ({counts['review_ok']} expected)"
+    )
     print(f"type accuracy:                    {types_ok}/{total} = {100 * types_ok / total:.1f} %")
 
 
 # ---------------------------------------------------------------- part 3: real paper, as OCR text
 
 # What OCR made of printed labels in the issue's scans, all within the label tolerance.
-GARBLED_MRN_LABELS = ("Med Ree No.", "MRWN", "MRM", "Medlcal Record Nurnber", "Medical Recard #", "Patlent lD",
-                      "Med Rec N0.", "Chart Nurnber", "Unit Nurnber", "M R N", "Hospita1 No.", "MedRee No")
+GARBLED_MRN_LABELS = (
+    "Med Ree No.",
+    "MRWN",
+    "MRM",
+    "Medlcal Record Nurnber",
+    "Medical Recard #",
+    "Patlent lD",
+    "Med Rec N0.",
+    "Chart Nurnber",
+    "Unit Nurnber",
+    "M R N",
+    "Hospita1 No.",
+    "MedRee No",
+)
 # Past any tolerance: only a roster can place the number that follows.
 LOST_MRN_LABELS = ("Mcd Rcc Na.", "HRW", "Patiemt 1O", "Nled Roc Ho.")
 GARBLED_DOB_LABELS = {"Date of Birth": "Date of Blrth", "Birth Date": "Birth Dale", "D.O.B.": "D.0.B.", "DOB": "DOR"}
-GARBLED_NAME_LABELS = {"Patient's Name": "Patient's Nane", "Patient Name": "Patlent Narne", "Pt Name": "Pt Narne",
-                       "Patient": "Patlent", "Name": "Narne"}
-GARBLED_DECOYS = {"Account": "Acc0unt", "Acct": "Acet", "Encounter": "Encounler", "Enc #": "Eno #", "FIN": "F1N",
-                  "CSN": "C5N", "Visit": "Vislt", "Phone": "Phane", "Member": "Mernber", "Order": "0rder"}
+GARBLED_NAME_LABELS = {
+    "Patient's Name": "Patient's Nane",
+    "Patient Name": "Patlent Narne",
+    "Pt Name": "Pt Narne",
+    "Patient": "Patlent",
+    "Name": "Narne",
+}
+GARBLED_DECOYS = {
+    "Account": "Acc0unt",
+    "Acct": "Acet",
+    "Encounter": "Encounler",
+    "Enc #": "Eno #",
+    "FIN": "F1N",
+    "CSN": "C5N",
+    "Visit": "Vislt",
+    "Phone": "Phane",
+    "Member": "Mernber",
+    "Order": "0rder",
+}
 _CLEAR, _LOW = 93.0, (35.0, 59.0)
 
 
@@ -261,8 +313,14 @@ def make_paper_corpus(count: int, seed: int) -> tuple[list[PaperDoc], list[sampl
         elif patient and rng.random() < 0.01:
             label, kinds = rng.choice(LOST_MRN_LABELS), ["mrn label lost"]
         conflicting = patient is not None and 0.04 <= roll < 0.08
-        doc = samples.make_document(rng, rng.choice(samples.DOC_TYPES), patient, pages=rng.choice((1, 1, 2)),
-                                    label_style=label, conflicting_mrn=conflicting or None)
+        doc = samples.make_document(
+            rng,
+            rng.choice(samples.DOC_TYPES),
+            patient,
+            pages=rng.choice((1, 1, 2)),
+            label_style=label,
+            conflicting_mrn=conflicting or None,
+        )
         pages = [list(page) for page in doc.pages]
         if rng.random() < 0.10:
             pages[0], kinds = _swap(pages[0], GARBLED_DOB_LABELS, 14), [*kinds, "dob label garbled"]
@@ -273,8 +331,17 @@ def make_paper_corpus(count: int, seed: int) -> tuple[list[PaperDoc], list[sampl
         low = patient.mrn if patient and rng.random() < 0.015 else None
         kinds += ["mrn low confidence"] if low else []
         texts = [_ocr_page(k, lines, low, rng) for k, lines in enumerate(pages, start=1)]
-        docs.append(PaperDoc(f"paper-{n:04d}.pdf", samples.ground_truth_json(doc), patient, texts, tuple(kinds),
-                             pages, doc.heading_lines))
+        docs.append(
+            PaperDoc(
+                f"paper-{n:04d}.pdf",
+                samples.ground_truth_json(doc),
+                patient,
+                texts,
+                tuple(kinds),
+                pages,
+                doc.heading_lines,
+            )
+        )
     return docs, patients
 
 
@@ -289,11 +356,16 @@ def part_three(args) -> None:
     roster = Roster([RosterPatient(p.mrn, p.last.upper(), p.first.upper(), p.dob) for p in patients])
     fileable = sum(d.truth["expect"] == "filed" for d in docs)
     kinds = Counter(k for d in docs for k in d.kinds)
-    print(f"\npart 3, real paper as OCR text: {len(docs)} documents ({fileable} fileable); "
-          + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())))
+    print(
+        f"\npart 3, real paper as OCR text: {len(docs)} documents ({fileable} fileable); "
+        + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+    )
     exact = config.model_copy(update={"extraction": config.extraction.model_copy(update={"label_tolerance": 0})})
-    for title, cfg, index, target in (("labels read exactly, no roster (before #15)", exact, None, None),
-                                      ("without a roster", config, None, 98.0), ("with a roster", config, roster, 99.5)):
+    for title, cfg, index, target in (
+        ("labels read exactly, no roster (before #15)", exact, None, None),
+        ("without a roster", config, None, 98.0),
+        ("with a roster", config, roster, 99.5),
+    ):
         counts, reasons, by_kind = Counter(), Counter(), defaultdict(Counter)
         for doc in docs:
             (built,) = build_documents(doc.pages, SourceFacts(doc.name, "0" * 64), cfg, index)
@@ -308,11 +380,15 @@ def part_three(args) -> None:
                 print(f"  {v:<9} {doc.name} {doc.kinds}: truth {doc.truth['mrn']} got {row} {built.decision.reason}")
         share = 100 * counts["filed_ok"] / max(1, fileable)
         goal = f" (target >= {target} %)" if target else ""
-        print(f"{title}: filed under the right MRN {counts['filed_ok']}/{fileable} = {share:.1f} %{goal}, "
-              f"misfiled {counts['misfiled']} (must be 0), fileable sent to review {counts['review']}, "
-              f"expected review {counts['review_ok']}")
+        print(
+            f"{title}: filed under the right MRN {counts['filed_ok']}/{fileable} = {share:.1f} %{goal}, "
+            f"misfiled {counts['misfiled']} (must be 0), fileable sent to review {counts['review']}, "
+            f"expected review {counts['review_ok']}"
+        )
         for kind, c in sorted(by_kind.items()):
-            print(f"    {kind:<26} filed_ok {c['filed_ok']:>4}  review {c['review']:>3}  misfiled {c['misfiled']}  review_ok {c['review_ok']}")
+            print(
+                f"    {kind:<26} filed_ok {c['filed_ok']:>4}  review {c['review']:>3}  misfiled {c['misfiled']}  review_ok {c['review_ok']}"
+            )
         for reason, n in reasons.most_common(8):
             print(f"    review ({n}): {reason}")
     part_three_scanned(args, docs)
@@ -323,7 +399,7 @@ _GARBLED = {"mrn label garbled", "dob label garbled", "name label garbled"}
 
 def part_three_scanned(args, docs: list[PaperDoc]) -> None:
     """The garbled-label documents printed, scanned (noise, skew, fax) and read by OCR, no roster."""
-    chosen = [d for d in docs if d.truth["expect"] == "filed" and _GARBLED & set(d.kinds)][:args.paper_ocr]
+    chosen = [d for d in docs if d.truth["expect"] == "filed" and _GARBLED & set(d.kinds)][: args.paper_ocr]
     if not chosen:
         return
     rng = random.Random(args.seed + 316)
@@ -332,10 +408,18 @@ def part_three_scanned(args, docs: list[PaperDoc]) -> None:
         (work / "in").mkdir()
         for doc in chosen:
             fax = rng.random() < 0.4
-            images = [samples.render_page(lines, dpi=200 if fax else 300, rng=rng, skew_deg=rng.uniform(-1.5, 1.5),
-                                          noise=rng.choice((0.0, 0.001)), blur=rng.choice((0.0, 0.6)),
-                                          heading_lines=doc.heading_lines if k == 0 else 0)
-                      for k, lines in enumerate(doc.lines)]
+            images = [
+                samples.render_page(
+                    lines,
+                    dpi=200 if fax else 300,
+                    rng=rng,
+                    skew_deg=rng.uniform(-1.5, 1.5),
+                    noise=rng.choice((0.0, 0.001)),
+                    blur=rng.choice((0.0, 0.6)),
+                    heading_lines=doc.heading_lines if k == 0 else 0,
+                )
+                for k, lines in enumerate(doc.lines)
+            ]
             samples.write_scanned_pdf(work / "in" / doc.name, images, encoding="g4" if fax else "jpeg")
         listed = ingest(work, "data_root: data\n")
     rows = {r["source"]["file"]: r for r in listed}
@@ -347,8 +431,10 @@ def part_three_scanned(args, docs: list[PaperDoc]) -> None:
             reasons[_reason_shape(rows[doc.name]["review_reason"])] += 1
         if v == "misfiled" or (args.details and v == "review"):
             print(f"  {v:<9} {doc.name} {doc.kinds}: truth {doc.truth['mrn']} got {rows[doc.name]['mrn']}")
-    print(f"  scanned and OCRed, no roster: {len(chosen)} documents with garbled labels: filed right {counts['filed_ok']}, "
-          f"review {counts['review']}, misfiled {counts['misfiled']} (must be 0), missing {counts['missing']}")
+    print(
+        f"  scanned and OCRed, no roster: {len(chosen)} documents with garbled labels: filed right {counts['filed_ok']}, "
+        f"review {counts['review']}, misfiled {counts['misfiled']} (must be 0), missing {counts['missing']}"
+    )
     for reason, n in reasons.most_common(5):
         print(f"    review ({n}): {reason}")
 
@@ -373,14 +459,22 @@ def write_separator_batches(folder: Path, batches: int, seed: int) -> list[Place
         for d in range(rng.randint(2, 4)):
             if d:
                 images.extend(_sheet(rng, dpi) for _ in range(2 if b == 2 and d == 1 else 1))
-            doc = samples.make_document(rng, rng.choice(samples.DOC_TYPES), samples.make_patient(rng), pages=rng.choice((1, 1, 2)))
+            doc = samples.make_document(
+                rng, rng.choice(samples.DOC_TYPES), samples.make_patient(rng), pages=rng.choice((1, 1, 2))
+            )
             first = len(images) + 1
-            images.extend(samples.render_page(list(lines), dpi=dpi, rng=rng, skew_deg=rng.uniform(-1, 1)) for lines in doc.pages)
-            placed.append(Placed(f"sep-{b:02d}.pdf", list(range(first, len(images) + 1)), samples.ground_truth_json(doc), False))
+            images.extend(
+                samples.render_page(list(lines), dpi=dpi, rng=rng, skew_deg=rng.uniform(-1, 1)) for lines in doc.pages
+            )
+            placed.append(
+                Placed(f"sep-{b:02d}.pdf", list(range(first, len(images) + 1)), samples.ground_truth_json(doc), False)
+            )
         if b == 1 or rng.random() < 0.2:
             images.append(_sheet(rng, dpi))
         samples.write_scanned_pdf(folder / f"sep-{b:02d}.pdf", images, encoding=encoding, dpi=(dpi, dpi))
-    samples.write_scanned_pdf(folder / "only-sheets.pdf", [_sheet(rng, 300), _sheet(rng, 300)], encoding="g4", dpi=(300, 300))
+    samples.write_scanned_pdf(
+        folder / "only-sheets.pdf", [_sheet(rng, 300), _sheet(rng, 300)], encoding="g4", dpi=(300, 300)
+    )
     return placed
 
 
@@ -390,25 +484,45 @@ def part_four(args) -> None:
         (work / "in").mkdir()
         placed = write_separator_batches(work / "in", args.sep_batches, args.seed)
         listed = ingest(work, "data_root: data\n")
-        failed = sorted(p.name for p in (work / "data" / "failed").rglob("*.pdf")) if (work / "data" / "failed").exists() else []
+        failed = (
+            sorted(p.name for p in (work / "data" / "failed").rglob("*.pdf"))
+            if (work / "data" / "failed").exists()
+            else []
+        )
     produced = Counter((r["source"]["file"], tuple(r["source"]["pages"])) for r in listed)
     expected = Counter((d.file, tuple(d.pages)) for d in placed)
     exact = sum(min(n, produced[k]) for k, n in expected.items())
     extra = sum((produced - expected).values())
     wrong = [k for k in expected if produced[k] == 0]
     print(f"\npart 4, printed PATCH T sheets: {len(placed)} documents in {args.sep_batches} batches")
-    print(f"separator splits exact: {exact}/{len(placed)} = {100 * exact / max(1, len(placed)):.1f} % (target 100 %); "
-          f"documents that should not exist: {extra}")
+    print(
+        f"separator splits exact: {exact}/{len(placed)} = {100 * exact / max(1, len(placed)):.1f} % (target 100 %); "
+        f"documents that should not exist: {extra}"
+    )
     for key in wrong[:10]:
         got = sorted(p for f, p in produced if f == key[0])
         print(f"    not produced: {key[0]} pages {list(key[1])}; that file gave {got}")
     only = [r for r in listed if r["source"]["file"] == "only-sheets.pdf"]
-    print(f"file of separator sheets only: {len(only)} documents archived; in failed/: {'only-sheets.pdf' in ' '.join(failed)}")
+    print(
+        f"file of separator sheets only: {len(only)} documents archived; in failed/: {'only-sheets.pdf' in ' '.join(failed)}"
+    )
 
 
 # ---------------------------------------------------------------- part 5: clerk searches
 
-_LOOKS_LIKE = {"c": "e", "e": "c", "l": "i", "i": "l", "m": "rn", "n": "h", "o": "a", "a": "o", "h": "b", "u": "v", "r": "n"}
+_LOOKS_LIKE = {
+    "c": "e",
+    "e": "c",
+    "l": "i",
+    "i": "l",
+    "m": "rn",
+    "n": "h",
+    "o": "a",
+    "a": "o",
+    "h": "b",
+    "u": "v",
+    "r": "n",
+}
 
 
 def _misread(word: str, rng: random.Random) -> str:
@@ -423,7 +537,7 @@ def _misread(word: str, rng: random.Random) -> str:
     else:
         new = rng.choice(string.ascii_lowercase.replace(low, "")) if kind == "alike" else word[i] * 2
     new = new.upper() if word[i].isupper() else new
-    return word[:i] + new + word[i + 1:]
+    return word[:i] + new + word[i + 1 :]
 
 
 def part_five(args) -> None:
@@ -455,7 +569,7 @@ def part_five(args) -> None:
         for file, query, misread in wanted:
             try:
                 hits = [h.doc_id for h in index.search(query, limit=5)]
-            except Exception as exc:  # noqa: BLE001 - a refused query counts as a miss
+            except Exception as exc:
                 hits = [f"error: {exc}"]
             ok = ids.get(file) in hits
             found += ok
@@ -463,10 +577,14 @@ def part_five(args) -> None:
             if not ok:
                 failures.append((query, misread, file in ids))
     total = len(wanted)
-    print(f"\npart 5, clerk searches: {total} queries '<last name> <type word>', "
-          f"{by_misread[(True, True)] + by_misread[(True, False)]} of them for surnames OCR misread by one letter")
-    print(f"search@5: {found}/{total} = {100 * found / max(1, total):.1f} % (target >= 98 %); "
-          f"misread names found {by_misread[(True, True)]}/{by_misread[(True, True)] + by_misread[(True, False)]}")
+    print(
+        f"\npart 5, clerk searches: {total} queries '<last name> <type word>', "
+        f"{by_misread[(True, True)] + by_misread[(True, False)]} of them for surnames OCR misread by one letter"
+    )
+    print(
+        f"search@5: {found}/{total} = {100 * found / max(1, total):.1f} % (target >= 98 %); "
+        f"misread names found {by_misread[(True, True)]}/{by_misread[(True, True)] + by_misread[(True, False)]}"
+    )
     for query, misread, indexed in failures[:8]:
         print(f"    missed: {query!r}{' (name misread)' if misread else ''}{'' if indexed else ' (not archived)'}")
 
@@ -479,7 +597,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=72)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--paper-docs", type=int, default=1000)
-    parser.add_argument("--paper-ocr", type=int, default=24, help="of part 3's garbled-label documents, how many to scan and OCR")
+    parser.add_argument(
+        "--paper-ocr", type=int, default=24, help="of part 3's garbled-label documents, how many to scan and OCR"
+    )
     parser.add_argument("--sep-batches", type=int, default=6)
     parser.add_argument("--search-docs", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)

@@ -51,8 +51,21 @@ def make_tree(root: Path, pages: int) -> list[Path]:
 def _run_backlog(config: Path, tree: Path, *extra: str) -> dict:
     report = config.parent / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(config), "backlog", str(tree), "--report", str(report), *extra],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--config",
+            str(config),
+            "backlog",
+            str(tree),
+            "--report",
+            str(report),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if done.returncode not in (0, 2):
         raise SystemExit(f"backlog failed: {done.stderr}")
@@ -90,7 +103,11 @@ def on_local_cluster(config: Path, tree: Path) -> tuple[Cost, dict]:
 
 
 def line(name: str, pages: int, cost: Cost, against: Cost | None = None) -> str:
-    ratio = f"  {against.wall / cost.wall:5.2f}x wall, {(against.cpu / pages) / (cost.cpu / pages):5.2f}x CPU" if against else ""
+    ratio = (
+        f"  {against.wall / cost.wall:5.2f}x wall, {(against.cpu / pages) / (cost.cpu / pages):5.2f}x CPU"
+        if against
+        else ""
+    )
     return f"{name:<28} {pages * 60 / cost.wall:7.1f} pages/min  {cost.cpu / pages:5.2f} CPU s/page{ratio}"
 
 
@@ -110,7 +127,9 @@ def main() -> None:
         print(line("medarchive backlog (local)", pages, local, raw) + "   target >= 0.90x the raw bound", flush=True)
         cluster, cluster_report = on_local_cluster(fresh_config(work / "dask"), work / "charts")
         print(line("medarchive backlog (Dask)", pages, cluster, local) + "   target >= 0.80x the local pool")
-    print(f"backlog of {len(pdfs)} files, {report['pages']} pages; outcomes {report['counts']}; on Dask {cluster_report['counts']}")
+    print(
+        f"backlog of {len(pdfs)} files, {report['pages']} pages; outcomes {report['counts']}; on Dask {cluster_report['counts']}"
+    )
 
 
 if __name__ == "__main__":

@@ -85,14 +85,21 @@ def evaluate(name: str, docs: list[TypedText], model: TypeModel) -> dict:
 
     print(f"\n== {name}: {len(docs)} documents ==")
     print(f"{'':<22}{'rules alone':>12}{'rules+model':>13}{'docs':>7}")
-    for label, keep in (("all", lambda k: True), ("titled", lambda k: k != "none"), ("known title", lambda k: k == "known"),
-                        ("unseen title", lambda k: k == "unseen"), ("no title", lambda k: k == "none")):
+    for label, keep in (
+        ("all", lambda k: True),
+        ("titled", lambda k: k != "none"),
+        ("known title", lambda k: k == "known"),
+        ("unseen title", lambda k: k == "unseen"),
+        ("no title", lambda k: k == "none"),
+    ):
         (r, n), (h, _) = accuracy(rules, keep), accuracy(hybrid, keep)
         print(f"{label:<22}{r:>11.1%}{h:>13.1%}{n:>7}")
     labels = list(DOC_TYPES)
-    print(f"macro-F1: rules {f1_score(truth, rules, labels=labels, average='macro'):.3f}, "
-          f"rules+model {f1_score(truth, hybrid, labels=labels, average='macro'):.3f}; "
-          f"unclassified {hybrid.count(UNCLASSIFIED) / len(docs):.1%} (rules {rules.count(UNCLASSIFIED) / len(docs):.1%})")
+    print(
+        f"macro-F1: rules {f1_score(truth, rules, labels=labels, average='macro'):.3f}, "
+        f"rules+model {f1_score(truth, hybrid, labels=labels, average='macro'):.3f}; "
+        f"unclassified {hybrid.count(UNCLASSIFIED) / len(docs):.1%} (rules {rules.count(UNCLASSIFIED) / len(docs):.1%})"
+    )
     print(f"classification with the model: {hybrid_seconds / len(docs) * 1000:.2f} ms/document in batches")
     _confusion(truth, hybrid)
     all_h, all_r = accuracy(hybrid)[0], accuracy(rules)[0]
@@ -142,7 +149,9 @@ def _scale_child(size: int, seed: int, queue) -> None:
 def scale(sizes: list[int], seed: int) -> None:
     print("\n== training cost (labelled documents; each size in a fresh process) ==")
     # CPU seconds say more than wall seconds on a shared machine.
-    print(f"{'documents':>10}{'seconds':>10}{'CPU s':>8}{'RSS before MB':>15}{'peak RSS MB':>13}{'features':>10}{'CV acc':>8}")
+    print(
+        f"{'documents':>10}{'seconds':>10}{'CPU s':>8}{'RSS before MB':>15}{'peak RSS MB':>13}{'features':>10}{'CV acc':>8}"
+    )
     context = multiprocessing.get_context("spawn")
     for size in sizes:
         queue = context.Queue()
@@ -156,30 +165,43 @@ def scale(sizes: list[int], seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=10_000, help="documents in the training part")
-    parser.add_argument("--test", type=int, default=5_000, help="held-out documents, and documents in the second corpus")
+    parser.add_argument(
+        "--test", type=int, default=5_000, help="held-out documents, and documents in the second corpus"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clerks", type=float, default=0.3, help="share of documents without a trusted title a clerk typed")
+    parser.add_argument(
+        "--clerks", type=float, default=0.3, help="share of documents without a trusted title a clerk typed"
+    )
     parser.add_argument("--scale", default="10000,50000", help="labelled set sizes to time, or 'none'")
     args = parser.parse_args()
 
     corpus = make_texts(args.train + args.test, args.seed)
-    part, held_out = corpus[:args.train], corpus[args.train:]
+    part, held_out = corpus[: args.train], corpus[args.train :]
     other = make_texts(args.test, args.seed + 1000)
     examples, counts = labelled(part, args.clerks, args.seed)
     per_type = Counter(e.doc_type for e in examples)
-    print(f"training part: {len(part)} documents, {len(examples)} labelled ({counts['title']} by a trusted title, "
-          f"{counts['clerk']} by clerks; {counts['wrong']} wrong labels); {min(per_type.values())}-{max(per_type.values())} per type")
+    print(
+        f"training part: {len(part)} documents, {len(examples)} labelled ({counts['title']} by a trusted title, "
+        f"{counts['clerk']} by clerks; {counts['wrong']} wrong labels); {min(per_type.values())}-{max(per_type.values())} per type"
+    )
     started = time.perf_counter()
     model, figures = train(examples)
-    print(f"trained in {time.perf_counter() - started:.1f} s: {figures.features} features, "
-          f"cross-validated accuracy {figures.accuracy:.3f}, macro-F1 {figures.macro_f1:.3f}")
+    print(
+        f"trained in {time.perf_counter() - started:.1f} s: {figures.features} features, "
+        f"cross-validated accuracy {figures.accuracy:.3f}, macro-F1 {figures.macro_f1:.3f}"
+    )
     print(f"prediction, one document at a time: {_latency(model, held_out[:300]) * 1000:.1f} ms/document")
-    results = [evaluate("held-out part", held_out, model), evaluate(f"second corpus (seed {args.seed + 1000})", other, model)]
+    results = [
+        evaluate("held-out part", held_out, model),
+        evaluate(f"second corpus (seed {args.seed + 1000})", other, model),
+    ]
     print()
     for name, r in zip(("held-out", "second corpus"), results):
         verdict = "OK" if r["accuracy"] >= TARGET and r["titled"] >= r["titled_rules"] else "MISSED"
-        print(f"{name:<14} accuracy {r['accuracy']:.1%} (target >= {TARGET:.0%}; rules alone {r['rules']:.1%}), "
-              f"titled {r['titled']:.1%} vs rules {r['titled_rules']:.1%}: {verdict}")
+        print(
+            f"{name:<14} accuracy {r['accuracy']:.1%} (target >= {TARGET:.0%}; rules alone {r['rules']:.1%}), "
+            f"titled {r['titled']:.1%} vs rules {r['titled_rules']:.1%}: {verdict}"
+        )
     if args.scale != "none":
         scale([int(s) for s in args.scale.split(",")], args.seed + 2000)
 

@@ -66,8 +66,10 @@ def site(folder: Path, destination: dict):
 
 
 def file_documents(config, count: int, pdf: bytes, first: int = 1) -> list:
-    return [file_document(config, n, mrn=PATIENTS[n % len(PATIENTS)], doc_type="progress_note", pdf_bytes=pdf)
-            for n in range(first, first + count)]
+    return [
+        file_document(config, n, mrn=PATIENTS[n % len(PATIENTS)], doc_type="progress_note", pdf_bytes=pdf)
+        for n in range(first, first + count)
+    ]
 
 
 def timed_send(config) -> tuple[float, float, int]:
@@ -104,19 +106,28 @@ def run(name: str, config, docs: int, queued: int, pdf: bytes, fresh_receiver=la
         db.execute("UPDATE messages SET next_at = 1e12 WHERE doc_id LIKE '%-9'")  # filler waits; measured go
     elapsed_long, cpu_long, sent_long = timed_send(config)
     rate_long = sent_long / elapsed_long
-    print(f"{name:14} {sent} docs in {elapsed:.1f} s = {rate:.1f} docs/s end to end "
-          f"(target >= 20: {'ok' if rate >= 20 else 'MISSED'}); sender CPU {1000 * cpu / sent:.1f} ms/doc "
-          f"= {sent / cpu:.0f} docs/s of CPU")
-    print(f"{'':14} with {queued} more queued: {rate_long:.1f} docs/s (ratio {rate_long / rate:.2f}), "
-          f"sender CPU {1000 * cpu_long / sent_long:.1f} ms/doc; peak RSS {rss_short:.0f} MB -> {rss_mb():.0f} MB")
+    print(
+        f"{name:14} {sent} docs in {elapsed:.1f} s = {rate:.1f} docs/s end to end "
+        f"(target >= 20: {'ok' if rate >= 20 else 'MISSED'}); sender CPU {1000 * cpu / sent:.1f} ms/doc "
+        f"= {sent / cpu:.0f} docs/s of CPU"
+    )
+    print(
+        f"{'':14} with {queued} more queued: {rate_long:.1f} docs/s (ratio {rate_long / rate:.2f}), "
+        f"sender CPU {1000 * cpu_long / sent_long:.1f} ms/doc; peak RSS {rss_short:.0f} MB -> {rss_mb():.0f} MB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200)
     parser.add_argument("--queued", type=int, default=10_000)
-    parser.add_argument("--content", nargs="+", choices=["binary", "inline"], default=["binary", "inline"],
-                        help="FHIR attachment modes to measure")
+    parser.add_argument(
+        "--content",
+        nargs="+",
+        choices=["binary", "inline"],
+        default=["binary", "inline"],
+        help="FHIR attachment modes to measure",
+    )
     parser.add_argument("--skip-mdm", action="store_true")
     args = parser.parse_args()
     pdf = scanned_page()
@@ -125,9 +136,16 @@ def main() -> None:
         server = FhirServer()
         try:
             for content in args.content:
-                fhir = {"name": "fhir", "kind": "fhir", "base_url": server.base_url, "content": content,
-                        "patient_identifier_system": MRN_SYSTEM, "document_identifier_system": DOC_SYSTEM}
+                fhir = {
+                    "name": "fhir",
+                    "kind": "fhir",
+                    "base_url": server.base_url,
+                    "content": content,
+                    "patient_identifier_system": MRN_SYSTEM,
+                    "document_identifier_system": DOC_SYSTEM,
+                }
                 (Path(folder) / content).mkdir()
+
                 def fresh() -> None:
                     server.reset()
                     for mrn in PATIENTS:

@@ -78,14 +78,17 @@ def fuzz_cases(args: argparse.Namespace) -> None:
     reading = fuzz.Reading(page_timeout=args.page_timeout, ocr_every=args.ocr_every, intake=IntakeSettings())
     # Intake, then each page within its timeout, and slack for a loaded machine.
     limit = (fuzz.PAGES_READ + 2) * args.page_timeout
-    print(f"fuzz: {args.n} cases, seed {args.seed}, {args.workers} worker(s), page timeout {args.page_timeout:.0f} s, "
-          f"case limit {limit:.0f} s, tesseract on every {args.ocr_every or 'no'} case")
+    print(
+        f"fuzz: {args.n} cases, seed {args.seed}, {args.workers} worker(s), page timeout {args.page_timeout:.0f} s, "
+        f"case limit {limit:.0f} s, tesseract on every {args.ocr_every or 'no'} case"
+    )
     statuses, refusals, page_errors, kinds = Counter(), Counter(), Counter(), Counter()
     bad, slowest = [], None
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fuzz-intake-") as tmp:
-        for done, verdict in enumerate(fuzz.run_cases(range(args.n), args.seed, Path(tmp), reading,
-                                                      workers=args.workers, limit=limit), 1):
+        for done, verdict in enumerate(
+            fuzz.run_cases(range(args.n), args.seed, Path(tmp), reading, workers=args.workers, limit=limit), 1
+        ):
             statuses[verdict.status] += 1
             kinds[verdict.kind.split("+")[0], verdict.status] += 1
             if verdict.status == "refused":
@@ -109,7 +112,9 @@ def fuzz_cases(args: argparse.Namespace) -> None:
     if slowest is not None:
         print(f"  slowest case: {slowest.seconds:.1f} s (case {slowest.number}, {slowest.kind} of {slowest.seed_name})")
     for verdict in bad[:30]:
-        print(f"  {verdict.status.upper()} case {verdict.number} ({verdict.kind} of {verdict.seed_name}): {verdict.reason}")
+        print(
+            f"  {verdict.status.upper()} case {verdict.number} ({verdict.kind} of {verdict.seed_name}): {verdict.reason}"
+        )
     print(f"  target 0 crashes, 0 hangs: {'met' if not bad else 'NOT MET'}")
 
 

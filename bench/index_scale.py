@@ -48,27 +48,19 @@ FIRST_DAY, DAYS = date(2010, 1, 1), 15 * 365
 
 # The head of the vocabulary, most frequent first; a long tail of made-up words
 # (drug names, OCR misreadings) follows, so rare terms really are rare.
-COMMON_WORDS = (
-    "patient the and of to with in was no for is on at history pain normal left right daily mg "
-    "blood pressure denies chest follow up continue left plan assessment exam noted reports "
-    "without acute distress heart rate regular rhythm lungs clear bilaterally abdomen soft "
-    "nontender nondistended extremities edema alert oriented times three medications reviewed "
-    "allergies known drug tablet twice weekly stable improved worse since last visit labs "
-    "ordered glucose sodium potassium creatinine hemoglobin white count within limits imaging "
-    "shows findings impression recommend return clinic weeks months year old male female "
-    "presents complaint shortness breath cough fever nausea vomiting diarrhea headache "
-    "dizziness fatigue weight loss gain appetite sleep mood anxiety depression diabetes "
-    "hypertension hyperlipidemia asthma copd coronary artery disease kidney liver thyroid "
-    "surgery procedure performed tolerated well complications specimen sent pathology "
-    "discharged home instructions given questions answered signed electronically physician "
-    "nurse practitioner resident attending reviewed agree"
-).split()
+COMMON_WORDS = ["patient", "the", "and", "of", "to", "with", "in", "was", "no", "for", "is", "on", "at", "history", "pain", "normal", "left", "right", "daily", "mg", "blood", "pressure", "denies", "chest", "follow", "up", "continue", "left", "plan", "assessment", "exam", "noted", "reports", "without", "acute", "distress", "heart", "rate", "regular", "rhythm", "lungs", "clear", "bilaterally", "abdomen", "soft", "nontender", "nondistended", "extremities", "edema", "alert", "oriented", "times", "three", "medications", "reviewed", "allergies", "known", "drug", "tablet", "twice", "weekly", "stable", "improved", "worse", "since", "last", "visit", "labs", "ordered", "glucose", "sodium", "potassium", "creatinine", "hemoglobin", "white", "count", "within", "limits", "imaging", "shows", "findings", "impression", "recommend", "return", "clinic", "weeks", "months", "year", "old", "male", "female", "presents", "complaint", "shortness", "breath", "cough", "fever", "nausea", "vomiting", "diarrhea", "headache", "dizziness", "fatigue", "weight", "loss", "gain", "appetite", "sleep", "mood", "anxiety", "depression", "diabetes", "hypertension", "hyperlipidemia", "asthma", "copd", "coronary", "artery", "disease", "kidney", "liver", "thyroid", "surgery", "procedure", "performed", "tolerated", "well", "complications", "specimen", "sent", "pathology", "discharged", "home", "instructions", "given", "questions", "answered", "signed", "electronically", "physician", "nurse", "practitioner", "resident", "attending", "reviewed", "agree"]
 CONTENT_WORDS = [word for word in COMMON_WORDS if word not in STOP_WORDS]
-PHRASES = ("chest pain", "shortness of breath", "no acute distress", "history of present illness",
-           "blood pressure", "follow up in two weeks", "past medical history", "review of systems")
-SYLLABLES = ("ab al an ar ba be bi ca ce ci co da de di do el en er fa fe fi ga ge gi ha he hi "
-             "ka ke ki la le li lo ma me mi mo na ne ni no ol on or pa pe pi po ra re ri ro sa se "
-             "si so ta te ti to ul um un ur va ve vi xa xi ya za ze zo").split()
+PHRASES = (
+    "chest pain",
+    "shortness of breath",
+    "no acute distress",
+    "history of present illness",
+    "blood pressure",
+    "follow up in two weeks",
+    "past medical history",
+    "review of systems",
+)
+SYLLABLES = ["ab", "al", "an", "ar", "ba", "be", "bi", "ca", "ce", "ci", "co", "da", "de", "di", "do", "el", "en", "er", "fa", "fe", "fi", "ga", "ge", "gi", "ha", "he", "hi", "ka", "ke", "ki", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne", "ni", "no", "ol", "on", "or", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti", "to", "ul", "um", "un", "ur", "va", "ve", "vi", "xa", "xi", "ya", "za", "ze", "zo"]
 TAIL_WORDS = 60_000
 
 
@@ -90,8 +82,9 @@ class Corpus:
 def make_corpus(docs: int, seed: int) -> Corpus:
     rng = random.Random(seed)
     mrns = rng.sample(range(10_000_000, 99_999_999), max(1, docs // DOCS_PER_PATIENT))
-    patients = [Patient(f"{m:08d}", f"{rng.choice(LAST_NAMES).upper()}, {rng.choice(FIRST_NAMES).upper()}")
-                for m in mrns]
+    patients = [
+        Patient(f"{m:08d}", f"{rng.choice(LAST_NAMES).upper()}, {rng.choice(FIRST_NAMES).upper()}") for m in mrns
+    ]
     tail = {"".join(rng.choices(SYLLABLES, k=rng.randint(3, 5))) for _ in range(TAIL_WORDS)}
     vocabulary = list(dict.fromkeys(COMMON_WORDS)) + sorted(tail - set(COMMON_WORDS))
     weights = (1 / rank for rank in range(1, len(vocabulary) + 1))
@@ -103,7 +96,7 @@ def make_text(rng: random.Random, corpus: Corpus, doc_type: str, patient: Patien
     words = rng.choices(corpus.vocabulary, cum_weights=corpus.cum_weights, k=rng.randint(150, 420))
     for _ in range(rng.randint(1, 4)):
         words.insert(rng.randrange(len(words)), rng.choice(PHRASES + tuple(rule["keywords"])))
-    lines = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+    lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
     header = [rng.choice(rule["titles"]), f"Patient: {patient.name}   MRN: {patient.mrn}   Date: {when}"]
     return "\n".join(header + lines)
 
@@ -117,11 +110,19 @@ def make_records(docs: int, seed: int, corpus: Corpus) -> Iterator[IndexRecord]:
         review = rng.random() < 0.08
         doc_id = f"d{n:07d}"
         yield IndexRecord(
-            doc_id=doc_id, status="review" if review else "filed", mrn=patient.mrn,
-            patient_name=patient.name, dob="1960-01-01", doc_type=doc_type, doc_date=when, pages=rng.randint(1, 6),
+            doc_id=doc_id,
+            status="review" if review else "filed",
+            mrn=patient.mrn,
+            patient_name=patient.name,
+            dob="1960-01-01",
+            doc_type=doc_type,
+            doc_date=when,
+            pages=rng.randint(1, 6),
             path=f"{'review' if review else 'archive'}/{patient.mrn}/{when}_{doc_type}_{doc_id}.pdf",
-            sha256=f"{rng.getrandbits(256):064x}", source_sha256=f"{rng.getrandbits(256):064x}",
-            source_file=f"scan-{n}.pdf", review_reason="MRN unreadable" if review else None,
+            sha256=f"{rng.getrandbits(256):064x}",
+            source_sha256=f"{rng.getrandbits(256):064x}",
+            source_file=f"scan-{n}.pdf",
+            review_reason="MRN unreadable" if review else None,
             content=make_text(rng, corpus, doc_type, patient, when),
         )
 
@@ -151,9 +152,11 @@ def build(index: Index, docs: int, seed: int, corpus: Corpus) -> None:
     with merging:
         index.optimize()
     total = adding.wall + merging.wall
-    print(f"build: {docs} docs in batches of {BATCH}: {docs / adding.wall:.0f} docs/s adding "
-          f"({adding.wall:.0f} s, {adding.cpu:.0f} s CPU), {docs / total:.0f} docs/s with the final merge "
-          f"({merging.wall:.0f} s, {merging.cpu:.0f} s CPU)")
+    print(
+        f"build: {docs} docs in batches of {BATCH}: {docs / adding.wall:.0f} docs/s adding "
+        f"({adding.wall:.0f} s, {adding.cpu:.0f} s CPU), {docs / total:.0f} docs/s with the final merge "
+        f"({merging.wall:.0f} s, {merging.cpu:.0f} s CPU)"
+    )
 
 
 def query_mix(corpus: Corpus, seed: int) -> dict[str, list[tuple[str, SearchFilters]]]:
@@ -177,14 +180,14 @@ def query_mix(corpus: Corpus, seed: int) -> dict[str, list[tuple[str, SearchFilt
         last = rng.choice(corpus.patients).name.split(", ")[0].lower()
         if misread:
             at = rng.randrange(1, len(last))
-            last = last[:at] + rng.choice("aeiou" if last[at] not in "aeiou" else "bcdlmnrst") + last[at + 1:]
+            last = last[:at] + rng.choice("aeiou" if last[at] not in "aeiou" else "bcdlmnrst") + last[at + 1 :]
         word = rng.choice([*DEFAULT_TYPE_SYNONYMS[rng.choice(types)], "report", "note"])
         return f"{last} {word}", SearchFilters()
 
     return {
         "mrn": some(lambda: ("", SearchFilters(mrn=rng.choice(corpus.patients).mrn))),
         "name+type": some(name_and_type),
-        "rare term": some(lambda: (rng.choice(corpus.vocabulary[-TAIL_WORDS // 2:]), SearchFilters())),
+        "rare term": some(lambda: (rng.choice(corpus.vocabulary[-TAIL_WORDS // 2 :]), SearchFilters())),
         "phrase": some(lambda: (f'"{rng.choice(PHRASES)}"', SearchFilters())),
         "common+dates": some(lambda: (rng.choice(CONTENT_WORDS[:30]), year_range())),
         "name+type word": some(lambda: clerk(misread=False)),
@@ -209,9 +212,11 @@ def run_queries(index: Index, corpus: Corpus, seed: int) -> None:
             cpu.append((time.process_time() - start[1]) * 1000)
             found += bool(hits)
         # CPU time as well: on a shared machine wall time includes waiting for a core.
-        print(f"{kind:<14} p50 {statistics.median(times):7.1f} ms  p95 {percentile(times, 0.95):7.1f} ms  "
-              f"max {max(times):7.1f} ms  (CPU p50 {statistics.median(cpu):6.1f} p95 {percentile(cpu, 0.95):6.1f} ms)"
-              f"  ({found}/{len(queries)} found hits)")
+        print(
+            f"{kind:<14} p50 {statistics.median(times):7.1f} ms  p95 {percentile(times, 0.95):7.1f} ms  "
+            f"max {max(times):7.1f} ms  (CPU p50 {statistics.median(cpu):6.1f} p95 {percentile(cpu, 0.95):6.1f} ms)"
+            f"  ({found}/{len(queries)} found hits)"
+        )
 
 
 def size_mb(folder: Path) -> float:

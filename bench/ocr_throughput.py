@@ -62,10 +62,18 @@ def raw_page(pdf: Path, page: int, work: Path) -> None:
     # A session of its own, as medarchive's pool workers have: with the kernel's
     # autogroups, CPU is shared between sessions first, so both compete alike.
     base = work / f"{pdf.stem}-{page}"
-    subprocess.run(["pdftoppm", "-r", "300", "-gray", "-f", str(page), "-l", str(page), "-singlefile", str(pdf), str(base)],
-                   check=True, start_new_session=True)
-    subprocess.run(["tesseract", f"{base}.pgm", str(base), "-l", "eng"], check=True, capture_output=True,
-                   env={**os.environ, "OMP_THREAD_LIMIT": "1"}, start_new_session=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "300", "-gray", "-f", str(page), "-l", str(page), "-singlefile", str(pdf), str(base)],
+        check=True,
+        start_new_session=True,
+    )
+    subprocess.run(
+        ["tesseract", f"{base}.pgm", str(base), "-l", "eng"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        start_new_session=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,12 @@ def fresh_config(folder: Path, extra: str = "") -> Path:
 
 def ingest(config: Path, inputs: list[Path]) -> Cost:
     def run() -> None:
-        done = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), "ingest", *map(str, inputs)], cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--config", str(config), "ingest", *map(str, inputs)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode not in (0, 2):
             raise SystemExit(f"ingest failed: {done.stderr}")
 
@@ -145,7 +158,12 @@ def _tree_rss_kib(pid: int) -> int:
 
 def peak_rss_of_ingest(config: Path, pdf: Path) -> tuple[float, float]:
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config), "ingest", str(pdf)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "ingest", str(pdf)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
@@ -170,7 +188,9 @@ def _line(what: str, cost: Cost, pages: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=48)
-    parser.add_argument("--rounds", type=int, default=3, help="raw bound and ingest, one after the other, this many times")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="raw bound and ingest, one after the other, this many times"
+    )
     parser.add_argument("--big-pages", type=int, default=300, help="0 to skip the memory measurement")
     args = parser.parse_args()
     become_subreaper()
@@ -192,14 +212,18 @@ def main() -> None:
             cpu_ratios.append(raw.cpu / ours.cpu)
         plain = ingest(fresh_config(work / "run-no-barcodes", "barcodes:\n  enabled: false\n"), pdfs)
         print(_line("medarchive ingest, barcode reading off", plain, args.pages))
-        print(f"ratio ingest / raw bound, median of {args.rounds}: {statistics.median(wall_ratios):.2f} wall "
-              f"({', '.join(f'{r:.2f}' for r in wall_ratios)}; target >= 0.90), "
-              f"{statistics.median(cpu_ratios):.2f} CPU ({', '.join(f'{r:.2f}' for r in cpu_ratios)})")
+        print(
+            f"ratio ingest / raw bound, median of {args.rounds}: {statistics.median(wall_ratios):.2f} wall "
+            f"({', '.join(f'{r:.2f}' for r in wall_ratios)}; target >= 0.90), "
+            f"{statistics.median(cpu_ratios):.2f} CPU ({', '.join(f'{r:.2f}' for r in cpu_ratios)})"
+        )
         if args.big_pages:
             chart = long_scan(work / "in", args.big_pages)
             peak_mib, seconds = peak_rss_of_ingest(fresh_config(work / "big"), chart)
-            print(f"peak RSS, {args.big_pages}-page scanned PDF: {peak_mib:.0f} MiB for the whole process tree "
-                  f"(target < 1024), {seconds:.0f} s, {args.big_pages / seconds * 60:.1f} pages/min")
+            print(
+                f"peak RSS, {args.big_pages}-page scanned PDF: {peak_mib:.0f} MiB for the whole process tree "
+                f"(target < 1024), {seconds:.0f} s, {args.big_pages / seconds * 60:.1f} pages/min"
+            )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,13 @@ def main() -> None:
         scans = make_scans(work / "staging", args.files)
         hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in scans}
         config = load_config(config_path)
-        daemon = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config_path), "watch"], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "--config", str(config_path), "watch"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         try:
             config.drop_dir.mkdir(parents=True, exist_ok=True)
             time.sleep(3)
@@ -93,9 +98,17 @@ def main() -> None:
     latency = [searchable[n] - appeared[n] for n in names]
     processing = [own.get(n, 0.0) for n in names]
     overhead = [lat - proc - args.quiet for lat, proc in zip(latency, processing)]
-    print(f"files: {len(names)}/{args.files} searchable, one every {args.interval:.1f} s, quiet period {args.quiet:.1f} s, {os.cpu_count()} cores")
-    for label, values in (("latency (appeared -> searchable)", latency), ("pipeline processing time", processing), ("overhead (latency - processing - quiet)", overhead)):
-        print(f"{label:<42} p50 {statistics.median(values):6.2f} s   p95 {percentile(values, 0.95):6.2f} s   max {max(values):6.2f} s")
+    print(
+        f"files: {len(names)}/{args.files} searchable, one every {args.interval:.1f} s, quiet period {args.quiet:.1f} s, {os.cpu_count()} cores"
+    )
+    for label, values in (
+        ("latency (appeared -> searchable)", latency),
+        ("pipeline processing time", processing),
+        ("overhead (latency - processing - quiet)", overhead),
+    ):
+        print(
+            f"{label:<42} p50 {statistics.median(values):6.2f} s   p95 {percentile(values, 0.95):6.2f} s   max {max(values):6.2f} s"
+        )
     print(f"target: p95 overhead < 2 s -> {'met' if percentile(overhead, 0.95) < 2 else 'NOT met'}")
 
 

@@ -63,8 +63,10 @@ def check_index(config: Config, given: Path | None, docs: int, corpus: Corpus, s
         build(index, docs, seed, corpus)
     elif index.count() != docs:
         # The queries are drawn from the corpus of (docs, seed); another corpus would not hold them.
-        raise SystemExit(f"{given} holds {index.count()} documents, not --docs {docs}; "
-                         "give the --docs and --seed index_scale.py built it with")
+        raise SystemExit(
+            f"{given} holds {index.count()} documents, not --docs {docs}; "
+            "give the --docs and --seed index_scale.py built it with"
+        )
     index.close()
 
 
@@ -111,22 +113,32 @@ class Client:
     def login(self) -> None:
         _, page = self.request("GET", "/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        status, _ = self.request("POST", "/login", urlencode({"name": BENCH_USER, "password": BENCH_PASSWORD, "csrf_token": token}))
+        status, _ = self.request(
+            "POST", "/login", urlencode({"name": BENCH_USER, "password": BENCH_PASSWORD, "csrf_token": token})
+        )
         if status != 302:
             raise SystemExit(f"login failed ({status})")
 
 
 def search_path(query: str, filters: SearchFilters) -> str:
     """The search page's URL for an index query: the text in the box, the filters in their fields."""
-    fields = {"q": query, "mrn": filters.mrn, "type": filters.doc_type, "status": filters.status,
-              "from": filters.date_from, "to": filters.date_to}
+    fields = {
+        "q": query,
+        "mrn": filters.mrn,
+        "type": filters.doc_type,
+        "status": filters.status,
+        "from": filters.date_from,
+        "to": filters.date_to,
+    }
     return "/?" + urlencode({key: value for key, value in fields.items() if value})
 
 
 def paths(corpus: Corpus, seed: int, requests: int) -> dict[str, list[str]]:
     # index_scale's first queries of each kind, repeated when more are asked for than it draws.
-    return {kind: [search_path(*query) for query in itertools.islice(itertools.cycle(queries), requests)]
-            for kind, queries in query_mix(corpus, seed).items()}
+    return {
+        kind: [search_path(*query) for query in itertools.islice(itertools.cycle(queries), requests)]
+        for kind, queries in query_mix(corpus, seed).items()
+    }
 
 
 def run(config: Config, mix: dict[str, list[str]]) -> None:
@@ -138,8 +150,12 @@ def run(config: Config, mix: dict[str, list[str]]) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = Client(server.server_port)
     client.login()
-    client.request("GET", search_path("warm up the caches", SearchFilters()))  # as index_scale does, and compiles the template
-    print(f"{'kind':<14} {'server p50':>11} {'server p95':>11} {'CPU p50':>9} {'trip p50':>9} {'trip p95':>9}  found hits")
+    client.request(
+        "GET", search_path("warm up the caches", SearchFilters())
+    )  # as index_scale does, and compiles the template
+    print(
+        f"{'kind':<14} {'server p50':>11} {'server p95':>11} {'CPU p50':>9} {'trip p50':>9} {'trip p95':>9}  found hits"
+    )
     for kind, urls in mix.items():
         server_s, cpu, trips, found = [], [], [], 0
         for url in urls:
@@ -149,8 +165,10 @@ def run(config: Config, mix: dict[str, list[str]]) -> None:
             server_s.append(timed.seconds[-1] * 1000)
             cpu.append(timed.cpu_seconds[-1] * 1000)
             found += status == 200 and 'class="title"' in page
-        print(f"{kind:<14} {percentile(server_s, 0.5):>9.1f}ms {percentile(server_s, 0.95):>9.1f}ms {percentile(cpu, 0.5):>7.1f}ms "
-              f"{percentile(trips, 0.5):>7.1f}ms {percentile(trips, 0.95):>7.1f}ms  {found}/{len(urls)}")
+        print(
+            f"{kind:<14} {percentile(server_s, 0.5):>9.1f}ms {percentile(server_s, 0.95):>9.1f}ms {percentile(cpu, 0.5):>7.1f}ms "
+            f"{percentile(trips, 0.5):>7.1f}ms {percentile(trips, 0.95):>7.1f}ms  {found}/{len(urls)}"
+        )
     server.shutdown()
 
 

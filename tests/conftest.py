@@ -40,7 +40,11 @@ def config_path(tmp_path: Path) -> Path:
 def run_cli(config: Path, *args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if check and done.returncode != 0:
         raise AssertionError(f"medarchive {' '.join(args)} exited {done.returncode}: {done.stderr}")
@@ -83,7 +87,9 @@ def document(seed: int, doc_type: str = "discharge_summary", **kwargs) -> sample
     return samples.make_document(rng, doc_type, samples.make_patient(rng), **kwargs)
 
 
-def scanned(path: Path, doc: samples.SampleDoc, *, dpi: int = 300, encoding: str = "jpeg", seed: int = 0, **render) -> Path:
+def scanned(
+    path: Path, doc: samples.SampleDoc, *, dpi: int = 300, encoding: str = "jpeg", seed: int = 0, **render
+) -> Path:
     rng = random.Random(seed)
     images = [samples.render_page(list(lines), dpi=dpi, rng=rng, **render) for lines in doc.pages]
     samples.write_scanned_pdf(path, images, encoding=encoding, dpi=(dpi, dpi))

@@ -50,7 +50,10 @@ class FhirServer:
     def __init__(self, port: int = 0) -> None:
         _install_node_packages()
         self.process = subprocess.Popen(
-            ["node", "server.mjs", str(port)], cwd=SERVER_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            ["node", "server.mjs", str(port)],
+            cwd=SERVER_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
         line = self.process.stdout.readline()
@@ -80,15 +83,19 @@ class FhirServer:
         self.http.post(f"{self.root}/_test/faults", json=faults).raise_for_status()
 
     def require_auth(self, token: str, client_id: str, client_secret: str) -> None:
-        self.http.post(f"{self.root}/_test/auth", json={"token": token, "client_id": client_id,
-                                                        "client_secret": client_secret}).raise_for_status()
+        self.http.post(
+            f"{self.root}/_test/auth", json={"token": token, "client_id": client_id, "client_secret": client_secret}
+        ).raise_for_status()
 
     def requests(self) -> dict:
         return self.http.get(f"{self.root}/_test/requests").json()
 
     def add_patient(self, mrn: str, headers: dict | None = None) -> str:
-        patient = {"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
-                   "name": [{"family": "Testpatient", "given": [mrn]}]}
+        patient = {
+            "resourceType": "Patient",
+            "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
+            "name": [{"family": "Testpatient", "given": [mrn]}],
+        }
         response = self.http.post(f"{self.base_url}/Patient", json=patient, headers=headers or {})
         response.raise_for_status()
         return response.json()["id"]
@@ -126,7 +133,9 @@ class MllpListener:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            hl7.mllp.start_hl7_server(self._handle, host="127.0.0.1", port=self.port, limit=256 * 1024 * 1024, ssl=self.tls)
+            hl7.mllp.start_hl7_server(
+                self._handle, host="127.0.0.1", port=self.port, limit=256 * 1024 * 1024, ssl=self.tls
+            )
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -168,16 +177,38 @@ class MllpListener:
         out = []
         for raw in self.received:
             message = hl7.parse(raw)
-            out.append((str(message.segment("EVN")(1)), str(message.segment("TXA")(12)), str(message.segment("PID")(3)(0)(0))))
+            out.append(
+                (str(message.segment("EVN")(1)), str(message.segment("TXA")(12)), str(message.segment("PID")(3)(0)(0)))
+            )
         return out
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate and key for 127.0.0.1 (the TLS listener's, and the CA the client trusts)."""
     cert, key = folder / "listener.pem", folder / "listener.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -190,8 +221,15 @@ def one_page_pdf(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def file_document(config, n: int, *, mrn: str | None, doc_type: str = "discharge_summary",
-                  doc_date: str = "2024-03-01", pdf_bytes: bytes | None = None) -> Sidecar:
+def file_document(
+    config,
+    n: int,
+    *,
+    mrn: str | None,
+    doc_type: str = "discharge_summary",
+    doc_date: str = "2024-03-01",
+    pdf_bytes: bytes | None = None,
+) -> Sidecar:
     """A filed (or, without an MRN, queued for review) one-page document written straight into the archive."""
     doc_id = f"{n:016x}-1"
     status = "filed" if mrn else "review"
@@ -199,9 +237,16 @@ def file_document(config, n: int, *, mrn: str | None, doc_type: str = "discharge
     pdf = folder / (base_name(doc_date, doc_type, doc_id) + ".pdf")
     atomic_write_bytes(pdf, pdf_bytes or one_page_pdf(f"Test document {n}"))
     sidecar = Sidecar(
-        doc_id=doc_id, status=status, doc_type=doc_type, path=pdf.relative_to(config.root).as_posix(),
-        sha256=sha256_file(pdf), source=SourceRef(f"scan-{n}.pdf", f"{n:064x}", (1,)), mrn=mrn,
-        doc_date=doc_date, pages=1, review_reason=None if mrn else "no MRN found",
+        doc_id=doc_id,
+        status=status,
+        doc_type=doc_type,
+        path=pdf.relative_to(config.root).as_posix(),
+        sha256=sha256_file(pdf),
+        source=SourceRef(f"scan-{n}.pdf", f"{n:064x}", (1,)),
+        mrn=mrn,
+        doc_date=doc_date,
+        pages=1,
+        review_reason=None if mrn else "no MRN found",
         history=(HistoryEvent("2024-03-01T00:00:00+00:00", "test", "filed" if mrn else "queued for review", None),),
     )
     write_sidecar(sidecar_path(pdf), sidecar)
@@ -221,7 +266,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
 
 def ehr_config(tmp_path: Path, destination: dict) -> Config:
     """A config with one EHR destination and quick retries, its data root opened."""
-    path = write_config(tmp_path, ehr={"destinations": [destination], "retry": {"first_seconds": 0.05, "max_seconds": 0.2}})
+    path = write_config(
+        tmp_path, ehr={"destinations": [destination], "retry": {"first_seconds": 0.05, "max_seconds": 0.2}}
+    )
     config = load_config(path)
     open_data_root(config)
     return config

@@ -9,7 +9,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.core.config import Config
@@ -31,9 +31,15 @@ def record(config: Config, outcomes: list[Outcome]) -> None:
     lines = []
     for o in outcomes:
         entry = {
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": o.status,
-            "file": o.source.display_name, "doc_ids": o.doc_ids, "mrn": o.mrn, "reason": o.reason,
-            "pages": o.pages, "ocr_seconds": round(o.ocr_seconds, 2), "seconds": round(o.seconds, 2),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "status": o.status,
+            "file": o.source.display_name,
+            "doc_ids": o.doc_ids,
+            "mrn": o.mrn,
+            "reason": o.reason,
+            "pages": o.pages,
+            "ocr_seconds": round(o.ocr_seconds, 2),
+            "seconds": round(o.seconds, 2),
         }
         lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
     fd = os.open(activity_path(config), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -60,7 +66,11 @@ def _waiting(config: Config) -> int:
             continue
         walker = folder.path.rglob("*") if folder.recursive else folder.path.glob("*")
         for path in walker:
-            if path.is_file() and path.suffix.lower() in config.watch.extensions and not is_ignored(path, folder.path, config.watch.ignore):
+            if (
+                path.is_file()
+                and path.suffix.lower() in config.watch.extensions
+                and not is_ignored(path, folder.path, config.watch.ignore)
+            ):
                 count += 1
     return count
 
@@ -69,7 +79,7 @@ def status(config: Config, errors: int = 5) -> Status:
     processing = config.processing_dir
     in_flight = sum(1 for p in processing.iterdir() if not p.name.endswith(".claim.json")) if processing.is_dir() else 0
     result = Status(holder(lock_path(config)), _waiting(config), in_flight)
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     path = activity_path(config)
     if path.exists():
         with open(path, encoding="utf-8") as handle:

@@ -40,7 +40,16 @@ def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
     target = processing / claim_id
     note = processing / (claim_id + NOTE_SUFFIX)
     source = InputFile(target, path.name, folder.source_label, folder.doc_type_hint)
-    atomic_write_json(note, {"name": path.name, "folder": str(folder.path), "label": folder.source_label, "type_hint": folder.doc_type_hint, "claimed_at": datetime.now().isoformat(timespec="seconds")})
+    atomic_write_json(
+        note,
+        {
+            "name": path.name,
+            "folder": str(folder.path),
+            "label": folder.source_label,
+            "type_hint": folder.doc_type_hint,
+            "claimed_at": datetime.now().isoformat(timespec="seconds"),
+        },
+    )
     try:
         os.rename(path, target)
     except FileNotFoundError:

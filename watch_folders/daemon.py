@@ -62,7 +62,9 @@ class _Nominator(FileSystemEventHandler):
 
 
 class Daemon:
-    def __init__(self, config: Config, index: Index, executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor) -> None:
+    def __init__(
+        self, config: Config, index: Index, executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor
+    ) -> None:
         self.config = config
         self.index = index
         self.executor_factory = executor_factory
@@ -103,7 +105,9 @@ class Daemon:
         for folder in self.folders:
             for inner in (self.config.processing_dir, self.config.archive_dir, self.config.failed_dir):
                 if inner.is_relative_to(folder.path):
-                    raise ConfigError(f"watch.folders: {folder.path} contains the data root's {inner.name}/ folder; use a drop folder of its own")
+                    raise ConfigError(
+                        f"watch.folders: {folder.path} contains the data root's {inner.name}/ folder; use a drop folder of its own"
+                    )
 
     def run(self) -> int:
         self._check_folders()
@@ -118,8 +122,13 @@ class Daemon:
                 listener = start_listener(self.config, self._stop)
             with self.executor_factory(self.config) as executor:
                 pipeline = Pipeline(
-                    self.config, self.index, executor, on_committed=self._committed,
-                    audit=AuditLog.for_config(self.config), user=os_user(), on_open=mark_in_flight,
+                    self.config,
+                    self.index,
+                    executor,
+                    on_committed=self._committed,
+                    audit=AuditLog.for_config(self.config),
+                    user=os_user(),
+                    on_open=mark_in_flight,
                 )
                 self._recover(pipeline)
                 self._start_observers()
@@ -189,8 +198,10 @@ class Daemon:
     def _retrain(self) -> None:
         try:
             message = maybe_retrain(self.config, datetime.now())
-        except Exception as exc:  # noqa: BLE001 - a failed retrain must not stop the daemon
-            message = f"document-type model retraining failed ({type(exc).__name__}: {exc}); the previous model stays in use"
+        except Exception as exc:
+            message = (
+                f"document-type model retraining failed ({type(exc).__name__}: {exc}); the previous model stays in use"
+            )
         if message:
             log.info(message)
 
@@ -212,7 +223,10 @@ class Daemon:
             pipeline.step(timeout=_TICK)
         pipeline.flush()
         if pipeline.in_flight:
-            log.info("abandoning %d page(s) in flight; their files stay in processing/ for the next start", pipeline.in_flight)
+            log.info(
+                "abandoning %d page(s) in flight; their files stay in processing/ for the next start",
+                pipeline.in_flight,
+            )
             for source in pipeline.sources_in_flight():
                 mark_in_flight(source, False)
             pipeline.abandon()

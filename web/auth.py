@@ -79,8 +79,15 @@ def save_cookie(response: Response) -> Response:
     """After every request: hand a new session id to the browser, or take a dead one away."""
     secure = services().config.web.secure_cookies
     if g.get("new_device"):
-        response.set_cookie(DEVICE_COOKIE, g.new_device, max_age=DEVICE_DAYS * 86400, httponly=True,
-                            samesite="Strict", secure=secure, path="/")
+        response.set_cookie(
+            DEVICE_COOKIE,
+            g.new_device,
+            max_age=DEVICE_DAYS * 86400,
+            httponly=True,
+            samesite="Strict",
+            secure=secure,
+            path="/",
+        )
     if g.get("new_sid"):
         response.set_cookie(COOKIE, g.new_sid, httponly=True, samesite="Strict", secure=secure, path="/")
     elif g.get("end_cookie"):
@@ -109,8 +116,12 @@ def requires(*roles: str) -> Callable:
             if not g.user.can(*roles):
                 # A refused attempt at patient data is an access to account for too.
                 mrn = request.values.get("mrn", "").strip()
-                record("forbidden", mrns=[mrn if services().config.extraction.is_mrn(mrn) else None],
-                       outcome="refused", details={"path": request.path, "role": g.user.role})
+                record(
+                    "forbidden",
+                    mrns=[mrn if services().config.extraction.is_mrn(mrn) else None],
+                    outcome="refused",
+                    details={"path": request.path, "role": g.user.role},
+                )
                 abort(403)
             return view(*args, **kwargs)
 
@@ -123,8 +134,13 @@ def _safe_next(target: str | None) -> str:
     # Only a path on this site: never an absolute or scheme-relative URL (open redirect).
     # Control characters and backslashes are ignored rather than cleaned: browsers drop
     # tabs and newlines and read a backslash as '/', so "/<tab>/evil.example" leaves the site.
-    if (target and target.startswith("/") and not target.startswith("//") and not _UNSAFE_IN_PATH.search(target)
-            and not urlsplit(target).netloc):
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not _UNSAFE_IN_PATH.search(target)
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("search.search")
 

@@ -38,8 +38,16 @@ def current_user() -> User:
     return g.user
 
 
-def record(action: str, *, doc_ids: Iterable[str] = (), mrns: Iterable[str | None] = (), details: dict | None = None,
-           outcome: str = "ok", reason: str | None = None) -> None:
+def record(
+    action: str,
+    *,
+    doc_ids: Iterable[str] = (),
+    mrns: Iterable[str | None] = (),
+    details: dict | None = None,
+    outcome: str = "ok",
+    reason: str | None = None,
+) -> None:
     """Audit what the logged-in user is about to be shown or has done."""
-    services().audit.record(action, user=current_user().name, doc_ids=doc_ids, mrns=mrns, details=details,
-                            outcome=outcome, reason=reason)
+    services().audit.record(
+        action, user=current_user().name, doc_ids=doc_ids, mrns=mrns, details=details, outcome=outcome, reason=reason
+    )

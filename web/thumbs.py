@@ -39,8 +39,9 @@ def page_image(config: Config, pdf: Path, sha256: str, page: int, dpi: int) -> P
 
 def _render(pdf: Path, page: int, dpi: int, out: Path) -> None:
     try:
-        images = convert_from_path(pdf, dpi=dpi, first_page=page, last_page=page, grayscale=True,
-                                   timeout=_RENDER_TIMEOUT_SECONDS)
+        images = convert_from_path(
+            pdf, dpi=dpi, first_page=page, last_page=page, grayscale=True, timeout=_RENDER_TIMEOUT_SECONDS
+        )
     except (PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError, OSError) as exc:
         raise ThumbnailError(f"cannot render page {page} of {pdf.name}: {exc}") from None
     if not images:

@@ -61,8 +61,10 @@ CREATE TABLE IF NOT EXISTS devices (
     created TEXT NOT NULL
 );
 """
-_SELECT = ("SELECT users.*, COALESCE(marks.version, 0) AS version, COALESCE(marks.unlocks, 0) AS unlocks "
-           "FROM users LEFT JOIN account_marks AS marks USING (name)")
+_SELECT = (
+    "SELECT users.*, COALESCE(marks.version, 0) AS version, COALESCE(marks.unlocks, 0) AS unlocks "
+    "FROM users LEFT JOIN account_marks AS marks USING (name)"
+)
 
 
 class UserError(MedarchiveError):
@@ -116,8 +118,9 @@ def _check_role(role: str) -> None:
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"], row["version"],
-                row["unlocks"])
+    return User(
+        row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"], row["version"], row["unlocks"]
+    )
 
 
 def _is_last_admin(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
@@ -167,10 +170,14 @@ class UserStore:
         now = now_utc()
         try:
             with self._db() as db:
-                db.execute("INSERT INTO users (name, role, password_hash, enabled, created, updated) VALUES (?, ?, ?, 1, ?, ?)",
-                           (name, role, _HASHER.hash(password), now, now))
+                db.execute(
+                    "INSERT INTO users (name, role, password_hash, enabled, created, updated) VALUES (?, ?, ?, 1, ?, ?)",
+                    (name, role, _HASHER.hash(password), now, now),
+                )
         except sqlite3.IntegrityError:
-            raise UserError(f"user {name} already exists; use `medarchive user passwd` to change the password") from None
+            raise UserError(
+                f"user {name} already exists; use `medarchive user passwd` to change the password"
+            ) from None
         return self._existing(name)
 
     # A password, role or enabled change ends the account's sessions: each bumps its version.
@@ -200,7 +207,9 @@ class UserStore:
         cutoff = _device_cutoff()
         with self._db() as db:
             db.execute("DELETE FROM devices WHERE created < ?", (cutoff,))
-            db.execute("INSERT INTO devices (token_hash, name, created) VALUES (?, ?, ?)", (_digest(token), name, now_utc()))
+            db.execute(
+                "INSERT INTO devices (token_hash, name, created) VALUES (?, ?, ?)", (_digest(token), name, now_utc())
+            )
         return token
 
     def device_owner(self, token: str) -> str | None:
@@ -209,8 +218,9 @@ class UserStore:
             return None
         cutoff = _device_cutoff()
         with self._db() as db:
-            row = db.execute("SELECT name FROM devices WHERE token_hash = ? AND created >= ?",
-                             (_digest(token), cutoff)).fetchone()
+            row = db.execute(
+                "SELECT name FROM devices WHERE token_hash = ? AND created >= ?", (_digest(token), cutoff)
+            ).fetchone()
         return row["name"] if row else None
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -227,8 +237,9 @@ class UserStore:
             self._update(name, "password_hash = ?", _HASHER.hash(password))
         return _user(row)
 
-    def _update(self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False,
-                new_version: bool = False) -> User:
+    def _update(
+        self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False, new_version: bool = False
+    ) -> User:
         """Change one account; ``keep_an_admin`` refuses the change when it would leave no enabled admin."""
         with self._db() as db:
             # IMMEDIATE: no other writer between the check and the update, so two
@@ -238,8 +249,10 @@ class UserStore:
             if row is None:
                 raise UserError(f"no user {name!r}; add one with `medarchive user add`")
             if keep_an_admin and _is_last_admin(db, row):
-                raise UserError(f"{name} is the last enabled admin; make another user admin first, "
-                                "or nobody could manage the accounts")
+                raise UserError(
+                    f"{name} is the last enabled admin; make another user admin first, "
+                    "or nobody could manage the accounts"
+                )
             db.execute(f"UPDATE users SET {assignment}, updated = ? WHERE name = ?", (value, now_utc(), name))
             if new_version:
                 self._bump(db, name, "version")
@@ -247,8 +260,11 @@ class UserStore:
 
     @staticmethod
     def _bump(db: sqlite3.Connection, name: str, counter: str) -> None:
-        db.execute(f"INSERT INTO account_marks (name, {counter}) VALUES (?, 1) "
-                   f"ON CONFLICT (name) DO UPDATE SET {counter} = {counter} + 1", (name,))
+        db.execute(
+            f"INSERT INTO account_marks (name, {counter}) VALUES (?, 1) "
+            f"ON CONFLICT (name) DO UPDATE SET {counter} = {counter} + 1",
+            (name,),
+        )
 
     def _existing(self, name: str) -> User:
         user = self.get(name)

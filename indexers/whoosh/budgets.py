@@ -39,7 +39,8 @@ def check_length(query: str, options: IndexOptions) -> None:
     if len(query) > options.max_query_chars:
         raise SearchTooBroad(
             f"the search is too long ({len(query)} characters, at most {options.max_query_chars}): "
-            "search for fewer words")
+            "search for fewer words"
+        )
 
 
 def check_wildcards(query: str, schema: Schema, options: IndexOptions) -> None:
@@ -50,7 +51,7 @@ def check_wildcards(query: str, schema: Schema, options: IndexOptions) -> None:
         return
     try:
         nodes = make_parser(schema).process(query)
-    except Exception:  # noqa: BLE001  (parse_query says what is wrong with it)
+    except Exception:
         return
     for node in _syntax_leaves(nodes):
         text = getattr(node, "text", None)
@@ -58,7 +59,8 @@ def check_wildcards(query: str, schema: Schema, options: IndexOptions) -> None:
             shown = f"{text}*" if isinstance(node, PrefixNode) else text
             raise SearchTooBroad(
                 f"the search is too broad: a wildcard needs at least {least} letter{'s' * (least != 1)} "
-                f"before it (such as diab*), not {shown}")
+                f"before it (such as diab*), not {shown}"
+            )
 
 
 def check_expansions(query: Query, reader, options: IndexOptions) -> None:
@@ -76,7 +78,8 @@ def check_expansions(query: Query, reader, options: IndexOptions) -> None:
             continue
         if sum(1 for _ in itertools.islice(terms, most + 1)) > most:
             raise SearchTooBroad(
-                f"the search is too broad: {_shown(leaf)} matches more than {most} different words; {advice}")
+                f"the search is too broad: {_shown(leaf)} matches more than {most} different words; {advice}"
+            )
 
 
 class Deadline:
@@ -90,7 +93,8 @@ class Deadline:
         if self.clock() >= self.at:
             raise SearchTooBroad(
                 f"the search took longer than {self.seconds:g} s and was stopped: narrow it with more words, "
-                "a patient, a document type or dates")
+                "a patient, a document type or dates"
+            )
 
 
 def _leaves(query: Query):

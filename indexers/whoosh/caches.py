@@ -49,13 +49,21 @@ class SegmentCaches:
     def keep_list(self, key: tuple[str, str, bytes], ids: list[int], weights: list[float]) -> None:
         """Keep a long posting list, dropping the oldest while the postings kept exceed the budget."""
         with self.lock:
-            while self.lists and sum(len(kept[0]) for kept in self.lists.values()) + len(ids) \
-                    > self.lists_kept_postings:
+            while (
+                self.lists and sum(len(kept[0]) for kept in self.lists.values()) + len(ids) > self.lists_kept_postings
+            ):
                 del self.lists[next(iter(self.lists))]
             self.lists[key] = (array("I", ids), array("f", weights))
 
     def clear(self) -> None:
         with self.lock:
-            for cache in (self.lengths, self.norms, self.sorted_columns, self.lists, self.blocks, self.neighbours,
-                          self.doc_types):
+            for cache in (
+                self.lengths,
+                self.norms,
+                self.sorted_columns,
+                self.lists,
+                self.blocks,
+                self.neighbours,
+                self.doc_types,
+            ):
                 cache.clear()

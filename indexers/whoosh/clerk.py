@@ -79,8 +79,14 @@ def widen(query: Query, searcher: Searcher, type_words: TypeWords, caches: Segme
     def visit(q: Query) -> Query:
         words = _plain_words(q)
         if words:
-            extra = [term for word in words for term in (*_type_terms(word, stems, searcher, type_words, types),
-                                                          *_name_variants(word, searcher, caches))]
+            extra = [
+                term
+                for word in words
+                for term in (
+                    *_type_terms(word, stems, searcher, type_words, types),
+                    *_name_variants(word, searcher, caches),
+                )
+            ]
             return Or([*q.subqueries, *extra], boost=q.boost) if extra else q
         return q if q.is_leaf() else q.apply(visit)
 
@@ -132,13 +138,16 @@ def _term_of(word: list[Query], fieldname: str) -> Term | None:
     return next((part for part in word if type(part) is Term and part.fieldname == fieldname), None)
 
 
-def _type_terms(word: list[Query], stems: set[str], searcher: Searcher, type_words: TypeWords,
-                types: tuple[str, ...]) -> list[Term]:
+def _type_terms(
+    word: list[Query], stems: set[str], searcher: Searcher, type_words: TypeWords, types: tuple[str, ...]
+) -> list[Term]:
     stem = _term_of(word, "content")
     if stem is None:
         return []  # a stop word, or more than one word of the text (follow-up)
-    return [Term("doc_type", doc_type, boost=TYPE_WEIGHT * searcher.idf("doc_type", doc_type))
-            for doc_type in type_words.types_for(stem.text, stems, types)]
+    return [
+        Term("doc_type", doc_type, boost=TYPE_WEIGHT * searcher.idf("doc_type", doc_type))
+        for doc_type in type_words.types_for(stem.text, stems, types)
+    ]
 
 
 def _name_variants(word: list[Query], searcher: Searcher, caches: SegmentCaches) -> list[Term]:
@@ -152,8 +161,10 @@ def _name_variants(word: list[Query], searcher: Searcher, caches: SegmentCaches)
         return []
     base = exact.boost * VARIANT_SHARE
     exact_idf = searcher.idf(NAME, exact.text) if searcher.doc_frequency(NAME, exact.text) else None
-    return [Term(NAME, variant, boost=base if exact_idf is None else base * exact_idf / searcher.idf(NAME, variant))
-            for variant in sorted(variants)]
+    return [
+        Term(NAME, variant, boost=base if exact_idf is None else base * exact_idf / searcher.idf(NAME, variant))
+        for variant in sorted(variants)
+    ]
 
 
 def warm_names(reader, caches: SegmentCaches) -> None:
@@ -178,7 +189,7 @@ def _neighbours(reader, caches: SegmentCaches) -> dict[str, list[str]]:
 
 
 def _forms(word: str) -> set[str]:
-    return {word, *(word[:i] + word[i + 1:] for i in range(len(word)))}
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
 
 
 def _one_edit(word: str, table: dict[str, list[str]]) -> set[str]:
@@ -193,4 +204,4 @@ def _within_one_edit(a: str, b: str) -> bool:
     if len(long_) - len(short) != 1:
         return False
     i = next((i for i, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
-    return short[i:] == long_[i + 1:]
+    return short[i:] == long_[i + 1 :]

@@ -103,8 +103,17 @@ class PostingsWriter(W3PostingsWriter):
         deltas = array("I", map(operator.sub, ids, itertools.chain((0,), ids)))
         head = self._packed(deltas.tobytes() + array("f", self._weights).tobytes())
         values = self._packed(pickle.dumps(tuple(self._values), PICKLE_PROTOCOL)) if self._values else b""
-        info = pickle.dumps((len(ids), ids[-1], self._maxweight, self._compression,
-                             length_to_byte(self._minlength), length_to_byte(self._maxlength)), 2)
+        info = pickle.dumps(
+            (
+                len(ids),
+                ids[-1],
+                self._maxweight,
+                self._compression,
+                length_to_byte(self._minlength),
+                length_to_byte(self._maxlength),
+            ),
+            2,
+        )
         postfile = self._postfile
         length = len(info) + _HEAD_SIZE.size + len(head) + len(values)
         postfile.write_int(-length if last else length)  # negative: the last block
@@ -130,7 +139,7 @@ class TermInfo(W3TermInfo):
             return super().to_bytes()
         self._inlined = ()  # (still inlined, and pickled in a few bytes)
         try:
-            fixed = super().to_bytes()[:self._struct.size]
+            fixed = super().to_bytes()[: self._struct.size]
         finally:
             self._inlined = inlined
         return fixed + pickle.dumps(inlined, PICKLE_PROTOCOL)
@@ -157,8 +166,8 @@ class SplitBlockMatcher(W3LeafMatcher):
         head = self._unpacked(self._postfile.get(self._dataoffset + _HEAD_SIZE.size, size))
         count = self._blocklength
         deltas, weights = array("I"), array("f")
-        deltas.frombytes(head[:4 * count])
-        weights.frombytes(head[4 * count:])
+        deltas.frombytes(head[: 4 * count])
+        weights.frombytes(head[4 * count :])
         self._data = (deltas, weights)
 
     def _read_ids(self) -> None:
@@ -252,8 +261,13 @@ class Codec(W3Codec):
         return FieldWriter(self, storage, segment)
 
     def postings_writer(self, dbfile, byteids: bool = False) -> W3PostingsWriter:
-        return PostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
-                              compression=self._compression, inlinelimit=self._inlinelimit)
+        return PostingsWriter(
+            dbfile,
+            blocklimit=self._blocklimit,
+            byteids=byteids,
+            compression=self._compression,
+            inlinelimit=self._inlinelimit,
+        )
 
     def postings_reader(self, dbfile, terminfo, format_, term=None, scorer=None) -> Matcher:
         if terminfo.is_inlined():
@@ -279,11 +293,15 @@ def make_codec() -> Codec:
 # order and concatenates each term's posting lists, document numbers shifted
 # and deleted documents left out, a block at a time.
 
+
 def merge_all(writer: SegmentWriter, segments: list) -> list:
     """A Whoosh merge type (commit(mergetype=...)) that merges every segment
     into the writer's new one, as Whoosh's OPTIMIZE does."""
-    if writer.docnum or not isinstance(writer.codec, Codec) or not all(
-            isinstance(segment.codec(), Codec) for segment in segments):
+    if (
+        writer.docnum
+        or not isinstance(writer.codec, Codec)
+        or not all(isinstance(segment.codec(), Codec) for segment in segments)
+    ):
         return OPTIMIZE(writer, segments)  # (new documents to merge in too, or another codec's segments)
     readers = [SegmentReader(writer.storage, writer.schema, segment) for segment in segments]
     try:
@@ -301,8 +319,9 @@ def merge_all(writer: SegmentWriter, segments: list) -> list:
     return []
 
 
-def _merged_terms(schema, readers: list[SegmentReader],
-                  docmaps: list[tuple[int, dict[int, int] | None]]) -> Iterator[tuple[str, bytes, Postings]]:
+def _merged_terms(
+    schema, readers: list[SegmentReader], docmaps: list[tuple[int, dict[int, int] | None]]
+) -> Iterator[tuple[str, bytes, Postings]]:
     """Every term of the segments, in order, with its postings from all of them, renumbered."""
     tables = [_term_table(n, reader) for n, reader in enumerate(readers)]
     for (fieldname, btext), group in itertools.groupby(heapq.merge(*tables), key=operator.itemgetter(0)):

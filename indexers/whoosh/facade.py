@@ -87,8 +87,9 @@ def _writer_options(options: IndexOptions) -> dict[str, object]:
 
 
 class WhooshIndex(Index):
-    def __init__(self, index_dir: Path, options: IndexOptions = _DEFAULTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, index_dir: Path, options: IndexOptions = _DEFAULTS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._dir = Path(index_dir)
         self._options = options
         self._clock = clock  # what the search time budget is measured by
@@ -193,8 +194,12 @@ class WhooshIndex(Index):
         # Each sub-process writes its own segment: merging them would cost a
         # second pass over every posting, and a few segments search fast.
         try:
-            return ix.writer(procs=procs, multisegment=True, timeout=self._options.writer_timeout_seconds,
-                             **_writer_options(self._options))
+            return ix.writer(
+                procs=procs,
+                multisegment=True,
+                timeout=self._options.writer_timeout_seconds,
+                **_writer_options(self._options),
+            )
         except whoosh_index.LockError:
             raise self._busy() from None
 
@@ -288,7 +293,8 @@ class WhooshIndex(Index):
             if not is_current(ix.schema):
                 raise IndexFailure(
                     f"the search index {self._dir} was built by an older version of medarchive and cannot "
-                    f"be read or added to; rebuild it from the archive with `medarchive reindex`")
+                    f"be read or added to; rebuild it from the archive with `medarchive reindex`"
+                )
             self._ix = ix
         return self._ix
 
@@ -328,8 +334,9 @@ def _delete_ids(writer: SegmentWriter, doc_ids: Iterable[str]) -> None:
 def _check_subprocesses(writer: SegmentWriter) -> None:
     # MpWriter commits without the segment of a sub-process that died.
     if any(task.exitcode for task in getattr(writer, "tasks", ())):
-        raise IndexFailure("an index writer sub-process failed, so the index lacks documents; "
-                           "run the index rebuild again")
+        raise IndexFailure(
+            "an index writer sub-process failed, so the index lacks documents; run the index rebuild again"
+        )
 
 
 def _abandon(writer: SegmentWriter) -> None:

@@ -37,8 +37,9 @@ def prepare(results: Results, query: Query, caches: SegmentCaches, seen: dict | 
     _record_matched_terms(results, query, caches, seen)
     # No character limit: pinpoint highlighting reads offsets from the
     # index instead of scanning the text, so long documents cost nothing.
-    results.fragmenter = PinpointFragmenter(maxchars=SNIPPET_MAX_CHARS // _SNIPPET_FRAGMENTS, surround=50,
-                                            autotrim=True, charlimit=None)
+    results.fragmenter = PinpointFragmenter(
+        maxchars=SNIPPET_MAX_CHARS // _SNIPPET_FRAGMENTS, surround=50, autotrim=True, charlimit=None
+    )
     results.formatter = MarkFormatter()
 
 

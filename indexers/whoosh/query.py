@@ -46,11 +46,12 @@ def parse_query(query: str, schema: Schema) -> Query:
     query = _JOINED_INITIALS.sub(r"\1\2", query)
     try:
         return make_parser(schema).parse(query)
-    except Exception:  # noqa: BLE001  (the parser recovers from most bad syntax; what it raises is not for clerks)
-        searchable = ", ".join(sorted({*(name for name, field in schema.items() if field.indexed and name != PAIRS),
-                                       "name"}))
+    except Exception:
+        searchable = ", ".join(
+            sorted({*(name for name, field in schema.items() if field.indexed and name != PAIRS), "name"})
+        )
         raise IndexFailure(
-            f"cannot understand the search {query!r}: use words, \"quoted phrases\", AND/OR/NOT, "
+            f'cannot understand the search {query!r}: use words, "quoted phrases", AND/OR/NOT, '
             f"wildcards such as diab*, or field:value where the field is one of {searchable}"
         ) from None
 
@@ -75,8 +76,12 @@ def allowed_docs(query: Query, reader, caches: SegmentCaches) -> set[int]:
     """The documents of one segment that a filter query matches."""
     if isinstance(query, And):
         return set.intersection(*(allowed_docs(sub, reader, caches) for sub in query.subqueries))
-    if isinstance(query, TermRange) and not query.startexcl and not query.endexcl \
-            and reader.schema[query.fieldname].column_type is not None:
+    if (
+        isinstance(query, TermRange)
+        and not query.startexcl
+        and not query.endexcl
+        and reader.schema[query.fieldname].column_type is not None
+    ):
         # A range of dates is hundreds of terms, each a posting list to read;
         # the sorted column answers it with two bisections.
         values, docnums = sorted_column(reader, query.fieldname, caches)
@@ -104,7 +109,7 @@ def sorted_column(reader, fieldname: str, caches: SegmentCaches) -> tuple[list[b
             # The whole column at once rather than a file read per document.
             lengths = column._lengths
             data = column._dbfile.get(column._basepos, sum(lengths))
-            values = [data[end - length:end] for end, length in zip(accumulate(lengths), lengths)]
+            values = [data[end - length : end] for end, length in zip(accumulate(lengths), lengths)]
         else:
             values = list(column)
         pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)

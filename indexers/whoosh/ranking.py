@@ -48,6 +48,7 @@ _LENGTH_OF_BYTE = [1] + [byte_to_length(b) for b in range(1, 256)]  # 0 reads as
 _DOCS_BETWEEN_CHECKS = 4096
 _NO_DEADLINE = Deadline(float("inf"))
 
+
 class _Check:
     """A condition on documents checked a batch at a time (see _PhraseCheck)."""
 
@@ -78,8 +79,16 @@ def _verify(pending: Iterable[tuple[int, tuple[_Check, ...]]]) -> None:
 # {docnum: score}, and {docnum: checks it must pass to be a match}
 _Scored = tuple[dict[int, float], dict[int, tuple[_Check, ...]]]
 
-def ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int, caches: SegmentCaches,
-           seen: dict | None = None, deadline: Deadline = _NO_DEADLINE) -> list[tuple[float, int]]:
+
+def ranked(
+    searcher: Searcher,
+    query: Query,
+    narrowing: Query | None,
+    limit: int,
+    caches: SegmentCaches,
+    seen: dict | None = None,
+    deadline: Deadline = _NO_DEADLINE,
+) -> list[tuple[float, int]]:
     """The top (score, docnum) pairs, best first, as searcher.search(And([query,
     narrowing])) would rank them (the narrowing adds nothing to scores).
     Postings values looked up for some documents go into seen (see Ranker);
@@ -117,13 +126,17 @@ def ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int
         deadline.check()
         _verify((local, checks) for _, _, local, checks in batch)
         checked += len(batch)
-        top.extend((-negscore, docnum) for negscore, docnum, local, checks in batch
-                   if all(check.passed[local] for check in checks))
+        top.extend(
+            (-negscore, docnum)
+            for negscore, docnum, local, checks in batch
+            if all(check.passed[local] for check in checks)
+        )
     return top[:limit]
 
 
-def _best_first(scores: dict[int, float], pending: dict[int, tuple[_Check, ...]],
-                offset: int) -> Iterator[tuple[float, int, int, tuple[_Check, ...]]]:
+def _best_first(
+    scores: dict[int, float], pending: dict[int, tuple[_Check, ...]], offset: int
+) -> Iterator[tuple[float, int, int, tuple[_Check, ...]]]:
     """(-score, docnum, the segment's own docnum, the checks it must pass) of a
     segment's documents, best first, ties in document order; made as they are
     taken, as most of the thousands of candidates of a phrase never are."""
@@ -131,19 +144,25 @@ def _best_first(scores: dict[int, float], pending: dict[int, tuple[_Check, ...]]
         yield -scores[d], offset + d, d, pending.get(d, ())
 
 
-def whoosh_ranked(searcher: Searcher, query: Query, narrowing: Query | None, limit: int,
-                  caches: SegmentCaches) -> list[tuple[float, int]]:
+def whoosh_ranked(
+    searcher: Searcher, query: Query, narrowing: Query | None, limit: int, caches: SegmentCaches
+) -> list[tuple[float, int]]:
     """The same ranking by Whoosh's own collector (slow on broad queries)."""
     results = searcher.search(And([query, Narrowing(narrowing, caches)]) if narrowing else query, limit=limit)
     return [(hit.score, hit.docnum) for hit in results]
 
 
-
 class Ranker:
     """Scores a query in one segment of a searcher, as Whoosh's BM25F would."""
 
-    def __init__(self, searcher: Searcher, sub: Searcher, caches: SegmentCaches, seen: dict | None = None,
-                 deadline: Deadline = _NO_DEADLINE) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        sub: Searcher,
+        caches: SegmentCaches,
+        seen: dict | None = None,
+        deadline: Deadline = _NO_DEADLINE,
+    ) -> None:
         self.top, self.sub, self.reader, self.caches, self.deadline = searcher, sub, sub.reader(), caches, deadline
         # {(segment, field, term): {docnum: value or None}} of single documents
         # looked up, so that highlighting need not look them up again.
@@ -159,8 +178,12 @@ class Ranker:
         self.deadline.check()
         if isinstance(query, Term):
             return self._term(query.fieldname, query.text, query.boost, allowed), {}
-        if isinstance(query, Phrase) and query.slop == 1 and query.fieldname in self.schema \
-                and isinstance(self.schema[query.fieldname].format, ContentFormat):
+        if (
+            isinstance(query, Phrase)
+            and query.slop == 1
+            and query.fieldname in self.schema
+            and isinstance(self.schema[query.fieldname].format, ContentFormat)
+        ):
             return self._phrase(query, allowed)
         if isinstance(query, (And, Or)) and len(query.subqueries) == 1:
             # Whoosh passes a lone sub-query's matcher through, boost and all.
@@ -207,8 +230,11 @@ class Ranker:
             return scores
         excluded, excluded_pending = self.scored(negative, set(scores))
         _verify(excluded_pending.items())
-        kept = {d: v for d, v in scores.items()
-                if d not in excluded or not all(check(d) for check in excluded_pending.get(d, ()))}
+        kept = {
+            d: v
+            for d, v in scores.items()
+            if d not in excluded or not all(check(d) for check in excluded_pending.get(d, ()))
+        }
         for d in list(pending):
             if d not in kept:
                 del pending[d]
@@ -222,8 +248,11 @@ class Ranker:
         scores, pending = dict(parts[0][0]), dict(parts[0][1])
         for more, more_pending in parts[1:]:
             # Documents of both with a condition on either are decided now.
-            _verify((d, pending.get(d, ()) + more_pending.get(d, ())) for d in more
-                    if d in scores and (d in pending or d in more_pending))
+            _verify(
+                (d, pending.get(d, ()) + more_pending.get(d, ()))
+                for d in more
+                if d in scores and (d in pending or d in more_pending)
+            )
             for d, v in more.items():
                 if d not in scores:
                     scores[d] = v
@@ -275,8 +304,9 @@ class Ranker:
         ids, weights, _ = self._postings(fieldname, btext, allowed, values=False, among=among)
         return self._boosted(dict(zip(ids, self._scores(fieldname, btext, ids, weights))), boost)
 
-    def _scores(self, fieldname: str, btext: bytes, ids: list[int], weights: list[float],
-                lengths_of: str | None = None) -> list[float]:
+    def _scores(
+        self, fieldname: str, btext: bytes, ids: list[int], weights: list[float], lengths_of: str | None = None
+    ) -> list[float]:
         """BM25F of the term in these documents; lengths_of scores a term of the
         pair field as one of the field it is made from."""
         lengths_of = lengths_of or fieldname
@@ -320,8 +350,9 @@ class Ranker:
             return None
         return sorted(candidates)
 
-    def _postings(self, fieldname: str, btext: bytes, allowed: set[int] | None, values: bool,
-                  among: list[int] | None = None) -> Postings:
+    def _postings(
+        self, fieldname: str, btext: bytes, allowed: set[int] | None, values: bool, among: list[int] | None = None
+    ) -> Postings:
         """A term's documents, weights and (if asked) values, deleted ones left
         out; only those in allowed, and in among (sorted docnums) if given,
         which are then looked up instead of reading the whole list."""
@@ -439,8 +470,7 @@ class Ranker:
         return scores, dict.fromkeys(scores, (check,))
 
 
-def _lookup(m: W3LeafMatcher, among: list[int], values: bool,
-            blocks: tuple[list[int], list[int]] | None) -> Postings:
+def _lookup(m: W3LeafMatcher, among: list[int], values: bool, blocks: tuple[list[int], list[int]] | None) -> Postings:
     """The postings of these documents (sorted) in a list, block by block, or
     straight to each one's block given the list's blocks (see Ranker._blocks)."""
     ids, weights, vals = [], [], []
@@ -497,5 +527,3 @@ class _PhraseCheck(_Check):
                 if not starts:
                     break
             self.passed[d] = bool(starts)
-
-

@@ -242,17 +242,21 @@ def build_schema(common: Iterable[str] = (), analyzer: ContentAnalyzer | None = 
         content=_content_field(analyzer),
         **{PAIRS: _pairs_field(common, analyzer)},
         **{name: ID(stored=True, sortable=name == "doc_date") for name in KEYWORD_FIELDS},
-        **{name: STORED for name in STORED_ONLY},
+        **dict.fromkeys(STORED_ONLY, STORED),
     )
 
 
 def is_current(schema: Schema) -> bool:
     """Whether an index's schema is the one this version writes and reads."""
     content = schema["content"] if "content" in schema else None  # noqa: SIM401  (a Schema has no get())
-    return (content is not None and isinstance(content.format, ContentFormat)
-            and PAIRS in schema and isinstance(schema[PAIRS].format, PairFormat)
-            and getattr(content.format, "version", None) == SCHEMA_VERSION
-            and sorted(schema.names()) == sorted(build_schema().names()))
+    return (
+        content is not None
+        and isinstance(content.format, ContentFormat)
+        and PAIRS in schema
+        and isinstance(schema[PAIRS].format, PairFormat)
+        and getattr(content.format, "version", None) == SCHEMA_VERSION
+        and sorted(schema.names()) == sorted(build_schema().names())
+    )
 
 
 def fields_of(record: IndexRecord) -> dict[str, object]:

@@ -31,19 +31,54 @@ from pipeline.core.fsutil import FILE_MODE, atomic_write_json, ensure_dir, read_
 GENESIS = "0" * 64
 _CHUNK = 1 << 16
 
-ACTIONS = frozenset({
-    "ingest", "search", "list", "show", "export", "disclosures", "review.assign", "reassign",
-    "reindex", "verify", "retention.report", "retention.purge", "audit", "backlog",
-    # the web interface: every page that shows patient data, and the accounts behind it
-    "view", "download", "patient", "review.view", "login", "login.failed", "logout",
-    "user.add", "user.passwd", "user.disable", "user.enable", "user.role", "user.unlock", "forbidden",
-    # the patient index and the registration system's ADT feed (HL7 inbound)
-    "patients.import", "patients.list", "patients.show", "hl7.receive", "patient.merge", "patient.merge.move",
-    # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
-    "ehr.send", "ehr.ack", "ehr.retry", "ehr.status",
-    # the document-type model reads every labelled document's text
-    "classifier.train", "classifier.status",
-})
+ACTIONS = frozenset(
+    {
+        "ingest",
+        "search",
+        "list",
+        "show",
+        "export",
+        "disclosures",
+        "review.assign",
+        "reassign",
+        "reindex",
+        "verify",
+        "retention.report",
+        "retention.purge",
+        "audit",
+        "backlog",
+        # the web interface: every page that shows patient data, and the accounts behind it
+        "view",
+        "download",
+        "patient",
+        "review.view",
+        "login",
+        "login.failed",
+        "logout",
+        "user.add",
+        "user.passwd",
+        "user.disable",
+        "user.enable",
+        "user.role",
+        "user.unlock",
+        "forbidden",
+        # the patient index and the registration system's ADT feed (HL7 inbound)
+        "patients.import",
+        "patients.list",
+        "patients.show",
+        "hl7.receive",
+        "patient.merge",
+        "patient.merge.move",
+        # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
+        "ehr.send",
+        "ehr.ack",
+        "ehr.retry",
+        "ehr.status",
+        # the document-type model reads every labelled document's text
+        "classifier.train",
+        "classifier.status",
+    }
+)
 
 
 class AuditError(MedarchiveError):
@@ -128,7 +163,9 @@ class ChainedLog:
                 try:
                     yield json.loads(raw)
                 except ValueError:
-                    raise AuditError(f"line {line} of {self.path} is not valid JSON; run `medarchive audit verify`") from None
+                    raise AuditError(
+                        f"line {line} of {self.path} is not valid JSON; run `medarchive audit verify`"
+                    ) from None
 
     def _check_not_cut(self, last: dict | None) -> None:
         # Appending after lines were cut off the end would overwrite the head
@@ -162,12 +199,20 @@ class ChainedLog:
         name = self.head_path.name
         if not head:
             if count:
-                return ChainCheck(False, count, last, count + 1, f"{name} is missing: entries may have been cut off the end")
+                return ChainCheck(
+                    False, count, last, count + 1, f"{name} is missing: entries may have been cut off the end"
+                )
             return ChainCheck(True, 0, GENESIS)
         seq = head.get("seq", 0)
         # A head behind the log is a crash between appending and updating the head.
         if seq > count:
-            return ChainCheck(False, count, last, count + 1, f"the log ends at entry {count} but entry {seq} was written: entries were removed from the end")
+            return ChainCheck(
+                False,
+                count,
+                last,
+                count + 1,
+                f"the log ends at entry {count} but entry {seq} was written: entries were removed from the end",
+            )
         if at_head != head.get("hash"):
             return ChainCheck(False, count, last, seq, f"entry {seq} is not the one recorded in {name}")
         return ChainCheck(True, count, last)
@@ -205,7 +250,7 @@ class ChainedLog:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _last_line(fd: int) -> bytes:
@@ -218,7 +263,7 @@ def _last_line(fd: int) -> bytes:
         tail = os.pread(fd, step, pos) + tail
         cut = tail.rfind(b"\n", 0, len(tail) - 1)
         if cut >= 0:
-            return tail[cut + 1:]
+            return tail[cut + 1 :]
     return tail
 
 
@@ -294,18 +339,20 @@ class AuditLog:
             raise AuditError(f"unknown audit action {action!r}; use one of {', '.join(sorted(ACTIONS))}")
         if not user or not outcome:
             raise AuditError("an audit entry needs the acting user and the outcome")
-        return self._log.append({
-            "at": now_utc(),
-            "user": user,
-            "os_user": os_user(),
-            "host": socket.gethostname(),
-            "action": action,
-            "doc_ids": sorted(set(doc_ids)),
-            "mrns": sorted({m for m in mrns if m}),
-            "outcome": outcome,
-            "reason": reason,
-            "details": details or {},
-        })
+        return self._log.append(
+            {
+                "at": now_utc(),
+                "user": user,
+                "os_user": os_user(),
+                "host": socket.gethostname(),
+                "action": action,
+                "doc_ids": sorted(set(doc_ids)),
+                "mrns": sorted({m for m in mrns if m}),
+                "outcome": outcome,
+                "reason": reason,
+                "details": details or {},
+            }
+        )
 
     def entries(self, filters: AuditFilters = AuditFilters()) -> Iterator[dict]:
         return (entry for entry in self._log.entries() if filters.match(entry))

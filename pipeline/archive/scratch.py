@@ -45,7 +45,7 @@ def sweep(scratch: Path, *, keep_alive: bool = True) -> int:
 def _owner(name: str) -> int | None:
     if not name.startswith(_PREFIX):
         return None
-    pid = name[len(_PREFIX):].split("-", 1)[0]
+    pid = name[len(_PREFIX) :].split("-", 1)[0]
     return int(pid) if pid.isdigit() else None
 
 

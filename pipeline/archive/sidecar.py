@@ -48,7 +48,9 @@ class SourceRef:
     @classmethod
     def from_json(cls, data: Any) -> SourceRef:
         data = _mapping(data, "source")
-        return cls(data["file"], data["sha256"], tuple(data.get("pages") or ()), data.get("label"), _extra(data, cls._KEYS))
+        return cls(
+            data["file"], data["sha256"], tuple(data.get("pages") or ()), data.get("label"), _extra(data, cls._KEYS)
+        )
 
     def to_json(self) -> Json:
         return {"file": self.file, "pages": list(self.pages), "sha256": self.sha256, "label": self.label, **self.extra}
@@ -74,15 +76,28 @@ class PageRecord:
     def from_json(cls, data: Any) -> PageRecord:
         data = _mapping(data, "a page text")
         return cls(
-            data.get("page"), data.get("text") or "", data.get("source"), data.get("ocr_seconds"), data.get("rotation"),
-            data.get("mean_conf"), data.get("error"), tuple(data.get("barcodes") or ()), _extra(data, cls._KEYS),
+            data.get("page"),
+            data.get("text") or "",
+            data.get("source"),
+            data.get("ocr_seconds"),
+            data.get("rotation"),
+            data.get("mean_conf"),
+            data.get("error"),
+            tuple(data.get("barcodes") or ()),
+            _extra(data, cls._KEYS),
         )
 
     def to_json(self) -> Json:
         return {
-            "page": self.page, "source": self.source, "text": self.text, "ocr_seconds": self.ocr_seconds,
-            "rotation": self.rotation, "mean_conf": self.mean_conf, "error": self.error,
-            "barcodes": [dict(b) for b in self.barcodes], **self.extra,
+            "page": self.page,
+            "source": self.source,
+            "text": self.text,
+            "ocr_seconds": self.ocr_seconds,
+            "rotation": self.rotation,
+            "mean_conf": self.mean_conf,
+            "error": self.error,
+            "barcodes": [dict(b) for b in self.barcodes],
+            **self.extra,
         }
 
 
@@ -106,14 +121,28 @@ class MrnRead:
     def from_json(cls, data: Any) -> MrnRead:
         data = _mapping(data, "an MRN candidate")
         return cls(
-            data.get("value"), data.get("raw"), data.get("label"), data.get("page_no"), data.get("offset"),
-            data.get("confidence"), data.get("source"), bool(data.get("corrected", False)), _extra(data, cls._KEYS),
+            data.get("value"),
+            data.get("raw"),
+            data.get("label"),
+            data.get("page_no"),
+            data.get("offset"),
+            data.get("confidence"),
+            data.get("source"),
+            bool(data.get("corrected", False)),
+            _extra(data, cls._KEYS),
         )
 
     def to_json(self) -> Json:
         return {
-            "value": self.value, "raw": self.raw, "label": self.label, "page_no": self.page_no, "offset": self.offset,
-            "confidence": self.confidence, "source": self.source, "corrected": self.corrected, **self.extra,
+            "value": self.value,
+            "raw": self.raw,
+            "label": self.label,
+            "page_no": self.page_no,
+            "offset": self.offset,
+            "confidence": self.confidence,
+            "source": self.source,
+            "corrected": self.corrected,
+            **self.extra,
         }
 
 
@@ -138,7 +167,10 @@ class RecordedIdentifiers:
     def to_json(self) -> Json:
         return {
             "mrn_candidates": [c.to_json() for c in self.mrn_candidates],
-            "name": self.name, "dob": self.dob, "doc_date": self.doc_date, **self.extra,
+            "name": self.name,
+            "dob": self.dob,
+            "doc_date": self.doc_date,
+            **self.extra,
         }
 
 
@@ -183,8 +215,12 @@ class HistoryEvent:
         data = _mapping(data, "a history event")
         before, after = data.get("from"), data.get("to")
         return cls(
-            data.get("at") or "", data.get("by"), data.get("action") or "", data.get("reason"),
-            None if before is None else Placement.from_json(before), None if after is None else Placement.from_json(after),
+            data.get("at") or "",
+            data.get("by"),
+            data.get("action") or "",
+            data.get("reason"),
+            None if before is None else Placement.from_json(before),
+            None if after is None else Placement.from_json(after),
             _extra(data, cls._KEYS),
         )
 
@@ -228,11 +264,31 @@ class Sidecar:
     schema: int = SIDECAR_SCHEMA
     extra: Json = field(default_factory=dict, compare=False, repr=False)
 
-    _KEYS = frozenset((
-        "schema", "doc_id", "status", "mrn", "patient_name", "dob", "doc_type", "type_confidence", "type_cues",
-        "type_source", "doc_date", "pages", "sha256", "path", "review_reason", "suggested_mrn", "corrections",
-        "source", "identifiers", "page_texts", "history",
-    ))
+    _KEYS = frozenset(
+        (
+            "schema",
+            "doc_id",
+            "status",
+            "mrn",
+            "patient_name",
+            "dob",
+            "doc_type",
+            "type_confidence",
+            "type_cues",
+            "type_source",
+            "doc_date",
+            "pages",
+            "sha256",
+            "path",
+            "review_reason",
+            "suggested_mrn",
+            "corrections",
+            "source",
+            "identifiers",
+            "page_texts",
+            "history",
+        )
+    )
 
     @property
     def since(self) -> str | None:
@@ -246,8 +302,15 @@ class Sidecar:
 
     def moved(self, *, mrn: str, doc_type: str, path: str, event: HistoryEvent) -> Sidecar:
         """This document filed under ``mrn`` as ``doc_type`` at ``path``, with ``event`` in its history."""
-        return replace(self, status="filed", mrn=mrn, doc_type=doc_type, review_reason=None, path=path,
-                       history=(*self.history, event))
+        return replace(
+            self,
+            status="filed",
+            mrn=mrn,
+            doc_type=doc_type,
+            review_reason=None,
+            path=path,
+            history=(*self.history, event),
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> Sidecar:
@@ -255,7 +318,9 @@ class Sidecar:
         data = _mapping(data, "the sidecar")
         schema = data.get("schema", SIDECAR_SCHEMA)
         if not isinstance(schema, int) or schema > SIDECAR_SCHEMA:
-            raise ValueError(f"sidecar schema {schema!r} is newer than this medarchive reads ({SIDECAR_SCHEMA}); upgrade medarchive")
+            raise ValueError(
+                f"sidecar schema {schema!r} is newer than this medarchive reads ({SIDECAR_SCHEMA}); upgrade medarchive"
+            )
         return cls(
             doc_id=data["doc_id"],
             status=data["status"],

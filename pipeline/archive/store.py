@@ -193,7 +193,13 @@ def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha25
         atomic_copy(source, target)
     atomic_write_json(
         config.failed_dir / (stem + ".reason.json"),
-        {"file": name, "reason": reason, "at": now_utc(), "sha256": sha256, "path": target.relative_to(config.root).as_posix()},
+        {
+            "file": name,
+            "reason": reason,
+            "at": now_utc(),
+            "sha256": sha256,
+            "path": target.relative_to(config.root).as_posix(),
+        },
     )
     return target
 

@@ -66,6 +66,8 @@ def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
         # A deterministic /ID: the same input pages always make the same bytes, so a run
         # resumed after a crash archives exactly what an uninterrupted one would.
         out.save(
-            out_path, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+            out_path,
+            compress_streams=True,
+            object_stream_mode=pikepdf.ObjectStreamMode.generate,
             deterministic_id=True,
         )

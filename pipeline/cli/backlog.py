@@ -58,10 +58,14 @@ def _choose_run(config: Config, journal: Journal, folder: Path | None, run_id: s
 
 def _run_config(config: Config, workers: int) -> Config:
     """The config of this run: its own commit size, writer memory and window of pages."""
-    return config.model_copy(update={
-        "ocr": config.ocr.model_copy(update={"workers": workers}),
-        "index": config.index.model_copy(update={"batch_size": config.backlog.commit_every, "limitmb": config.backlog.limitmb}),
-    })
+    return config.model_copy(
+        update={
+            "ocr": config.ocr.model_copy(update={"workers": workers}),
+            "index": config.index.model_copy(
+                update={"batch_size": config.backlog.commit_every, "limitmb": config.backlog.limitmb}
+            ),
+        }
+    )
 
 
 @contextmanager
@@ -83,8 +87,11 @@ def _executor(config: Config, workers: int | None, scheduler: str | None):
 @contextmanager
 def _stop_on_signals(runner: BacklogRunner):
     """The first Ctrl-C or SIGTERM finishes the pages in flight; a second one stops at once."""
+
     def request_stop(signum, frame):
-        click.echo("stopping: finishing the pages in flight (again to stop at once; the run resumes either way)", err=True)
+        click.echo(
+            "stopping: finishing the pages in flight (again to stop at once; the run resumes either way)", err=True
+        )
         runner.stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -100,8 +107,10 @@ def _stop_on_signals(runner: BacklogRunner):
 def _print_summary(summary: dict, shown: int = 20) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     state = "complete" if summary["complete"] else "stopped"
-    click.echo(f"run {summary['run_id']} {state}: {summary['files']} files ({counts}), {summary['pages']} pages, "
-               f"{summary['wall_seconds']:.0f} s, {summary['pages_per_minute'] or 0:.0f} pages/min")
+    click.echo(
+        f"run {summary['run_id']} {state}: {summary['files']} files ({counts}), {summary['pages']} pages, "
+        f"{summary['wall_seconds']:.0f} s, {summary['pages_per_minute'] or 0:.0f} pages/min"
+    )
     for status in ("failed", "review"):
         for item in summary[status][:shown]:
             click.echo(f"  {status:<7} {item['file']}: {item['reason']}")
@@ -120,8 +129,15 @@ def _list_runs(journal: Journal) -> None:
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--workers", type=click.IntRange(1), help="OCR processes on this machine (default: one per core)")
 @click.option("--scheduler", metavar="ADDRESS", help="do the page work on a Dask cluster, e.g. tcp://ocr1:8786")
-@click.option("--resume", "run_id", metavar="RUN_ID", help="continue this run (re-running over the same FOLDER does too)")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), help="also write the summary here as JSON")
+@click.option(
+    "--resume", "run_id", metavar="RUN_ID", help="continue this run (re-running over the same FOLDER does too)"
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write the summary here as JSON",
+)
 @click.option("--runs", "list_runs", is_flag=True, help="list the runs of this data root and exit")
 @with_config
 def backlog(config: Config, folder, workers, scheduler, run_id, report_file, list_runs):
@@ -169,8 +185,12 @@ def _take_in(config: Config, journal: Journal, run: Run, pool: tuple[Executor, i
     finally:
         census.stop()
         index.close()
-    audit.record("backlog", user=user, outcome="ok" if complete else "stopped",
-                 details={"run_id": run.run_id, "root": str(run.root), "counts": dict(runner.tally.counts)})
+    audit.record(
+        "backlog",
+        user=user,
+        outcome="ok" if complete else "stopped",
+        details={"run_id": run.run_id, "root": str(run.root), "counts": dict(runner.tally.counts)},
+    )
     return complete
 
 

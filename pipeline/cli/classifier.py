@@ -44,8 +44,10 @@ def train(config: Config, as_json: bool):
         return
     for line in _figure_lines(figures):
         click.echo(line)
-    click.echo(f"model:      {path} ({path.stat().st_size / 1e6:.1f} MB, {figures['features']} features, "
-               f"trained in {figures['seconds']:.1f} s)")
+    click.echo(
+        f"model:      {path} ({path.stat().st_size / 1e6:.1f} MB, {figures['features']} features, "
+        f"trained in {figures['seconds']:.1f} s)"
+    )
 
 
 def _age(created_at: str) -> str:
@@ -61,15 +63,27 @@ def status(config: Config, as_json: bool):
     path = model_store.model_path(config)
     labelled = labelled_set(config)
     AuditLog.for_config(config).record("classifier.status", user=actor(), details={"labelled": len(labelled.examples)})
-    row: dict = {"model": str(path), "present": path.is_file(), "usable": False, "labelled_now": len(labelled.examples),
-                 "labelled_per_type": labelled.per_type, "min_examples": config.classification.min_examples}
+    row: dict = {
+        "model": str(path),
+        "present": path.is_file(),
+        "usable": False,
+        "labelled_now": len(labelled.examples),
+        "labelled_per_type": labelled.per_type,
+        "min_examples": config.classification.min_examples,
+    }
     if path.is_file():
         row["bytes"] = path.stat().st_size
         try:
             stored = model_store.read(path)
-            row.update(usable=True, created_at=stored.header["created_at"], age=_age(stored.header["created_at"]),
-                       training_hash=stored.training_hash, sklearn=stored.header["sklearn"],
-                       changed_since=stored.training_hash != labelled.digest, figures=stored.header["figures"])
+            row.update(
+                usable=True,
+                created_at=stored.header["created_at"],
+                age=_age(stored.header["created_at"]),
+                training_hash=stored.training_hash,
+                sklearn=stored.header["sklearn"],
+                changed_since=stored.training_hash != labelled.digest,
+                figures=stored.header["figures"],
+            )
         except model_store.ModelUnusable as exc:
             row["problem"] = str(exc)
     if as_json:
@@ -80,19 +94,27 @@ def status(config: Config, as_json: bool):
 
 def _print_status(row: dict, config: Config) -> None:
     if not row["present"]:
-        click.echo(f"model:      none yet; the rules alone decide ({row['labelled_now']} labelled document(s), "
-                   f"a model needs {row['min_examples']}: `medarchive classifier train`)")
+        click.echo(
+            f"model:      none yet; the rules alone decide ({row['labelled_now']} labelled document(s), "
+            f"a model needs {row['min_examples']}: `medarchive classifier train`)"
+        )
         return
     if not row["usable"]:
-        click.echo(f"model:      {row['model']} is ignored: {row['problem']}; the rules alone decide until it is retrained")
+        click.echo(
+            f"model:      {row['model']} is ignored: {row['problem']}; the rules alone decide until it is retrained"
+        )
         return
     click.echo(f"model:      {row['model']} ({row['bytes'] / 1e6:.1f} MB)")
     click.echo(f"trained:    {row['created_at']} ({row['age']} ago), scikit-learn {row['sklearn']}")
-    click.echo(f"training:   set hash {row['training_hash'][:16]}"
-               f"{'; the labelled set has changed since' if row['changed_since'] else ''} "
-               f"({row['labelled_now']} labelled document(s) now)")
+    click.echo(
+        f"training:   set hash {row['training_hash'][:16]}"
+        f"{'; the labelled set has changed since' if row['changed_since'] else ''} "
+        f"({row['labelled_now']} labelled document(s) now)"
+    )
     if config.classification.retrain_at:
-        click.echo(f"retrain:    daily at {config.classification.retrain_at} by the daemon when the labelled set changed")
+        click.echo(
+            f"retrain:    daily at {config.classification.retrain_at} by the daemon when the labelled set changed"
+        )
     for line in _figure_lines(row["figures"]):
         click.echo(line)
 

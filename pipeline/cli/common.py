@@ -25,7 +25,9 @@ def _load(ctx: click.Context, config_path: str | None) -> Config:
 def with_config(command):
     """Give every command its own --config, falling back to the group's."""
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)")
+    @click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)"
+    )
     @click.pass_context
     @functools.wraps(command)
     def wrapper(ctx, config_path, **kwargs):

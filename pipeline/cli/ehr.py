@@ -64,7 +64,10 @@ def ehr_status(config: Config, state: str | None, limit: int, as_json: bool):
         counts = outbox.counts()
         rows = [m.status_row() for m in outbox.messages(state=state, limit=limit)]
     AuditLog.for_config(config).record(
-        "ehr.status", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
+        "ehr.status",
+        user=actor(),
+        doc_ids=[r["doc_id"] for r in rows],
+        mrns=[r["mrn"] for r in rows],
         details={"state": state, "results": len(rows)},
     )
     if as_json:
@@ -76,8 +79,10 @@ def ehr_status(config: Config, state: str | None, limit: int, as_json: bool):
     for r in rows:
         when = r["sent_at"] or "-"
         error = f"  {r['last_error']}" if r["last_error"] else ""
-        click.echo(f"{r['id']:>6} {r['destination']:<12} {r['doc_id']} {r['action']:<6} v{r['version']} "
-                   f"{r['state']:<7} {r['attempts']:>2} tries  {when}{error}")
+        click.echo(
+            f"{r['id']:>6} {r['destination']:<12} {r['doc_id']} {r['action']:<6} v{r['version']} "
+            f"{r['state']:<7} {r['attempts']:>2} tries  {when}{error}"
+        )
 
 
 @ehr_group.command(name="retry")
@@ -91,10 +96,15 @@ def ehr_retry(config: Config, message_id: int | None, all_dead: bool):
     with Outbox.for_config(config) as outbox:
         revived = outbox.retry(None if all_dead else [message_id])
     AuditLog.for_config(config).record(
-        "ehr.retry", user=actor(), doc_ids=[m.doc_id for m in revived], mrns=[m.mrn for m in revived],
+        "ehr.retry",
+        user=actor(),
+        doc_ids=[m.doc_id for m in revived],
+        mrns=[m.mrn for m in revived],
         details={"messages": [m.id for m in revived], "all_dead": all_dead},
     )
-    click.echo(f"{len(revived)} message(s) queued again; the sender in `watch` (or `medarchive ehr send`) delivers them")
+    click.echo(
+        f"{len(revived)} message(s) queued again; the sender in `watch` (or `medarchive ehr send`) delivers them"
+    )
 
 
 COMMANDS: list[click.Command] = [ehr_group]

@@ -61,7 +61,9 @@ STATUSES = click.Choice(["filed", "review"])
 @click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
 def cli(config, user, verbose):
     """Scanned medical records in, a patient-keyed searchable archive out."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
+    )
 
 
 def _outcome_line(outcome: Outcome) -> str:
@@ -121,7 +123,10 @@ def search(config: Config, query, mrn, doc_type, date_from, date_to, status, lim
     filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
     hits = open_index(config).search(query, filters, limit)
     AuditLog.for_config(config).record(
-        "search", user=actor(), doc_ids=[h.doc_id for h in hits], mrns=[mrn, *(h.mrn for h in hits)],
+        "search",
+        user=actor(),
+        doc_ids=[h.doc_id for h in hits],
+        mrns=[mrn, *(h.mrn for h in hits)],
         details={"query": query, "filters": dataclasses.asdict(filters), "limit": limit, "results": len(hits)},
     )
     for n, hit in enumerate(hits, 1):
@@ -130,7 +135,9 @@ def search(config: Config, query, mrn, doc_type, date_from, date_to, status, lim
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         who = f"{hit.patient_name or '(no name)'} (MRN {hit.mrn})" if hit.mrn else "(review queue)"
-        click.echo(f"{n:>3}. {hit.doc_date or 'undated'}  {hit.doc_type:<18} {who}  {hit.doc_id}  score {hit.score:.2f}")
+        click.echo(
+            f"{n:>3}. {hit.doc_date or 'undated'}  {hit.doc_type:<18} {who}  {hit.doc_id}  score {hit.score:.2f}"
+        )
         click.echo(f"     {' '.join(hit.snippet.split())}")
     if not as_json:
         click.echo(f"{len(hits)} result(s)", err=True)
@@ -174,12 +181,20 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
         entries = list(iter_failed(config))
         AuditLog.for_config(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
         for entry in entries:
-            row = {"file": entry["file"], "reason": entry["reason"], "at": entry.get("at"), "path": _absolute(config, entry["path"])}
+            row = {
+                "file": entry["file"],
+                "reason": entry["reason"],
+                "at": entry.get("at"),
+                "path": _absolute(config, entry["path"]),
+            }
             click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{row['file']}: {row['reason']}")
         return
     rows = [_list_row(config, s) for s in iter_sidecars(config) if _matches(s, mrn, doc_type, status)]
     AuditLog.for_config(config).record(
-        "list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
+        "list",
+        user=actor(),
+        doc_ids=[r["doc_id"] for r in rows],
+        mrns=[r["mrn"] for r in rows],
         details={"filters": {"mrn": mrn, "type": doc_type, "status": status}, "results": len(rows)},
     )
     for row in rows:
@@ -203,14 +218,28 @@ def show(config: Config, doc_id: str, as_json: bool):
         sidecar = find_sidecar(config, doc_id, index)
     finally:
         index.close()
-    AuditLog.for_config(config).record("show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.mrn], details={"json": as_json})
+    AuditLog.for_config(config).record(
+        "show", user=actor(), doc_ids=[doc_id], mrns=[sidecar.mrn], details={"json": as_json}
+    )
     if as_json:
         # Keys sorted, as in the sidecar file itself.
         whole = {**sidecar.to_json(), "path": _absolute(config, sidecar.path)}
         click.echo(json.dumps(whole, ensure_ascii=False, indent=2, sort_keys=True))
         return
     row = _list_row(config, sidecar)
-    for key in ("doc_id", "status", "mrn", "patient_name", "dob", "doc_type", "doc_date", "pages", "path", "sha256", "review_reason"):
+    for key in (
+        "doc_id",
+        "status",
+        "mrn",
+        "patient_name",
+        "dob",
+        "doc_type",
+        "doc_date",
+        "pages",
+        "path",
+        "sha256",
+        "review_reason",
+    ):
         click.echo(f"{key:>14}: {row[key] if row[key] is not None else '-'}")
     click.echo(f"{'type source':>14}: {type_source(sidecar).label}")
     click.echo(f"{'type cues':>14}: {', '.join(sidecar.type_cues) or '-'}")
@@ -256,15 +285,28 @@ def review():
 def review_list(config: Config, as_json: bool):
     """Documents waiting for a clerk, with the reason and the suggested patient and type."""
     rows = [
-        {**_list_row(config, s), "suggested_mrn": s.suggested_mrn, "type_confidence": s.type_confidence, "waiting_since": s.since}
+        {
+            **_list_row(config, s),
+            "suggested_mrn": s.suggested_mrn,
+            "type_confidence": s.type_confidence,
+            "waiting_since": s.since,
+        }
         for s in review_queue(config)
     ]
-    AuditLog.for_config(config).record("list", user=actor(), doc_ids=[r["doc_id"] for r in rows], mrns=[r["suggested_mrn"] for r in rows], details={"review_queue": True, "results": len(rows)})
+    AuditLog.for_config(config).record(
+        "list",
+        user=actor(),
+        doc_ids=[r["doc_id"] for r in rows],
+        mrns=[r["suggested_mrn"] for r in rows],
+        details={"review_queue": True, "results": len(rows)},
+    )
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
-        click.echo(f"{row['doc_id']}  {row['waiting_since']}  {row['doc_type']:<18} suggested MRN {row['suggested_mrn'] or '-'}")
+        click.echo(
+            f"{row['doc_id']}  {row['waiting_since']}  {row['doc_type']:<18} suggested MRN {row['suggested_mrn'] or '-'}"
+        )
         click.echo(f"    {row['source']['file']} pages {row['source']['pages']}: {row['review_reason']}")
     if not as_json:
         click.echo(f"{len(rows)} document(s) waiting", err=True)
@@ -277,7 +319,9 @@ def review_list(config: Config, as_json: bool):
 @with_config
 def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
     """File a reviewed document under MRN (and optionally correct its type)."""
-    moved = review_docs.assign(config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor())
+    moved = review_docs.assign(
+        config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor()
+    )
     click.echo(f"filed {doc_id} -> {moved.path}")
 
 
@@ -289,7 +333,16 @@ def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
 @with_config
 def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason: str):
     """Move a misfiled document to the right patient: archive, history and index together."""
-    moved = review_docs.reassign(config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor(), reason=reason)
+    moved = review_docs.reassign(
+        config,
+        open_index(config),
+        AuditLog.for_config(config),
+        doc_id,
+        mrn=mrn,
+        doc_type=doc_type,
+        user=actor(),
+        reason=reason,
+    )
     click.echo(f"moved {doc_id} -> {moved.path}")
 
 
@@ -326,7 +379,15 @@ def status(config: Config, as_json: bool):
         click.echo(f"ehr:        {name}: " + ", ".join(f"{n} {state_}" for state_, n in by_state.items()))
 
 
-for _command in [*RECORDS_COMMANDS, *BACKLOG_COMMANDS, *WEB_COMMANDS, *PATIENTS_COMMANDS, *HL7_COMMANDS, *EHR_COMMANDS, *CLASSIFIER_COMMANDS]:
+for _command in [
+    *RECORDS_COMMANDS,
+    *BACKLOG_COMMANDS,
+    *WEB_COMMANDS,
+    *PATIENTS_COMMANDS,
+    *HL7_COMMANDS,
+    *EHR_COMMANDS,
+    *CLASSIFIER_COMMANDS,
+]:
     cli.add_command(_command)
 
 

@@ -32,7 +32,9 @@ def import_(config: Config, roster: Path):
     finally:
         index.close()
     AuditLog.for_config(config).record("patients.import", user=actor(), details={"file": roster.name, **counts})
-    click.echo(f"imported {len(rows)} patient(s) from {roster.name}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    click.echo(
+        f"imported {len(rows)} patient(s) from {roster.name}: " + ", ".join(f"{n} {what}" for what, n in counts.items())
+    )
 
 
 @patients.command()
@@ -52,7 +54,11 @@ def show(config: Config, mrn: str, as_json: bool):
         AuditLog.for_config(config).record("patients.show", user=actor(), mrns=[mrn], outcome="not found")
         raise PatientIndexError(f"no patient with MRN {mrn} in the patient index")
     AuditLog.for_config(config).record("patients.show", user=actor(), mrns=[mrn, survivor, *retired])
-    row = {**(asdict(patient) if patient else {"mrn": mrn, "status": "merged"}), "merged_into": survivor, "retired_mrns": retired}
+    row = {
+        **(asdict(patient) if patient else {"mrn": mrn, "status": "merged"}),
+        "merged_into": survivor,
+        "retired_mrns": retired,
+    }
     if as_json:
         click.echo(json.dumps(row, ensure_ascii=False))
         return
@@ -73,7 +79,9 @@ def list_(config: Config, status: str | None, as_json: bool):
         rows = index.patients(status)
     finally:
         index.close()
-    AuditLog.for_config(config).record("patients.list", user=actor(), mrns=[p.mrn for p in rows], details={"status": status, "results": len(rows)})
+    AuditLog.for_config(config).record(
+        "patients.list", user=actor(), mrns=[p.mrn for p in rows], details={"status": status, "results": len(rows)}
+    )
     for p in rows:
         if as_json:
             click.echo(json.dumps(asdict(p), ensure_ascii=False))

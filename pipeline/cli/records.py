@@ -13,7 +13,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -30,7 +30,7 @@ EXIT_PROBLEMS = 3
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def _few(values: list[str], label: str, shown: int = 3) -> str:
@@ -82,7 +82,13 @@ def audit(config: Config, mrn, by_user, action, doc_id, date_from, date_to, as_j
     trail = AuditLog.for_config(config)
     rows = list(trail.entries(filters))
     # Reading the trail shows who saw which patient: that is itself an access.
-    trail.record("audit", user=actor(), doc_ids=[doc_id] if doc_id else [], mrns=[mrn], details={"filters": asdict(filters), "results": len(rows)})
+    trail.record(
+        "audit",
+        user=actor(),
+        doc_ids=[doc_id] if doc_id else [],
+        mrns=[mrn],
+        details={"filters": asdict(filters), "results": len(rows)},
+    )
     for entry in rows:
         click.echo(json.dumps(entry, ensure_ascii=False) if as_json else _entry_line(entry))
     if not as_json:
@@ -94,36 +100,50 @@ def audit(config: Config, mrn, by_user, action, doc_id, date_from, date_to, as_j
 def audit_verify(config: Config):
     """Check the audit and destruction logs' hash chains; exit 3 at a broken entry."""
     broken = False
-    for name, chain in (("audit log", AuditLog.for_config(config)), ("destruction log", retention_rules.destruction_log(config))):
+    for name, chain in (
+        ("audit log", AuditLog.for_config(config)),
+        ("destruction log", retention_rules.destruction_log(config)),
+    ):
         check = chain.verify()
         if check.ok:
             click.echo(f"{name}: {_entries(check.entries)}, chain intact, head {check.head}")
             continue
         broken = True
-        click.echo(f"{name}: BROKEN at line {check.line}: {check.problem} (the {check.entries} entries before it are intact)")
+        click.echo(
+            f"{name}: BROKEN at line {check.line}: {check.problem} (the {check.entries} entries before it are intact)"
+        )
     if broken:
         sys.exit(EXIT_PROBLEMS)
 
 
 @click.command()
 @click.option("--mrn", required=True, help="the patient whose records are released")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="a new or empty folder")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="a new or empty folder"
+)
 @click.option("--requester", required=True, help="who receives the records (person and organisation)")
 @click.option("--purpose", required=True, help="why they are released (e.g. continuity of care, patient's request)")
 @click.option("--type", "doc_types", multiple=True, help="only this document type (repeatable)")
 @date_option("--from", "date_from", "documents dated on or after")
 @date_option("--to", "date_to", "documents dated on or before")
-@click.option("--include-review", is_flag=True, help="also release review-queue documents that name this MRN (unconfirmed)")
+@click.option(
+    "--include-review", is_flag=True, help="also release review-queue documents that name this MRN (unconfirmed)"
+)
 @click.option("--doc", "doc_ids", multiple=True, help="only this document id of the patient (repeatable)")
 @click.option("--zip", "as_zip", is_flag=True, help="write one zip into --out instead of loose files")
 @with_config
-def export(config: Config, mrn, out_dir, requester, purpose, doc_types, date_from, date_to, include_review, doc_ids, as_zip):
+def export(
+    config: Config, mrn, out_dir, requester, purpose, doc_types, date_from, date_to, include_review, doc_ids, as_zip
+):
     """Release a patient's documents with a manifest and a cover sheet, and record the disclosure."""
-    request = releases.ReleaseRequest(mrn, requester, purpose, tuple(doc_types), date_from, date_to, include_review,
-                                      doc_ids=tuple(doc_ids))
+    request = releases.ReleaseRequest(
+        mrn, requester, purpose, tuple(doc_types), date_from, date_to, include_review, doc_ids=tuple(doc_ids)
+    )
     done = releases.export(config, request, out_dir, user=actor(), audit=AuditLog.for_config(config), as_zip=as_zip)
     for row in done.documents:
-        click.echo(f"released  {row['doc_date'] or 'undated':<10} {row['doc_type']:<18} {row['doc_id']}  {row['pages']}p  {row['status']}")
+        click.echo(
+            f"released  {row['doc_date'] or 'undated':<10} {row['doc_type']:<18} {row['doc_id']}  {row['pages']}p  {row['status']}"
+        )
     click.echo(f"release {done.release_id}: {len(done.documents)} document(s) to {done.out_dir}", err=True)
 
 
@@ -158,10 +178,17 @@ def verify(config: Config, repair_index: bool, as_json: bool):
     report = verify_archive(config, open_index(config), repair=repair_index)
     kinds = Counter(p.kind for p in report.problems)
     AuditLog.for_config(config).record(
-        "verify", user=actor(),
-        doc_ids=[p.doc_id for p in report.problems if p.doc_id], mrns=[p.mrn for p in report.problems],
+        "verify",
+        user=actor(),
+        doc_ids=[p.doc_id for p in report.problems if p.doc_id],
+        mrns=[p.mrn for p in report.problems],
         outcome="ok" if report.ok else "problems",
-        details={"documents": report.documents, "problems": dict(kinds), "repair_index": repair_index, "repaired": report.repaired},
+        details={
+            "documents": report.documents,
+            "problems": dict(kinds),
+            "repair_index": repair_index,
+            "repaired": report.repaired,
+        },
     )
     for problem in report.problems:
         click.echo(json.dumps(asdict(problem)) if as_json else f"{problem.kind:<14} {problem.path}  {problem.detail}")
@@ -191,8 +218,17 @@ def _show_report(config: Config, as_json: bool) -> retention_rules.RetentionRepo
     report = retention_rules.retention_report(config, _today())
     listed = report.listed()
     AuditLog.for_config(config).record(
-        "retention.report", user=actor(), doc_ids=[i.doc_id for i in listed], mrns=[i.mrn for i in listed],
-        details={"today": report.today, "due": len(report.due), "held": len(report.held), "review": len(report.review), "undated": len(report.undated)},
+        "retention.report",
+        user=actor(),
+        doc_ids=[i.doc_id for i in listed],
+        mrns=[i.mrn for i in listed],
+        details={
+            "today": report.today,
+            "due": len(report.due),
+            "held": len(report.held),
+            "review": len(report.review),
+            "undated": len(report.undated),
+        },
     )
     for item in listed:
         click.echo(json.dumps(asdict(item)) if as_json else _assessment_line(item))
@@ -223,7 +259,9 @@ def purge(config: Config, confirm: bool):
             f"{len(due)} document(s) are past retention; nothing was removed. "
             "Check them with `medarchive retention report`, then run `medarchive retention purge --confirm`"
         )
-    result = retention_rules.purge(config, open_index(config), user=actor(), audit=AuditLog.for_config(config), today=_today())
+    result = retention_rules.purge(
+        config, open_index(config), user=actor(), audit=AuditLog.for_config(config), today=_today()
+    )
     for item in result.destroyed:
         click.echo(f"destroyed {item.doc_id}  MRN {item.mrn}  {item.doc_type}  {item.doc_date}  ({item.rule})")
     for item, why in result.refused:

@@ -28,9 +28,7 @@ class OcrSettings(_Section):
     dpi: int = Field(300, ge=100, le=600)
     workers: int = Field(0, ge=0, description="0 = one worker per core")
     page_timeout_seconds: float = Field(180, gt=0)
-    min_text_layer_chars: int = Field(
-        40, ge=1, description="letters/digits a page's own text needs to skip OCR"
-    )
+    min_text_layer_chars: int = Field(40, ge=1, description="letters/digits a page's own text needs to skip OCR")
 
 
 class IntakeSettings(_Section):
@@ -38,7 +36,9 @@ class IntakeSettings(_Section):
         180_000_000, gt=0, description="render size or embedded image size above which a page is a bomb"
     )
     max_file_mb: int = Field(1024, gt=0)
-    max_pages: int = Field(5000, gt=0, description="more pages than this is refused (a page tree that repeats one page)")
+    max_pages: int = Field(
+        5000, gt=0, description="more pages than this is refused (a page tree that repeats one page)"
+    )
 
 
 DEFAULT_MRN_LABELS = [
@@ -139,7 +139,9 @@ class ExtractionSettings(_Section):
     doc_date_labels: list[str] = Field(default_factory=lambda: list(DEFAULT_DOC_DATE_LABELS))
     date_order: Literal["MDY", "DMY"] = "MDY"
     label_tolerance: int = Field(
-        2, ge=0, le=2,
+        2,
+        ge=0,
+        le=2,
         description="OCR edits an MRN/name/DOB label word may carry: 0 none; 1 one per word of 3+ letters;"
         " 2 also two per word of 8+ letters (letter-shape confusions such as rn/m cost nothing)",
     )
@@ -168,80 +170,206 @@ class DocTypeRule(_Section):
     titles: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     review_below: float = Field(
-        0, ge=0, le=1, description="a document whose best guess is this type, at a confidence below this, goes to review"
+        0,
+        ge=0,
+        le=1,
+        description="a document whose best guess is this type, at a confidence below this, goes to review",
     )
 
 
 DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
     "discharge_summary": {
         "titles": ["Discharge Summary", "Hospital Discharge Summary", "Discharge Report"],
-        "keywords": ["discharge diagnosis", "hospital course", "discharge medications",
-                     "condition at discharge", "discharge instructions", "admission date",
-                     "discharge date", "disposition", "follow-up"],
+        "keywords": [
+            "discharge diagnosis",
+            "hospital course",
+            "discharge medications",
+            "condition at discharge",
+            "discharge instructions",
+            "admission date",
+            "discharge date",
+            "disposition",
+            "follow-up",
+        ],
     },
     "history_physical": {
-        "titles": ["History and Physical", "History & Physical", "Admission H&P", "H&P",
-                   "Admission History and Physical"],
-        "keywords": ["chief complaint", "history of present illness", "past medical history",
-                     "review of systems", "physical examination", "social history",
-                     "family history", "assessment and plan"],
+        "titles": [
+            "History and Physical",
+            "History & Physical",
+            "Admission H&P",
+            "H&P",
+            "Admission History and Physical",
+        ],
+        "keywords": [
+            "chief complaint",
+            "history of present illness",
+            "past medical history",
+            "review of systems",
+            "physical examination",
+            "social history",
+            "family history",
+            "assessment and plan",
+        ],
     },
     "progress_note": {
         "titles": ["Progress Note", "SOAP Note", "Office Note", "Clinic Note", "Daily Progress Note"],
-        "keywords": ["subjective", "objective", "assessment", "plan", "interval history",
-                     "follow up visit", "vitals"],
+        "keywords": ["subjective", "objective", "assessment", "plan", "interval history", "follow up visit", "vitals"],
     },
     "consultation": {
         "titles": ["Consultation", "Consult Note", "Consultation Report", "Consultation Note"],
-        "keywords": ["reason for consultation", "requesting physician", "thank you for this consultation",
-                     "referring physician", "recommendations", "consulted"],
+        "keywords": [
+            "reason for consultation",
+            "requesting physician",
+            "thank you for this consultation",
+            "referring physician",
+            "recommendations",
+            "consulted",
+        ],
     },
     "operative_report": {
-        "titles": ["Operative Report", "Operative Note", "Procedure Note", "Operation Report",
-                   "Brief Op Note"],
-        "keywords": ["preoperative diagnosis", "postoperative diagnosis", "procedure performed",
-                     "anesthesia", "estimated blood loss", "surgeon", "findings", "specimens",
-                     "complications", "incision"],
+        "titles": ["Operative Report", "Operative Note", "Procedure Note", "Operation Report", "Brief Op Note"],
+        "keywords": [
+            "preoperative diagnosis",
+            "postoperative diagnosis",
+            "procedure performed",
+            "anesthesia",
+            "estimated blood loss",
+            "surgeon",
+            "findings",
+            "specimens",
+            "complications",
+            "incision",
+        ],
     },
     "radiology_report": {
-        "titles": ["Radiology Report", "Diagnostic Imaging", "Diagnostic Imaging Report",
-                   "CT Report", "MRI Report", "X-ray Report", "Ultrasound Report"],
-        "keywords": ["impression", "technique", "comparison", "findings", "contrast", "radiologist",
-                     "views", "ct", "mri", "x-ray", "ultrasound"],
+        "titles": [
+            "Radiology Report",
+            "Diagnostic Imaging",
+            "Diagnostic Imaging Report",
+            "CT Report",
+            "MRI Report",
+            "X-ray Report",
+            "Ultrasound Report",
+        ],
+        "keywords": [
+            "impression",
+            "technique",
+            "comparison",
+            "findings",
+            "contrast",
+            "radiologist",
+            "views",
+            "ct",
+            "mri",
+            "x-ray",
+            "ultrasound",
+        ],
     },
     "lab_result": {
         "titles": ["Laboratory Results", "Lab Report", "Laboratory Report", "Lab Results"],
-        "keywords": ["reference range", "specimen", "collected", "result", "units", "hemoglobin",
-                     "glucose", "sodium", "potassium", "creatinine", "wbc", "flag"],
+        "keywords": [
+            "reference range",
+            "specimen",
+            "collected",
+            "result",
+            "units",
+            "hemoglobin",
+            "glucose",
+            "sodium",
+            "potassium",
+            "creatinine",
+            "wbc",
+            "flag",
+        ],
     },
     "pathology_report": {
-        "titles": ["Pathology Report", "Surgical Pathology", "Surgical Pathology Report",
-                   "Cytology Report"],
-        "keywords": ["gross description", "microscopic description", "final diagnosis",
-                     "specimen received", "pathologist", "margins", "biopsy", "histologic"],
+        "titles": ["Pathology Report", "Surgical Pathology", "Surgical Pathology Report", "Cytology Report"],
+        "keywords": [
+            "gross description",
+            "microscopic description",
+            "final diagnosis",
+            "specimen received",
+            "pathologist",
+            "margins",
+            "biopsy",
+            "histologic",
+        ],
     },
     "referral_letter": {
         "titles": ["Referral Letter", "Referral", "Letter of Referral"],
-        "keywords": ["dear dr", "dear doctor", "i am writing", "sincerely", "kind regards",
-                     "thank you for seeing", "referred", "yours sincerely", "to refer", "enclosed",
-                     "regards"],
+        "keywords": [
+            "dear dr",
+            "dear doctor",
+            "i am writing",
+            "sincerely",
+            "kind regards",
+            "thank you for seeing",
+            "referred",
+            "yours sincerely",
+            "to refer",
+            "enclosed",
+            "regards",
+        ],
     },
     "consent_form": {
-        "titles": ["Consent for Treatment", "Informed Consent", "Consent Form", "Consent to Treatment",
-                   "Surgical Consent"],
-        "keywords": ["i consent", "i hereby", "risks", "benefits", "alternatives", "signature of patient",
-                     "witness", "i understand", "authorize", "voluntarily"],
+        "titles": [
+            "Consent for Treatment",
+            "Informed Consent",
+            "Consent Form",
+            "Consent to Treatment",
+            "Surgical Consent",
+        ],
+        "keywords": [
+            "i consent",
+            "i hereby",
+            "risks",
+            "benefits",
+            "alternatives",
+            "signature of patient",
+            "witness",
+            "i understand",
+            "authorize",
+            "voluntarily",
+        ],
     },
     "prescription": {
         "titles": ["Prescription", "Medication Order", "Rx", "Medication Orders"],
-        "keywords": ["sig", "dispense", "refills", "dispense as written", "daw", "quantity", "qty",
-                     "substitution", "prescriber"],
+        "keywords": [
+            "sig",
+            "dispense",
+            "refills",
+            "dispense as written",
+            "daw",
+            "quantity",
+            "qty",
+            "substitution",
+            "prescriber",
+        ],
     },
     "insurance_billing": {
-        "titles": ["Explanation of Benefits", "Health Insurance Claim Form", "CMS-1500", "UB-04",
-                   "Billing Statement", "Statement of Account", "Insurance Claim"],
-        "keywords": ["amount billed", "amount due", "insurance", "payer", "claim", "deductible",
-                     "copay", "balance", "charges", "policy", "member id", "cpt"],
+        "titles": [
+            "Explanation of Benefits",
+            "Health Insurance Claim Form",
+            "CMS-1500",
+            "UB-04",
+            "Billing Statement",
+            "Statement of Account",
+            "Insurance Claim",
+        ],
+        "keywords": [
+            "amount billed",
+            "amount due",
+            "insurance",
+            "payer",
+            "claim",
+            "deductible",
+            "copay",
+            "balance",
+            "charges",
+            "policy",
+            "member id",
+            "cpt",
+        ],
     },
 }
 
@@ -332,8 +460,7 @@ DEFAULT_TYPE_SYNONYMS: dict[str, list[str]] = {
     "history_physical": ["hp", "admission note", "admission history"],  # (one-letter words are not indexed)
     "progress_note": ["progress", "soap", "office note", "clinic note", "visit note"],
     "consultation": ["consult", "consult note", "consult report"],
-    "operative_report": ["op note", "op report", "operative", "operation", "surgery", "surgical",
-                         "procedure note"],
+    "operative_report": ["op note", "op report", "operative", "operation", "surgery", "surgical", "procedure note"],
     "radiology_report": ["radiology", "imaging", "x-ray", "xray", "ct", "mri", "ultrasound"],
     "lab_result": ["lab", "labs", "laboratory", "blood work", "bloodwork"],
     "pathology_report": ["pathology", "path report", "biopsy", "cytology", "histology"],
@@ -395,7 +522,9 @@ class RetentionSettings(_Section):
     """How long documents are kept, from their document date."""
 
     default_years: int = Field(10, ge=1)
-    years_by_type: dict[str, int] = Field(default_factory=dict, description="doc_type -> years; others use default_years")
+    years_by_type: dict[str, int] = Field(
+        default_factory=dict, description="doc_type -> years; others use default_years"
+    )
     age_of_majority: int = Field(18, ge=1)
     minor_years_after_majority: int = Field(
         3, ge=0, description="a minor's records are kept at least until majority plus this many years"
@@ -431,13 +560,19 @@ class WebSettings(_Section):
     idle_timeout_minutes: float = Field(15, gt=0, description="automatic logoff after this long without a request")
     login_attempts: int = Field(5, ge=1, description="failed logins per user and address before a lockout")
     lockout_minutes: float = Field(15, gt=0)
-    secure_cookies: bool = Field(True, description="cookies only over HTTPS (the proxy's); false for plain-HTTP testing")
+    secure_cookies: bool = Field(
+        True, description="cookies only over HTTPS (the proxy's); false for plain-HTTP testing"
+    )
     page_size: int = Field(20, ge=1, le=200, description="search results per page")
-    trusted_proxy: bool = Field(False, description="behind one reverse proxy: the client address comes from its "
-                                                   "X-Forwarded-For; otherwise that header is ignored")
+    trusted_proxy: bool = Field(
+        False,
+        description="behind one reverse proxy: the client address comes from its "
+        "X-Forwarded-For; otherwise that header is ignored",
+    )
     concurrent_logins: int = Field(2, ge=1, description="password checks at a time (each takes 64 MiB and a core)")
-    login_wait_seconds: float = Field(5, ge=0, description="how long a login waits for a password check "
-                                                           "before it is told the server is busy (503)")
+    login_wait_seconds: float = Field(
+        5, ge=0, description="how long a login waits for a password check before it is told the server is busy (503)"
+    )
 
 
 class Config(_Section):

@@ -45,7 +45,7 @@ def remove_stale_temps(final: Path) -> None:
         return
     for path in siblings:
         name = path.name
-        if name.startswith(prefix) and name.endswith(suffix) and name[len(prefix):-len(suffix)].isdigit():
+        if name.startswith(prefix) and name.endswith(suffix) and name[len(prefix) : -len(suffix)].isdigit():
             path.unlink(missing_ok=True)
 
 

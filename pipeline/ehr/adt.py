@@ -126,9 +126,11 @@ def parse(text: str) -> hl7.Message:
     try:
         message = hl7.parse(text)
         message.segment("MSH")
-    except Exception as exc:  # noqa: BLE001 - python-hl7 raises ParseException, KeyError, IndexError, ValueError...
+    except Exception as exc:
         # python-hl7's message may quote the message: only its type goes back, and into the log.
-        raise AdtError(f"not a readable HL7 v2 message ({type(exc).__name__}); it must start with an MSH segment", "100") from None
+        raise AdtError(
+            f"not a readable HL7 v2 message ({type(exc).__name__}); it must start with an MSH segment", "100"
+        ) from None
     return message
 
 
@@ -148,7 +150,8 @@ class _Fields:
             return []
         return [
             [self.message.unescape(c.split(self.sub)[0]).strip() for c in rep.split(self.comp)]
-            for rep in raw.split(self.rep) if rep
+            for rep in raw.split(self.rep)
+            if rep
         ]
 
     def component(self, segment: str, n: int, c: int = 1) -> str:
@@ -170,7 +173,10 @@ def _identifier(reps: list[list[str]], where: str, settings: HL7ListenerSettings
     if settings.assigning_authority:
         cx = [r for r in cx if r[3] == settings.assigning_authority]
         if not cx:
-            raise AdtError(f"{where} has no identifier of assigning authority {settings.assigning_authority}", REQUIRED_FIELD_MISSING)
+            raise AdtError(
+                f"{where} has no identifier of assigning authority {settings.assigning_authority}",
+                REQUIRED_FIELD_MISSING,
+            )
     elif any(r[4] == "MR" for r in cx):
         cx = [r for r in cx if r[4] == "MR"]
     if not cx:
@@ -219,9 +225,14 @@ def read_adt(message: hl7.Message, header: Header, settings: HL7ListenerSettings
     ``is_mrn`` is the archive's test of an MRN (Config.extraction.is_mrn).
     """
     if header.message_type != "ADT":
-        raise AdtError(f"message type {header.message_type or '(none)'} is not handled here; send ADT", UNSUPPORTED_MESSAGE_TYPE)
+        raise AdtError(
+            f"message type {header.message_type or '(none)'} is not handled here; send ADT", UNSUPPORTED_MESSAGE_TYPE
+        )
     if settings.allowed_facilities and header.sending_facility not in settings.allowed_facilities:
-        raise AdtError(f"sending facility {header.sending_facility or '(none)'} is not allowed (hl7_listener.allowed_facilities)", APPLICATION_ERROR)
+        raise AdtError(
+            f"sending facility {header.sending_facility or '(none)'} is not allowed (hl7_listener.allowed_facilities)",
+            APPLICATION_ERROR,
+        )
     if header.event not in REGISTRATION_EVENTS | {MERGE_EVENT}:
         return AdtMessage(header)
     fields = _Fields(message)
@@ -249,16 +260,35 @@ def _escape(text: str, header: Header) -> str:
     return " ".join(out.split())  # no segment breaks inside a field
 
 
-def build_ack(header: Header, code: str, *, text: str | None, error_code: str | None, control_id: str,
-              application: str, now: datetime | None = None) -> str:
+def build_ack(
+    header: Header,
+    code: str,
+    *,
+    text: str | None,
+    error_code: str | None,
+    control_id: str,
+    application: str,
+    now: datetime | None = None,
+) -> str:
     """An original-mode ACK (MSA-1 AA or AE, MSA-2 the sender's control id, ERR for an error)."""
     sep = header.field_sep
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
-    msh = sep.join([
-        "MSH", header.encoding, application, header.receiving_facility, header.sending_application,
-        header.sending_facility, stamp, "", header.encoding[0].join(["ACK", header.event, "ACK"]),
-        control_id, header.processing_id, header.version,
-    ])
+    msh = sep.join(
+        [
+            "MSH",
+            header.encoding,
+            application,
+            header.receiving_facility,
+            header.sending_application,
+            header.sending_facility,
+            stamp,
+            "",
+            header.encoding[0].join(["ACK", header.event, "ACK"]),
+            control_id,
+            header.processing_id,
+            header.version,
+        ]
+    )
     segments = [msh, sep.join(["MSA", code, header.control_id] + ([_escape(text, header)] if text else []))]
     if error_code is not None:
         comp = header.encoding[0]

@@ -39,13 +39,30 @@ class Filing:
 
     @classmethod
     def of(cls, sidecar: Sidecar) -> Filing:
-        merged = tuple(e.moved_from.mrn for e in sidecar.history if e.action == "merged" and e.moved_from and e.moved_from.mrn)
-        return cls(sidecar.doc_id, sidecar.mrn or "", sidecar.doc_type, sidecar.doc_date, sidecar.path,
-                   sidecar.sha256, sidecar.pages, merged)
+        merged = tuple(
+            e.moved_from.mrn for e in sidecar.history if e.action == "merged" and e.moved_from and e.moved_from.mrn
+        )
+        return cls(
+            sidecar.doc_id,
+            sidecar.mrn or "",
+            sidecar.doc_type,
+            sidecar.doc_date,
+            sidecar.path,
+            sidecar.sha256,
+            sidecar.pages,
+            merged,
+        )
 
     def payload(self, **more) -> dict:
-        return {"mrn": self.mrn, "doc_type": self.doc_type, "doc_date": self.doc_date, "path": self.path,
-                "sha256": self.sha256, "pages": self.pages, **more}
+        return {
+            "mrn": self.mrn,
+            "doc_type": self.doc_type,
+            "doc_date": self.doc_date,
+            "path": self.path,
+            "sha256": self.sha256,
+            "pages": self.pages,
+            **more,
+        }
 
 
 def plan(destination: str, filing: Filing, latest: Message | None) -> list[NewMessage]:
@@ -57,12 +74,19 @@ def plan(destination: str, filing: Filing, latest: Message | None) -> list[NewMe
     if same_patient and latest.payload.get("doc_type") == filing.doc_type:
         return []
     version = latest.version + 1
-    create = NewMessage(destination, filing.doc_id, "create", version, filing.mrn,
-                        filing.payload(replaces=latest.version if latest.state != "dead" else None))
+    create = NewMessage(
+        destination,
+        filing.doc_id,
+        "create",
+        version,
+        filing.mrn,
+        filing.payload(replaces=latest.version if latest.state != "dead" else None),
+    )
     if latest.state == "dead":  # never reached the receiver: nothing there to cancel
         return [create]
-    cancel = NewMessage(destination, filing.doc_id, "cancel", latest.version, latest.mrn,
-                        {**latest.payload, "replaced_by": version})
+    cancel = NewMessage(
+        destination, filing.doc_id, "cancel", latest.version, latest.mrn, {**latest.payload, "replaced_by": version}
+    )
     return [cancel, create]
 
 
@@ -76,8 +100,9 @@ def _as_sidecar(config: Config, item: SidecarLike, index: Index | None) -> Sidec
     return Sidecar.from_json(item)
 
 
-def enqueue_filed(config: Config, items: Iterable[SidecarLike], *, index: Index | None = None,
-                  outbox: Outbox | None = None) -> int:
+def enqueue_filed(
+    config: Config, items: Iterable[SidecarLike], *, index: Index | None = None, outbox: Outbox | None = None
+) -> int:
     """Queue one message per destination for each filed document in ``items``: sidecars (typed
     or JSON), rows with the document's ``path`` (a run's ``Outcome.documents``) or doc_ids
     (found through ``index`` when given, else by a scan of the archive). Documents in review

@@ -48,8 +48,14 @@ def _reference(reference: str | None, display: str | None) -> dict | None:
 
 
 def document_reference(
-    dest: FhirDestination, codes: EhrSettings, message: Message, pdf: bytes, *,
-    patient_id: str, binary_id: str | None, replaces_id: str | None,
+    dest: FhirDestination,
+    codes: EhrSettings,
+    message: Message,
+    pdf: bytes,
+    *,
+    patient_id: str,
+    binary_id: str | None,
+    replaces_id: str | None,
 ) -> dict:
     """The DocumentReference for a create message, validated against the R4B model."""
     p = message.payload
@@ -90,8 +96,10 @@ def document_reference(
 
 
 def binary(pdf: bytes) -> dict:
-    return _validated(Binary, {"resourceType": "Binary", "contentType": "application/pdf",
-                               "data": base64.b64encode(pdf).decode("ascii")})
+    return _validated(
+        Binary,
+        {"resourceType": "Binary", "contentType": "application/pdf", "data": base64.b64encode(pdf).decode("ascii")},
+    )
 
 
 def _validated(model, resource: dict) -> dict:
@@ -105,7 +113,10 @@ def _answer(response: httpx.Response) -> str:
     try:
         body = response.json()
         issues = body.get("issue", []) if isinstance(body, dict) else []
-        text = "; ".join(i.get("diagnostics") or i.get("details", {}).get("text") or i.get("code", "") for i in issues) or text
+        text = (
+            "; ".join(i.get("diagnostics") or i.get("details", {}).get("text") or i.get("code", "") for i in issues)
+            or text
+        )
     except ValueError:
         pass
     return f"HTTP {response.status_code}: {' '.join(text.split())[:_ANSWER_CHARS]}"
@@ -204,8 +215,9 @@ class FhirClient:
             if existing := self._find_document(number):
                 return Delivery.sent(f"DocumentReference/{existing} already present", existing)
             binary_id = self._post("Binary", binary(pdf))["id"]
-        resource = document_reference(self.dest, self._codes, message, pdf,
-                                      patient_id=patient_id, binary_id=binary_id, replaces_id=replaces_id)
+        resource = document_reference(
+            self.dest, self._codes, message, pdf, patient_id=patient_id, binary_id=binary_id, replaces_id=replaces_id
+        )
         condition = f"identifier={self.dest.document_identifier_system}|{number}"
         created = self._post("DocumentReference", resource, {"If-None-Exist": condition})
         return Delivery.sent(f"DocumentReference/{created['id']}", created["id"])
@@ -232,15 +244,19 @@ class FhirClient:
         system = self.dest.patient_identifier_system
         found = self._search("Patient", {"identifier": f"{system}|{mrn}"})
         if not found:
-            raise _Refused(Delivery.dead(
-                f"{self.dest.name} has no Patient with identifier {system}|{mrn}; register the patient in the EHR "
-                "(or correct the document's MRN with `medarchive reassign`), then `medarchive ehr retry ID`"
-            ))
+            raise _Refused(
+                Delivery.dead(
+                    f"{self.dest.name} has no Patient with identifier {system}|{mrn}; register the patient in the EHR "
+                    "(or correct the document's MRN with `medarchive reassign`), then `medarchive ehr retry ID`"
+                )
+            )
         if len(found) > 1:
-            raise _Refused(Delivery.dead(
-                f"{self.dest.name} has {len(found)} Patients with identifier {system}|{mrn}; "
-                "have the EHR's duplicates merged, then `medarchive ehr retry ID`"
-            ))
+            raise _Refused(
+                Delivery.dead(
+                    f"{self.dest.name} has {len(found)} Patients with identifier {system}|{mrn}; "
+                    "have the EHR's duplicates merged, then `medarchive ehr retry ID`"
+                )
+            )
         self._patients[mrn] = found[0]["id"]
         return found[0]["id"]
 
@@ -254,7 +270,9 @@ class FhirClient:
 
     def _search(self, resource_type: str, params: dict) -> list[dict]:
         bundle = self._request("GET", resource_type, params=params)
-        return [e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") == resource_type]
+        return [
+            e["resource"] for e in bundle.get("entry", []) if e.get("resource", {}).get("resourceType") == resource_type
+        ]
 
     def _post(self, resource_type: str, resource: dict, headers: dict | None = None) -> dict:
         return self._request("POST", resource_type, json=resource, headers=headers)

@@ -77,10 +77,15 @@ class Listener:
             code, reason, error, mrns = "AE", str(exc), exc.code, []
         except MedarchiveError as exc:
             code, reason, error, mrns = "AE", str(exc), adt.APPLICATION_ERROR, []
-        except Exception as exc:  # noqa: BLE001 - whatever fails is this message's failure: answer, keep listening
+        except Exception as exc:
             # The type only: an unexpected exception's text may quote the message.
             log.error("HL7 %s: %s while acting on it", header.control_id or "-", type(exc).__name__)
-            code, reason, error, mrns = "AE", f"internal error ({type(exc).__name__}); resend it later", adt.APPLICATION_ERROR, []
+            code, reason, error, mrns = (
+                "AE",
+                f"internal error ({type(exc).__name__}); resend it later",
+                adt.APPLICATION_ERROR,
+                [],
+            )
         return self._answer(header, code, reason, error, mrns)
 
     def refuse(self, reason: str) -> bytes:
@@ -98,13 +103,21 @@ class Listener:
 
     def _accept_merge(self, message: adt.AdtMessage) -> str:
         merge, new = self.patients.record_merge(
-            message.prior_mrn, message.mrn, survivor_patient=message.patient, control_id=message.header.control_id or None,
+            message.prior_mrn,
+            message.mrn,
+            survivor_patient=message.patient,
+            control_id=message.header.control_id or None,
             requested_by=message.header.sender,
         )
         if not new:
             return f"MRN {merge.prior} was already merged into MRN {merge.survivor}; nothing changed"
-        self.audit.record("patient.merge", user=merge.requested_by, mrns=[merge.prior, merge.survivor], outcome="accepted",
-                          details={"merge": merge.id, "control_id": merge.control_id})
+        self.audit.record(
+            "patient.merge",
+            user=merge.requested_by,
+            mrns=[merge.prior, merge.survivor],
+            outcome="accepted",
+            details={"merge": merge.id, "control_id": merge.control_id},
+        )
         self._merges_due.set()
         return f"merge of MRN {merge.prior} into MRN {merge.survivor} accepted; its documents are re-filed under {merge.survivor}"
 
@@ -112,16 +125,37 @@ class Listener:
         kind = f"{header.message_type or '?'}^{header.event or '?'}"
         try:
             self.audit.record(
-                "hl7.receive", user=header.sender, mrns=mrns, outcome=code, reason=reason if code != "AA" else None,
+                "hl7.receive",
+                user=header.sender,
+                mrns=mrns,
+                outcome=code,
+                reason=reason if code != "AA" else None,
                 details={"control_id": header.control_id, "type": kind, "result": reason},
             )
         except MedarchiveError as exc:
             log.error("HL7 %s %s: audit log not written (%s); answered AE", kind, header.control_id or "-", exc)
-            code, reason, error = "AE", "the archive cannot write its audit log; resend the message later", adt.APPLICATION_ERROR
-        log.log(logging.INFO if code == "AA" else logging.WARNING, "HL7 %s %s from %s: %s%s", kind, header.control_id or "-",
-                header.sending_facility or "?", code, f" ({reason})" if code != "AA" else "")
-        ack = adt.build_ack(header, code, text=reason, error_code=error, control_id=uuid.uuid4().hex[:20],
-                            application=self.settings.receiving_application)
+            code, reason, error = (
+                "AE",
+                "the archive cannot write its audit log; resend the message later",
+                adt.APPLICATION_ERROR,
+            )
+        log.log(
+            logging.INFO if code == "AA" else logging.WARNING,
+            "HL7 %s %s from %s: %s%s",
+            kind,
+            header.control_id or "-",
+            header.sending_facility or "?",
+            code,
+            f" ({reason})" if code != "AA" else "",
+        )
+        ack = adt.build_ack(
+            header,
+            code,
+            text=reason,
+            error_code=error,
+            control_id=uuid.uuid4().hex[:20],
+            application=self.settings.receiving_application,
+        )
         return ack.encode("utf-8")
 
     # -- serving -------------------------------------------------------------
@@ -174,10 +208,15 @@ class Listener:
                 except asyncio.IncompleteReadError:
                     return  # the sender closed the connection
                 except hl7.mllp.InvalidBlockError:
-                    ack = await loop.run_in_executor(self._executor, self.refuse, "the message is not framed by MLLP (<VT> ... <FS><CR>)")
+                    ack = await loop.run_in_executor(
+                        self._executor, self.refuse, "the message is not framed by MLLP (<VT> ... <FS><CR>)"
+                    )
                 except ValueError:
                     ack = await loop.run_in_executor(
-                        self._executor, self.refuse, f"the message is larger than {self.settings.max_message_kb} KB (hl7_listener.max_message_kb)")
+                        self._executor,
+                        self.refuse,
+                        f"the message is larger than {self.settings.max_message_kb} KB (hl7_listener.max_message_kb)",
+                    )
                 writer.writeblock(ack)
                 await writer.drain()
         except ConnectionError:
@@ -197,8 +236,10 @@ class Listener:
                 self._merges_due.clear()
                 wait = _MERGE_RETRY_SECONDS
                 try:
-                    resume_merges(self.config, self.patients, index, self.audit, should_stop=stopping, after_move=self.after_move)
-                except Exception as exc:  # noqa: BLE001 - a failed merge is retried; the listener goes on answering
+                    resume_merges(
+                        self.config, self.patients, index, self.audit, should_stop=stopping, after_move=self.after_move
+                    )
+                except Exception as exc:
                     log.error("merge stopped (%s: %s); retried in %g s", type(exc).__name__, exc, wait)
                 self._merges_due.wait(wait)
         finally:
@@ -218,7 +259,11 @@ def start_listener(config: Config, stop: threading.Event) -> threading.Thread:
     while not listener.ready.wait(_POLL_SECONDS):
         if not thread.is_alive() or time.monotonic() > deadline:
             failure = listener.failure
-            raise failure if isinstance(failure, MedarchiveError) else ListenerError(f"the HL7 listener did not start ({failure!r})")
+            raise (
+                failure
+                if isinstance(failure, MedarchiveError)
+                else ListenerError(f"the HL7 listener did not start ({failure!r})")
+            )
     return thread
 
 

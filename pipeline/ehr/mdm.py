@@ -41,11 +41,22 @@ def control_id(message: Message) -> str:
 
 
 def _msh(dest: Hl7Destination, message: Message, event: str, structure: str) -> str:
-    return "|".join([
-        "MSH", "^~\\&", _esc(dest.sending_application), _esc(dest.sending_facility),
-        _esc(dest.receiving_application), _esc(dest.receiving_facility), _ts(), "",
-        f"MDM^{event}^{structure}", control_id(message), dest.processing_id, VERSION,
-    ])
+    return "|".join(
+        [
+            "MSH",
+            "^~\\&",
+            _esc(dest.sending_application),
+            _esc(dest.sending_facility),
+            _esc(dest.receiving_application),
+            _esc(dest.receiving_facility),
+            _ts(),
+            "",
+            f"MDM^{event}^{structure}",
+            control_id(message),
+            dest.processing_id,
+            VERSION,
+        ]
+    )
 
 
 def _pid(dest: Hl7Destination, mrn: str) -> str:
@@ -57,14 +68,14 @@ def _txa(message: Message, number: str, *, availability: str, parent: str | None
     p = message.payload
     fields = [""] * 24
     fields[1] = "1"
-    fields[2] = _esc(p["doc_type"])                  # TXA-2 document type
-    fields[3] = "AP"                                 # TXA-3 content presentation: application data
-    fields[4] = _doc_date(p.get("doc_date"))         # TXA-4 activity date/time
-    fields[12] = _esc(number)                        # TXA-12 unique document number
-    fields[13] = _esc(parent or "")                  # TXA-13 parent document number
+    fields[2] = _esc(p["doc_type"])  # TXA-2 document type
+    fields[3] = "AP"  # TXA-3 content presentation: application data
+    fields[4] = _doc_date(p.get("doc_date"))  # TXA-4 activity date/time
+    fields[12] = _esc(number)  # TXA-12 unique document number
+    fields[13] = _esc(parent or "")  # TXA-13 parent document number
     fields[16] = _esc(p.get("path", "").rsplit("/", 1)[-1])  # TXA-16 unique document file name
-    fields[17] = "AU"                                # TXA-17 completion status: authenticated
-    fields[19] = availability                        # TXA-19 availability: AV available, CA cancelled
+    fields[17] = "AU"  # TXA-17 completion status: authenticated
+    fields[19] = availability  # TXA-19 availability: AV available, CA cancelled
     return "TXA" + "|".join(fields[:20])
 
 
@@ -101,9 +112,9 @@ def mdm_t11(dest: Hl7Destination, codes: EhrSettings, message: Message) -> str:
 
 @dataclass(frozen=True)
 class Ack:
-    code: str              # AA / AE / AR (or the enhanced-mode CA / CE / CR)
-    control_id: str        # MSA-2: the MSH-10 it acknowledges
-    text: str              # MSA-3 and any ERR, for the outbox
+    code: str  # AA / AE / AR (or the enhanced-mode CA / CE / CR)
+    control_id: str  # MSA-2: the MSH-10 it acknowledges
+    text: str  # MSA-3 and any ERR, for the outbox
 
     @property
     def accepted(self) -> bool:

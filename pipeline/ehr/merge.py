@@ -42,13 +42,16 @@ def _sidecars_of(config: Config, mrn: str) -> list[Path]:
 
 def _begin(patients: PatientIndex, merge: Merge, doc_id: str) -> None:
     with patients.transaction() as db:
-        db.execute("INSERT OR IGNORE INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving')", (merge.id, doc_id))
+        db.execute(
+            "INSERT OR IGNORE INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving')", (merge.id, doc_id)
+        )
 
 
 def _done(patients: PatientIndex, merge: Merge, doc_id: str) -> None:
     with patients.transaction() as db:
         changed = db.execute(
-            "UPDATE merge_moves SET state = 'done' WHERE merge_id = ? AND doc_id = ? AND state = 'moving'", (merge.id, doc_id)
+            "UPDATE merge_moves SET state = 'done' WHERE merge_id = ? AND doc_id = ? AND state = 'moving'",
+            (merge.id, doc_id),
         ).rowcount
         db.execute("UPDATE merges SET moved = moved + ? WHERE id = ?", (changed, merge.id))
 
@@ -56,16 +59,22 @@ def _done(patients: PatientIndex, merge: Merge, doc_id: str) -> None:
 def _event(merge: Merge, doc_type: str) -> HistoryEvent:
     message = f"ADT^A40 message {merge.control_id}" if merge.control_id else "ADT^A40"
     return HistoryEvent(
-        now_utc(), merge.requested_by, "merged",
+        now_utc(),
+        merge.requested_by,
+        "merged",
         reason=f"MRN {merge.prior} was merged into MRN {merge.survivor} by the registration system ({message})",
-        moved_from=Placement(merge.prior, doc_type, "filed"), moved_to=Placement(merge.survivor, doc_type),
+        moved_from=Placement(merge.prior, doc_type, "filed"),
+        moved_to=Placement(merge.survivor, doc_type),
     )
 
 
 def _indexed(index: Index, audit: AuditLog, merge: Merge, sidecar) -> None:
     index.add([record_from_sidecar(sidecar)])
     audit.record(
-        "patient.merge.move", user=merge.requested_by, doc_ids=[sidecar.doc_id], mrns=[merge.prior, merge.survivor],
+        "patient.merge.move",
+        user=merge.requested_by,
+        doc_ids=[sidecar.doc_id],
+        mrns=[merge.prior, merge.survivor],
         details={"merge": merge.id, "control_id": merge.control_id, "path": sidecar.path},
     )
 
@@ -76,7 +85,9 @@ def _move_one(config: Config, patients: PatientIndex, index: Index, audit: Audit
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"merge {merge.id}: unreadable sidecar {path.relative_to(config.root)}: {exc}") from None
     _begin(patients, merge, sidecar.doc_id)
-    moved = move_document(config, sidecar, mrn=merge.survivor, doc_type=sidecar.doc_type, event=_event(merge, sidecar.doc_type))
+    moved = move_document(
+        config, sidecar, mrn=merge.survivor, doc_type=sidecar.doc_type, event=_event(merge, sidecar.doc_type)
+    )
     _indexed(index, audit, merge, moved)
     _done(patients, merge, sidecar.doc_id)
 
@@ -89,7 +100,11 @@ def _finish_interrupted(config: Config, patients: PatientIndex, index: Index, au
         if found:
             _indexed(index, audit, merge, read_sidecar(found[0]))
         else:
-            log.warning("merge %d: document %s is in neither MRN's folder any more; left to `medarchive verify`", merge.id, doc_id)
+            log.warning(
+                "merge %d: document %s is in neither MRN's folder any more; left to `medarchive verify`",
+                merge.id,
+                doc_id,
+            )
         _done(patients, merge, doc_id)
 
 
@@ -108,8 +123,13 @@ def run_merge(
     while batch := _sidecars_of(config, merge.prior):
         for path in batch:
             if should_stop():
-                log.info("merge %d of MRN %s into %s paused after %d document(s); it resumes at the next start",
-                         merge.id, merge.prior, merge.survivor, moved)
+                log.info(
+                    "merge %d of MRN %s into %s paused after %d document(s); it resumes at the next start",
+                    merge.id,
+                    merge.prior,
+                    merge.survivor,
+                    moved,
+                )
                 return False
             _move_one(config, patients, index, audit, merge, path)
             moved += 1
@@ -119,8 +139,13 @@ def run_merge(
     with patients.transaction() as db:
         db.execute("UPDATE merges SET state = 'done', finished_at = ? WHERE id = ?", (now_utc(), merge.id))
     total = patients.merge(merge.id).moved
-    audit.record("patient.merge", user=merge.requested_by, mrns=[merge.prior, merge.survivor], outcome="done",
-                 details={"merge": merge.id, "control_id": merge.control_id, "documents": total})
+    audit.record(
+        "patient.merge",
+        user=merge.requested_by,
+        mrns=[merge.prior, merge.survivor],
+        outcome="done",
+        details={"merge": merge.id, "control_id": merge.control_id, "documents": total},
+    )
     _remove_empty(config.archive_dir / merge.prior)
     log.info("merge %d of MRN %s into %s done: %d document(s) re-filed", merge.id, merge.prior, merge.survivor, total)
     return True

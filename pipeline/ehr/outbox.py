@@ -95,9 +95,17 @@ class Message:
     def status_row(self) -> dict:
         """What `ehr status` shows: no patient data beyond the MRN."""
         return {
-            "id": self.id, "destination": self.destination, "doc_id": self.doc_id, "action": self.action,
-            "version": self.version, "mrn": self.mrn, "state": self.state, "attempts": self.attempts,
-            "last_error": self.last_error, "created_at": self.created_at, "sent_at": self.sent_at,
+            "id": self.id,
+            "destination": self.destination,
+            "doc_id": self.doc_id,
+            "action": self.action,
+            "version": self.version,
+            "mrn": self.mrn,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "sent_at": self.sent_at,
         }
 
 
@@ -198,8 +206,10 @@ class Outbox:
         now = time.time()
         with self.transaction() as db:
             for m in messages:
-                db.execute("UPDATE messages SET attempts = ?, next_at = ? WHERE id = ?",
-                           (m.attempts + 1, now + wait_if_lost(m.attempts + 1), m.id))
+                db.execute(
+                    "UPDATE messages SET attempts = ?, next_at = ? WHERE id = ?",
+                    (m.attempts + 1, now + wait_if_lost(m.attempts + 1), m.id),
+                )
         return [replace(m, attempts=m.attempts + 1) for m in messages]
 
     def delivered(self, message_id: int, receiver_id: str | None) -> None:
@@ -215,7 +225,9 @@ class Outbox:
             if retry_at is None:
                 db.execute("UPDATE messages SET state = 'dead', last_error = ? WHERE id = ?", (error, message_id))
             else:
-                db.execute("UPDATE messages SET last_error = ?, next_at = ? WHERE id = ?", (error, retry_at, message_id))
+                db.execute(
+                    "UPDATE messages SET last_error = ?, next_at = ? WHERE id = ?", (error, retry_at, message_id)
+                )
 
     # -- operators ------------------------------------------------------------------------
 
@@ -241,7 +253,9 @@ class Outbox:
                 message = self._check_retryable(db, message_id)
                 if message is None:
                     continue
-                db.execute("UPDATE messages SET state = 'pending', attempts = 0, next_at = 0 WHERE id = ?", (message_id,))
+                db.execute(
+                    "UPDATE messages SET state = 'pending', attempts = 0, next_at = 0 WHERE id = ?", (message_id,)
+                )
                 revived.append(message)
         return revived
 
@@ -272,7 +286,9 @@ class Outbox:
     def counts(self) -> dict[str, dict[str, int]]:
         """destination -> state -> number of messages."""
         result: dict[str, dict[str, int]] = {}
-        for destination, state, n in self._db.execute("SELECT destination, state, COUNT(*) FROM messages GROUP BY 1, 2"):
+        for destination, state, n in self._db.execute(
+            "SELECT destination, state, COUNT(*) FROM messages GROUP BY 1, 2"
+        ):
             result.setdefault(destination, dict.fromkeys(STATES, 0))[state] = n
         return result
 

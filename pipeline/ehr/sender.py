@@ -120,8 +120,13 @@ class DestinationSender:
         and one after (every answer): per batch rather than per message, as each entry is fsynced."""
         retry = self.config.ehr.retry
         batch = self.outbox.begin_attempts(batch, lambda n: backoff_seconds(n, retry.first_seconds, retry.max_seconds))
-        self.audit.record("ehr.send", user=self.user, doc_ids=[m.doc_id for m in batch], mrns=[m.mrn for m in batch],
-                          details={"destination": self.dest.name, "messages": [_about(m) for m in batch]})
+        self.audit.record(
+            "ehr.send",
+            user=self.user,
+            doc_ids=[m.doc_id for m in batch],
+            mrns=[m.mrn for m in batch],
+            details={"destination": self.dest.name, "messages": [_about(m) for m in batch]},
+        )
         answers: list[dict] = []
         deliveries: list[Delivery] = []
         try:
@@ -134,9 +139,14 @@ class DestinationSender:
         finally:
             if answers:
                 outcomes = {a["outcome"] for a in answers}
-                self.audit.record("ehr.ack", user=self.user, doc_ids=[a["doc_id"] for a in answers],
-                                  mrns=[a["mrn"] for a in answers], outcome=outcomes.pop() if len(outcomes) == 1 else "mixed",
-                                  details={"destination": self.dest.name, "answers": answers})
+                self.audit.record(
+                    "ehr.ack",
+                    user=self.user,
+                    doc_ids=[a["doc_id"] for a in answers],
+                    mrns=[a["mrn"] for a in answers],
+                    outcome=outcomes.pop() if len(outcomes) == 1 else "mixed",
+                    details={"destination": self.dest.name, "answers": answers},
+                )
         return deliveries
 
     def send(self, message: Message) -> Delivery:
@@ -156,8 +166,16 @@ class DestinationSender:
             self.outbox.failed(message.id, delivery.detail, retry_at=time.time() + wait)
         else:
             self.outbox.failed(message.id, delivery.detail, retry_at=None)
-        log.info("ehr: message %d (%s %s v%d of %s) to %s: %s", message.id, message.action, message.doc_id,
-                 message.version, message.mrn, self.dest.name, delivery.outcome)
+        log.info(
+            "ehr: message %d (%s %s v%d of %s) to %s: %s",
+            message.id,
+            message.action,
+            message.doc_id,
+            message.version,
+            message.mrn,
+            self.dest.name,
+            delivery.outcome,
+        )
         return delivery
 
     def _give_up_after_max(self, message: Message, delivery: Delivery) -> Delivery:
@@ -168,8 +186,14 @@ class DestinationSender:
 
 
 def _about(message: Message) -> dict:
-    return {"message": message.id, "doc_id": message.doc_id, "mrn": message.mrn, "action": message.action,
-            "version": message.version, "attempt": message.attempts}
+    return {
+        "message": message.id,
+        "doc_id": message.doc_id,
+        "mrn": message.mrn,
+        "action": message.action,
+        "version": message.version,
+        "attempt": message.attempts,
+    }
 
 
 def send_once(config: Config, *, user: str | None = None, stop: threading.Event | None = None) -> list[DrainResult]:

@@ -106,9 +106,7 @@ def _compile(rules: _Rules) -> _Taxonomy:
 
 
 def _taxonomy(settings: ClassificationSettings) -> _Taxonomy:
-    return _compile(tuple(
-        (name, tuple(rule.titles), tuple(rule.keywords)) for name, rule in settings.types.items()
-    ))
+    return _compile(tuple((name, tuple(rule.titles), tuple(rule.keywords)) for name, rule in settings.types.items()))
 
 
 def _phrases_in(text: str, tax: _Taxonomy) -> set[str]:
@@ -117,7 +115,7 @@ def _phrases_in(text: str, tax: _Taxonomy) -> set[str]:
     found = set()
     for i in range(len(words)):
         key = ""
-        for word in words[i:i + tax.max_words]:
+        for word in words[i : i + tax.max_words]:
             key += word
             if key in tax.phrases:
                 found.add(key)
@@ -204,7 +202,9 @@ class TypePredictor(Protocol):
         """Types with their probabilities, most likely first."""
 
 
-def classify(texts: Sequence[str], settings: ClassificationSettings, model: TypePredictor | None = None) -> Classification:
+def classify(
+    texts: Sequence[str], settings: ClassificationSettings, model: TypePredictor | None = None
+) -> Classification:
     """The document type of a document given its page texts in order."""
     rules = _by_rules(texts, settings)
     if model is None or _title_decides(rules) or not any(t.strip() for t in texts):
@@ -216,7 +216,9 @@ def _title_decides(rules: Classification) -> bool:
     return rules.doc_type != UNCLASSIFIED and bool(rules.cues) and rules.cues[0].startswith("title:")
 
 
-def _by_model(ranked: list[tuple[str, float]], rules: Classification, settings: ClassificationSettings) -> Classification:
+def _by_model(
+    ranked: list[tuple[str, float]], rules: Classification, settings: ClassificationSettings
+) -> Classification:
     # A type dropped from the config since training is no answer.
     ranked = [(t, p) for t, p in ranked if t in settings.types]
     if not ranked:
@@ -239,8 +241,10 @@ def review_reason(found: Classification, settings: ClassificationSettings) -> st
     rule = settings.types.get(guess)
     if rule is None or found.confidence >= rule.review_below:
         return None
-    return (f"document type uncertain: {guess} at {found.confidence:.2f} "
-            f"(classification.types.{guess}.review_below is {rule.review_below:g})")
+    return (
+        f"document type uncertain: {guess} at {found.confidence:.2f} "
+        f"(classification.types.{guess}.review_below is {rule.review_below:g})"
+    )
 
 
 def _by_rules(texts: Sequence[str], settings: ClassificationSettings) -> Classification:

@@ -22,7 +22,9 @@ from pipeline.identify.roster import (
     name_agrees,
 )
 
-_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2", "G": "6"})
+_LOOKALIKES = str.maketrans(
+    {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2", "G": "6"}
+)
 
 
 CORROBORATED = "MRN read with low confidence, corroborated by name and date of birth"
@@ -99,7 +101,9 @@ def _read_mrn(pages: Sequence[PageText], ids: Identifiers, settings: FilingSetti
     if not printed:
         return _Reading(None, "no MRN found on any page")
     if len(printed) > 1:
-        return _Reading(None, f"conflicting MRNs in one document: {', '.join(_where(ids.mrn_candidates, m) for m in printed)}")
+        return _Reading(
+            None, f"conflicting MRNs in one document: {', '.join(_where(ids.mrn_candidates, m) for m in printed)}"
+        )
     by_page = {p.page_no: p for p in pages}
     # Every reading spells the same MRN here, so one clear reading is enough: a
     # doubtful one that agrees with it only adds weight.
@@ -123,7 +127,11 @@ def _against_roster(reading: _Reading, ids: Identifiers, roster: Roster, setting
         return _review(doubt or "no MRN found on any page")
     matches = roster.by_name_dob(ids.name, ids.dob)
     if len(matches) != 1:
-        found = f"name and date of birth match {len(matches)} patients in the index" if matches else "name and date of birth match no patient in the index"
+        found = (
+            f"name and date of birth match {len(matches)} patients in the index"
+            if matches
+            else "name and date of birth match no patient in the index"
+        )
         return _review(f"{doubt}; {found}")
     if settings.file_by_name_and_dob:
         note = "no MRN on the document; filed by name and date of birth, which match exactly one patient in the index"
@@ -145,8 +153,10 @@ def _corroborated(mrn: str, doubt: str, ids: Identifiers, roster: Roster) -> Dec
         return _review(f"{doubt}; MRN {mrn} is not in the patient index")
     # A name or DOB of someone else makes the unclear digits suspect: suggest nobody then.
     contradicted = name_agrees(ids.name, patient) is False or dob_agrees(ids.dob, patient) is False
-    return _review(f"{doubt}; the document's name and date of birth do not both confirm it",
-                   suggested_mrn=None if contradicted else mrn)
+    return _review(
+        f"{doubt}; the document's name and date of birth do not both confirm it",
+        suggested_mrn=None if contradicted else mrn,
+    )
 
 
 def _printed_unlabelled(ids: Identifiers, roster: Roster) -> Decision | None:
@@ -156,7 +166,9 @@ def _printed_unlabelled(ids: Identifiers, roster: Roster) -> Decision | None:
         return None
     matches = {p.mrn: p for value in ids.unlabelled_mrns if (p := roster.get(value)) and _both_agree(ids, p)}
     if len(matches) > 1:
-        return _review(f"no MRN label; numbers on the page belong to {len(matches)} patients of that name and date of birth")
+        return _review(
+            f"no MRN label; numbers on the page belong to {len(matches)} patients of that name and date of birth"
+        )
     if not matches:
         return None
     mrn = next(iter(matches))
@@ -170,7 +182,10 @@ def _confirm(mrn: str, patient: RosterPatient, ids: Identifiers) -> Decision:
         what = " and ".join(w for w, ok in (("name", name_ok), ("date of birth", dob_ok)) if ok is False)
         return _review(f"the {what} on the document differ from the patient index for MRN {mrn}", suggested_mrn=None)
     if name_ok is None and dob_ok is None:
-        return _review(f"MRN {mrn} is in the patient index, but the document shows no name or date of birth to confirm it", suggested_mrn=mrn)
+        return _review(
+            f"MRN {mrn} is in the patient index, but the document shows no name or date of birth to confirm it",
+            suggested_mrn=mrn,
+        )
     return Decision("filed", mrn)
 
 

@@ -43,8 +43,14 @@ class SourceFacts:
 
 def page_groups(pages: Sequence[PageText], config: Config) -> list[list[int]]:
     signals = [
-        page_signals(p.page_no, p.text, p.barcodes, extraction=config.extraction,
-                     classification=config.classification, barcodes=config.barcodes)
+        page_signals(
+            p.page_no,
+            p.text,
+            p.barcodes,
+            extraction=config.extraction,
+            classification=config.classification,
+            barcodes=config.barcodes,
+        )
         for p in pages
     ]
     return split_pages(signals, separator_sheets=config.split.separator_sheets, automatic=config.split.automatic)
@@ -90,7 +96,9 @@ def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) ->
     return decision if note is None else replace(decision, mrn=mrn, corrections=(*decision.corrections, note))
 
 
-def build_documents(pages: Sequence[PageText], source: SourceFacts, config: Config, roster: Roster | PatientRoster | None) -> list[Document]:
+def build_documents(
+    pages: Sequence[PageText], source: SourceFacts, config: Config, roster: Roster | PatientRoster | None
+) -> list[Document]:
     """The documents in one input, in page order (separator sheets belong to none)."""
     by_no = {p.page_no: p for p in pages}
     documents = []
@@ -99,15 +107,17 @@ def build_documents(pages: Sequence[PageText], source: SourceFacts, config: Conf
         ids = _identify(doc_pages, config)
         found = _classify(doc_pages, source, config)
         decision = _follow_merges(decide(doc_pages, ids, config.filing, config.roster, roster), roster)
-        documents.append(Document(
-            doc_id=doc_id_for(source.sha256, group[0]),
-            source_file=source.name,
-            source_pages=group,
-            sha256=source.sha256,
-            pages=doc_pages,
-            identifiers=ids,
-            classification=found,
-            decision=_type_checked(decision, found, config),
-            source_label=source.label,
-        ))
+        documents.append(
+            Document(
+                doc_id=doc_id_for(source.sha256, group[0]),
+                source_file=source.name,
+                source_pages=group,
+                sha256=source.sha256,
+                pages=doc_pages,
+                identifiers=ids,
+                classification=found,
+                decision=_type_checked(decision, found, config),
+                source_label=source.label,
+            )
+        )
     return documents

@@ -26,29 +26,29 @@ _BELOW_FACTOR = 0.7
 # Words that, right before a label, make it about someone else ("Mother's MRN", "Physician
 # Name", "Guarantor DOB").
 _OTHER_PARTY = frozenset(
-    "mother father parent guardian baby infant newborn spouse husband wife partner child son "
-    "daughter sibling brother sister relative caregiver representative proxy guarantor insured "
-    "subscriber policyholder member emergency contact physician provider doctor pcp attending "
-    "resident referring ordering consultant surgeon anesthesiologist radiologist pathologist "
-    "nurse therapist technician tech witness interpreter signer responsible".split()
+    ["mother", "father", "parent", "guardian", "baby", "infant", "newborn", "spouse", "husband", "wife", "partner", "child", "son", "daughter", "sibling", "brother", "sister", "relative", "caregiver", "representative", "proxy", "guarantor", "insured", "subscriber", "policyholder", "member", "emergency", "contact", "physician", "provider", "doctor", "pcp", "attending", "resident", "referring", "ordering", "consultant", "surgeon", "anesthesiologist", "radiologist", "pathologist", "nurse", "therapist", "technician", "tech", "witness", "interpreter", "signer", "responsible"]
 )
 _INSTITUTIONS = frozenset(
-    "employer payer payor carrier insurance facility company pharmacy practice clinic hospital".split()
+    ["employer", "payer", "payor", "carrier", "insurance", "facility", "company", "pharmacy", "practice", "clinic", "hospital"]
 )
 # Another record's number: filing under it would misfile. An institution's name right before
 # "MRN" is usually this hospital's letterhead, so institution words alone do not block.
 _OTHER_RECORD = _OTHER_PARTY | frozenset(
-    "old previous prior former merged outside external alternate alt temp temporary other".split()
+    ["old", "previous", "prior", "former", "merged", "outside", "external", "alternate", "alt", "temp", "temporary", "other"]
 )
-_NOT_THIS_NAME = _OTHER_PARTY | _INSTITUTIONS | frozenset(
-    "last first middle maiden preferred alias nick nickname user file drug medication test "
-    "procedure plan product vendor".split()
+_NOT_THIS_NAME = (
+    _OTHER_PARTY
+    | _INSTITUTIONS
+    | frozenset(
+        ["last", "first", "middle", "maiden", "preferred", "alias", "nick", "nickname", "user", "file", "drug", "medication", "test", "procedure", "plan", "product", "vendor"]
+    )
 )
-_NOT_THIS_DATE = _OTHER_PARTY | _INSTITUTIONS | frozenset(
-    "birth death print printed due expiration expiry exp effective termination next last return "
-    "fax faxed sent revised review reviewed order ordered scheduled appointment injury accident "
-    "onset diagnosis lmp immunization vaccine vaccination payment paid posted posting check "
-    "transaction coverage eligibility enrollment hire".split()
+_NOT_THIS_DATE = (
+    _OTHER_PARTY
+    | _INSTITUTIONS
+    | frozenset(
+        ["birth", "death", "print", "printed", "due", "expiration", "expiry", "exp", "effective", "termination", "next", "last", "return", "fax", "faxed", "sent", "revised", "review", "reviewed", "order", "ordered", "scheduled", "appointment", "injury", "accident", "onset", "diagnosis", "lmp", "immunization", "vaccine", "vaccination", "payment", "paid", "posted", "posting", "check", "transaction", "coverage", "eligibility", "enrollment", "hire"]
+    )
 )
 
 # The one or two words before a label ("Outside Hospital MRN"), across any spacing and OCR
@@ -61,8 +61,18 @@ _FIELD = re.compile(r"[^\s|]+(?: [^\s|]+)*")  # table cells: split by 2+ spaces,
 # ---------------------------------------------------------------- dates
 
 _MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "may": 5,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
 }
 _MONTH = (
     r"(?<![a-z])(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
@@ -183,16 +193,26 @@ def _compile(key: tuple[tuple[str, ...], ...], mrn_pattern: str, tolerance: int)
         ),
         fuzzy=label_match.vocabulary(
             (("mrn", mrn), ("other", other), ("name", name), ("dob", dob), ("doc_date", doc)),
-            ("mrn", "name", "dob"), near_misses, tolerance,
-        ) if tolerance else None,
+            ("mrn", "name", "dob"),
+            near_misses,
+            tolerance,
+        )
+        if tolerance
+        else None,
     )
 
 
 def _patterns(settings: ExtractionSettings) -> _Patterns:
     key = tuple(
         tuple(labels)
-        for labels in (settings.mrn_labels, settings.not_mrn_labels, settings.name_labels,
-                       settings.dob_labels, settings.doc_date_labels, settings.label_near_misses)
+        for labels in (
+            settings.mrn_labels,
+            settings.not_mrn_labels,
+            settings.name_labels,
+            settings.dob_labels,
+            settings.doc_date_labels,
+            settings.label_near_misses,
+        )
     )
     return _compile(key, settings.mrn_pattern, settings.label_tolerance)
 
@@ -233,7 +253,7 @@ def _is_header(line: str, label: _Label) -> tuple[int, int] | None:
     """The column span of the label's cell when the cell holds nothing but the label."""
     for cell in _FIELD.finditer(line):
         if cell.start() <= label.start() < cell.end():
-            rest = line[label.end():cell.end()]
+            rest = line[label.end() : cell.end()]
             if _HEADER_REST.fullmatch(rest):
                 return cell.span()
             return None
@@ -242,7 +262,7 @@ def _is_header(line: str, label: _Label) -> tuple[int, int] | None:
 
 def _cell_below(lines: list[_Line], index: int, span: tuple[int, int]) -> tuple[str, int] | None:
     """The one cell of the next non-blank line (at most one blank between) under ``span``."""
-    for below in lines[index + 1:index + 3]:
+    for below in lines[index + 1 : index + 3]:
         if not below.text.strip():
             continue
         cells = [c for c in _FIELD.finditer(below.text) if c.start() < span[1] + 2 and c.end() > span[0] - 2]
@@ -268,9 +288,7 @@ _CHUNK = re.compile(r"[A-Za-z0-9|]+")
 _LOOKALIKES = str.maketrans("OoDIl|SBZG", "0001115826")
 _END_OK = re.compile(r"[.,;:)\]'\"\u2018\u2019\u201c\u201d\u00b0]*(?:[ \t]|$)")
 # A table rule counts as a separator only with space around it: glued, it may be a "1".
-_MRN_SEP = re.compile(
-    r"[ \t]*(?:(?:[:;#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}[\"'\u2018\u201c]?"
-)
+_MRN_SEP = re.compile(r"[ \t]*(?:(?:[:;#.=\u2013\u2014-]|(?<=[ \t])\|(?=[ \t]))[ \t]*){0,3}[\"'\u2018\u201c]?")
 _COMBINED = re.compile(r"[ \t]*(?:[/&|,+\\-]|or|and)?[ \t]*", re.IGNORECASE)
 _OTHER_NUMBER = re.compile(
     r"\d{3}[ -]\d{3}[ -]\d{4}|1[ -]\d{3}[ -]\d{3}[ -]\d{4}|\d{3}[ -]\d{4}"  # phone
@@ -280,11 +298,7 @@ _OTHER_NUMBER = re.compile(
 
 
 def _looks_like_other_number(raw: str) -> bool:
-    return bool(
-        _OTHER_NUMBER.fullmatch(raw)
-        or parse_date(raw, "MDY")
-        or parse_date(raw, "DMY")
-    )
+    return bool(_OTHER_NUMBER.fullmatch(raw) or parse_date(raw, "MDY") or parse_date(raw, "DMY"))
 
 
 def _correct(compact: str, pattern: re.Pattern[str]) -> str | None:
@@ -347,14 +361,10 @@ def _is_combined(line: str, labels: list[_Label], i: int) -> bool:
         neighbours.append((labels[i - 1], labels[i - 1].end(), labels[i].start()))
     if i + 1 < len(labels):
         neighbours.append((labels[i + 1], labels[i].end(), labels[i + 1].start()))
-    return any(
-        m.lastgroup == "other" and _COMBINED.fullmatch(line, a, b) for m, a, b in neighbours
-    )
+    return any(m.lastgroup == "other" and _COMBINED.fullmatch(line, a, b) for m, a, b in neighbours)
 
 
-def _mrn_for_label(
-    lines: list[_Line], index: int, label: _Label, p: _Patterns
-) -> tuple[_Number, int, float] | None:
+def _mrn_for_label(lines: list[_Line], index: int, label: _Label, p: _Patterns) -> tuple[_Number, int, float] | None:
     """The number the label points at, its page offset and the confidence factor of where."""
     line = lines[index]
     number = _read_number(line.text, _MRN_SEP.match(line.text, label.end()).end(), p.mrn_value)
@@ -366,7 +376,7 @@ def _mrn_for_label(
         return None
     text, offset = cell
     number = _read_number(text, 0, p.mrn_value)
-    if not number or text[number.end:].strip(".,;:)]"):
+    if not number or text[number.end :].strip(".,;:)]"):
         return None
     return number, offset, _BELOW_FACTOR
 
@@ -384,15 +394,18 @@ def find_mrn_candidates(page_no: int, text: str, settings: ExtractionSettings) -
             if _is_combined(line.text, labels, i) or not (hit := _mrn_for_label(lines, index, label, p)):
                 continue
             number, offset, factor = hit
-            found.setdefault(offset, MrnCandidate(
-                value=number.value,
-                raw=text[offset:offset + len(number.raw)],  # as printed, no-break spaces and all
-                label=text[line.offset + label.start():line.offset + label.end()],
-                page_no=page_no,
-                offset=offset,
-                confidence=round(factor * (_CORRECTED_FACTOR if number.corrected else 1.0), 3),
-                corrected=number.corrected,
-            ))
+            found.setdefault(
+                offset,
+                MrnCandidate(
+                    value=number.value,
+                    raw=text[offset : offset + len(number.raw)],  # as printed, no-break spaces and all
+                    label=text[line.offset + label.start() : line.offset + label.end()],
+                    page_no=page_no,
+                    offset=offset,
+                    confidence=round(factor * (_CORRECTED_FACTOR if number.corrected else 1.0), 3),
+                    corrected=number.corrected,
+                ),
+            )
     return sorted(found.values(), key=lambda c: c.offset)
 
 
@@ -425,12 +438,9 @@ _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "v"})
 _DOCTOR = frozenset({"dr", "md", "do", "rn", "np", "pa", "pa-c", "phd", "dds", "dpm", "crna", "dmd"})
 # Surname particles: "Maria de la Cruz" is DE LA CRUZ, MARIA.
-_PARTICLES = frozenset("van von de del della der da di la le du st ter ten al el bin".split())
+_PARTICLES = frozenset(["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"])
 _NOT_NAME = frozenset(
-    "signature sign print printed name patient account unknown none na date first last middle "
-    "physician doctor provider of or the and for to is was who with see above below attached "
-    "label sticker here please required information male female test sample copy confidential "
-    "page record medical number legal guardian relationship self same".split()
+    ["signature", "sign", "print", "printed", "name", "patient", "account", "unknown", "none", "na", "date", "first", "last", "middle", "physician", "doctor", "provider", "of", "or", "the", "and", "for", "to", "is", "was", "who", "with", "see", "above", "below", "attached", "label", "sticker", "here", "please", "required", "information", "male", "female", "test", "sample", "copy", "confidential", "page", "record", "medical", "number", "legal", "guardian", "relationship", "self", "same"]
 )
 
 
@@ -504,7 +514,7 @@ def _name_after(line: str, label: _Label, p: _Patterns) -> str | None:
     end = stop.start() if stop else len(line)
     # A garbled label ends the name as a clean one does ("Ann Lee  Med Ree No.").
     end = min([end, *(h.start() for h in p.fuzzy_labels(line) if h.start() >= m.end())])
-    return _normalise_name(line[m.end():end])
+    return _normalise_name(line[m.end() : end])
 
 
 def _name_below(lines: list[_Line], index: int, label: _Label, p: _Patterns) -> str | None:

@@ -175,7 +175,8 @@ def vocabulary(
     for kind, text in entries:
         words = tuple(
             (k, 0 if kind == NEAR_MISS else word_budget(k, tolerance))
-            for w in _WORDS.findall(text) if (k := shape_key(w))
+            for w in _WORDS.findall(text)
+            if (k := shape_key(w))
         )
         key = "".join(k for k, _ in words)
         if not key:
@@ -186,9 +187,7 @@ def vocabulary(
         known = slot.get((kind, key))
         if known is None or known.budget < spelling.budget:
             slot[(kind, key)] = spelling
-    return Vocabulary(
-        {first: tuple(s.values()) for first, s in by_first.items()}, frozenset(wanted), longest
-    )
+    return Vocabulary({first: tuple(s.values()) for first, s in by_first.items()}, frozenset(wanted), longest)
 
 
 @dataclass(frozen=True)
@@ -267,11 +266,15 @@ def find_labels(line: str, vocab: Vocabulary, taken: Sequence[tuple[int, int]]) 
         for j in range(i, min(len(tokens), i + vocab.longest + 1)):
             if j > i and not (free[j] and _GAP.fullmatch(line, tokens[j - 1].end(), tokens[j].start())):
                 break
-            keys.append(shape_key(line[tokens[i].start():tokens[j].end()]))
+            keys.append(shape_key(line[tokens[i].start() : tokens[j].end()]))
         # A label is looked for among spellings of the same first letter; its rivals
         # (rarely needed) among all: "MSN" is as near CSN as MRN.
-        wanted = [m for n, key in enumerate(keys, 1) for m in _matches(key, n, vocab.by_first.get(key[0], ()))
-                  if m.spelling.kind in vocab.wanted]
+        wanted = [
+            m
+            for n, key in enumerate(keys, 1)
+            for m in _matches(key, n, vocab.by_first.get(key[0], ()))
+            if m.spelling.kind in vocab.wanted
+        ]
         if not wanted:
             i += 1
             continue
@@ -281,7 +284,7 @@ def find_labels(line: str, vocab: Vocabulary, taken: Sequence[tuple[int, int]]) 
             i += 1
             continue
         last = tokens[i + chosen.words - 1]
-        end = last.end() + (line[last.end():last.end() + 1] == ".")
+        end = last.end() + (line[last.end() : last.end() + 1] == ".")
         start = tokens[i].start()
         hits.append(LabelHit(chosen.spelling.kind, start, end, line[start:end], chosen.edits))
         i += chosen.words

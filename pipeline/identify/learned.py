@@ -104,8 +104,10 @@ class TypeModel:
     def probabilities(self, documents: Sequence[Sequence[str]]) -> np.ndarray:
         """Calibrated probabilities, one row per document, columns in ``classes`` order."""
         parts = [document_parts(texts) for texts in documents]
-        counts = [_count(analyze, columns, [p[b.part] for p in parts])
-                  for analyze, columns, b in zip(self._analyzers, self._columns, self.blocks)]
+        counts = [
+            _count(analyze, columns, [p[b.part] for p in parts])
+            for analyze, columns, b in zip(self._analyzers, self._columns, self.blocks)
+        ]
         return calibrated(self.decision(_features(self.blocks, self.idf, counts)), self.platt_a, self.platt_b)
 
     def decision(self, matrix: sp.csr_matrix) -> np.ndarray:
@@ -135,8 +137,12 @@ def document_parts(texts: Sequence[str]) -> dict[str, str]:
 def _counter(block: Block, min_df: int = 1) -> CountVectorizer:
     text = block.analyzer == "word"
     return CountVectorizer(
-        analyzer=block.analyzer, ngram_range=block.ngrams, lowercase=False, dtype=np.float32,
-        min_df=min_df, max_features=block.max_features,
+        analyzer=block.analyzer,
+        ngram_range=block.ngrams,
+        lowercase=False,
+        dtype=np.float32,
+        min_df=min_df,
+        max_features=block.max_features,
         # Character n-grams of the body only from its start: they are for OCR-damaged words,
         # and a whole chart's worth would cost more memory than they add.
         preprocessor=None if text or block.part == "header" else _char_window,
@@ -233,7 +239,7 @@ def capped(examples: Sequence[Example], limit: int) -> list[Example]:
     kept = []
     for group in by_type.values():
         group.sort(key=lambda e: hashlib.sha256(e.doc_id.encode()).digest())
-        kept += group[:max(1, limit * len(group) // len(examples))]
+        kept += group[: max(1, limit * len(group) // len(examples))]
     return sorted(kept, key=lambda e: e.doc_id)
 
 

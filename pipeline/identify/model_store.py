@@ -79,17 +79,26 @@ def _block_spec() -> list:
 def save(config: Config, model: TypeModel, figures: Figures, training_hash: str) -> Path:
     """Write the model file atomically (temp, fsync, rename), 0600."""
     header = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "sklearn": _sklearn_version(),
-        "created_at": now_utc(), "training_hash": training_hash, "classes": list(model.classes),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sklearn": _sklearn_version(),
+        "created_at": now_utc(),
+        "training_hash": training_hash,
+        "classes": list(model.classes),
         "blocks": _block_spec(),
-        "features": [len(v) for v in model.vocabularies], "figures": figures.to_json(),
+        "features": [len(v) for v in model.vocabularies],
+        "figures": figures.to_json(),
     }
     arrays = {"header": _bytes(json.dumps(header))}
     for i, (vocab, idf) in enumerate(zip(model.vocabularies, model.idf)):
         arrays[f"vocab_{i}"] = _bytes("\n".join(vocab))
         arrays[f"idf_{i}"] = idf.astype(np.float32)
-    arrays |= {"coef": model.coef.astype(np.float32), "intercept": model.intercept.astype(np.float64),
-               "platt_a": model.platt_a.astype(np.float64), "platt_b": model.platt_b.astype(np.float64)}
+    arrays |= {
+        "coef": model.coef.astype(np.float32),
+        "intercept": model.intercept.astype(np.float64),
+        "platt_a": model.platt_a.astype(np.float64),
+        "platt_b": model.platt_b.astype(np.float64),
+    }
 
     def fill(temp: Path) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
@@ -148,8 +157,15 @@ def read(path: Path) -> StoredModel:
         raise ModelUnusable(f"unreadable ({type(exc).__name__}: {exc})") from None
     classes = tuple(header.get("classes") or ())
     _check_shapes(classes, vocabularies, idf, coef, intercept, a, b)
-    model = TypeModel(classes, vocabularies, idf, coef.astype(np.float32), intercept.astype(np.float64),
-                      a.astype(np.float64), b.astype(np.float64))
+    model = TypeModel(
+        classes,
+        vocabularies,
+        idf,
+        coef.astype(np.float32),
+        intercept.astype(np.float64),
+        a.astype(np.float64),
+        b.astype(np.float64),
+    )
     return StoredModel(model, header)
 
 
@@ -188,10 +204,13 @@ def current(config: Config) -> StoredModel | None:
         return cached[1]
     try:
         stored: StoredModel | None = read(path)
-        log.info("document-type model loaded: %d types, trained %s", len(stored.model.classes), stored.header["created_at"])
+        log.info(
+            "document-type model loaded: %d types, trained %s", len(stored.model.classes), stored.header["created_at"]
+        )
     except ModelUnusable as exc:
-        log.warning("document-type model %s ignored: %s; the rules alone decide until the next training", path.name, exc)
+        log.warning(
+            "document-type model %s ignored: %s; the rules alone decide until the next training", path.name, exc
+        )
         stored = None
     _loaded[path] = (key, stored)
     return stored
-

@@ -122,7 +122,9 @@ class PatientIndex:
             self._db = sqlite.connect(path, timeout=_BUSY_MS / 1000)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise PatientIndexError(f"{path} was written by a newer medarchive (schema {version}); upgrade medarchive")
+                raise PatientIndexError(
+                    f"{path} was written by a newer medarchive (schema {version}); upgrade medarchive"
+                )
             if version < SCHEMA_VERSION:
                 self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
         except sqlite3.DatabaseError as exc:
@@ -190,8 +192,9 @@ class PatientIndex:
             seen.add(current)
         return None if current == mrn else current
 
-    def record_merge(self, prior: str, survivor: str, *, survivor_patient: Patient | None, control_id: str | None,
-                     requested_by: str) -> tuple[Merge, bool]:
+    def record_merge(
+        self, prior: str, survivor: str, *, survivor_patient: Patient | None, control_id: str | None, requested_by: str
+    ) -> tuple[Merge, bool]:
         """Retire ``prior`` into ``survivor`` and open a merge journal entry, in one transaction.
 
         Returns the entry and whether it is new: repeating a merge already recorded returns
@@ -204,20 +207,32 @@ class PatientIndex:
             if done is not None:
                 if done[0] != survivor:
                     raise PatientIndexError(f"MRN {prior} was already merged into {done[0]}, not {survivor}")
-                row = db.execute("SELECT * FROM merges WHERE prior = ? AND survivor = ? ORDER BY id DESC", (prior, survivor)).fetchone()
+                row = db.execute(
+                    "SELECT * FROM merges WHERE prior = ? AND survivor = ? ORDER BY id DESC", (prior, survivor)
+                ).fetchone()
                 return _merge(row), False
             if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)).fetchone():
-                raise PatientIndexError(f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into")
+                raise PatientIndexError(
+                    f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into"
+                )
             if survivor_patient is not None:
                 _upsert(db, survivor_patient)
             elif db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)).fetchone() is None:
-                raise PatientIndexError(f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it")
+                raise PatientIndexError(
+                    f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it"
+                )
             now = now_utc()
-            db.execute("UPDATE patients SET status = 'merged', merged_into = ?, updated_at = ? WHERE mrn = ?", (survivor, now, prior))
+            db.execute(
+                "UPDATE patients SET status = 'merged', merged_into = ?, updated_at = ? WHERE mrn = ?",
+                (survivor, now, prior),
+            )
             # Earlier merges into the prior MRN now lead to the survivor directly.
             db.execute("UPDATE aliases SET survivor = ? WHERE survivor = ?", (survivor, prior))
             db.execute("UPDATE patients SET merged_into = ? WHERE merged_into = ?", (survivor, prior))
-            db.execute("INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)", (prior, survivor, now, control_id))
+            db.execute(
+                "INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)",
+                (prior, survivor, now, control_id),
+            )
             cursor = db.execute(
                 "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) VALUES (?, ?, ?, ?, 'moving', ?)",
                 (prior, survivor, control_id, requested_by, now),
@@ -232,17 +247,30 @@ class PatientIndex:
 
 
 def _patient(row: sqlite3.Row) -> Patient:
-    return Patient(row["mrn"], row["family"], row["given"], row["dob"], row["sex"], row["status"], row["merged_into"], row["updated_at"])
+    return Patient(
+        row["mrn"],
+        row["family"],
+        row["given"],
+        row["dob"],
+        row["sex"],
+        row["status"],
+        row["merged_into"],
+        row["updated_at"],
+    )
 
 
 def _merge(row: sqlite3.Row) -> Merge:
-    return Merge(row["id"], row["prior"], row["survivor"], row["control_id"], row["requested_by"], row["state"], row["moved"])
+    return Merge(
+        row["id"], row["prior"], row["survivor"], row["control_id"], row["requested_by"], row["state"], row["moved"]
+    )
 
 
 def _upsert(db: sqlite3.Connection, patient: Patient) -> Change:
     row = db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)).fetchone()
     if row is not None and row["status"] == "merged":
-        raise PatientIndexError(f"MRN {patient.mrn} was merged into {row['merged_into']}; send updates for the surviving MRN")
+        raise PatientIndexError(
+            f"MRN {patient.mrn} was merged into {row['merged_into']}; send updates for the surviving MRN"
+        )
     family, given = patient.family.upper(), patient.given.upper()
     sex = patient.sex if patient.sex is not None else (row["sex"] if row is not None else None)
     if row is not None and (row["family"], row["given"], row["dob"], row["sex"]) == (family, given, patient.dob, sex):
@@ -281,7 +309,7 @@ class PatientRoster:
 
     def confusable(self, mrn: str) -> list[RosterPatient]:
         read = _compact_mrn(mrn)
-        near = sorted({read[:i] + alt + read[i + 1:] for i, ch in enumerate(read) for alt in _CONFUSABLE.get(ch, "")})
+        near = sorted({read[:i] + alt + read[i + 1 :] for i, ch in enumerate(read) for alt in _CONFUSABLE.get(ch, "")})
         if not near:
             return []
         marks = ",".join("?" * len(near))

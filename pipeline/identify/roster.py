@@ -116,9 +116,7 @@ class Roster:
         except OSError as exc:
             raise RosterError(f"cannot read roster {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
-            raise RosterError(
-                f"roster {path} is not UTF-8 text (byte {exc.start}); export it as UTF-8 CSV"
-            ) from None
+            raise RosterError(f"roster {path} is not UTF-8 text (byte {exc.start}); export it as UTF-8 CSV") from None
         except csv.Error as exc:
             raise RosterError(f"roster {path} is not valid CSV: {exc}") from None
 
@@ -139,7 +137,7 @@ class Roster:
             near
             for i, ch in enumerate(read)
             for alt in _CONFUSABLE.get(ch, "")
-            if (near := read[:i] + alt + read[i + 1:]) in self._by_mrn
+            if (near := read[:i] + alt + read[i + 1 :]) in self._by_mrn
         }
         return [self._by_mrn[m] for m in sorted(found)]
 

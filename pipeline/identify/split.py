@@ -89,8 +89,11 @@ def page_signals(
     # Page numbers live in running headers and footers; "see page 2 of 3" in a body is no claim.
     continued = any(_LATER_PAGE.search(line) for line in lines[:_TOP_LINES] + lines[-_FOOTER_LINES:])
     return PageSignals(
-        page_no, is_separator(reads, barcodes.separator_value, barcodes.patch_bars_alone), tuple(dict.fromkeys(mrns)),
-        top_title(text, classification), continued,
+        page_no,
+        is_separator(reads, barcodes.separator_value, barcodes.patch_bars_alone),
+        tuple(dict.fromkeys(mrns)),
+        top_title(text, classification),
+        continued,
     )
 
 

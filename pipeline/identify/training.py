@@ -89,13 +89,22 @@ def train_and_store(config: Config, labelled: LabelledSet | None = None) -> Figu
     labelled = labelled or labelled_set(config)
     _check_enough(config, labelled)
     settings = config.classification
-    model, figures = train(capped(labelled.examples, settings.max_examples), min_per_type=settings.min_examples_per_type)
+    model, figures = train(
+        capped(labelled.examples, settings.max_examples), min_per_type=settings.min_examples_per_type
+    )
     try:
         model_store.save(config, model, figures, labelled.digest)
     except OSError as exc:
-        raise ArchiveError(f"cannot write the model file {model_store.model_path(config)}: {exc.strerror or exc}") from None
-    log.info("document-type model trained on %d documents in %.1f s: accuracy %.3f, macro-F1 %.3f",
-             figures.examples, figures.seconds, figures.accuracy, figures.macro_f1)
+        raise ArchiveError(
+            f"cannot write the model file {model_store.model_path(config)}: {exc.strerror or exc}"
+        ) from None
+    log.info(
+        "document-type model trained on %d documents in %.1f s: accuracy %.3f, macro-F1 %.3f",
+        figures.examples,
+        figures.seconds,
+        figures.accuracy,
+        figures.macro_f1,
+    )
     return figures
 
 
@@ -136,14 +145,20 @@ def maybe_retrain(config: Config, now: datetime) -> str | None:
         labelled = labelled_set(config)
         stored = model_store.current(config)
         if stored is not None and stored.training_hash == labelled.digest:
-            log.info("document-type model not retrained: the %d labelled documents have not changed", len(labelled.examples))
+            log.info(
+                "document-type model not retrained: the %d labelled documents have not changed", len(labelled.examples)
+            )
             return None
         figures = train_and_store(config, labelled)
-        AuditLog.for_config(config).record("classifier.train", user=os_user(), details={"examples": figures.examples, "scheduled": True})
+        AuditLog.for_config(config).record(
+            "classifier.train", user=os_user(), details={"examples": figures.examples, "scheduled": True}
+        )
     except NotEnoughExamples as exc:
         log.info("document-type model not trained: %s", exc)
         return None
     except (MedarchiveError, OSError, ValueError, MemoryError) as exc:
         return f"document-type model retraining failed ({exc}); the previous model stays in use"
-    return (f"document-type model retrained on {figures.examples} documents: "
-            f"accuracy {figures.accuracy:.3f}, macro-F1 {figures.macro_f1:.3f}")
+    return (
+        f"document-type model retrained on {figures.examples} documents: "
+        f"accuracy {figures.accuracy:.3f}, macro-F1 {figures.macro_f1:.3f}"
+    )

@@ -36,7 +36,6 @@ class TypeSource:
             return "drop folder's hint"
         return f"{self.kind}: {self.detail}" if self.detail else self.kind
 
-
     @classmethod
     def parse(cls, label: str) -> TypeSource | None:
         """The source back from its label (the sidecar's ``type_source``), None if not one."""
@@ -83,8 +82,11 @@ def from_classification(found: Classification) -> TypeSource:
 def type_source(sidecar: Sidecar) -> TypeSource:
     """A clerk's decision first; else what the sidecar records, or its cues say."""
     recorded = TypeSource.parse(sidecar.type_source) if sidecar.type_source else None
-    return _clerk(sidecar) or recorded or from_classification(
-        Classification(sidecar.doc_type, sidecar.type_confidence or 0.0, sidecar.type_cues))
+    return (
+        _clerk(sidecar)
+        or recorded
+        or from_classification(Classification(sidecar.doc_type, sidecar.type_confidence or 0.0, sidecar.type_cues))
+    )
 
 
 def trusted_type(sidecar: Sidecar) -> str | None:

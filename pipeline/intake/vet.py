@@ -24,8 +24,20 @@ _SCAN_PIXELS_PER_SQ_INCH = 100 * 100 / 2
 # What qpdf and pikepdf raise over a hostile file's structure, besides PdfError: a
 # wrong type where a dictionary was due, a missing key, a number out of range, a
 # page tree deeper than the stack, an allocation for a declared size.
-_DAMAGE = (pikepdf.PdfError, pikepdf.ForeignObjectError, KeyError, TypeError, ValueError, IndexError,
-           AttributeError, NotImplementedError, RecursionError, OverflowError, MemoryError, RuntimeError)
+_DAMAGE = (
+    pikepdf.PdfError,
+    pikepdf.ForeignObjectError,
+    KeyError,
+    TypeError,
+    ValueError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    RecursionError,
+    OverflowError,
+    MemoryError,
+    RuntimeError,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,9 @@ def _open(path: Path) -> pikepdf.Pdf:
     try:
         return pikepdf.open(path)
     except pikepdf.PasswordError:
-        raise IntakeError("encrypted PDF that needs a password to open; ask the sender for an unprotected copy") from None
+        raise IntakeError(
+            "encrypted PDF that needs a password to open; ask the sender for an unprotected copy"
+        ) from None
     except OSError as exc:
         raise IntakeError(f"cannot read PDF ({_short(exc, path)})") from None
     except _DAMAGE as exc:
@@ -123,8 +137,10 @@ def inspect_pdf(path: Path, settings: IntakeSettings, dpi: int) -> Intake:
         try:
             count = len(pdf.pages)
             if count > settings.max_pages:
-                raise IntakeError(f"PDF has {count:,} pages, above the limit of {settings.max_pages:,}; "
-                                  "split it, or raise intake.max_pages")
+                raise IntakeError(
+                    f"PDF has {count:,} pages, above the limit of {settings.max_pages:,}; "
+                    "split it, or raise intake.max_pages"
+                )
             pages = list(pdf.pages)
             if not pages:
                 raise IntakeError("PDF has no pages")
@@ -159,7 +175,9 @@ def repaired_copy(source: Path, target: Path) -> None:
             _drop_broken_metadata(pdf)
             pdf.save(target, fix_metadata_version=False)
     except pikepdf.PasswordError:
-        raise IntakeError("encrypted PDF that needs a password to open; ask the sender for an unprotected copy") from None
+        raise IntakeError(
+            "encrypted PDF that needs a password to open; ask the sender for an unprotected copy"
+        ) from None
     except _DAMAGE as exc:
         raise IntakeError(f"damaged PDF that cannot be repaired ({_short(exc, source)})") from None
 

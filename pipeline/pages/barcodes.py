@@ -83,7 +83,11 @@ def read_barcodes(image: Image.Image, formats: Sequence[str]) -> list[BarcodeRea
         if not subset:
             continue
         found = zxingcpp.read_barcodes(
-            gray, formats=subset, try_rotate=try_rotate, try_invert=False, binarizer=binarizer,
+            gray,
+            formats=subset,
+            try_rotate=try_rotate,
+            try_invert=False,
+            binarizer=binarizer,
             text_mode=zxingcpp.TextMode.Plain,
         )
         for b in found:
@@ -117,16 +121,13 @@ def _mrn(reading: str, pattern: re.Pattern[str]) -> str | None:
     if pattern.fullmatch(reading):
         return reading  # the pattern may include the prefix itself
     prefix = _MRN_PREFIX.match(reading)
-    rest = reading[prefix.end():] if prefix else ""
+    rest = reading[prefix.end() :] if prefix else ""
     return rest if pattern.fullmatch(rest) else None
 
 
 def is_separator(reads: Iterable[BarcodeRead], separator_value: str, patch_bars: bool = False) -> bool:
     """A separator barcode; with ``patch_bars``, the patch-T bar pattern alone is one too."""
-    return any(
-        patch_bars if read.format == PATCH_T_FORMAT else separator_value in read.readings
-        for read in reads
-    )
+    return any(patch_bars if read.format == PATCH_T_FORMAT else separator_value in read.readings for read in reads)
 
 
 # ---------------------------------------------------------------- separator sheets, whole page
@@ -160,14 +161,22 @@ def separator_reads(page: Image.Image, formats: Sequence[str], separator_value: 
     pixels = np.asarray(gray)
     ppi = min(pixels.shape) / _PAGE_SHORT_INCHES
     bars = max(1, round(ppi / _BAR_PPI))
-    found = [BarcodeRead(separator_value, PATCH_T_FORMAT, 0, 0)] if has_patch_t(pixels[::bars, ::bars] < 128, ppi / bars) else []
+    found = (
+        [BarcodeRead(separator_value, PATCH_T_FORMAT, 0, 0)]
+        if has_patch_t(pixels[::bars, ::bars] < 128, ppi / bars)
+        else []
+    )
     wanted = _formats(tuple(f for f in formats if f in _SEPARATOR_FORMATS))
     if not wanted:
         return found
     step = max(1, int(ppi // _OVERVIEW_PPI), -(-max(pixels.shape) // _ZXING_MAX_SIDE))
     overview = zxingcpp.read_barcodes(
-        np.ascontiguousarray(pixels[::step, ::step]), formats=wanted, try_rotate=False, try_invert=False,
-        binarizer=zxingcpp.Binarizer.LocalAverage, text_mode=zxingcpp.TextMode.Plain,
+        np.ascontiguousarray(pixels[::step, ::step]),
+        formats=wanted,
+        try_rotate=False,
+        try_invert=False,
+        binarizer=zxingcpp.Binarizer.LocalAverage,
+        text_mode=zxingcpp.TextMode.Plain,
     )
     reads = [BarcodeRead(b.text, b.format.name, *(step * v for v in _top_left(b.position))) for b in overview]
     if not any(separator_value in r.readings for r in reads) and found:
@@ -188,7 +197,7 @@ def _edge_has_patch_t(dark: np.ndarray, ppi: float) -> bool:
     width = dark.shape[1]
     centres = (width // 4, width // 2, 3 * width // 4)
     hits = sum(
-        _runs_match(dark[:depth, max(0, c - strip // 2):c + strip // 2].mean(axis=1) >= 0.5, ppi) for c in centres
+        _runs_match(dark[:depth, max(0, c - strip // 2) : c + strip // 2].mean(axis=1) >= 0.5, ppi) for c in centres
     )
     return hits >= 2  # a smudge or a torn corner may spoil one strip
 
@@ -201,9 +210,11 @@ def _runs_match(bar_rows: np.ndarray, ppi: float) -> bool:
     for i, (is_bar, _) in enumerate(runs):
         if not is_bar or (i > 0 and runs[i - 1][1] < 0.1):
             continue  # the pattern starts with a bar after clear paper
-        window = runs[i:i + len(_PATCH_T)]
+        window = runs[i : i + len(_PATCH_T)]
         if len(window) == len(_PATCH_T) and all(
-            lo <= size <= hi for (_, size), kind in zip(window, _PATCH_T) for lo, hi in [_NARROW if kind == "n" else _WIDE]
+            lo <= size <= hi
+            for (_, size), kind in zip(window, _PATCH_T)
+            for lo, hi in [_NARROW if kind == "n" else _WIDE]
         ):
             return True
     return False

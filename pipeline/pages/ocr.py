@@ -49,9 +49,7 @@ def parse_tsv(tsv: str) -> list[Word]:
             continue
         if row.get("level") != "5" or not text or conf < 0:
             continue
-        words.append(
-            Word(text, conf, int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"]))
-        )
+        words.append(Word(text, conf, int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"])))
     return words
 
 

@@ -22,8 +22,7 @@ _MIN_WORDS = 15
 _LOW_MEAN_CONF = 70.0
 _MIN_COMMON_RATIO = 0.05
 _COMMON = frozenset(
-    "the and of to a in is for with was on at by as from or be are this that no not he she his her "
-    "patient date mg daily name".split()
+    ["the", "and", "of", "to", "a", "in", "is", "for", "with", "was", "on", "at", "by", "as", "from", "or", "be", "are", "this", "that", "no", "not", "he", "she", "his", "her", "patient", "date", "mg", "daily", "name"]
 )
 _OSD_MIN_CONFIDENCE = 2.0
 _ROTATE = re.compile(r"Rotate:\s*(\d+)")

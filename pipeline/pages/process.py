@@ -53,7 +53,7 @@ def process_page(task: PageTask) -> PageText:
     that cannot be read comes back without text, with ``error`` set."""
     try:
         return _read_page(task, _Deadline(task.timeout))
-    except Exception as exc:  # noqa: BLE001 - a hostile page must not take its input down with it
+    except Exception as exc:
         message = (str(exc).strip().splitlines() or [""])[-1][:160]
         return PageText(task.page_no, "", "none", error=f"cannot read page ({type(exc).__name__}: {message})")
 
@@ -109,8 +109,9 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
     )
 
 
-def _page_image(scan: BareScan | None, pdf: Path, number: int, task: PageTask, work: Path,
-                deadline: _Deadline) -> tuple[Image.Image, Path]:
+def _page_image(
+    scan: BareScan | None, pdf: Path, number: int, task: PageTask, work: Path, deadline: _Deadline
+) -> tuple[Image.Image, Path]:
     """The page in grayscale at the task's resolution, cleaned of dust, and a file of it
     for tesseract. A bare scan's own image is used as it is when it has that resolution."""
     if scan is not None and scan.image is not None:

@@ -53,8 +53,20 @@ def render_page(pdf_path: Path, page_no: int, dpi: int, out_dir: Path, timeout: 
     """Render one page to ``out_dir`` as an 8-bit grayscale PGM; return its path."""
     # pdftoppm itself, not pdf2image: that runs pdfinfo first on every page to count them.
     base = out_dir / f"page-{page_no}"
-    command = ["pdftoppm", "-r", str(dpi), "-gray", "-cropbox", "-f", str(page_no), "-l", str(page_no),
-               "-singlefile", str(pdf_path), str(base)]
+    command = [
+        "pdftoppm",
+        "-r",
+        str(dpi),
+        "-gray",
+        "-cropbox",
+        "-f",
+        str(page_no),
+        "-l",
+        str(page_no),
+        "-singlefile",
+        str(pdf_path),
+        str(base),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

@@ -45,7 +45,7 @@ def bare_scan(pdf_path: Path, page_no: int, dpi: int) -> BareScan | None:
             matrix, xobject = placed
             fits = _drawn_at(page, matrix, xobject, dpi) and _plainly_encoded(xobject)
             return BareScan(_decoded(xobject) if fits else None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         # Whatever this reader cannot follow (a damaged or lying image, a decoder pikepdf
         # lacks, a structure too deep), pdftotext and pdftoppm still can: this is only a shortcut.
         return None

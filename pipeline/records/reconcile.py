@@ -47,7 +47,8 @@ def reconcile_index(config: Config, index: Index) -> Reconciled:
     archived = _archived(config)
     indexed = {r.doc_id: r.path for r in index.stored()}
     stale = [
-        doc_id for doc_id, path in archived.items()
+        doc_id
+        for doc_id, path in archived.items()
         if indexed.get(doc_id) != path.with_suffix(".pdf").relative_to(config.root).as_posix()
     ]
     if stale:

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,8 +123,10 @@ def _only_named(request: ReleaseRequest, patients: list[Sidecar], chosen: list[S
         if doc_id not in theirs:
             raise ReleaseError(f"document {doc_id} is not a document of MRN {request.mrn}; nothing was released")
         if doc_id not in by_id:
-            raise ReleaseError(f"document {doc_id} is left out by the type, date or review-queue criteria; "
-                               "nothing was released (widen them or do not choose it)")
+            raise ReleaseError(
+                f"document {doc_id} is left out by the type, date or review-queue criteria; "
+                "nothing was released (widen them or do not choose it)"
+            )
     return [by_id[doc_id] for doc_id in dict.fromkeys(request.doc_ids)]
 
 
@@ -145,10 +147,17 @@ def _copy_documents(config: Config, sidecars: Iterable[Sidecar], folder: Path) -
     rows = []
     for sidecar in sidecars:
         copy = _copy_checked(config, sidecar, folder)
-        rows.append({
-            "doc_id": sidecar.doc_id, "status": sidecar.status, "doc_type": sidecar.doc_type,
-            "doc_date": sidecar.doc_date, "pages": sidecar.pages, "sha256": sidecar.sha256, "file": copy.name,
-        })
+        rows.append(
+            {
+                "doc_id": sidecar.doc_id,
+                "status": sidecar.status,
+                "doc_type": sidecar.doc_type,
+                "doc_date": sidecar.doc_date,
+                "pages": sidecar.pages,
+                "sha256": sidecar.sha256,
+                "file": copy.name,
+            }
+        )
     return rows
 
 
@@ -225,9 +234,13 @@ def _draw_cover(path: Path, manifest: dict) -> None:
     for row in shown:
         cover.line(_document_line(row), "Courier", 8)
     if len(shown) < len(docs):
-        cover.line(f"... and {len(docs) - len(shown)} more document(s), listed in {MANIFEST_CSV}", "Helvetica-Oblique", 9)
+        cover.line(
+            f"... and {len(docs) - len(shown)} more document(s), listed in {MANIFEST_CSV}", "Helvetica-Oblique", 9
+        )
     cover.canvas.setFont("Helvetica-Oblique", 8)
-    cover.canvas.drawString(cover.MARGIN, cover.MARGIN, "Confidential health information, released under the purpose stated above.")
+    cover.canvas.drawString(
+        cover.MARGIN, cover.MARGIN, "Confidential health information, released under the purpose stated above."
+    )
     cover.save()
 
 
@@ -249,7 +262,9 @@ def _check_destination(config: Config, out_dir: Path) -> None:
     if out_dir.is_relative_to(config.root):
         raise ReleaseError(f"{out_dir} is inside the data root; release into a folder outside {config.root}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ReleaseError(f"{out_dir} already exists and is not an empty folder; give a new or empty folder so releases never mix")
+        raise ReleaseError(
+            f"{out_dir} already exists and is not an empty folder; give a new or empty folder so releases never mix"
+        )
 
 
 def _release_id(now: datetime) -> str:
@@ -273,7 +288,9 @@ def _build(config: Config, request: ReleaseRequest, sidecars: list[Sidecar], fol
     return manifest
 
 
-def export(config: Config, request: ReleaseRequest, out_dir: Path, *, user: str, audit: AuditLog, as_zip: bool = False) -> Release:
+def export(
+    config: Config, request: ReleaseRequest, out_dir: Path, *, user: str, audit: AuditLog, as_zip: bool = False
+) -> Release:
     """Copy the documents the request covers to ``out_dir`` (or one zip in it) and record the disclosure."""
     _check_request(config, request)
     out_dir = out_dir.resolve()
@@ -301,12 +318,22 @@ def _check_request(config: Config, request: ReleaseRequest) -> None:
     _check_types(config, request.doc_types)
 
 
-def _export(config: Config, request: ReleaseRequest, out_dir: Path, delivered_to: str, *, user: str, audit: AuditLog,
-            as_zip: bool) -> Release:
+def _export(
+    config: Config,
+    request: ReleaseRequest,
+    out_dir: Path,
+    delivered_to: str,
+    *,
+    user: str,
+    audit: AuditLog,
+    as_zip: bool,
+) -> Release:
     sidecars = select_documents(config, request)
     if not sidecars:
-        raise ReleaseError(f"no document of MRN {request.mrn} matches the request; nothing was released (check the MRN, --type, --from/--to)")
-    now = datetime.now(timezone.utc)
+        raise ReleaseError(
+            f"no document of MRN {request.mrn} matches the request; nothing was released (check the MRN, --type, --from/--to)"
+        )
+    now = datetime.now(UTC)
     stamp = {"release_id": _release_id(now), "released_at": now.isoformat(timespec="seconds"), "released_by": user}
     staging = Path(tempfile.mkdtemp(prefix=".release-", dir=ensure_dir(out_dir.parent)))
     try:
@@ -333,14 +360,25 @@ def _deliver(final: Path, out_dir: Path, audit: AuditLog, manifest: dict, mrns: 
         os.rename(final, out_dir)  # replaces an empty folder; same filesystem as the staging folder
     except OSError as exc:
         audit.record(
-            "export", user=manifest["released_by"], mrns=mrns, outcome="not delivered",
+            "export",
+            user=manifest["released_by"],
+            mrns=mrns,
+            outcome="not delivered",
             details={"release_id": manifest["release_id"], "error": exc.strerror},
         )
-        raise ReleaseError(f"cannot move the release into {out_dir} ({exc.strerror}); it was not delivered, try another folder") from None
+        raise ReleaseError(
+            f"cannot move the release into {out_dir} ({exc.strerror}); it was not delivered, try another folder"
+        ) from None
 
 
-def _record(audit: AuditLog, request: ReleaseRequest, manifest: dict, accounted: dict[str, list[str]],
-            delivered_to: str, as_zip: bool) -> None:
+def _record(
+    audit: AuditLog,
+    request: ReleaseRequest,
+    manifest: dict,
+    accounted: dict[str, list[str]],
+    delivered_to: str,
+    as_zip: bool,
+) -> None:
     docs = manifest["documents"]
     audit.record(
         "export",
@@ -353,8 +391,13 @@ def _record(audit: AuditLog, request: ReleaseRequest, manifest: dict, accounted:
             "requester": request.requester,
             "purpose": request.purpose,
             "criteria": request.criteria(),
-            "documents": [{**{k: d[k] for k in ("doc_id", "doc_type", "doc_date", "pages", "sha256")},
-                           "mrns": accounted[d["doc_id"]]} for d in docs],
+            "documents": [
+                {
+                    **{k: d[k] for k in ("doc_id", "doc_type", "doc_date", "pages", "sha256")},
+                    "mrns": accounted[d["doc_id"]],
+                }
+                for d in docs
+            ],
             "out": delivered_to,
             "zip": as_zip,
         },

@@ -88,7 +88,10 @@ def keep_until(doc_type: str, doc_date: date, dob: date | None, rules: Retention
     if dob is None:
         # Without a birth date the patient may have been a minor; born on the
         # document date is the latest the minor rule could ever reach.
-        floor, floor_rule = add_years(doc_date, minor_age), f"no date of birth, kept as a minor's: {minor_age} years from the document date"
+        floor, floor_rule = (
+            add_years(doc_date, minor_age),
+            f"no date of birth, kept as a minor's: {minor_age} years from the document date",
+        )
     elif doc_date < add_years(dob, rules.age_of_majority):
         floor, floor_rule = add_years(dob, minor_age), f"minor at the time: kept until age {minor_age}"
     else:
@@ -99,8 +102,12 @@ def keep_until(doc_type: str, doc_date: date, dob: date | None, rules: Retention
 def assess(sidecar: Sidecar, rules: RetentionSettings, today: date) -> Assessment:
     doc_date = _parse(sidecar.doc_date)
     common = {
-        "doc_id": sidecar.doc_id, "mrn": sidecar.mrn, "doc_type": sidecar.doc_type,
-        "doc_date": sidecar.doc_date, "pages": sidecar.pages, "sha256": sidecar.sha256,
+        "doc_id": sidecar.doc_id,
+        "mrn": sidecar.mrn,
+        "doc_type": sidecar.doc_type,
+        "doc_date": sidecar.doc_date,
+        "pages": sidecar.pages,
+        "sha256": sidecar.sha256,
         "path": sidecar.path,
     }
     if doc_date is None:
@@ -124,7 +131,9 @@ def retention_report(config: Config, today: date) -> RetentionReport:
         try:
             item = assess(read_sidecar(path), config.retention, today)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RetentionError(f"cannot assess {path.relative_to(config.root)} ({exc}); run `medarchive verify`") from None
+            raise RetentionError(
+                f"cannot assess {path.relative_to(config.root)} ({exc}); run `medarchive verify`"
+            ) from None
         if item.bucket != "kept":
             getattr(report, item.bucket).append(item)
     return report
@@ -141,10 +150,15 @@ def _destroy(config: Config, item: Assessment, ledger: ChainedLog, user: str) ->
     pdf = config.root / item.path
     if not pdf.is_file() or sha256_file(pdf) != item.sha256:
         return "missing or altered (does not match its SHA-256): kept as evidence, run `medarchive verify`"
-    ledger.append({
-        "at": now_utc(), "user": user, "os_user": os_user(), "action": "destroyed",
-        **{k: v for k, v in asdict(item).items() if k != "bucket"},
-    })
+    ledger.append(
+        {
+            "at": now_utc(),
+            "user": user,
+            "os_user": os_user(),
+            "action": "destroyed",
+            **{k: v for k, v in asdict(item).items() if k != "bucket"},
+        }
+    )
     # The sidecar goes first: without it the document no longer exists for any
     # reader, and a PDF left by a crash here is reported by verify as an orphan.
     pdf.with_suffix(".json").unlink()

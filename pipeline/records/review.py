@@ -39,17 +39,25 @@ def waiting(config: Config) -> Iterator[Sidecar]:
 
 def _check_target(config: Config, mrn: str, doc_type: str | None) -> None:
     if not config.extraction.is_mrn(mrn):
-        raise ReviewError(f"{mrn!r} does not look like an MRN (extraction.mrn_pattern is {config.extraction.mrn_pattern!r})")
+        raise ReviewError(
+            f"{mrn!r} does not look like an MRN (extraction.mrn_pattern is {config.extraction.mrn_pattern!r})"
+        )
     if doc_type is not None and doc_type not in config.classification.types and doc_type != "unclassified":
-        raise ReviewError(f"unknown document type {doc_type!r}; use one of {', '.join(sorted(config.classification.types))}")
+        raise ReviewError(
+            f"unknown document type {doc_type!r}; use one of {', '.join(sorted(config.classification.types))}"
+        )
 
 
 def _record_correction(config: Config, before: Sidecar, after: Sidecar, user: str, action: str) -> None:
     entry = {
-        "at": now_utc(), "by": user, "action": action, "doc_id": after.doc_id,
+        "at": now_utc(),
+        "by": user,
+        "action": action,
+        "doc_id": after.doc_id,
         "from": _placement(before).to_json(),
         "to": Placement(after.mrn, after.doc_type).to_json(),
-        "review_reason": before.review_reason, "type_cues": list(before.type_cues),
+        "review_reason": before.review_reason,
+        "type_cues": list(before.type_cues),
         "mrn_candidates": [c.value for c in before.identifiers.mrn_candidates],
     }
     fd = os.open(config.root / "corrections.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -64,7 +72,18 @@ def _placement(sidecar: Sidecar) -> Placement:
     return Placement(sidecar.mrn, sidecar.doc_type, sidecar.status)
 
 
-def _move(config: Config, index: Index, audit: AuditLog, sidecar: Sidecar, *, mrn: str, doc_type: str | None, user: str, action: str, reason: str | None) -> Sidecar:
+def _move(
+    config: Config,
+    index: Index,
+    audit: AuditLog,
+    sidecar: Sidecar,
+    *,
+    mrn: str,
+    doc_type: str | None,
+    user: str,
+    action: str,
+    reason: str | None,
+) -> Sidecar:
     new_type = doc_type or sidecar.doc_type
     before, after = _placement(sidecar), Placement(mrn, new_type)
     event = HistoryEvent(now_utc(), user, action, reason, moved_from=before, moved_to=after)
@@ -74,11 +93,17 @@ def _move(config: Config, index: Index, audit: AuditLog, sidecar: Sidecar, *, mr
         moved = move_document(config, sidecar, mrn=mrn, doc_type=new_type, event=event)
     except MedarchiveError as exc:
         # Only what happened: a refusal, never the move that did not take place.
-        audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn], reason=reason,
-                     outcome="refused", details={**details, "error": str(exc)})
+        audit.record(
+            action,
+            user=user,
+            doc_ids=[sidecar.doc_id],
+            mrns=[sidecar.mrn],
+            reason=reason,
+            outcome="refused",
+            details={**details, "error": str(exc)},
+        )
         raise
-    audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn, mrn], reason=reason,
-                 details=details)
+    audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn, mrn], reason=reason, details=details)
     # Its page images belong to the patient it left; they are made again on the next view.
     remove_page_images(config, [sidecar.sha256])
     index.add([record_from_sidecar(moved)])
@@ -88,15 +113,29 @@ def _move(config: Config, index: Index, audit: AuditLog, sidecar: Sidecar, *, mr
     return moved
 
 
-def assign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str) -> Sidecar:
+def assign(
+    config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str
+) -> Sidecar:
     """File a document waiting in review under ``mrn``."""
     sidecar = find_sidecar(config, doc_id, index)
     if sidecar.status != "review":
         raise ReviewError(f"{doc_id} is not in the review queue (it is filed under MRN {sidecar.mrn}); use reassign")
-    return _move(config, index, audit, sidecar, mrn=mrn, doc_type=doc_type, user=user, action="review.assign", reason=None)
+    return _move(
+        config, index, audit, sidecar, mrn=mrn, doc_type=doc_type, user=user, action="review.assign", reason=None
+    )
 
 
-def reassign(config: Config, index: Index, audit: AuditLog, doc_id: str, *, mrn: str, doc_type: str | None, user: str, reason: str) -> Sidecar:
+def reassign(
+    config: Config,
+    index: Index,
+    audit: AuditLog,
+    doc_id: str,
+    *,
+    mrn: str,
+    doc_type: str | None,
+    user: str,
+    reason: str,
+) -> Sidecar:
     """Move a filed document to the right patient (or type)."""
     sidecar = find_sidecar(config, doc_id, index)
     if sidecar.status != "filed":

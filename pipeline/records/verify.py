@@ -84,7 +84,9 @@ def _check_sidecar(config: Config, sidecar_file: Path, mrn: str | None, found: _
         record = replace(record_from_sidecar(read_sidecar(sidecar_file)), content="")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         found.unreadable.add(doc_id)
-        found.problems.append(Problem("bad_sidecar", rel, f"unreadable sidecar ({type(exc).__name__}: {exc})", doc_id, mrn))
+        found.problems.append(
+            Problem("bad_sidecar", rel, f"unreadable sidecar ({type(exc).__name__}: {exc})", doc_id, mrn)
+        )
         return
     pdf = sidecar_file.with_suffix(".pdf")
     wrong = _placement_problem(record, doc_id, _rel(config, pdf), mrn)
@@ -92,14 +94,26 @@ def _check_sidecar(config: Config, sidecar_file: Path, mrn: str | None, found: _
         found.problems.append(Problem("misfiled", rel, wrong, doc_id, record.mrn))
     if record.doc_id in found.records:
         other = _rel(config, found.sidecars[record.doc_id])
-        found.problems.append(Problem("duplicate_id", rel, f"the same document id is also filed as {other}", record.doc_id, record.mrn))
+        found.problems.append(
+            Problem("duplicate_id", rel, f"the same document id is also filed as {other}", record.doc_id, record.mrn)
+        )
         return
     found.records[record.doc_id] = record
     found.sidecars[record.doc_id] = sidecar_file
     if not pdf.is_file():
-        found.problems.append(Problem("missing_file", _rel(config, pdf), "the sidecar's PDF is missing", record.doc_id, record.mrn))
+        found.problems.append(
+            Problem("missing_file", _rel(config, pdf), "the sidecar's PDF is missing", record.doc_id, record.mrn)
+        )
     elif sha256_file(pdf) != record.sha256:
-        found.problems.append(Problem("altered_file", _rel(config, pdf), "the PDF does not match the SHA-256 in its sidecar", record.doc_id, record.mrn))
+        found.problems.append(
+            Problem(
+                "altered_file",
+                _rel(config, pdf),
+                "the PDF does not match the SHA-256 in its sidecar",
+                record.doc_id,
+                record.mrn,
+            )
+        )
 
 
 def _placement_problem(record: IndexRecord, doc_id: str, pdf_rel: str, folder_mrn: str | None) -> str | None:
@@ -123,9 +137,13 @@ def check_archive(config: Config) -> _Archive:
             if path.suffix == ".json" and path.is_file():
                 _check_sidecar(config, path, mrn, found)
             elif path.suffix != ".pdf" or not path.is_file():
-                found.problems.append(Problem("orphan_file", _rel(config, path), "not a document or a sidecar", mrn=mrn))
+                found.problems.append(
+                    Problem("orphan_file", _rel(config, path), "not a document or a sidecar", mrn=mrn)
+                )
             elif not path.with_suffix(".json").exists():
-                found.problems.append(Problem("orphan_file", _rel(config, path), "a PDF without a sidecar", doc_id_of(path), mrn))
+                found.problems.append(
+                    Problem("orphan_file", _rel(config, path), "a PDF without a sidecar", doc_id_of(path), mrn)
+                )
     found.problems += [Problem("orphan_file", _rel(config, p), "not a patient folder") for p in _stray_entries(config)]
     return found
 
@@ -139,11 +157,21 @@ def check_index(index: Index, found: _Archive) -> list[Problem]:
         expected = found.records.get(stored.doc_id)
         if expected is None:
             if stored.doc_id not in found.unreadable:  # its sidecar is reported already; keep it searchable
-                problems.append(Problem("index_only", stored.path, "indexed but not in the archive", stored.doc_id, stored.mrn))
+                problems.append(
+                    Problem("index_only", stored.path, "indexed but not in the archive", stored.doc_id, stored.mrn)
+                )
             continue
         differ = [name for name in _COMPARED if getattr(stored, name) != getattr(expected, name)]
         if differ:
-            problems.append(Problem("index_differs", expected.path, f"the index differs in {', '.join(differ)}", stored.doc_id, expected.mrn))
+            problems.append(
+                Problem(
+                    "index_differs",
+                    expected.path,
+                    f"the index differs in {', '.join(differ)}",
+                    stored.doc_id,
+                    expected.mrn,
+                )
+            )
     for doc_id in sorted(found.records.keys() - seen):
         record = found.records[doc_id]
         problems.append(Problem("not_indexed", record.path, "archived but not in the index", doc_id, record.mrn))
@@ -164,8 +192,10 @@ def repair_index(index: Index, found: _Archive, problems: list[Problem]) -> int:
 def check_page_images(config: Config, found: _Archive) -> list[Problem]:
     """Page images left behind by a document that was destroyed or moved (derived copies die with it)."""
     known = {record.sha256 for record in found.records.values()}
-    return [Problem("orphan_image", _rel(config, path), "a page image of no archived document; delete it")
-            for path in orphan_page_images(config, known)]
+    return [
+        Problem("orphan_image", _rel(config, path), "a page image of no archived document; delete it")
+        for path in orphan_page_images(config, known)
+    ]
 
 
 def _is_private(path: Path) -> bool:
@@ -185,7 +215,11 @@ def check_permissions(config: Config) -> list[Problem]:
     for path in paths:
         if not _is_private(path):
             mode = stat.filemode(path.lstat().st_mode)
-            problems.append(Problem("insecure", _rel(config, path), f"mode {mode} or owner not private; fix with chmod go= (and chown)"))
+            problems.append(
+                Problem(
+                    "insecure", _rel(config, path), f"mode {mode} or owner not private; fix with chmod go= (and chown)"
+                )
+            )
     return problems
 
 

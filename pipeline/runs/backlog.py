@@ -106,20 +106,37 @@ class BacklogRunner:
     """Drives one session of a run; ``stop`` asks it to finish the pages in flight and return."""
 
     def __init__(
-        self, config: Config, index: Index, executor: Executor, journal: Journal, run: Run,
-        *, audit: AuditLog | None = None, user: str = "", pages_as_bytes: bool = False,
+        self,
+        config: Config,
+        index: Index,
+        executor: Executor,
+        journal: Journal,
+        run: Run,
+        *,
+        audit: AuditLog | None = None,
+        user: str = "",
+        pages_as_bytes: bool = False,
     ) -> None:
         self.config, self.index, self.journal, self.run = config, index, journal, run
         self.backlog = Backlog.of(config, run.root)
         self.stop = threading.Event()
         self.tally = Tally()
         self.pipeline = Pipeline(
-            config, index, executor, on_outcome=self._outcome, on_committed=self._committed,
-            audit=audit, user=user, on_filing=self._filing, merge=False, pages_as_bytes=pages_as_bytes,
+            config,
+            index,
+            executor,
+            on_outcome=self._outcome,
+            on_committed=self._committed,
+            audit=audit,
+            user=user,
+            on_filing=self._filing,
+            merge=False,
+            pages_as_bytes=pages_as_bytes,
         )
 
     def start_census(self) -> Census:
         """Count the tree's files and pages beside the run, for totals and an ETA."""
+
         def found(files: int, pages: int) -> None:
             self.tally.files_total, self.tally.pages_total = files, pages
 
@@ -154,7 +171,9 @@ class BacklogRunner:
         times = self.config.backlog.set_aside_after_crashes
         names = self.journal.crashed(self.run.run_id, times)
         for name in names:
-            self.pipeline.set_aside(InputFile(self.run.root / name, name=name), killed_too_often("the backlog run", times))
+            self.pipeline.set_aside(
+                InputFile(self.run.root / name, name=name), killed_too_often("the backlog run", times)
+            )
         if names:
             self.pipeline.flush()
 

@@ -25,7 +25,9 @@ def cluster_executor(address: str, connect_seconds: float = 30) -> tuple[Executo
     try:
         client = Client(address, timeout=connect_seconds)
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc}); is `dask scheduler` running there?") from None
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address} ({exc}); is `dask scheduler` running there?"
+        ) from None
     threads = sum(client.nthreads().values())
     if not threads:
         client.close()

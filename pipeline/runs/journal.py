@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.core import sqlite
@@ -90,7 +90,7 @@ class Result:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Journal:
@@ -108,10 +108,10 @@ class Journal:
     # runs
 
     def new_run(self, root: Path) -> Run:
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         while self._row("SELECT 1 FROM runs WHERE run_id = ?", run_id):
             time.sleep(1)
-            run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+            run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self._db.execute("INSERT INTO runs VALUES (?, ?, ?, NULL)", (run_id, str(root), _now()))
         return self.run(run_id)
 
@@ -170,12 +170,15 @@ class Journal:
 
     def count_crashes(self, run_id: str) -> None:
         """A new session begins: inputs still only started were in flight when the last one died."""
-        self._db.execute("UPDATE inputs SET crashes = crashes + 1 WHERE run_id = ? AND state IN ('started', 'filing')", (run_id,))
+        self._db.execute(
+            "UPDATE inputs SET crashes = crashes + 1 WHERE run_id = ? AND state IN ('started', 'filing')", (run_id,)
+        )
 
     def crashed(self, run_id: str, times: int) -> list[str]:
         """Inputs that were in flight when a session died at least ``times`` times, not yet done."""
         rows = self._db.execute(
-            "SELECT name FROM inputs WHERE run_id = ? AND state = 'started' AND crashes >= ? ORDER BY name", (run_id, times)
+            "SELECT name FROM inputs WHERE run_id = ? AND state = 'started' AND crashes >= ? ORDER BY name",
+            (run_id, times),
         )
         return [row[0] for row in rows]
 

@@ -80,7 +80,9 @@ class LogProgress:
     def refresh(self) -> None:
         if time.monotonic() - self._last >= self.period:
             self._last = time.monotonic()
-            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} backlog: {summary_line(self.tally)}", file=sys.stderr, flush=True)
+            print(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} backlog: {summary_line(self.tally)}", file=sys.stderr, flush=True
+            )
 
 
 class LiveProgress:

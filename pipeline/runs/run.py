@@ -424,12 +424,22 @@ class Pipeline:
             job.pdf = pikepdf.open(job.render_path)
         for page_no in range(1, job.intake.page_count + 1):
             scanned = page_no in job.intake.scanned_pages
-            yield job, PageTask(
-                job.render_path, page_no, scanned, ocr.dpi, ocr.language, ocr.page_timeout_seconds,
-                ocr.min_text_layer_chars, self._barcode_formats, self.config.barcodes.whole_page,
-                _one_page(job.pdf, page_no) if job.pdf is not None else None,
-                scratch=None if self.pages_as_bytes else self.config.scratch_dir,
-                separator_value=self.config.barcodes.separator_value,
+            yield (
+                job,
+                PageTask(
+                    job.render_path,
+                    page_no,
+                    scanned,
+                    ocr.dpi,
+                    ocr.language,
+                    ocr.page_timeout_seconds,
+                    ocr.min_text_layer_chars,
+                    self._barcode_formats,
+                    self.config.barcodes.whole_page,
+                    _one_page(job.pdf, page_no) if job.pdf is not None else None,
+                    scratch=None if self.pages_as_bytes else self.config.scratch_dir,
+                    separator_value=self.config.barcodes.separator_value,
+                ),
             )
 
     def _finish(self, job: _Job) -> None:
@@ -484,10 +494,16 @@ class Pipeline:
 
     def _kill_hung(self) -> None:
         now = time.monotonic()
-        hung = {id(w.executor): w.executor for w in self._pending.values()
-                if isinstance(w.executor, ProcessPoolExecutor) and now - w.submitted > self._hang_seconds}
+        hung = {
+            id(w.executor): w.executor
+            for w in self._pending.values()
+            if isinstance(w.executor, ProcessPoolExecutor) and now - w.submitted > self._hang_seconds
+        }
         for pool in hung.values():
-            log.error("a worker has not answered for %.0f s; stopping the pool to find the input that hangs", self._hang_seconds)
+            log.error(
+                "a worker has not answered for %.0f s; stopping the pool to find the input that hangs",
+                self._hang_seconds,
+            )
             self._killed_hung = True
             _terminate(pool)
 
@@ -506,7 +522,11 @@ class Pipeline:
             self._crashes[source.path] = self._crashes.get(source.path, 0) + 1
             if len(owners) == 1 or self._crashes[source.path] >= _CRASHES_TO_SET_ASIDE:
                 log.error("%s %s; set aside", source.display_name, "hung a worker" if hung else "crashed a worker")
-                self._fail(source, f"could not be read: it {what} (set aside for a person to look at)", _sha_or_none(source.path))
+                self._fail(
+                    source,
+                    f"could not be read: it {what} (set aside for a person to look at)",
+                    _sha_or_none(source.path),
+                )
             else:
                 self._isolated.append(source)
 
@@ -532,7 +552,9 @@ class Pipeline:
                 setattr(self, attr, replaced[id(pool)])
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
-        pool = make_executor(self.config.model_copy(update={"ocr": self.config.ocr.model_copy(update={"workers": workers})}))
+        pool = make_executor(
+            self.config.model_copy(update={"ocr": self.config.ocr.model_copy(update={"workers": workers})})
+        )
         self._owned.append(pool)
         return pool
 
@@ -568,8 +590,17 @@ class Pipeline:
         )
         if self.audit is not None:
             self.audit.record(
-                "ingest", user=self.user, doc_ids=outcome.doc_ids, mrns=[outcome.mrn], outcome=outcome.status,
-                details={"source": outcome.source.display_name, "path": outcome.path, "pages": outcome.pages, "reason": outcome.reason},
+                "ingest",
+                user=self.user,
+                doc_ids=outcome.doc_ids,
+                mrns=[outcome.mrn],
+                outcome=outcome.status,
+                details={
+                    "source": outcome.source.display_name,
+                    "path": outcome.path,
+                    "pages": outcome.pages,
+                    "reason": outcome.reason,
+                },
             )
         self._uncommitted.append(outcome)
         self.on_outcome(outcome)
@@ -578,7 +609,9 @@ class Pipeline:
 def status_of(sidecars: list[Sidecar]) -> tuple[OutcomeStatus, str | None]:
     """An input's status and reason from its documents: review when any of them waits for a clerk."""
     status: OutcomeStatus = "review" if any(s.status == "review" for s in sidecars) else "filed"
-    reasons = [f"{s.doc_id}: {s.review_reason}" if len(sidecars) > 1 else s.review_reason for s in sidecars if s.review_reason]
+    reasons = [
+        f"{s.doc_id}: {s.review_reason}" if len(sidecars) > 1 else s.review_reason for s in sidecars if s.review_reason
+    ]
     return status, "; ".join(reasons) or None
 
 
@@ -586,15 +619,29 @@ def _outcome(source: InputFile, sidecars: list[Sidecar], pages: list[PageText], 
     status, reason = status_of(sidecars)
     mrns = {s.mrn for s in sidecars}
     return Outcome(
-        source, status, [s.doc_id for s in sidecars], mrns.pop() if len(mrns) == 1 else None,
-        reason, sidecars[0].path, len(pages), sum(p.ocr_seconds for p in pages), seconds,
+        source,
+        status,
+        [s.doc_id for s in sidecars],
+        mrns.pop() if len(mrns) == 1 else None,
+        reason,
+        sidecars[0].path,
+        len(pages),
+        sum(p.ocr_seconds for p in pages),
+        seconds,
         documents=[_document_row(s) for s in sidecars],
     )
 
 
 def _document_row(sidecar: Sidecar) -> dict:
-    return {"doc_id": sidecar.doc_id, "status": sidecar.status, "mrn": sidecar.mrn, "path": sidecar.path,
-            "review_reason": sidecar.review_reason, "doc_type": sidecar.doc_type, "pages": list(sidecar.source.pages)}
+    return {
+        "doc_id": sidecar.doc_id,
+        "status": sidecar.status,
+        "mrn": sidecar.mrn,
+        "path": sidecar.path,
+        "review_reason": sidecar.review_reason,
+        "doc_type": sidecar.doc_type,
+        "pages": list(sidecar.source.pages),
+    }
 
 
 def _filed_items(outcomes: list[Outcome]) -> Iterator[dict | str]:
@@ -636,7 +683,9 @@ def killed_too_often(what: str, times: int) -> str:
 
 
 def _disk_error(exc: OSError) -> ArchiveError:
-    return ArchiveError(f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again")
+    return ArchiveError(
+        f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again"
+    )
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

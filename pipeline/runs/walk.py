@@ -46,14 +46,16 @@ def page_count(path: Path) -> int:
                 return len(pdf.pages)
         with Image.open(path) as image:
             return getattr(image, "n_frames", 1)
-    except Exception:  # noqa: BLE001 - only an estimate for the progress display
+    except Exception:
         return 0
 
 
 class Census(threading.Thread):
     """Counts the files and pages of a tree in the background, for totals and an ETA."""
 
-    def __init__(self, root: Path, extensions: frozenset[str], skip: frozenset[Path], found: Callable[[int, int], None]) -> None:
+    def __init__(
+        self, root: Path, extensions: frozenset[str], skip: frozenset[Path], found: Callable[[int, int], None]
+    ) -> None:
         super().__init__(name="backlog-census", daemon=True)
         self.root, self.extensions, self.skip, self.found = root, extensions, skip, found
         self._halt = threading.Event()

@@ -79,13 +79,27 @@ def read_case(case: mutate.Case, workdir: Path, reading: Reading) -> Verdict:
         if intake.warnings:
             rendered = workdir / "repaired.pdf"
             repaired_copy(source, rendered)
-        with nullcontext() if reading.ocr(case.number) else mock.patch("pipeline.pages.process.ocr_image", _decode_only):
-            pages = [process_page(PageTask(rendered, n, n in intake.scanned_pages, reading.dpi, "eng",
-                                           reading.page_timeout, 40, reading.barcode_formats))
-                     for n in range(1, min(intake.page_count, PAGES_READ) + 1)]
+        with (
+            nullcontext() if reading.ocr(case.number) else mock.patch("pipeline.pages.process.ocr_image", _decode_only)
+        ):
+            pages = [
+                process_page(
+                    PageTask(
+                        rendered,
+                        n,
+                        n in intake.scanned_pages,
+                        reading.dpi,
+                        "eng",
+                        reading.page_timeout,
+                        40,
+                        reading.barcode_formats,
+                    )
+                )
+                for n in range(1, min(intake.page_count, PAGES_READ) + 1)
+            ]
     except IntakeError as exc:
         return verdict("refused", str(exc))
-    except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
+    except BaseException as exc:
         return verdict("crash", _described(exc))
     return verdict("read", "", tuple(p.error for p in pages if p.error))
 
@@ -104,8 +118,9 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]} at {' via '.join(dict.fromkeys(reversed(places)))}"
 
 
-def run_cases(numbers: Iterable[int], seed: int, workdir: Path, reading: Reading, *,
-              workers: int = 1, limit: float = 120.0) -> Iterator[Verdict]:
+def run_cases(
+    numbers: Iterable[int], seed: int, workdir: Path, reading: Reading, *, workers: int = 1, limit: float = 120.0
+) -> Iterator[Verdict]:
     """Each case in a forked process, ``workers`` at a time, in the order they finish.
 
     A case still running after ``limit`` seconds is killed and counted as a hang; a
@@ -154,8 +169,9 @@ def _meta(folder: Path) -> tuple[int, str, str]:
         return int(folder.name.split("-")[1]), "?", "?"
 
 
-def _finished(process: multiprocessing.Process, receiver: Connection, started: float, limit: float,
-              folder: Path) -> Verdict | None:
+def _finished(
+    process: multiprocessing.Process, receiver: Connection, started: float, limit: float, folder: Path
+) -> Verdict | None:
     """The case's verdict once its process is done (or killed past ``limit``), else None."""
     if receiver.poll():
         try:

@@ -47,16 +47,19 @@ def seed_pdfs() -> dict[str, bytes]:
     """The good PDFs mutations start from, by name; the same bytes on every call."""
     rng = random.Random(13)
     doc = scans.make_document(rng, "progress_note", scans.make_patient(rng), pages=2)
-    images = [scans.render_page(lines, dpi=SEED_DPI, heading_lines=doc.heading_lines if k == 0 else 0)
-              for k, lines in enumerate(doc.pages)]
+    images = [
+        scans.render_page(lines, dpi=SEED_DPI, heading_lines=doc.heading_lines if k == 0 else 0)
+        for k, lines in enumerate(doc.pages)
+    ]
     seeds = {
         "digital": _plain(_written(lambda out: scans.write_born_digital_pdf(out, doc.pages[:1]))),
         "digital_packed": _written(lambda out: scans.write_born_digital_pdf(out, doc.pages)),
         "reportlab": _reportlab(doc.pages[0]),
     }
     for encoding in ("jpeg", "g4", "flate"):
-        seeds[f"scan_{encoding}"] = _plain(_written(
-            lambda out, e=encoding: scans.write_scanned_pdf(out, images[:1], encoding=e)))
+        seeds[f"scan_{encoding}"] = _plain(
+            _written(lambda out, e=encoding: scans.write_scanned_pdf(out, images[:1], encoding=e))
+        )
     return seeds
 
 
@@ -70,9 +73,15 @@ def _plain(data: bytes) -> bytes:
     """The same PDF without object streams, its streams stored unfiltered (but JPEG), so
     that byte-level mutations land on readable structure and raw pixels."""
     with pikepdf.open(io.BytesIO(data)) as pdf:
-        return _written(lambda out: pdf.save(
-            out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
-            object_stream_mode=pikepdf.ObjectStreamMode.disable, deterministic_id=True))
+        return _written(
+            lambda out: pdf.save(
+                out,
+                compress_streams=False,
+                stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
+                object_stream_mode=pikepdf.ObjectStreamMode.disable,
+                deterministic_id=True,
+            )
+        )
 
 
 def _reportlab(lines: tuple[str, ...]) -> bytes:
@@ -113,8 +122,15 @@ def _anatomy(pdf: pikepdf.Pdf, data: bytes) -> _Anatomy:
     first = pdf.pages[0].obj
     streams = tuple((obj.objgen[0], obj) for obj in pdf.objects if isinstance(obj, pikepdf.Stream) and obj.objgen[0])
     return _Anatomy(
-        int(pdf.trailer.Size), int(found[-1]) if found else 0, pdf.Root.objgen[0],
-        pdf.Root, pdf.Root.Pages.objgen[0], first.objgen[0], first, streams, pdf,
+        int(pdf.trailer.Size),
+        int(found[-1]) if found else 0,
+        pdf.Root.objgen[0],
+        pdf.Root,
+        pdf.Root.Pages.objgen[0],
+        first.objgen[0],
+        first,
+        streams,
+        pdf,
     )
 
 
@@ -149,7 +165,12 @@ def _update(data: bytes, anatomy: _Anatomy, objects: dict[int, bytes], **trailer
     base = pikepdf.Dictionary({k: v for k, v in anatomy.pdf.trailer.items() if k in kept})
     extra = b"".join(b"/%s %s " % (k.encode(), v) for k, v in trailer.items())
     out += b"trailer\n<< /Size %d /Prev %d %s%s\nstartxref\n%d\n%%%%EOF\n" % (
-        size, anatomy.prev, extra, base.unparse()[2:], xref)
+        size,
+        anatomy.prev,
+        extra,
+        base.unparse()[2:],
+        xref,
+    )
     return bytes(out)
 
 
@@ -167,9 +188,38 @@ def _flip_bytes(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-_TOKENS = (b"<<", b">>", b"[", b"]", b"obj", b"endobj", b"stream", b"endstream", b"R", b"0", b"999999999",
-           b"-1", b"/Type", b"/Pages", b"/Kids", b"/Length", b"(", b")", b"<", b">", b"%", b"\\", b"trailer",
-           b"xref", b"startxref", b"%%EOF", b"1 0 R", b"1e308", b"\x00", b"\xff\xfe")
+_TOKENS = (
+    b"<<",
+    b">>",
+    b"[",
+    b"]",
+    b"obj",
+    b"endobj",
+    b"stream",
+    b"endstream",
+    b"R",
+    b"0",
+    b"999999999",
+    b"-1",
+    b"/Type",
+    b"/Pages",
+    b"/Kids",
+    b"/Length",
+    b"(",
+    b")",
+    b"<",
+    b">",
+    b"%",
+    b"\\",
+    b"trailer",
+    b"xref",
+    b"startxref",
+    b"%%EOF",
+    b"1 0 R",
+    b"1e308",
+    b"\x00",
+    b"\xff\xfe",
+)
 
 
 def _insert_garbage(data: bytes, rng: random.Random) -> bytes:
@@ -188,7 +238,7 @@ def _wrong_startxref(data: bytes, rng: random.Random, value: int | None = None) 
     if not found:
         return data + b"\nstartxref\n%d\n%%%%EOF\n" % value
     last = found[-1]
-    return data[: last.start(1)] + str(value).encode() + data[last.end(1):]
+    return data[: last.start(1)] + str(value).encode() + data[last.end(1) :]
 
 
 def _misplaced_xref(data: bytes) -> bytes:
@@ -203,9 +253,17 @@ def _lying_length(data: bytes, rng: random.Random) -> bytes:
     hit = rng.choice(found)
     digits = len(hit.group(1))
     # The same number of digits keeps every offset, so qpdf trusts the xref and meets the lie.
-    value = rng.choice((b"0" * digits, str(rng.randrange(10 ** digits)).zfill(digits).encode(),
-                        b"9" * digits, b"99999999999", b"-1", b"12 0 R"))
-    return data[: hit.start(1)] + value + data[hit.end(1):]
+    value = rng.choice(
+        (
+            b"0" * digits,
+            str(rng.randrange(10**digits)).zfill(digits).encode(),
+            b"9" * digits,
+            b"99999999999",
+            b"-1",
+            b"12 0 R",
+        )
+    )
+    return data[: hit.start(1)] + value + data[hit.end(1) :]
 
 
 def _zeroed_stream(data: bytes, rng: random.Random) -> bytes:
@@ -213,7 +271,7 @@ def _zeroed_stream(data: bytes, rng: random.Random) -> bytes:
     if not found:
         return _flip_bytes(data, rng)
     hit = rng.choice(found)
-    return data[: hit.start(1)] + bytes(len(hit.group(1))) + data[hit.end(1):]
+    return data[: hit.start(1)] + bytes(len(hit.group(1))) + data[hit.end(1) :]
 
 
 # ---------------------------------------------------------------- structural mutations
@@ -226,15 +284,20 @@ def _page_loop(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
         kids = [*_refs(a.root_dict.Pages.get("/Kids", [])), b"%d 0 R" % a.pages]
         return _update(data, a, {a.pages: _dict_with(a.root_dict.Pages, Kids=b"[ %s ]" % b" ".join(kids))})
     if shape == "root_under_page":
-        return _update(data, a, {a.page: _dict_with(
-            a.page_dict, Type=b"/Pages", Kids=b"[ %d 0 R ]" % a.pages, Count=b"1")})
+        return _update(
+            data, a, {a.page: _dict_with(a.page_dict, Type=b"/Pages", Kids=b"[ %d 0 R ]" % a.pages, Count=b"1")}
+        )
     if shape == "parent_is_self":
         return _update(data, a, {a.page: _dict_with(a.page_dict, Parent=b"%d 0 R" % a.page)})
     extra = a.size
-    return _update(data, a, {
-        a.pages: _dict_with(a.root_dict.Pages, Kids=b"[ %d 0 R ]" % extra, Count=b"1"),
-        extra: b"<< /Type /Pages /Kids [ %d 0 R ] /Count 1 /Parent %d 0 R >>" % (a.pages, a.pages),
-    })
+    return _update(
+        data,
+        a,
+        {
+            a.pages: _dict_with(a.root_dict.Pages, Kids=b"[ %d 0 R ]" % extra, Count=b"1"),
+            extra: b"<< /Type /Pages /Kids [ %d 0 R ] /Count 1 /Parent %d 0 R >>" % (a.pages, a.pages),
+        },
+    )
 
 
 def _refs(array: pikepdf.Array) -> list[bytes]:
@@ -270,7 +333,9 @@ def _huge_xref(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     number = rng.choice((2**31 - 2, 10**9, 2**24, a.size + 100_000))
     update = _update(data, a, {number: b"<< /Type /Annot >>"})
     if rng.random() < 0.5:
-        update = update.replace(b"trailer\n<< /Size %d" % (number + 1), b"trailer\n<< /Size %d" % rng.choice((2**31 - 1, 2**63 - 1, 0)))
+        update = update.replace(
+            b"trailer\n<< /Size %d" % (number + 1), b"trailer\n<< /Size %d" % rng.choice((2**31 - 1, 2**63 - 1, 0))
+        )
     return update
 
 
@@ -279,8 +344,10 @@ def _metadata(a: _Anatomy, data: bytes, stream: bytes) -> bytes:
     return _update(data, a, {number: stream, a.root: _dict_with(a.root_dict, Metadata=b"%d 0 R" % number)})
 
 
-_XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
-        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta><?xpacket end="w"?>')
+_XMP = (
+    b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta><?xpacket end="w"?>'
+)
 
 
 def _xmp_poison(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
@@ -294,16 +361,23 @@ def _xmp_poison(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
 def _corrupt_metadata(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     kind = rng.randrange(7)
     if kind == 0:
-        return _update(data, a, {a.root: _dict_with(a.root_dict, Metadata=rng.choice((b"42", b"(xmp)", b"[ ]", b"<< >>")))})
+        return _update(
+            data, a, {a.root: _dict_with(a.root_dict, Metadata=rng.choice((b"42", b"(xmp)", b"[ ]", b"<< >>")))}
+        )
     if kind == 1:
         return _update(data, a, {a.root: _dict_with(a.root_dict, Metadata=b"%d 0 R" % (a.size + 500))})
     if kind == 2:
-        return _metadata(a, data, _stream(b"<< /Type /Metadata /Subtype /XML /Filter /FlateDecode >>", rng.randbytes(200)))
+        return _metadata(
+            a, data, _stream(b"<< /Type /Metadata /Subtype /XML /Filter /FlateDecode >>", rng.randbytes(200))
+        )
     if kind == 3:
         return _metadata(a, data, _stream(b"<< /Type /Metadata /Subtype /XML >>", _XMP[: rng.randrange(len(_XMP))]))
     if kind == 4:
-        laughs = b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">' + b"".join(
-            b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10) for i in range(8)) + b"]>"
+        laughs = (
+            b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+            + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10) for i in range(8))
+            + b"]>"
+        )
         return _metadata(a, data, _stream(b"<< /Type /Metadata /Subtype /XML >>", laughs + b"<x>&i;</x>"))
     if kind == 5:
         poison = _stream(b"<< /Type /Metadata /Subtype /XML /Filter /ASCII85Decode >>", b"{{{~>")
@@ -313,29 +387,53 @@ def _corrupt_metadata(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
 
 def _corrupt_info(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     number = a.size
-    info = rng.choice((
-        b"42", b"[ 1 2 3 ]", b"(not a dictionary)",
-        b"<< /Title <FEFF00> /Author <FEFFD800> /Producer (\\377\\376x) >>",
-        b"<< /Title (%s) >>" % (b"A" * 200_000),
-        b"<< /Self %d 0 R /Title %d 0 R >>" % (number, number),
-        b"<< /CreationDate (D:99999999999999+99'99') /ModDate 7 /Title /Name >>",
-    ))
+    info = rng.choice(
+        (
+            b"42",
+            b"[ 1 2 3 ]",
+            b"(not a dictionary)",
+            b"<< /Title <FEFF00> /Author <FEFFD800> /Producer (\\377\\376x) >>",
+            b"<< /Title (%s) >>" % (b"A" * 200_000),
+            b"<< /Self %d 0 R /Title %d 0 R >>" % (number, number),
+            b"<< /CreationDate (D:99999999999999+99'99') /ModDate 7 /Title /Name >>",
+        )
+    )
     if rng.random() < 0.3:
         return _update(data, a, {}, Info=b"%d 0 R" % (number + 700))
     return _update(data, a, {number: info}, Info=b"%d 0 R" % number)
 
 
-_FILTERS = (b"/FlateDecode", b"/LZWDecode", b"/RunLengthDecode", b"/DCTDecode", b"/JPXDecode",
-            b"/JBIG2Decode", b"/CCITTFaxDecode", b"/ASCIIHexDecode", b"/ASCII85Decode", b"/Crypt",
-            b"/NoSuchFilter", b"[ /FlateDecode /FlateDecode /DCTDecode ]", b"[ ]", b"42", b"(Flate)")
+_FILTERS = (
+    b"/FlateDecode",
+    b"/LZWDecode",
+    b"/RunLengthDecode",
+    b"/DCTDecode",
+    b"/JPXDecode",
+    b"/JBIG2Decode",
+    b"/CCITTFaxDecode",
+    b"/ASCIIHexDecode",
+    b"/ASCII85Decode",
+    b"/Crypt",
+    b"/NoSuchFilter",
+    b"[ /FlateDecode /FlateDecode /DCTDecode ]",
+    b"[ ]",
+    b"42",
+    b"(Flate)",
+)
 
 
 def _wrong_filter(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     number, stream = rng.choice(a.streams)
     changes = {"Filter": rng.choice(_FILTERS)}
     if rng.random() < 0.4:
-        changes["DecodeParms"] = rng.choice((b"<< /Predictor 15 /Columns 0 >>", b"<< /K -1 /Columns 99999999 >>",
-                                             b"<< /Predictor 2 /Colors 99 /BitsPerComponent 3 >>", b"7"))
+        changes["DecodeParms"] = rng.choice(
+            (
+                b"<< /Predictor 15 /Columns 0 >>",
+                b"<< /K -1 /Columns 99999999 >>",
+                b"<< /Predictor 2 /Colors 99 /BitsPerComponent 3 >>",
+                b"7",
+            )
+        )
     raw = stream.read_raw_bytes()
     return _update(data, a, {number: _stream(_dict_with(_without_length(stream), **changes), raw)})
 
@@ -344,29 +442,63 @@ def _without_length(stream: pikepdf.Stream) -> pikepdf.Dictionary:
     return pikepdf.Dictionary({k: v for k, v in stream.stream_dict.items() if k != "/Length"})
 
 
-_HUGE = (b"2147483647", b"4294967297", b"1000000000", b"99999999999999999999", b"0", b"-1", b"1e30",
-         b"100000.5", b"46341", b"(wide)")
+_HUGE = (
+    b"2147483647",
+    b"4294967297",
+    b"1000000000",
+    b"99999999999999999999",
+    b"0",
+    b"-1",
+    b"1e30",
+    b"100000.5",
+    b"46341",
+    b"(wide)",
+)
 
 
 def _huge_image(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     """An image XObject whose declared size is huge (or nonsense), drawn on the first page."""
     image, content = a.size, a.size + 1
-    stream = _stream(b"<< /Type /XObject /Subtype /Image /Width %s /Height %s /ColorSpace /DeviceGray "
-                     b"/BitsPerComponent %s %s>>" % (rng.choice(_HUGE), rng.choice(_HUGE), rng.choice((b"1", b"8", b"16", b"0")),
-                                                   rng.choice((b"", b"/Filter /FlateDecode ", b"/Filter /DCTDecode "))),
-                     rng.randbytes(rng.randint(0, 64)))
+    stream = _stream(
+        b"<< /Type /XObject /Subtype /Image /Width %s /Height %s /ColorSpace /DeviceGray "
+        b"/BitsPerComponent %s %s>>"
+        % (
+            rng.choice(_HUGE),
+            rng.choice(_HUGE),
+            rng.choice((b"1", b"8", b"16", b"0")),
+            rng.choice((b"", b"/Filter /FlateDecode ", b"/Filter /DCTDecode ")),
+        ),
+        rng.randbytes(rng.randint(0, 64)),
+    )
     resources = b"<< /XObject << /ImHuge %d 0 R >> >>" % image
-    return _update(data, a, {
-        image: stream,
-        content: _stream(b"<< >>", b"q 612 0 0 792 0 0 cm /ImHuge Do Q"),
-        a.page: _dict_with(a.page_dict, Resources=resources, Contents=b"%d 0 R" % content),
-    })
+    return _update(
+        data,
+        a,
+        {
+            image: stream,
+            content: _stream(b"<< >>", b"q 612 0 0 792 0 0 cm /ImHuge Do Q"),
+            a.page: _dict_with(a.page_dict, Resources=resources, Contents=b"%d 0 R" % content),
+        },
+    )
 
 
-_BOXES = (b"[ 0 0 14400 14400 ]", b"[ 0 0 99999999999 1 ]", b"[ 0 0 0 0 ]", b"[ 0 0 612 ]", b"[ 612 792 0 0 ]",
-          b"[ -1e9 -1e9 1e9 1e9 ]", b"(letter)", b"[ 0 0 612 792 ]")
+_BOXES = (
+    b"[ 0 0 14400 14400 ]",
+    b"[ 0 0 99999999999 1 ]",
+    b"[ 0 0 0 0 ]",
+    b"[ 0 0 612 ]",
+    b"[ 612 792 0 0 ]",
+    b"[ -1e9 -1e9 1e9 1e9 ]",
+    b"(letter)",
+    b"[ 0 0 612 792 ]",
+)
 _PAGE_EXTRAS: tuple[dict[str, bytes], ...] = (
-    {}, {"UserUnit": b"75000"}, {"UserUnit": b"-1"}, {"Rotate": b"45"}, {"Rotate": b"99999999999"})
+    {},
+    {"UserUnit": b"75000"},
+    {"UserUnit": b"-1"},
+    {"Rotate": b"45"},
+    {"Rotate": b"99999999999"},
+)
 
 
 def _huge_page(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
@@ -382,16 +514,24 @@ def _form_loop(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     forms = rng.choice((1, 2, 50))
     first, image, content = a.size, a.size + forms, a.size + forms + 1
     side = rng.choice((b"100000", b"8"))
-    objects = {image: _stream(b"<< /Type /XObject /Subtype /Image /Width %s /Height %s /ColorSpace /DeviceGray "
-                              b"/BitsPerComponent 8 >>" % (side, side), bytes(64))}
+    objects = {
+        image: _stream(
+            b"<< /Type /XObject /Subtype /Image /Width %s /Height %s /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 >>" % (side, side),
+            bytes(64),
+        )
+    }
     for k in range(forms):
         nxt = first + (k + 1) % forms
         objects[first + k] = _stream(
             b"<< /Type /XObject /Subtype /Form /BBox [ 0 0 612 792 ] /Resources << /XObject << "
-            b"/Fm %d 0 R /Im %d 0 R >> >> >>" % (nxt, image), b"q /Fm Do Q q 1 0 0 1 0 0 cm /Im Do Q")
+            b"/Fm %d 0 R /Im %d 0 R >> >> >>" % (nxt, image),
+            b"q /Fm Do Q q 1 0 0 1 0 0 cm /Im Do Q",
+        )
     objects[content] = _stream(b"<< >>", b"q /FmLoop Do Q")
-    objects[a.page] = _dict_with(a.page_dict, Resources=b"<< /XObject << /FmLoop %d 0 R >> >>" % first,
-                                 Contents=b"%d 0 R" % content)
+    objects[a.page] = _dict_with(
+        a.page_dict, Resources=b"<< /XObject << /FmLoop %d 0 R >> >>" % first, Contents=b"%d 0 R" % content
+    )
     return _update(data, a, objects)
 
 

@@ -13,12 +13,13 @@ import random
 import re
 import textwrap
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import zip_longest
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Literal
 
 import pikepdf
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -27,24 +28,21 @@ from pipeline.core.config import DEFAULT_TAXONOMY
 
 DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)
 
-LAST_NAMES = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
-    "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris "
-    "Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill "
-    "Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter Roberts Phillips Evans "
-    "Turner Parker Collins Edwards Stewart Morris Murphy Cook"
-).split()
-FIRST_NAMES = (
-    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
-    "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew "
-    "Betty Anthony Margaret Mark Sandra Donald Ashley Steven Kimberly Paul Emily Andrew Donna "
-    "Joshua Michelle Kenneth Carol Kevin Amanda Brian Dorothy George Melissa Timothy Deborah "
-    "Ronald Stephanie Edward Rebecca Jason Sharon Jeffrey Laura Ryan Cynthia"
-).split()
+LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Phillips", "Evans", "Turner", "Parker", "Collins", "Edwards", "Stewart", "Morris", "Murphy", "Cook"]
+FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty", "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian", "Dorothy", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Stephanie", "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey", "Laura", "Ryan", "Cynthia"]
 
 # Spellings as they appear on real forms; every one is matched by DEFAULT_MRN_LABELS.
-MRN_LABELS = ("MRN", "Medical Record #", "MR#", "Med Rec No.", "Patient ID", "Unit No.",
-              "Medical Record Number", "M.R.N.", "Chart #")
+MRN_LABELS = (
+    "MRN",
+    "Medical Record #",
+    "MR#",
+    "Med Rec No.",
+    "Patient ID",
+    "Unit No.",
+    "Medical Record Number",
+    "M.R.N.",
+    "Chart #",
+)
 NAME_LABELS = ("Patient Name", "Patient", "Name", "Pt Name", "Patient's Name")
 DOB_LABELS = ("DOB", "Date of Birth", "D.O.B.", "Birth Date")
 LAYOUTS = ("inline", "name_line", "two_column", "stacked", "grid")
@@ -68,11 +66,18 @@ DOC_DATE_LABELS: dict[str, tuple[str, ...]] = {
 }
 # Taxonomy titles never drawn at random: claim forms, whose grids the billing bodies here
 # do not imitate, and modality titles, which radiology picks to match its study.
-_UNUSED_TITLES = {"Health Insurance Claim Form", "CMS-1500", "UB-04", "Cytology Report",
-                  "CT Report", "MRI Report", "X-ray Report", "Ultrasound Report"}
+_UNUSED_TITLES = {
+    "Health Insurance Claim Form",
+    "CMS-1500",
+    "UB-04",
+    "Cytology Report",
+    "CT Report",
+    "MRI Report",
+    "X-ray Report",
+    "Ultrasound Report",
+}
 
-MONTHS = ("January February March April May June July August September October November "
-          "December").split()
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 PAGE_INCHES = (8.5, 11.0)
 MARGIN_INCHES = 0.6
 LEADING = 1.3
@@ -91,8 +96,7 @@ FACILITIES = (
     ("Lakeside Diagnostic Laboratory", "77 Harbor Road, Erie, PA 16507"),
     ("Summit Surgical Center", "2150 Ridge Parkway, Boulder, CO 80301"),
 )
-PAYERS = ("BlueRiver Health Plan", "Granite Mutual Insurance", "Heartland Care Alliance",
-          "Pacific Shield Health")
+PAYERS = ("BlueRiver Health Plan", "Granite Mutual Insurance", "Heartland Care Alliance", "Pacific Shield Health")
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,10 @@ _DECOYS: dict[str, tuple[tuple[str, ...], Callable[[_Ctx], str]]] = {
     "dea": (("DEA", "DEA #"), lambda c: _dea(c.rng, c.doctor().split()[-1])),
     "policy": (("Policy #", "Policy No."), lambda c: c.rng.choice(("", "XWB", "H")) + c.digits(9, 10)),
     "claim": (("Claim #", "Claim No."), lambda c: c.digits(10, 12)),
-    "accession": (("Accession #", "Accession No."),
-                  lambda c: c.rng.choice((f"S{c.when.year % 100}-", "")) + c.digits(6, 9)),
+    "accession": (
+        ("Accession #", "Accession No."),
+        lambda c: c.rng.choice((f"S{c.when.year % 100}-", "")) + c.digits(6, 9),
+    ),
     "member": (("Member ID",), lambda c: c.rng.choice(("W", "")) + c.digits(9, 9)),
     "group": (("Group #", "Group No."), lambda c: c.digits(6, 7)),
     "order": (("Order #",), lambda c: c.digits(8, 10)),
@@ -286,40 +292,99 @@ class _Case:
 
 
 CASES = (
-    _Case("Community-acquired pneumonia", "cough, fever and shortness of breath",
-          "intravenous ceftriaxone and azithromycin", "Pulmonology",
-          "Chest x-ray showed a right lower lobe infiltrate", "Amoxicillin 875 mg by mouth twice daily"),
-    _Case("Acute exacerbation of COPD", "worsening dyspnea and wheezing",
-          "nebulized bronchodilators and oral prednisone", "Pulmonology",
-          "Chest x-ray showed hyperinflation without infiltrate", "Prednisone 40 mg by mouth daily"),
-    _Case("Congestive heart failure exacerbation", "leg swelling and orthopnea",
-          "intravenous furosemide", "Cardiology",
-          "Echocardiogram showed an ejection fraction of 35 percent", "Furosemide 40 mg by mouth daily"),
-    _Case("Atrial fibrillation with rapid ventricular response", "palpitations and dizziness",
-          "diltiazem for rate control and apixaban", "Cardiology",
-          "Echocardiogram showed normal valve function", "Apixaban 5 mg by mouth twice daily"),
-    _Case("Cellulitis of the left lower leg", "redness and swelling of the left leg",
-          "intravenous cefazolin", "Infectious Disease",
-          "Venous duplex was negative for thrombosis", "Cephalexin 500 mg by mouth four times daily"),
-    _Case("Acute kidney injury", "poor oral intake and fatigue",
-          "intravenous fluids and holding nephrotoxic medications", "Nephrology",
-          "Renal ultrasound showed no hydronephrosis", "Amlodipine 5 mg by mouth daily"),
-    _Case("Acute pancreatitis", "epigastric pain radiating to the back",
-          "bowel rest, intravenous fluids and analgesia", "Gastroenterology",
-          "CT of the abdomen showed peripancreatic stranding", "Omeprazole 20 mg by mouth daily"),
-    _Case("Chest pain, acute coronary syndrome ruled out", "substernal chest pressure",
-          "telemetry monitoring and serial troponins", "Cardiology",
-          "Stress test was negative for ischemia", "Atorvastatin 40 mg by mouth at bedtime"),
-    _Case("Upper gastrointestinal bleeding", "black stools and lightheadedness",
-          "two units of packed red cells and a proton pump inhibitor", "Gastroenterology",
-          "Endoscopy showed a nonbleeding duodenal ulcer", "Pantoprazole 40 mg by mouth twice daily"),
-    _Case("Syncope", "a brief loss of consciousness at home",
-          "telemetry monitoring and orthostatic evaluation", "Neurology",
-          "CT of the head showed no acute abnormality", "Metoprolol succinate 25 mg by mouth daily"),
+    _Case(
+        "Community-acquired pneumonia",
+        "cough, fever and shortness of breath",
+        "intravenous ceftriaxone and azithromycin",
+        "Pulmonology",
+        "Chest x-ray showed a right lower lobe infiltrate",
+        "Amoxicillin 875 mg by mouth twice daily",
+    ),
+    _Case(
+        "Acute exacerbation of COPD",
+        "worsening dyspnea and wheezing",
+        "nebulized bronchodilators and oral prednisone",
+        "Pulmonology",
+        "Chest x-ray showed hyperinflation without infiltrate",
+        "Prednisone 40 mg by mouth daily",
+    ),
+    _Case(
+        "Congestive heart failure exacerbation",
+        "leg swelling and orthopnea",
+        "intravenous furosemide",
+        "Cardiology",
+        "Echocardiogram showed an ejection fraction of 35 percent",
+        "Furosemide 40 mg by mouth daily",
+    ),
+    _Case(
+        "Atrial fibrillation with rapid ventricular response",
+        "palpitations and dizziness",
+        "diltiazem for rate control and apixaban",
+        "Cardiology",
+        "Echocardiogram showed normal valve function",
+        "Apixaban 5 mg by mouth twice daily",
+    ),
+    _Case(
+        "Cellulitis of the left lower leg",
+        "redness and swelling of the left leg",
+        "intravenous cefazolin",
+        "Infectious Disease",
+        "Venous duplex was negative for thrombosis",
+        "Cephalexin 500 mg by mouth four times daily",
+    ),
+    _Case(
+        "Acute kidney injury",
+        "poor oral intake and fatigue",
+        "intravenous fluids and holding nephrotoxic medications",
+        "Nephrology",
+        "Renal ultrasound showed no hydronephrosis",
+        "Amlodipine 5 mg by mouth daily",
+    ),
+    _Case(
+        "Acute pancreatitis",
+        "epigastric pain radiating to the back",
+        "bowel rest, intravenous fluids and analgesia",
+        "Gastroenterology",
+        "CT of the abdomen showed peripancreatic stranding",
+        "Omeprazole 20 mg by mouth daily",
+    ),
+    _Case(
+        "Chest pain, acute coronary syndrome ruled out",
+        "substernal chest pressure",
+        "telemetry monitoring and serial troponins",
+        "Cardiology",
+        "Stress test was negative for ischemia",
+        "Atorvastatin 40 mg by mouth at bedtime",
+    ),
+    _Case(
+        "Upper gastrointestinal bleeding",
+        "black stools and lightheadedness",
+        "two units of packed red cells and a proton pump inhibitor",
+        "Gastroenterology",
+        "Endoscopy showed a nonbleeding duodenal ulcer",
+        "Pantoprazole 40 mg by mouth twice daily",
+    ),
+    _Case(
+        "Syncope",
+        "a brief loss of consciousness at home",
+        "telemetry monitoring and orthostatic evaluation",
+        "Neurology",
+        "CT of the head showed no acute abnormality",
+        "Metoprolol succinate 25 mg by mouth daily",
+    ),
 )
-HISTORY = ("Hypertension", "Type 2 diabetes mellitus", "Hyperlipidemia", "Chronic kidney disease",
-           "Hypothyroidism", "Obesity", "Gastroesophageal reflux disease", "Osteoarthritis",
-           "Depression", "Asthma")
+HISTORY = (
+    "Hypertension",
+    "Type 2 diabetes mellitus",
+    "Hyperlipidemia",
+    "Chronic kidney disease",
+    "Hypothyroidism",
+    "Obesity",
+    "Gastroesophageal reflux disease",
+    "Osteoarthritis",
+    "Depression",
+    "Asthma",
+)
 DRUGS = (
     ("Lisinopril", "10 mg", "tablet", "Take 1 tablet by mouth once daily"),
     ("Metformin", "500 mg", "tablet", "Take 1 tablet by mouth twice daily with meals"),
@@ -332,15 +397,16 @@ DRUGS = (
     ("Gabapentin", "300 mg", "capsule", "Take 1 capsule by mouth at bedtime"),
     ("Cephalexin", "500 mg", "capsule", "Take 1 capsule by mouth four times daily for 7 days"),
 )
-NUMBER_WORDS = {7: "seven", 10: "ten", 14: "fourteen", 28: "twenty-eight", 30: "thirty",
-                60: "sixty", 90: "ninety"}
+NUMBER_WORDS = {7: "seven", 10: "ten", 14: "fourteen", 28: "twenty-eight", 30: "thirty", 60: "sixty", 90: "ninety"}
 
 
 def _vitals(c: _Ctx) -> str:
     r = c.rng
-    return (f"BP {r.randint(104, 162)}/{r.randint(60, 96)}, HR {r.randint(58, 108)}, "
-            f"Temp {r.uniform(97.2, 100.8):.1f} F, RR {r.randint(12, 22)}, "
-            f"SpO2 {r.randint(91, 99)}% on room air")
+    return (
+        f"BP {r.randint(104, 162)}/{r.randint(60, 96)}, HR {r.randint(58, 108)}, "
+        f"Temp {r.uniform(97.2, 100.8):.1f} F, RR {r.randint(12, 22)}, "
+        f"SpO2 {r.randint(91, 99)}% on room air"
+    )
 
 
 def _history(c: _Ctx, k: int = 3) -> list[str]:
@@ -363,14 +429,15 @@ def _pick(c: _Ctx, *options: str) -> str:
 # Sections a type may add to fill later pages; each is used at most once per document.
 _Extra = Callable[[_Ctx], list[str]]
 _SHARED_EXTRAS: dict[str, _Extra] = {
-    "labs": lambda c: c.sec(_pick(c, "Laboratory Data", "Pertinent Results", "Recent Results"),
-                            _lab_rows(c, 4)),
+    "labs": lambda c: c.sec(_pick(c, "Laboratory Data", "Pertinent Results", "Recent Results"), _lab_rows(c, 4)),
     "meds": lambda c: c.sec(_pick(c, "Current Medications", "Medications"), _drug_list(c, 3)),
     "history": lambda c: c.sec("Past Medical History", ", ".join(_history(c))),
-    "allergies": lambda c: c.sec("Allergies", _pick(c, "No known drug allergies", "Codeine (nausea)",
-                                                    "Penicillin (hives)")),
-    "social": lambda c: c.sec("Social History", _pick(c, "Lives with spouse; retired teacher.",
-                                                      "Lives alone; works in construction.")),
+    "allergies": lambda c: c.sec(
+        "Allergies", _pick(c, "No known drug allergies", "Codeine (nausea)", "Penicillin (hives)")
+    ),
+    "social": lambda c: c.sec(
+        "Social History", _pick(c, "Lives with spouse; retired teacher.", "Lives alone; works in construction.")
+    ),
 }
 
 
@@ -379,11 +446,13 @@ def _discharge(c: _Ctx) -> list[list[str]]:
     admitted = c.when - timedelta(days=r.randint(2, 9))
     return [
         [f"Admission Date: {c.d(admitted)}", f"Attending: {c.doctor()}", ""],
-        c.sec("Discharge Diagnosis", [f"1. {case.dx}", *(f"{i}. {h}" for i, h in
-                                                        enumerate(_history(c, 2), 2))]),
-        c.sec("Hospital Course", f"{c.who()} was admitted with {case.dx.lower()} and was treated "
-              f"with {case.treatment}. {case.specialty} consultation was obtained and its "
-              f"recommendations were followed. {case.finding}. Symptoms improved steadily."),
+        c.sec("Discharge Diagnosis", [f"1. {case.dx}", *(f"{i}. {h}" for i, h in enumerate(_history(c, 2), 2))]),
+        c.sec(
+            "Hospital Course",
+            f"{c.who()} was admitted with {case.dx.lower()} and was treated "
+            f"with {case.treatment}. {case.specialty} consultation was obtained and its "
+            f"recommendations were followed. {case.finding}. Symptoms improved steadily.",
+        ),
         c.sec("Discharge Medications", [case.med, *_drug_list(c, 2)]),
         c.sec("Condition at Discharge", r.choice(("Stable", "Improved", "Good"))),
         c.sec("Disposition", r.choice(("Home", "Home with home health", "Skilled nursing facility"))),
@@ -394,13 +463,16 @@ def _discharge(c: _Ctx) -> list[list[str]]:
 
 _DISCHARGE_EXTRAS: tuple[_Extra, ...] = (
     _SHARED_EXTRAS["labs"],
-    lambda c: c.sec("Consultations", [f"{c.case.specialty}: {c.doctor()}",
-                                      f"Physical therapy: evaluated on day {c.rng.randint(1, 3)}"]),
+    lambda c: c.sec(
+        "Consultations",
+        [f"{c.case.specialty}: {c.doctor()}", f"Physical therapy: evaluated on day {c.rng.randint(1, 3)}"],
+    ),
     lambda c: c.sec("Imaging", f"{c.case.finding}."),
     lambda c: c.sec("Diet", _pick(c, "Low sodium, 2 gram", "Carbohydrate controlled", "Regular")),
     lambda c: c.sec("Activity", "As tolerated. No driving while taking opioid pain medication."),
-    lambda c: c.sec("Pending Results", "Blood cultures are pending at discharge and will be "
-                    "followed by the primary care physician."),
+    lambda c: c.sec(
+        "Pending Results", "Blood cultures are pending at discharge and will be followed by the primary care physician."
+    ),
 )
 
 
@@ -409,25 +481,40 @@ def _hp(c: _Ctx) -> list[list[str]]:
     history = _history(c)
     return [
         c.sec("Chief Complaint", case.symptom.capitalize()),
-        c.sec("History of Present Illness", f"{c.age()}-year-old with a history of "
-              f"{history[0].lower()} who presents with {case.symptom} for {r.randint(2, 6)} days. "
-              "Symptoms have been progressive despite rest at home."),
+        c.sec(
+            "History of Present Illness",
+            f"{c.age()}-year-old with a history of "
+            f"{history[0].lower()} who presents with {case.symptom} for {r.randint(2, 6)} days. "
+            "Symptoms have been progressive despite rest at home.",
+        ),
         c.sec("Past Medical History", ", ".join(history)),
         _SHARED_EXTRAS["allergies"](c),
-        c.sec("Family History", r.choice(("Father with coronary artery disease.",
-                                          "Mother with type 2 diabetes.", "Noncontributory."))),
-        c.sec("Physical Examination", [_vitals(c), "Alert and oriented, in no acute distress.",
-                                       "Lungs with scattered crackles; heart regular."]),
-        c.sec("Assessment and Plan", f"{case.dx}. Admit for {case.treatment}; "
-              f"{case.specialty.lower()} consultation requested; labs in the morning."),
+        c.sec(
+            "Family History",
+            r.choice(("Father with coronary artery disease.", "Mother with type 2 diabetes.", "Noncontributory.")),
+        ),
+        c.sec(
+            "Physical Examination",
+            [_vitals(c), "Alert and oriented, in no acute distress.", "Lungs with scattered crackles; heart regular."],
+        ),
+        c.sec(
+            "Assessment and Plan",
+            f"{case.dx}. Admit for {case.treatment}; "
+            f"{case.specialty.lower()} consultation requested; labs in the morning.",
+        ),
         _signature(c),
     ]
 
 
 _HP_EXTRAS: tuple[_Extra, ...] = (
-    _SHARED_EXTRAS["social"], _SHARED_EXTRAS["meds"], _SHARED_EXTRAS["labs"],
-    lambda c: c.sec("Review of Systems", "Negative for headache, vision change, abdominal pain, "
-                    "dysuria, rash and joint swelling except as noted in the history."),
+    _SHARED_EXTRAS["social"],
+    _SHARED_EXTRAS["meds"],
+    _SHARED_EXTRAS["labs"],
+    lambda c: c.sec(
+        "Review of Systems",
+        "Negative for headache, vision change, abdominal pain, "
+        "dysuria, rash and joint swelling except as noted in the history.",
+    ),
     lambda c: c.sec("Code Status", _pick(c, "Full code", "Do not resuscitate; confirmed with family")),
 )
 
@@ -436,25 +523,40 @@ def _progress(c: _Ctx) -> list[list[str]]:
     r, history = c.rng, _history(c, 2)
     drug = r.choice(DRUGS)
     return [
-        c.sec("Subjective", f"Returns for a follow up visit of {history[0].lower()} and "
-              f"{history[1].lower()}. Feels well; taking medications as prescribed."),
+        c.sec(
+            "Subjective",
+            f"Returns for a follow up visit of {history[0].lower()} and "
+            f"{history[1].lower()}. Feels well; taking medications as prescribed.",
+        ),
         c.sec("Objective", [_vitals(c), "Heart regular, lungs clear, no edema."]),
         c.sec("Assessment", [f"1. {history[0]}, stable", f"2. {history[1]}, improving"]),
-        c.sec("Plan", [f"Continue {drug[0].lower()} {drug[1]} daily.",
-                       "Lab results reviewed; repeat lipid panel before next visit.",
-                       f"Return to clinic in {r.choice((3, 4, 6))} months."]),
+        c.sec(
+            "Plan",
+            [
+                f"Continue {drug[0].lower()} {drug[1]} daily.",
+                "Lab results reviewed; repeat lipid panel before next visit.",
+                f"Return to clinic in {r.choice((3, 4, 6))} months.",
+            ],
+        ),
         _signature(c),
     ]
 
 
 _PROGRESS_EXTRAS: tuple[_Extra, ...] = (
-    _SHARED_EXTRAS["meds"], _SHARED_EXTRAS["labs"], _SHARED_EXTRAS["allergies"],
-    lambda c: c.sec("Interval History", "No emergency visits since the last appointment. "
-                    "Home blood pressure readings reviewed and mostly at goal."),
-    lambda c: c.sec("Health Maintenance", ["Influenza vaccine given today.",
-                                           "Colonoscopy up to date; mammogram ordered."]),
-    lambda c: c.sec("Counseling", "Discussed diet, exercise and medication adherence for "
-                    "about 15 minutes; the patient voiced understanding."),
+    _SHARED_EXTRAS["meds"],
+    _SHARED_EXTRAS["labs"],
+    _SHARED_EXTRAS["allergies"],
+    lambda c: c.sec(
+        "Interval History",
+        "No emergency visits since the last appointment. Home blood pressure readings reviewed and mostly at goal.",
+    ),
+    lambda c: c.sec(
+        "Health Maintenance", ["Influenza vaccine given today.", "Colonoscopy up to date; mammogram ordered."]
+    ),
+    lambda c: c.sec(
+        "Counseling",
+        "Discussed diet, exercise and medication adherence for about 15 minutes; the patient voiced understanding.",
+    ),
 )
 
 
@@ -465,32 +567,65 @@ def _consult(c: _Ctx) -> list[list[str]]:
         c.sec("Reason for Consultation", case.dx),
         c.sec("History", f"{c.age()}-year-old consulted for {case.symptom}. {case.finding}."),
         c.sec("Examination", [_vitals(c), "No acute distress."]),
-        c.sec("Recommendations", [f"1. Continue {case.treatment}.",
-                                  f"2. Start {case.med.lower()} at discharge.",
-                                  f"3. Follow up in {case.specialty} clinic in {r.randint(2, 6)} weeks."]),
+        c.sec(
+            "Recommendations",
+            [
+                f"1. Continue {case.treatment}.",
+                f"2. Start {case.med.lower()} at discharge.",
+                f"3. Follow up in {case.specialty} clinic in {r.randint(2, 6)} weeks.",
+            ],
+        ),
         ["Thank you for this consultation. We will follow along.", ""],
         _signature(c, f", {case.specialty}"),
     ]
 
 
 _CONSULT_EXTRAS: tuple[_Extra, ...] = (
-    _SHARED_EXTRAS["labs"], _SHARED_EXTRAS["history"], _SHARED_EXTRAS["meds"],
+    _SHARED_EXTRAS["labs"],
+    _SHARED_EXTRAS["history"],
+    _SHARED_EXTRAS["meds"],
     _SHARED_EXTRAS["social"],
-    lambda c: c.sec("Impression", f"{c.case.dx}, likely multifactorial; no indication for "
-                    "invasive evaluation at this time."),
+    lambda c: c.sec(
+        "Impression", f"{c.case.dx}, likely multifactorial; no indication for invasive evaluation at this time."
+    ),
 )
 
 _OPERATIONS = (
-    ("Acute appendicitis", "Laparoscopic appendectomy", "Inflamed, nonperforated appendix",
-     "Appendix", "Three ports were placed and the mesoappendix was divided with a stapler."),
-    ("Symptomatic cholelithiasis", "Laparoscopic cholecystectomy", "Gallbladder with many stones",
-     "Gallbladder", "The cystic duct and artery were clipped and divided after a critical view."),
-    ("Right inguinal hernia", "Open right inguinal hernia repair with mesh", "Indirect hernia sac",
-     "None", "A groin incision was made; the sac was reduced and a mesh was sutured in place."),
-    ("Osteoarthritis, right knee", "Right total knee arthroplasty", "Tricompartmental arthritis",
-     "Bone fragments", "A midline incision was made and cemented components were implanted."),
-    ("Left breast mass", "Left breast excisional biopsy", "Firm 2 cm mass", "Left breast mass",
-     "A periareolar incision was made and the mass was excised with a rim of normal tissue."),
+    (
+        "Acute appendicitis",
+        "Laparoscopic appendectomy",
+        "Inflamed, nonperforated appendix",
+        "Appendix",
+        "Three ports were placed and the mesoappendix was divided with a stapler.",
+    ),
+    (
+        "Symptomatic cholelithiasis",
+        "Laparoscopic cholecystectomy",
+        "Gallbladder with many stones",
+        "Gallbladder",
+        "The cystic duct and artery were clipped and divided after a critical view.",
+    ),
+    (
+        "Right inguinal hernia",
+        "Open right inguinal hernia repair with mesh",
+        "Indirect hernia sac",
+        "None",
+        "A groin incision was made; the sac was reduced and a mesh was sutured in place.",
+    ),
+    (
+        "Osteoarthritis, right knee",
+        "Right total knee arthroplasty",
+        "Tricompartmental arthritis",
+        "Bone fragments",
+        "A midline incision was made and cemented components were implanted.",
+    ),
+    (
+        "Left breast mass",
+        "Left breast excisional biopsy",
+        "Firm 2 cm mass",
+        "Left breast mass",
+        "A periareolar incision was made and the mass was excised with a rim of normal tissue.",
+    ),
 )
 
 
@@ -506,37 +641,60 @@ def _operative(c: _Ctx) -> list[list[str]]:
         c.sec("Estimated Blood Loss", f"{r.choice((10, 25, 50, 150))} mL"),
         c.sec("Specimens", specimen + (" to pathology" if specimen != "None" else "")),
         c.sec("Complications", "None"),
-        c.sec("Description of Procedure", "After informed consent the patient was brought to the "
-              f"operating room and prepped. {description} Counts were correct. The patient went "
-              "to recovery in stable condition; the pathology report is pending."),
+        c.sec(
+            "Description of Procedure",
+            "After informed consent the patient was brought to the "
+            f"operating room and prepped. {description} Counts were correct. The patient went "
+            "to recovery in stable condition; the pathology report is pending.",
+        ),
         _signature(c),
     ]
 
 
 _OPERATIVE_EXTRAS: tuple[_Extra, ...] = (
-    lambda c: c.sec("Indications", "Symptoms failed conservative management; the risks and "
-                    "benefits were reviewed and consent was signed."),
+    lambda c: c.sec(
+        "Indications",
+        "Symptoms failed conservative management; the risks and benefits were reviewed and consent was signed.",
+    ),
     lambda c: c.sec("Assistant", f"{c.doctor()}, MD"),
     lambda c: c.sec("Fluids", f"{c.rng.choice((800, 1200, 1500))} mL crystalloid"),
     lambda c: c.sec("Drains", _pick(c, "None", "One 19 French drain to bulb suction")),
-    lambda c: c.sec("Postoperative Plan", "Advance diet as tolerated, ambulate tonight, oral "
-                    "analgesia, discharge when tolerating a diet. Wound check in two weeks."),
+    lambda c: c.sec(
+        "Postoperative Plan",
+        "Advance diet as tolerated, ambulate tonight, oral "
+        "analgesia, discharge when tolerating a diet. Wound check in two weeks.",
+    ),
 )
 
 _STUDIES = (
-    ("CT Report", "CT ABDOMEN AND PELVIS WITH CONTRAST",
-     "Axial images after intravenous contrast with coronal reformats.",
-     "The appendix is dilated with surrounding fat stranding. No free air.",
-     "Findings consistent with acute appendicitis."),
-    ("X-ray Report", "CHEST, 2 VIEWS", "PA and lateral views of the chest.",
-     "Patchy opacity in the right lower lobe. No pleural effusion. Heart size normal.",
-     "Right lower lobe pneumonia."),
-    ("MRI Report", "MRI LUMBAR SPINE WITHOUT CONTRAST", "Sagittal and axial T1 and T2 images.",
-     "Disc bulge at L4-L5 with mild foraminal narrowing. Cord and conus are normal.",
-     "Mild degenerative disc disease at L4-L5."),
-    ("Ultrasound Report", "ULTRASOUND RIGHT UPPER QUADRANT", "Grayscale and color Doppler images.",
-     "Multiple gallstones without wall thickening. Common bile duct 4 mm.",
-     "Cholelithiasis without cholecystitis."),
+    (
+        "CT Report",
+        "CT ABDOMEN AND PELVIS WITH CONTRAST",
+        "Axial images after intravenous contrast with coronal reformats.",
+        "The appendix is dilated with surrounding fat stranding. No free air.",
+        "Findings consistent with acute appendicitis.",
+    ),
+    (
+        "X-ray Report",
+        "CHEST, 2 VIEWS",
+        "PA and lateral views of the chest.",
+        "Patchy opacity in the right lower lobe. No pleural effusion. Heart size normal.",
+        "Right lower lobe pneumonia.",
+    ),
+    (
+        "MRI Report",
+        "MRI LUMBAR SPINE WITHOUT CONTRAST",
+        "Sagittal and axial T1 and T2 images.",
+        "Disc bulge at L4-L5 with mild foraminal narrowing. Cord and conus are normal.",
+        "Mild degenerative disc disease at L4-L5.",
+    ),
+    (
+        "Ultrasound Report",
+        "ULTRASOUND RIGHT UPPER QUADRANT",
+        "Grayscale and color Doppler images.",
+        "Multiple gallstones without wall thickening. Common bile duct 4 mm.",
+        "Cholelithiasis without cholecystitis.",
+    ),
 )
 
 
@@ -555,26 +713,38 @@ def _radiology(c: _Ctx) -> list[list[str]]:
 
 
 _RADIOLOGY_EXTRAS: tuple[_Extra, ...] = (
-    lambda c: c.sec("Additional Findings", "Visualized bones show mild degenerative change. "
-                    "No suspicious lesion."),
-    lambda c: c.sec("Recommendation", _pick(c, "No further imaging is needed.",
-                                            "Follow-up imaging in 6 to 8 weeks after treatment.")),
-    lambda c: c.sec("Communication", f"Findings discussed with {c.doctor()} by telephone "
-                    "at the time of interpretation."),
-    lambda c: c.sec("Radiation Dose", f"CTDIvol {c.rng.uniform(4, 18):.1f} mGy; "
-                    "dose reduction techniques were used."),
+    lambda c: c.sec("Additional Findings", "Visualized bones show mild degenerative change. No suspicious lesion."),
+    lambda c: c.sec(
+        "Recommendation",
+        _pick(c, "No further imaging is needed.", "Follow-up imaging in 6 to 8 weeks after treatment."),
+    ),
+    lambda c: c.sec(
+        "Communication", f"Findings discussed with {c.doctor()} by telephone at the time of interpretation."
+    ),
+    lambda c: c.sec("Radiation Dose", f"CTDIvol {c.rng.uniform(4, 18):.1f} mGy; dose reduction techniques were used."),
 )
 
 _LAB_TESTS = (
-    ("WBC", 4.0, 11.0, "x10^3/uL", 1), ("Hemoglobin", 12.0, 16.0, "g/dL", 1),
-    ("Hematocrit", 36.0, 46.0, "%", 1), ("Platelets", 150, 400, "x10^3/uL", 0),
-    ("Sodium", 135, 145, "mmol/L", 0), ("Potassium", 3.5, 5.1, "mmol/L", 1),
-    ("Chloride", 98, 107, "mmol/L", 0), ("CO2", 22, 29, "mmol/L", 0),
-    ("BUN", 7, 20, "mg/dL", 0), ("Creatinine", 0.6, 1.3, "mg/dL", 2),
-    ("Glucose", 70, 99, "mg/dL", 0), ("Calcium", 8.5, 10.5, "mg/dL", 1),
-    ("ALT", 7, 56, "U/L", 0), ("AST", 10, 40, "U/L", 0), ("Albumin", 3.5, 5.0, "g/dL", 1),
-    ("Cholesterol", 100, 199, "mg/dL", 0), ("Triglycerides", 40, 149, "mg/dL", 0),
-    ("INR", 0.8, 1.2, "ratio", 1), ("TSH", 0.4, 4.0, "mIU/L", 2), ("Hemoglobin A1c", 4.0, 5.6, "%", 1),
+    ("WBC", 4.0, 11.0, "x10^3/uL", 1),
+    ("Hemoglobin", 12.0, 16.0, "g/dL", 1),
+    ("Hematocrit", 36.0, 46.0, "%", 1),
+    ("Platelets", 150, 400, "x10^3/uL", 0),
+    ("Sodium", 135, 145, "mmol/L", 0),
+    ("Potassium", 3.5, 5.1, "mmol/L", 1),
+    ("Chloride", 98, 107, "mmol/L", 0),
+    ("CO2", 22, 29, "mmol/L", 0),
+    ("BUN", 7, 20, "mg/dL", 0),
+    ("Creatinine", 0.6, 1.3, "mg/dL", 2),
+    ("Glucose", 70, 99, "mg/dL", 0),
+    ("Calcium", 8.5, 10.5, "mg/dL", 1),
+    ("ALT", 7, 56, "U/L", 0),
+    ("AST", 10, 40, "U/L", 0),
+    ("Albumin", 3.5, 5.0, "g/dL", 1),
+    ("Cholesterol", 100, 199, "mg/dL", 0),
+    ("Triglycerides", 40, 149, "mg/dL", 0),
+    ("INR", 0.8, 1.2, "ratio", 1),
+    ("TSH", 0.4, 4.0, "mIU/L", 2),
+    ("Hemoglobin A1c", 4.0, 5.6, "%", 1),
 )
 
 
@@ -590,11 +760,16 @@ def _lab_rows(c: _Ctx, k: int) -> list[str]:
 def _lab(c: _Ctx) -> list[list[str]]:
     head = "Test\tResult\tFlag\tReference Range\tUnits"
     return [
-        [*_some(f"Ordering Provider: {c.doctor()}", _decoy(c, "accession"),
-                f"Specimen: {c.rng.choice(('Blood, venous', 'Serum', 'Whole blood'))}"), ""],
+        [
+            *_some(
+                f"Ordering Provider: {c.doctor()}",
+                _decoy(c, "accession"),
+                f"Specimen: {c.rng.choice(('Blood, venous', 'Serum', 'Whole blood'))}",
+            ),
+            "",
+        ],
         [head.upper() if c.upper_headings else head, *_lab_rows(c, c.rng.randint(5, 8)), ""],
-        c.sec("Comments", c.rng.choice(("Specimen slightly hemolyzed.", "Critical values called.",
-                                        "None."))),
+        c.sec("Comments", c.rng.choice(("Specimen slightly hemolyzed.", "Critical values called.", "None."))),
         ["Result status: Final", f"Performed at {c.rng.choice(FACILITIES)[0]}"],
     ]
 
@@ -605,22 +780,44 @@ _LAB_EXTRAS: tuple[_Extra, ...] = tuple(
 )
 
 _SPECIMENS = (
-    ("Gallbladder, cholecystectomy", "A 7.5 cm gallbladder with a smooth serosa and yellow stones.",
-     "Chronic inflammation of the wall with Rokitansky-Aschoff sinuses.", "Chronic cholecystitis"),
-    ("Skin, left forearm, shave biopsy", "A tan shave of skin measuring 0.8 x 0.6 cm.",
-     "Nests of basaloid cells with peripheral palisading.", "Basal cell carcinoma; margins clear"),
-    ("Colon, sigmoid, polypectomy", "Two tan polyps measuring 0.4 and 0.6 cm.",
-     "Tubular architecture with low-grade dysplasia.", "Tubular adenoma; no high-grade dysplasia"),
-    ("Appendix, appendectomy", "An appendix 6.2 cm long with a fibrinous serosa.",
-     "Transmural neutrophilic inflammation, no perforation.", "Acute appendicitis"),
+    (
+        "Gallbladder, cholecystectomy",
+        "A 7.5 cm gallbladder with a smooth serosa and yellow stones.",
+        "Chronic inflammation of the wall with Rokitansky-Aschoff sinuses.",
+        "Chronic cholecystitis",
+    ),
+    (
+        "Skin, left forearm, shave biopsy",
+        "A tan shave of skin measuring 0.8 x 0.6 cm.",
+        "Nests of basaloid cells with peripheral palisading.",
+        "Basal cell carcinoma; margins clear",
+    ),
+    (
+        "Colon, sigmoid, polypectomy",
+        "Two tan polyps measuring 0.4 and 0.6 cm.",
+        "Tubular architecture with low-grade dysplasia.",
+        "Tubular adenoma; no high-grade dysplasia",
+    ),
+    (
+        "Appendix, appendectomy",
+        "An appendix 6.2 cm long with a fibrinous serosa.",
+        "Transmural neutrophilic inflammation, no perforation.",
+        "Acute appendicitis",
+    ),
 )
 
 
 def _pathology(c: _Ctx) -> list[list[str]]:
     specimen, gross, micro, diagnosis = c.rng.choice(_SPECIMENS)
     return [
-        [*_some(_decoy(c, "accession"), f"Date of Procedure: {c.d(c.when - timedelta(days=2))}",
-                f"Submitting Physician: {c.doctor()}"), ""],
+        [
+            *_some(
+                _decoy(c, "accession"),
+                f"Date of Procedure: {c.d(c.when - timedelta(days=2))}",
+                f"Submitting Physician: {c.doctor()}",
+            ),
+            "",
+        ],
         c.sec("Specimen Received", specimen),
         c.sec("Gross Description", gross + " Representative sections are submitted."),
         c.sec("Microscopic Description", micro),
@@ -646,17 +843,28 @@ def _referral(c: _Ctx) -> list[list[str]]:
     return [
         [to, f"{case.specialty} Associates", ""],
         [f"Dear Dr. {to.split()[-1]},", ""],
-        [*textwrap.wrap(f"I am writing to refer {c.who()}, {c.age()} years old, for evaluation of "
-                        f"{case.dx.lower()}. {case.finding}. The recent discharge summary and "
-                        "lab results are enclosed.", WRAP_CHARS), ""],
+        [
+            *textwrap.wrap(
+                f"I am writing to refer {c.who()}, {c.age()} years old, for evaluation of "
+                f"{case.dx.lower()}. {case.finding}. The recent discharge summary and "
+                "lab results are enclosed.",
+                WRAP_CHARS,
+            ),
+            "",
+        ],
         [*textwrap.wrap(thanks, WRAP_CHARS), ""],
-        [r.choice(("Sincerely,", "Kind regards,", "Yours sincerely,")), "",
-         *_some(c.doctor() + ", MD", _decoy(c, "npi"))],
+        [
+            r.choice(("Sincerely,", "Kind regards,", "Yours sincerely,")),
+            "",
+            *_some(c.doctor() + ", MD", _decoy(c, "npi")),
+        ],
     ]
 
 
 _REFERRAL_EXTRAS: tuple[_Extra, ...] = (
-    _SHARED_EXTRAS["meds"], _SHARED_EXTRAS["history"], _SHARED_EXTRAS["allergies"],
+    _SHARED_EXTRAS["meds"],
+    _SHARED_EXTRAS["history"],
+    _SHARED_EXTRAS["allergies"],
     _SHARED_EXTRAS["labs"],
 )
 
@@ -664,11 +872,13 @@ _REFERRAL_EXTRAS: tuple[_Extra, ...] = (
 def _consent(c: _Ctx) -> list[list[str]]:
     procedure = c.rng.choice(_OPERATIONS)[1].lower()
     person = f"I, {c.who()}," if c.patient else "I"
-    text = (f"{person} hereby consent to a {procedure} to be performed by {c.doctor()} and such "
-            "assistants as may be selected. The nature of the procedure, its risks, benefits and "
-            "alternatives have been explained to me. I understand that no guarantee has been "
-            "made about the result. I consent to anesthesia and to the disposal of any tissue "
-            "removed. I voluntarily give this consent.")
+    text = (
+        f"{person} hereby consent to a {procedure} to be performed by {c.doctor()} and such "
+        "assistants as may be selected. The nature of the procedure, its risks, benefits and "
+        "alternatives have been explained to me. I understand that no guarantee has been "
+        "made about the result. I consent to anesthesia and to the disposal of any tissue "
+        "removed. I voluntarily give this consent."
+    )
     return [
         [*textwrap.wrap(text, WRAP_CHARS), ""],
         ["Signature of Patient: ____________________", f"Date: {c.d(c.when)}", ""],
@@ -677,10 +887,15 @@ def _consent(c: _Ctx) -> list[list[str]]:
 
 
 _CONSENT_EXTRAS: tuple[_Extra, ...] = (
-    lambda c: c.sec("Blood Products", "I consent to the transfusion of blood products if needed. "
-                    "The risks of transfusion, including infection and reaction, were explained."),
-    lambda c: c.sec("Anesthesia", "I understand that anesthesia carries its own risks, which the "
-                    "anesthesiologist has discussed with me."),
+    lambda c: c.sec(
+        "Blood Products",
+        "I consent to the transfusion of blood products if needed. "
+        "The risks of transfusion, including infection and reaction, were explained.",
+    ),
+    lambda c: c.sec(
+        "Anesthesia",
+        "I understand that anesthesia carries its own risks, which the anesthesiologist has discussed with me.",
+    ),
     lambda c: c.sec("Photography", "I authorize photographs for my medical record only."),
     lambda c: c.sec("Interpreter", _pick(c, "Not required.", "Spanish interpreter present.")),
 )
@@ -690,16 +905,22 @@ def _prescription(c: _Ctx) -> list[list[str]]:
     r = c.rng
     sections = [[*_some(c.doctor() + ", MD", _decoy(c, "npi"), _decoy(c, "dea")), ""]]
     sections += [_rx(c, drug) for drug in r.sample(DRUGS, r.randint(1, 3))]
-    sections.append([r.choice(("Substitution permitted", "Dispense as written")),
-                     "Prescriber signature: ____________________"])
+    sections.append(
+        [r.choice(("Substitution permitted", "Dispense as written")), "Prescriber signature: ____________________"]
+    )
     return sections
 
 
 def _rx(c: _Ctx, drug: tuple[str, str, str, str]) -> list[str]:
     name, strength, form, sig = drug
     count = c.rng.choice(sorted(NUMBER_WORDS))
-    return [f"Rx: {name} {strength} {form}", f"Sig: {sig}",
-            f"Disp: #{count} ({NUMBER_WORDS[count]}) {form}s", f"Refills: {c.rng.randint(0, 5)}", ""]
+    return [
+        f"Rx: {name} {strength} {form}",
+        f"Sig: {sig}",
+        f"Disp: #{count} ({NUMBER_WORDS[count]}) {form}s",
+        f"Refills: {c.rng.randint(0, 5)}",
+        "",
+    ]
 
 
 _PRESCRIPTION_EXTRAS: tuple[_Extra, ...] = (
@@ -708,8 +929,14 @@ _PRESCRIPTION_EXTRAS: tuple[_Extra, ...] = (
     lambda c: c.sec("Pharmacy", f"{c.rng.choice(LAST_NAMES)} Pharmacy, {_pick(c, 'Main', 'Elm')} Street"),
 )
 
-_SERVICES = (("Office visit", "99213", 185), ("Chest x-ray", "71046", 240), ("CBC", "85025", 48),
-             ("Metabolic panel", "80048", 62), ("ECG", "93000", 95), ("Venipuncture", "36415", 18))
+_SERVICES = (
+    ("Office visit", "99213", 185),
+    ("Chest x-ray", "71046", 240),
+    ("CBC", "85025", 48),
+    ("Metabolic panel", "80048", 62),
+    ("ECG", "93000", 95),
+    ("Venipuncture", "36415", 18),
+)
 
 
 def _billing_rows(c: _Ctx, k: int) -> tuple[list[str], int]:
@@ -726,23 +953,39 @@ def _billing(c: _Ctx) -> list[list[str]]:
     rows, billed = _billing_rows(c, r.randint(2, 4))
     head = "Service\tCPT\tAmount Billed\tAllowed\tPaid"
     return [
-        [*_some(f"Payer: {r.choice(PAYERS)}", _join(_decoy(c, "member"), _decoy(c, "group")),
-                _join(_decoy(c, "policy"), _decoy(c, "claim"))), ""],
+        [
+            *_some(
+                f"Payer: {r.choice(PAYERS)}",
+                _join(_decoy(c, "member"), _decoy(c, "group")),
+                _join(_decoy(c, "policy"), _decoy(c, "claim")),
+            ),
+            "",
+        ],
         [head.upper() if c.upper_headings else head, *rows, ""],
-        [f"Total charges: ${billed:,.2f}", f"Deductible applied: ${r.choice((0, 50, 100)):,.2f}",
-         f"Copay: ${r.choice((20, 30, 40)):,.2f}",
-         f"Patient balance due: ${r.randint(20, 200):,.2f}", ""],
-        _some(r.choice(("THIS IS NOT A BILL.", "Please remit the amount due by the due date.")),
-              f"Questions about this claim? Call {_phone(r)}" if c.distractors else ""),
+        [
+            f"Total charges: ${billed:,.2f}",
+            f"Deductible applied: ${r.choice((0, 50, 100)):,.2f}",
+            f"Copay: ${r.choice((20, 30, 40)):,.2f}",
+            f"Patient balance due: ${r.randint(20, 200):,.2f}",
+            "",
+        ],
+        _some(
+            r.choice(("THIS IS NOT A BILL.", "Please remit the amount due by the due date.")),
+            f"Questions about this claim? Call {_phone(r)}" if c.distractors else "",
+        ),
     ]
 
 
 _BILLING_EXTRAS: tuple[_Extra, ...] = (
     lambda c: ["Adjusted services:", *_billing_rows(c, 2)[0], ""],
-    lambda c: c.sec("Payment History", [f"Insurance payment: ${c.rng.randint(40, 400):,.2f}",
-                                        f"Patient payment: ${c.rng.randint(10, 60):,.2f}"]),
-    lambda c: c.sec("Messages", "Your plan covers preventive services at no cost. Appeals must "
-                    "be filed within 180 days of this notice."),
+    lambda c: c.sec(
+        "Payment History",
+        [f"Insurance payment: ${c.rng.randint(40, 400):,.2f}", f"Patient payment: ${c.rng.randint(10, 60):,.2f}"],
+    ),
+    lambda c: c.sec(
+        "Messages",
+        "Your plan covers preventive services at no cost. Appeals must be filed within 180 days of this notice.",
+    ),
     lambda c: c.sec("Remark Codes", "CO-45: charge exceeds fee schedule. PR-3: copayment amount."),
 )
 
@@ -790,9 +1033,16 @@ def make_document(
         raise ValueError("a document has at least one page")
     if patient is None and conflicting_mrn:
         raise ValueError("a conflicting MRN needs a patient whose MRN it conflicts with")
-    c = _Ctx(rng, patient, _doc_date(rng, patient), date_style or rng.choice(DATE_STYLES),
-             distractors, label_style or rng.choice(MRN_LABELS), rng.random() < 0.5,
-             rng.choice(CASES))
+    c = _Ctx(
+        rng,
+        patient,
+        _doc_date(rng, patient),
+        date_style or rng.choice(DATE_STYLES),
+        distractors,
+        label_style or rng.choice(MRN_LABELS),
+        rng.random() < 0.5,
+        rng.choice(CASES),
+    )
     c.titles = tuple(t for t in DEFAULT_TAXONOMY[doc_type]["titles"] if t not in _UNUSED_TITLES)
     other = _other_mrn(c, conflicting_mrn)
     layout = layout or rng.choice(LAYOUTS)
@@ -808,9 +1058,17 @@ def make_document(
     sticker = ["", f"Patient: {c.name_shown}    {c.mrn_label}{c.sep}{other}"] if other else []
     rooms = _rooms(pages, len(heading), len(first) - len(heading), len(running), len(sticker))
     laid = _paginate(first, running, _fill(c, sections, extras, rooms), rooms, sticker)
-    return SampleDoc(doc_type, patient, c.when.isoformat(), laid,
-                     c.mrn_label if patient or _has_mrn_label(laid, c.mrn_label) else "",
-                     (other,) if other else (), layout, title_text, len(heading))
+    return SampleDoc(
+        doc_type,
+        patient,
+        c.when.isoformat(),
+        laid,
+        c.mrn_label if patient or _has_mrn_label(laid, c.mrn_label) else "",
+        (other,) if other else (),
+        layout,
+        title_text,
+        len(heading),
+    )
 
 
 def _doc_date(rng: random.Random, patient: Patient | None) -> date:
@@ -850,9 +1108,15 @@ def _letterhead(c: _Ctx) -> list[str]:
 def _show_name(rng: random.Random, p: Patient) -> str:
     """The name as printed; the truth stays ``p.name`` whatever the spelling."""
     initial = rng.choice("ABCDEFGHJKLMNPRSTW")
-    return rng.choice((f"{p.last.upper()}, {p.first.upper()}", f"{p.last}, {p.first}",
-                       f"{p.first} {p.last}", f"{p.first} {initial}. {p.last}",
-                       f"{p.last.upper()}, {p.first.upper()} {initial}"))
+    return rng.choice(
+        (
+            f"{p.last.upper()}, {p.first.upper()}",
+            f"{p.last}, {p.first}",
+            f"{p.first} {p.last}",
+            f"{p.first} {initial}. {p.last}",
+            f"{p.last.upper()}, {p.first.upper()} {initial}",
+        )
+    )
 
 
 def _patient_block(c: _Ctx, layout: str, date_label: str) -> list[str]:
@@ -876,11 +1140,13 @@ def _patient_block(c: _Ctx, layout: str, date_label: str) -> list[str]:
         rows = [f"{left}\t{r}" for left, r in zip_longest((name, mrn, dob), right[:3], fillvalue="")]
     elif layout == "stacked":
         colon = c.rng.choice((":", ""))
-        rows = [name_label + colon, c.name_shown, c.mrn_label + colon, p.mrn, _join(dob, when),
-                _join(*decoys)]
+        rows = [name_label + colon, c.name_shown, c.mrn_label + colon, p.mrn, _join(dob, when), _join(*decoys)]
     elif layout == "grid":
-        rows = [f"{name_label}\t{c.mrn_label}\t{dob_label}",
-                f"{c.name_shown}\t{p.mrn}\t{c.d(date.fromisoformat(p.dob))}", _join(when, *decoys)]
+        rows = [
+            f"{name_label}\t{c.mrn_label}\t{dob_label}",
+            f"{c.name_shown}\t{p.mrn}\t{c.d(date.fromisoformat(p.dob))}",
+            _join(when, *decoys),
+        ]
     else:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     return [row for row in rows if row]
@@ -901,8 +1167,7 @@ def _rooms(pages: int, heading: int, block: int, running: int, sticker: int) -> 
     return rooms
 
 
-def _fill(c: _Ctx, sections: list[list[str]], extras: tuple[_Extra, ...],
-          rooms: list[int]) -> list[str]:
+def _fill(c: _Ctx, sections: list[list[str]], extras: tuple[_Extra, ...], rooms: list[int]) -> list[str]:
     """Body lines: the type's sections plus, for longer documents, distinct extra
     sections before the sign-off until each page has about BODY_PER_PAGE lines."""
     *middle, closing = sections
@@ -916,14 +1181,15 @@ def _fill(c: _Ctx, sections: list[list[str]], extras: tuple[_Extra, ...],
     return body
 
 
-def _paginate(first: list[str], running: list[str], body: list[str], rooms: list[int],
-              sticker: list[str]) -> tuple[tuple[str, ...], ...]:
+def _paginate(
+    first: list[str], running: list[str], body: list[str], rooms: list[int], sticker: list[str]
+) -> tuple[tuple[str, ...], ...]:
     """Spread the body evenly, never leaving later pages more than they can hold."""
     out, pos, pages = [], 0, len(rooms)
     for k, room in enumerate(rooms):
         left = len(body) - pos
-        take = max(min(room, -(-left // (pages - k))), left - sum(rooms[k + 1:]))
-        chunk = body[pos:pos + take]
+        take = max(min(room, -(-left // (pages - k))), left - sum(rooms[k + 1 :]))
+        chunk = body[pos : pos + take]
         pos += take
         while chunk and not chunk[0]:
             chunk = chunk[1:]  # a page never starts with the gap that ended a section
@@ -967,8 +1233,13 @@ def _rows(line: str, width: float, measure: Callable[[str], float]) -> list[list
     return [row]
 
 
-def _layout(lines: Sequence[str], heading_lines: int, size: float, page: tuple[float, float],
-            measure: Callable[[str, bool], float]) -> list[_Placed]:
+def _layout(
+    lines: Sequence[str],
+    heading_lines: int,
+    size: float,
+    page: tuple[float, float],
+    measure: Callable[[str, bool], float],
+) -> list[_Placed]:
     """Where each piece of text goes, in the units of ``size`` and ``page``."""
     margin = MARGIN_INCHES * page[0] / PAGE_INCHES[0]
     width, bottom = page[0] - 2 * margin, page[1] - margin
@@ -1025,8 +1296,7 @@ def render_page(
     def font(heading: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return _font(round(px * (HEADING_SCALE if heading else 1)), heading)
 
-    for x, y, text, heading in _layout(lines, heading_lines, px, size,
-                                       lambda s, h: font(h).getlength(s)):
+    for x, y, text, heading in _layout(lines, heading_lines, px, size, lambda s, h: font(h).getlength(s)):
         draw.text((x, y), text, font=font(heading), fill=0)
     page = _degrade(page, rng or random.Random(0), skew_deg, noise, blur)
     if rotate:
@@ -1035,8 +1305,7 @@ def render_page(
     return page
 
 
-def _degrade(page: Image.Image, rng: random.Random, skew_deg: float, noise: float,
-             blur: float) -> Image.Image:
+def _degrade(page: Image.Image, rng: random.Random, skew_deg: float, noise: float, blur: float) -> Image.Image:
     if blur:
         page = page.filter(ImageFilter.GaussianBlur(blur))
     if skew_deg:
@@ -1055,8 +1324,7 @@ def _speckle(page: Image.Image, rng: random.Random, amount: float) -> Image.Imag
         mask = bytearray(cells)
         for i in rng.sample(range(cells), round(amount * cells)):
             mask[i] = 255
-        big = Image.frombytes("L", grid, bytes(mask)).resize((grid[0] * cell, grid[1] * cell),
-                                                             Image.Resampling.NEAREST)
+        big = Image.frombytes("L", grid, bytes(mask)).resize((grid[0] * cell, grid[1] * cell), Image.Resampling.NEAREST)
         page.paste(colour, (0, 0, *page.size), big.crop((0, 0, *page.size)))
     return page
 
@@ -1099,18 +1367,18 @@ def write_scanned_pdf(
         width, height = round(image.width * 72 / xdpi, 4), round(image.height * 72 / ydpi, 4)
         content = f"q {width} 0 0 {height} 0 0 cm /Im0 Do Q".encode()
         page = pikepdf.Dictionary(
-            Type=pikepdf.Name.Page, MediaBox=[0, 0, width, height],
-            Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(
-                Im0=_image_xobject(pdf, image, encoding, quality))),
-            Contents=pikepdf.Stream(pdf, content))
+            Type=pikepdf.Name.Page,
+            MediaBox=[0, 0, width, height],
+            Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=_image_xobject(pdf, image, encoding, quality))),
+            Contents=pikepdf.Stream(pdf, content),
+        )
         pdf.pages.append(pikepdf.Page(page))
     if not pdf.pages:
         raise ValueError("a PDF needs at least one page image")
     _save(pdf, path)
 
 
-def _image_xobject(pdf: pikepdf.Pdf, image: Image.Image, encoding: Encoding,
-                   quality: int) -> pikepdf.Stream:
+def _image_xobject(pdf: pikepdf.Pdf, image: Image.Image, encoding: Encoding, quality: int) -> pikepdf.Stream:
     if encoding == "jpeg":
         gray = image.convert("L")
         buffer = io.BytesIO()
@@ -1118,22 +1386,33 @@ def _image_xobject(pdf: pikepdf.Pdf, image: Image.Image, encoding: Encoding,
         return _xobject(pdf, gray, buffer.getvalue(), 8, Filter=pikepdf.Name.DCTDecode)
     if encoding == "flate":
         pixels = image if image.mode == "1" else image.convert("L")
-        return _xobject(pdf, pixels, zlib.compress(pixels.tobytes(), 9), 1 if pixels.mode == "1" else 8,
-                        Filter=pikepdf.Name.FlateDecode)
+        return _xobject(
+            pdf,
+            pixels,
+            zlib.compress(pixels.tobytes(), 9),
+            1 if pixels.mode == "1" else 8,
+            Filter=pikepdf.Name.FlateDecode,
+        )
     if encoding == "g4":
         bitonal = _bitonal(image)
         # Pillow writes these as MinIsBlack, so the runs decode with black as 1.
         params = pikepdf.Dictionary(K=-1, Columns=bitonal.width, Rows=bitonal.height, BlackIs1=True)
-        return _xobject(pdf, bitonal, _group4(bitonal), 1, Filter=pikepdf.Name.CCITTFaxDecode,
-                        DecodeParms=params)
+        return _xobject(pdf, bitonal, _group4(bitonal), 1, Filter=pikepdf.Name.CCITTFaxDecode, DecodeParms=params)
     raise ValueError(f"unknown encoding {encoding!r}; expected jpeg, g4 or flate")
 
 
-def _xobject(pdf: pikepdf.Pdf, image: Image.Image, data: bytes, bits: int,
-             **filters: object) -> pikepdf.Stream:
-    return pikepdf.Stream(pdf, data, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image,
-                          Width=image.width, Height=image.height,
-                          ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=bits, **filters)
+def _xobject(pdf: pikepdf.Pdf, image: Image.Image, data: bytes, bits: int, **filters: object) -> pikepdf.Stream:
+    return pikepdf.Stream(
+        pdf,
+        data,
+        Type=pikepdf.Name.XObject,
+        Subtype=pikepdf.Name.Image,
+        Width=image.width,
+        Height=image.height,
+        ColorSpace=pikepdf.Name.DeviceGray,
+        BitsPerComponent=bits,
+        **filters,
+    )
 
 
 def _bitonal(image: Image.Image) -> Image.Image:
@@ -1148,7 +1427,7 @@ def _group4(bitonal: Image.Image) -> bytes:
     bitonal.save(buffer, "TIFF", compression="group4", tiffinfo={278: bitonal.height})
     tiff = Image.open(io.BytesIO(buffer.getvalue()))
     (offset,), (length,) = tiff.tag_v2[273], tiff.tag_v2[279]
-    return buffer.getvalue()[offset:offset + length]
+    return buffer.getvalue()[offset : offset + length]
 
 
 def _save(pdf: pikepdf.Pdf, path: str | os.PathLike, **options: object) -> None:
@@ -1168,23 +1447,34 @@ def write_born_digital_pdf(
     """A PDF with a real text layer in Helvetica, as an EHR would print to PDF."""
     pdf = pikepdf.new()
     fonts = pikepdf.Dictionary(
-        F1=pdf.make_indirect(_helvetica("Helvetica")), F2=pdf.make_indirect(_helvetica("Helvetica-Bold")))
+        F1=pdf.make_indirect(_helvetica("Helvetica")), F2=pdf.make_indirect(_helvetica("Helvetica-Bold"))
+    )
     size = (PAGE_INCHES[0] * 72, PAGE_INCHES[1] * 72)
     for k, lines in enumerate(pages):
         content = _text_stream(lines, heading_lines if k == 0 else 0, font_size_pt, size)
-        pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
-            Type=pikepdf.Name.Page, MediaBox=[0, 0, *size],
-            Resources=pikepdf.Dictionary(Font=fonts), Contents=pikepdf.Stream(pdf, content))))
+        pdf.pages.append(
+            pikepdf.Page(
+                pikepdf.Dictionary(
+                    Type=pikepdf.Name.Page,
+                    MediaBox=[0, 0, *size],
+                    Resources=pikepdf.Dictionary(Font=fonts),
+                    Contents=pikepdf.Stream(pdf, content),
+                )
+            )
+        )
     _save(pdf, path, **({"encryption": encryption} if encryption else {}))
 
 
 def _helvetica(name: str) -> pikepdf.Dictionary:
-    return pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
-                              BaseFont=pikepdf.Name("/" + name), Encoding=pikepdf.Name.WinAnsiEncoding)
+    return pikepdf.Dictionary(
+        Type=pikepdf.Name.Font,
+        Subtype=pikepdf.Name.Type1,
+        BaseFont=pikepdf.Name("/" + name),
+        Encoding=pikepdf.Name.WinAnsiEncoding,
+    )
 
 
-def _text_stream(lines: Sequence[str], heading_lines: int, pt: float,
-                 page: tuple[float, float]) -> bytes:
+def _text_stream(lines: Sequence[str], heading_lines: int, pt: float, page: tuple[float, float]) -> bytes:
     def measure(text: str, heading: bool) -> float:
         # Helvetica averages about half an em per character; close enough to wrap and centre.
         return len(text) * 0.52 * pt * (HEADING_SCALE if heading else 1)
@@ -1195,8 +1485,7 @@ def _text_stream(lines: Sequence[str], heading_lines: int, pt: float,
             font = b"/F2" if heading else b"/F1"
             size = pt * (HEADING_SCALE if heading else 1)
             baseline = page[1] - y - size
-            ops.append(b"%s %.2f Tf 1 0 0 1 %.2f %.2f Tm (%s) Tj" % (font, size, x, baseline,
-                                                                       _pdf_text(text)))
+            ops.append(b"%s %.2f Tf 1 0 0 1 %.2f %.2f Tm (%s) Tj" % (font, size, x, baseline, _pdf_text(text)))
     ops.append(b"ET")
     return b"\n".join(ops)
 
@@ -1240,8 +1529,7 @@ STYLES: dict[str, ScanStyle] = {
 }
 
 
-def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan", *,
-                     seed: int = 0) -> None:
+def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan", *, seed: int = 0) -> None:
     """``doc`` as a PDF the way ``STYLES[style]`` delivers it; ``seed`` drives the noise."""
     look = STYLES[style]
     if look.encoding is None:
@@ -1250,20 +1538,25 @@ def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan
     rng = random.Random(seed)
     images = []
     for k, lines in enumerate(doc.pages):
-        page = render_page(lines, rng=rng, skew_deg=rng.uniform(-look.skew, look.skew),
-                           noise=look.noise, blur=look.blur, font_size_pt=look.font_size_pt,
-                           rotate=look.rotate, heading_lines=doc.heading_lines if k == 0 else 0)
+        page = render_page(
+            lines,
+            rng=rng,
+            skew_deg=rng.uniform(-look.skew, look.skew),
+            noise=look.noise,
+            blur=look.blur,
+            font_size_pt=look.font_size_pt,
+            rotate=look.rotate,
+            heading_lines=doc.heading_lines if k == 0 else 0,
+        )
         images.append(fax_page(page, fine=look.fax == "fine") if look.fax else page)
     write_scanned_pdf(path, images, encoding=look.encoding, quality=look.quality)
 
 
 # The demo's first files: one of each way in, a multi-page fax and a multi-page noisy scan.
-_DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2),
-              ("upside_down", 1))
+_DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2), ("upside_down", 1))
 
 
-def write_sample_set(folder: str | os.PathLike, *, count: int = 6,
-                     seed: int = 0) -> list[tuple[Path, SampleDoc]]:
+def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0) -> list[tuple[Path, SampleDoc]]:
     """Sample scans for the demo drop folder, with their ground truth.
 
     Patients recur across files, as in a real archive, and every sixth file (the 4th,
@@ -1278,10 +1571,10 @@ def write_sample_set(folder: str | os.PathLike, *, count: int = 6,
     patients = [make_patient(rng) for _ in range(max(1, count // 2))]
     written = []
     for i in range(count):
-        style, pages = _DEMO_PLAN[i] if i < len(_DEMO_PLAN) else (rng.choice(sorted(STYLES)),
-                                                                  rng.randint(1, 3))
-        doc = make_document(rng, types[i % len(types)], patients[i % len(patients)], pages=pages,
-                            conflicting_mrn=i % 6 == 3)
+        style, pages = _DEMO_PLAN[i] if i < len(_DEMO_PLAN) else (rng.choice(sorted(STYLES)), rng.randint(1, 3))
+        doc = make_document(
+            rng, types[i % len(types)], patients[i % len(patients)], pages=pages, conflicting_mrn=i % 6 == 3
+        )
         path = folder / f"{i + 1:02d}-{style}.pdf"
         partial = folder / f".{path.name}.part"
         write_sample_pdf(partial, doc, style, seed=rng.randrange(2**32))
@@ -1298,10 +1591,17 @@ def make_corpus(count: int = 60, *, seed: int = 0) -> list[SampleDoc]:
     docs = []
     for i in range(count):
         patient = None if rng.random() < 0.1 else rng.choice(patients)
-        docs.append(make_document(
-            rng, DOC_TYPES[i % len(DOC_TYPES)], patient, pages=rng.choice((1, 1, 1, 2, 3)),
-            distractors=rng.random() < 0.9, title=rng.random() < 0.9,
-            conflicting_mrn=patient is not None and rng.random() < 0.1))
+        docs.append(
+            make_document(
+                rng,
+                DOC_TYPES[i % len(DOC_TYPES)],
+                patient,
+                pages=rng.choice((1, 1, 1, 2, 3)),
+                distractors=rng.random() < 0.9,
+                title=rng.random() < 0.9,
+                conflicting_mrn=patient is not None and rng.random() < 0.1,
+            )
+        )
     return docs
 
 
@@ -1334,12 +1634,22 @@ def write_bad_inputs(folder: str | os.PathLike) -> dict[str, str]:
     (folder / "empty.pdf").write_bytes(b"")
     (folder / "not_a_pdf.pdf").write_text("Scan job 1182 finished\nPages: 3\nStatus: OK\n")
     _write_truncated(folder / "truncated.pdf", doc)
-    write_born_digital_pdf(folder / "encrypted.pdf", doc.pages, heading_lines=doc.heading_lines,
-                           encryption=pikepdf.Encryption(user="patient", owner="records"))
+    write_born_digital_pdf(
+        folder / "encrypted.pdf",
+        doc.pages,
+        heading_lines=doc.heading_lines,
+        encryption=pikepdf.Encryption(user="patient", owner="records"),
+    )
     _write_image_bomb(folder / "bomb_image.pdf")
     _write_page_bomb(folder / "bomb_page.pdf")
-    return {"empty.pdf": "empty", "not_a_pdf.pdf": "not_pdf", "truncated.pdf": "truncated",
-            "encrypted.pdf": "encrypted", "bomb_image.pdf": "bomb", "bomb_page.pdf": "bomb"}
+    return {
+        "empty.pdf": "empty",
+        "not_a_pdf.pdf": "not_pdf",
+        "truncated.pdf": "truncated",
+        "encrypted.pdf": "encrypted",
+        "bomb_image.pdf": "bomb",
+        "bomb_page.pdf": "bomb",
+    }
 
 
 def _write_truncated(path: Path, doc: SampleDoc) -> None:
@@ -1358,14 +1668,27 @@ def _write_image_bomb(path: Path) -> None:
     packer, zeros = zlib.compressobj(1), bytes(row_bytes * 200)  # level 1: 3x faster here
     inner = b"".join(packer.compress(zeros) for _ in range(BOMB_SIDE // 200)) + packer.flush()
     pdf = pikepdf.new()
-    image = pikepdf.Stream(pdf, zlib.compress(inner, 9), Type=pikepdf.Name.XObject,
-                           Subtype=pikepdf.Name.Image, Width=BOMB_SIDE, Height=BOMB_SIDE,
-                           ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=1,
-                           Filter=pikepdf.Array([pikepdf.Name.FlateDecode] * 2))
-    pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
-        Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792],
-        Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)),
-        Contents=pikepdf.Stream(pdf, b"q 612 0 0 792 0 0 cm /Im0 Do Q"))))
+    image = pikepdf.Stream(
+        pdf,
+        zlib.compress(inner, 9),
+        Type=pikepdf.Name.XObject,
+        Subtype=pikepdf.Name.Image,
+        Width=BOMB_SIDE,
+        Height=BOMB_SIDE,
+        ColorSpace=pikepdf.Name.DeviceGray,
+        BitsPerComponent=1,
+        Filter=pikepdf.Array([pikepdf.Name.FlateDecode] * 2),
+    )
+    pdf.pages.append(
+        pikepdf.Page(
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Page,
+                MediaBox=[0, 0, 612, 792],
+                Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)),
+                Contents=pikepdf.Stream(pdf, b"q 612 0 0 792 0 0 cm /Im0 Do Q"),
+            )
+        )
+    )
     # Left to compress streams, qpdf would undo the outer layer and store the inner one.
     _save(pdf, path, compress_streams=False)
 
@@ -1374,8 +1697,14 @@ def _write_page_bomb(path: Path) -> None:
     """A 200 x 200 inch page (the PDF maximum): 60000 x 60000 pixels at 300 dpi."""
     pdf = pikepdf.new()
     font = pdf.make_indirect(_helvetica("Helvetica"))
-    pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
-        Type=pikepdf.Name.Page, MediaBox=[0, 0, 14400, 14400],
-        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
-        Contents=pikepdf.Stream(pdf, b"BT /F1 24 Tf 72 14300 Td (Oversized page) Tj ET"))))
+    pdf.pages.append(
+        pikepdf.Page(
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Page,
+                MediaBox=[0, 0, 14400, 14400],
+                Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)),
+                Contents=pikepdf.Stream(pdf, b"BT /F1 24 Tf 72 14300 Td (Oversized page) Tj ET"),
+            )
+        )
+    )
     _save(pdf, path)

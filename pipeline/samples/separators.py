@@ -51,7 +51,9 @@ def patch_t_pdf(page_size: str = "letter", value: str = "PATCHT") -> bytes:
     pdf.drawCentredString(width / 2, height - 2.6 * inch, "PATCH T")
     pdf.setFont("Helvetica", 14)
     pdf.drawCentredString(width / 2, height - 3.1 * inch, "DOCUMENT SEPARATOR SHEET")
-    code = Standard39(value, barWidth=0.02 * inch, barHeight=1.2 * inch, checksum=0, quiet=1, lquiet=0.25 * inch, rquiet=0.25 * inch)
+    code = Standard39(
+        value, barWidth=0.02 * inch, barHeight=1.2 * inch, checksum=0, quiet=1, lquiet=0.25 * inch, rquiet=0.25 * inch
+    )
     code.drawOn(pdf, (width - code.width) / 2, height / 2 - 0.6 * inch)
     pdf.setFont("Helvetica", 18)
     pdf.drawCentredString(width / 2, height / 2 - 0.95 * inch, f"*{value}*")

@@ -46,7 +46,6 @@ from pipeline.core.models import (
     MrnCandidate,
     PageText,
 )
-
 from tests.conftest import ROOT, write_config
 
 # -- helpers shared by the records tests -------------------------------------
@@ -81,14 +80,25 @@ def _source_pdf(folder: Path) -> Path:
 
 
 def add_document(
-    config: Config, seed: int, *, mrn: str | None = MRN, doc_type: str = "lab_result", doc_date: str | None = "2020-03-04",
-    dob: str | None = "1970-05-06", status: str = "filed", name: str = NAME, text: str = SECRET_TEXT,
+    config: Config,
+    seed: int,
+    *,
+    mrn: str | None = MRN,
+    doc_type: str = "lab_result",
+    doc_date: str | None = "2020-03-04",
+    dob: str | None = "1970-05-06",
+    status: str = "filed",
+    name: str = NAME,
+    text: str = SECRET_TEXT,
 ) -> Sidecar:
     """Archive one single-page document (text from a "text layer") and return its sidecar."""
     source_sha = hashlib.sha256(f"input-{seed}".encode()).hexdigest()
     candidates = [MrnCandidate(mrn, mrn, "MRN", 1, 0)] if mrn else []
     doc = Document(
-        doc_id=doc_id_for(source_sha, 1), source_file=f"scan-{seed}.pdf", source_pages=[1], sha256=source_sha,
+        doc_id=doc_id_for(source_sha, 1),
+        source_file=f"scan-{seed}.pdf",
+        source_pages=[1],
+        sha256=source_sha,
         pages=[PageText(1, f"{name} MRN {mrn} {text}", "text-layer")],
         identifiers=Identifiers(candidates, name, dob, doc_date),
         classification=Classification(doc_type, 0.9),
@@ -129,7 +139,11 @@ def run_main(config_path: Path, *args: str) -> subprocess.CompletedProcess:
     code = "from pipeline.cli.main import cli, main\nfrom pipeline.cli.records import COMMANDS\nfor c in COMMANDS: cli.add_command(c)\nmain()"
     return subprocess.run(
         [sys.executable, "-c", code, "--config", str(config_path), *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -151,8 +165,12 @@ def trail(tmp_path: Path) -> AuditLog:
 def test_an_entry_says_when_who_what_which_and_how_it_went(tmp_path: Path):
     log = AuditLog(tmp_path / "audit.jsonl")
     entry = log.record(
-        "search", user="dr.who", doc_ids=["b" * 16 + "-1", "a" * 16 + "-1"], mrns=[MRN, None],
-        details={"query": "anaemia", "filters": {"mrn": MRN}, "results": 2}, reason="treatment",
+        "search",
+        user="dr.who",
+        doc_ids=["b" * 16 + "-1", "a" * 16 + "-1"],
+        mrns=[MRN, None],
+        details={"query": "anaemia", "filters": {"mrn": MRN}, "results": 2},
+        reason="treatment",
     )
     assert entry["at"].endswith("+00:00") and entry["user"] == "dr.who" and entry["os_user"] == os_user()
     assert entry["action"] == "search" and entry["outcome"] == "ok" and entry["reason"] == "treatment"
@@ -271,8 +289,21 @@ def test_each_records_command_is_audited(tmp_path: Path):
     doc = add_document(config, 1, doc_date="1990-01-01", dob="1950-01-01")
     index_archive(config)
     assert invoke(config, "verify").exit_code == 0
-    assert invoke(config, "export", "--mrn", MRN, "--out", str(tmp_path / "out"), "--requester", "Dr Ames, St Elsewhere",
-                  "--purpose", "continuity of care").exit_code == 0
+    assert (
+        invoke(
+            config,
+            "export",
+            "--mrn",
+            MRN,
+            "--out",
+            str(tmp_path / "out"),
+            "--requester",
+            "Dr Ames, St Elsewhere",
+            "--purpose",
+            "continuity of care",
+        ).exit_code
+        == 0
+    )
     assert invoke(config, "disclosures", "--mrn", MRN).exit_code == 0
     assert invoke(config, "retention", "report").exit_code == 0
     assert invoke(config, "retention", "purge", "--confirm", user="records.manager").exit_code == 0

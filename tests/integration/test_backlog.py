@@ -23,7 +23,6 @@ from pipeline.runs.journal import Journal, Result
 from pipeline.runs.walk import walk
 from pipeline.samples import labels
 from pipeline.samples import scans as samples
-
 from tests.conftest import ROOT, run_cli, scanned, write_config
 
 PDF_AND_IMAGES = frozenset({".pdf", ".tif", ".tiff", ".png", ".jpg", ".jpeg"})
@@ -50,10 +49,20 @@ def build_tree(root: Path) -> dict:
         scanned(root / "2019" / "ward-a" / f"chart-{i}.pdf", _make(rng, kinds[i], patients[i]), seed=i)
     sheet = labels.separator_sheet()
     batch = [_make(rng, kinds[3], patients[3]), _make(rng, kinds[4], patients[4])]
-    samples.write_scanned_pdf(root / "2019" / "batch.pdf", [_page(batch[0]), sheet, _page(batch[1])], encoding="jpeg", dpi=(300, 300))
+    samples.write_scanned_pdf(
+        root / "2019" / "batch.pdf", [_page(batch[0]), sheet, _page(batch[1])], encoding="jpeg", dpi=(300, 300)
+    )
     fax = [samples.fax_page(_page(_make(rng, kinds[5], patients[5], pages=2), k)) for k in range(2)]
-    fax[0].save(root / "2020" / "faxes" / "fax-0001.tif", save_all=True, append_images=fax[1:], compression="group4", dpi=(204, 98))
-    _page(_make(rng, "lab_result", patients[0])).convert("L").save(root / "2020" / "photo.jpg", quality=90, dpi=(300, 300))
+    fax[0].save(
+        root / "2020" / "faxes" / "fax-0001.tif",
+        save_all=True,
+        append_images=fax[1:],
+        compression="group4",
+        dpi=(204, 98),
+    )
+    _page(_make(rng, "lab_result", patients[0])).convert("L").save(
+        root / "2020" / "photo.jpg", quality=90, dpi=(300, 300)
+    )
     (root / "junk" / "notes.pdf").write_text("minutes of the records committee\n")
     (root / "junk" / "empty.pdf").write_bytes(b"")
     (root / "2020" / "copy-of-chart-0.pdf").write_bytes((root / "2019" / "ward-a" / "chart-0.pdf").read_bytes())
@@ -64,7 +73,8 @@ def build_tree(root: Path) -> dict:
 def tree_digest(root: Path) -> dict[str, tuple[str, float]]:
     return {
         p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime)
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -81,7 +91,9 @@ def archive_snapshot(config_file: Path) -> dict[str, object]:
                 snapshot[relative] = {k: v for k, v in json.loads(path.read_text()).items() if k != "at"}
             elif path.suffix == ".json":
                 side = json.loads(path.read_text())
-                snapshot[relative] = {k: side[k] for k in ("doc_id", "status", "mrn", "doc_type", "pages", "sha256", "source")}
+                snapshot[relative] = {
+                    k: side[k] for k in ("doc_id", "status", "mrn", "doc_type", "pages", "sha256", "source")
+                }
             else:
                 snapshot[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return snapshot
@@ -116,9 +128,12 @@ def reference(tree, tmp_path_factory) -> dict:
     before = tree_digest(root)
     result = run_cli(config, "backlog", str(root), "--report", str(config.parent / "report.json"))
     return {
-        "config": config, "result": result, "before": before,
+        "config": config,
+        "result": result,
+        "before": before,
         "report": json.loads((config.parent / "report.json").read_text()),
-        "snapshot": archive_snapshot(config), "indexed": indexed_ids(config),
+        "snapshot": archive_snapshot(config),
+        "indexed": indexed_ids(config),
     }
 
 
@@ -143,8 +158,11 @@ def test_a_tree_is_taken_in_completely_and_reported(tree, reference):
 
 
 def test_page_images_keep_their_resolution_and_source_name(reference):
-    fax = next(v for k, v in reference["snapshot"].items() if k.endswith(".json") and isinstance(v, dict)
-               and v.get("source", {}).get("file") == "2020/faxes/fax-0001.tif")
+    fax = next(
+        v
+        for k, v in reference["snapshot"].items()
+        if k.endswith(".json") and isinstance(v, dict) and v.get("source", {}).get("file") == "2020/faxes/fax-0001.tif"
+    )
     assert fax["pages"] == 2 and fax["status"] == "filed"
 
 
@@ -189,7 +207,11 @@ def test_a_clean_stop_resumes_by_run_id(tree, reference, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--config", str(config), "backlog", str(root)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     while _done_inputs(config) < 1 and process.poll() is None:
         time.sleep(0.1)

@@ -48,16 +48,29 @@ def medarchive(config_path, *args: str) -> str:
     return result.output
 
 
-def archive_text(config, n: int, doc_type: str, pages: tuple[str, ...], cues: tuple[str, ...], confidence: float = 0.9) -> str:
+def archive_text(
+    config, n: int, doc_type: str, pages: tuple[str, ...], cues: tuple[str, ...], confidence: float = 0.9
+) -> str:
     doc_id = f"{n:016x}-1"
     folder = ensure_dir(config.archive_dir / MRN)
     pdf = folder / f"undated_{doc_type}_{doc_id}.pdf"
     pdf.write_bytes(b"%PDF-1.4\n% placeholder: the classifier reads only the sidecar\n")
-    write_sidecar(sidecar_path(pdf), Sidecar(
-        doc_id=doc_id, status="filed", doc_type=doc_type, path=pdf.relative_to(config.root).as_posix(),
-        sha256="0" * 64, source=SourceRef(f"in-{n}.pdf", f"{n:064x}", (1,)), mrn=MRN, type_confidence=confidence,
-        type_cues=cues, page_texts=tuple(PageRecord(i + 1, text, "text-layer") for i, text in enumerate(pages)),
-        history=(HistoryEvent("2026-01-01T00:00:00+00:00", "test", "filed"),)))
+    write_sidecar(
+        sidecar_path(pdf),
+        Sidecar(
+            doc_id=doc_id,
+            status="filed",
+            doc_type=doc_type,
+            path=pdf.relative_to(config.root).as_posix(),
+            sha256="0" * 64,
+            source=SourceRef(f"in-{n}.pdf", f"{n:064x}", (1,)),
+            mrn=MRN,
+            type_confidence=confidence,
+            type_cues=cues,
+            page_texts=tuple(PageRecord(i + 1, text, "text-layer") for i, text in enumerate(pages)),
+            history=(HistoryEvent("2026-01-01T00:00:00+00:00", "test", "filed"),),
+        ),
+    )
     return doc_id
 
 
@@ -92,7 +105,7 @@ def test_train_and_status_through_the_cli(archive):
     path, config, ids = archive
     trained = json.loads(medarchive(path, "classifier", "train", "--json"))
     figures = trained["figures"]
-    assert figures["examples"] == 40 and figures["per_type"] == {t: 10 for t in sorted(TYPES)}
+    assert figures["examples"] == 40 and figures["per_type"] == dict.fromkeys(sorted(TYPES), 10)
     assert 0 <= figures["accuracy"] <= 1 and 0 <= figures["macro_f1"] <= 1
     assert model_store.model_path(config).stat().st_mode & 0o777 == 0o600
     status = json.loads(medarchive(path, "classifier", "status", "--json"))
@@ -108,8 +121,19 @@ def test_a_clerks_correction_changes_the_next_training_set(archive):
     path, config, ids = archive
     before = labelled_set(config)
     doc_id = ids["keywords"][0]  # typed by keywords: not an example until a clerk types it
-    medarchive(path, "--user", "jsmith", "reassign", doc_id, "--mrn", MRN, "--type", "consultation",
-               "--reason", "it is a consultation")
+    medarchive(
+        path,
+        "--user",
+        "jsmith",
+        "reassign",
+        doc_id,
+        "--mrn",
+        MRN,
+        "--type",
+        "consultation",
+        "--reason",
+        "it is a consultation",
+    )
     after = labelled_set(config)
     assert after.digest != before.digest and len(after.examples) == len(before.examples) + 1
     assert [e.doc_type for e in after.examples if e.doc_id == doc_id] == ["consultation"]
@@ -131,7 +155,9 @@ def test_the_nightly_retrain_runs_once_a_day_and_only_when_the_set_changed(archi
 
 def test_too_few_of_a_type_or_in_all_is_refused_with_the_reason(archive):
     _, config, _ = archive
-    strict = config.model_copy(update={"classification": config.classification.model_copy(update={"min_examples": 500})})
+    strict = config.model_copy(
+        update={"classification": config.classification.model_copy(update={"min_examples": 500})}
+    )
     with pytest.raises(NotEnoughExamples, match="min_examples = 500"):
         train_and_store(strict)
 

@@ -7,8 +7,10 @@ import pytest
 from tests.conftest import invoke_cli
 
 
-@pytest.mark.parametrize("command", [["search", "x"], ["export", "--mrn", "1234567", "--out", "o", "--requester", "r",
-                                                        "--purpose", "p"], ["audit"]])
+@pytest.mark.parametrize(
+    "command",
+    [["search", "x"], ["export", "--mrn", "1234567", "--out", "o", "--requester", "r", "--purpose", "p"], ["audit"]],
+)
 def test_a_date_that_is_not_one_is_refused_before_anything_runs(config_path, command):
     done = invoke_cli(config_path, *command, "--from", "2024-02-30")
     assert done.returncode == 1

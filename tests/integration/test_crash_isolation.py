@@ -16,14 +16,19 @@ from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import load_config
 from pipeline.pages.worker import CRASH_ON, CRASH_WHO
 from pipeline.samples.mutate import xmp_poison_pdf
-
 from tests.conftest import ROOT, born_digital, document, json_lines, run_cli, write_config
 
 
-def _cli(config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(
+    config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(config), *args], capture_output=True, text=True,
-        timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        [sys.executable, "-m", "pipeline", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 
@@ -50,7 +55,9 @@ def test_ingest_sets_aside_an_input_that_raises_and_reads_the_other_nine(tmp_pat
     inputs = _inputs(tmp_path / "in", 9)
     poison = tmp_path / "in" / "chart-05-poison.pdf"
     poison.write_bytes(inputs[0].read_bytes().replace(b"%%EOF", b"%%EOF\n% another file\n"))
-    done = _cli(config, "ingest", *map(str, sorted((tmp_path / "in").iterdir())), env={CRASH_ON: "poison", CRASH_WHO: "raise"})
+    done = _cli(
+        config, "ingest", *map(str, sorted((tmp_path / "in").iterdir())), env={CRASH_ON: "poison", CRASH_WHO: "raise"}
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "10 inputs" in done.stderr
@@ -94,8 +101,11 @@ class _Daemon:
         self.log_path = config.parent / "daemon.log"
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "--config", str(config), "watch"], stdout=self.log,
-            stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            [sys.executable, "-m", "pipeline", "--config", str(config), "watch"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         )
 
     def wait_dead(self, timeout: float = 120) -> int:
@@ -143,7 +153,7 @@ def test_the_daemon_keeps_running_past_a_poison_file(tmp_path):
         status = json.loads(run_cli(config_path, "status", "--json", check=True).stdout)
         assert status["daemon_pid"] == daemon.proc.pid
         assert status["in_flight"] == 0
-        assert any("a-poison.pdf" == e["file"] and "internal error" in e["reason"] for e in status["last_errors"])
+        assert any(e["file"] == "a-poison.pdf" and "internal error" in e["reason"] for e in status["last_errors"])
     finally:
         assert daemon.stop() == 0, daemon.text()
     assert [f["file"] for f in _failed(config_path)] == ["a-poison.pdf"]
@@ -190,7 +200,14 @@ def test_backlog_sets_aside_what_raises_and_what_kills_it_twice(tmp_path):
     for _ in range(2):
         done = _cli(config_path, "backlog", str(tree), env=env)
         assert done.returncode == -signal.SIGKILL, done.stderr
-    done = _cli(config_path, "backlog", str(tree), "--report", str(tmp_path / "report.json"), env={CRASH_ON: "poison", CRASH_WHO: "raise"})
+    done = _cli(
+        config_path,
+        "backlog",
+        str(tree),
+        "--report",
+        str(tmp_path / "report.json"),
+        env={CRASH_ON: "poison", CRASH_WHO: "raise"},
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     report = json.loads((tmp_path / "report.json").read_text())

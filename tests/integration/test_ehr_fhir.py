@@ -50,9 +50,17 @@ def fhir(server):
 
 
 def _config(tmp_path: Path, base_url: str, **destination):
-    dest = {"name": "ehr-fhir", "kind": "fhir", "base_url": base_url, "patient_identifier_system": MRN_SYSTEM,
-            "document_identifier_system": DOC_SYSTEM, "timeout_seconds": 5,
-            "custodian_reference": "Organization/hospital", "custodian_display": "General Hospital", **destination}
+    dest = {
+        "name": "ehr-fhir",
+        "kind": "fhir",
+        "base_url": base_url,
+        "patient_identifier_system": MRN_SYSTEM,
+        "document_identifier_system": DOC_SYSTEM,
+        "timeout_seconds": 5,
+        "custodian_reference": "Organization/hospital",
+        "custodian_display": "General Hospital",
+        **destination,
+    }
     return ehr_config(tmp_path, dest)
 
 
@@ -73,7 +81,9 @@ def _send_until_quiet(config, rounds: int = 40) -> None:
 def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
     config = _config(tmp_path, fhir.base_url)
     patient = fhir.add_patient(MRN_A)
-    docs = [file_document(config, n, mrn=MRN_A, doc_type=t) for n, t in enumerate(["discharge_summary", "lab_result"], 1)]
+    docs = [
+        file_document(config, n, mrn=MRN_A, doc_type=t) for n, t in enumerate(["discharge_summary", "lab_result"], 1)
+    ]
     review_doc = file_document(config, 9, mrn=None)
 
     assert enqueue_filed(config, [*docs, review_doc]) == 2
@@ -90,7 +100,11 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
         attachment = found["content"][0]["attachment"]
         assert found["status"] == "current"
         assert found["subject"]["reference"] == f"Patient/{patient}"
-        assert found["type"]["coding"][0] == {"system": "http://loinc.org", "code": loinc, "display": found["type"]["coding"][0]["display"]}
+        assert found["type"]["coding"][0] == {
+            "system": "http://loinc.org",
+            "code": loinc,
+            "display": found["type"]["coding"][0]["display"],
+        }
         assert found["custodian"]["reference"] == "Organization/hospital"
         assert attachment["contentType"] == "application/pdf"
         assert base64.b64decode(attachment["data"]) == pdf
@@ -104,8 +118,17 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
 def test_binary_content_with_oauth2_client_credentials(tmp_path, fhir):
     fhir.require_auth("t0ken", "medarchive", "s3cret")
     (tmp_path / "fhir.secret").write_text("s3cret\n")
-    config = _config(tmp_path, fhir.base_url, content="binary", auth={
-        "type": "oauth2", "token_url": f"{fhir.root}/oauth/token", "client_id": "medarchive", "secret_file": "fhir.secret"})
+    config = _config(
+        tmp_path,
+        fhir.base_url,
+        content="binary",
+        auth={
+            "type": "oauth2",
+            "token_url": f"{fhir.root}/oauth/token",
+            "client_id": "medarchive",
+            "secret_file": "fhir.secret",
+        },
+    )
     auth = {"Authorization": "Bearer t0ken"}
     fhir.add_patient(MRN_A, headers=auth)
     doc = file_document(config, 1, mrn=MRN_A)
@@ -123,8 +146,16 @@ def test_binary_content_with_oauth2_client_credentials(tmp_path, fhir):
 
 def test_wrong_client_secret_is_retried_not_dead(tmp_path, fhir):
     fhir.require_auth("t0ken", "medarchive", "s3cret")
-    config = _config(tmp_path, fhir.base_url, auth={
-        "type": "oauth2", "token_url": f"{fhir.root}/oauth/token", "client_id": "medarchive", "secret_env": "MEDARCHIVE_TEST_FHIR_SECRET"})
+    config = _config(
+        tmp_path,
+        fhir.base_url,
+        auth={
+            "type": "oauth2",
+            "token_url": f"{fhir.root}/oauth/token",
+            "client_id": "medarchive",
+            "secret_env": "MEDARCHIVE_TEST_FHIR_SECRET",
+        },
+    )
     enqueue_filed(config, [file_document(config, 1, mrn=MRN_A)])
     os.environ["MEDARCHIVE_TEST_FHIR_SECRET"] = "wrong"
     try:
@@ -209,10 +240,15 @@ def test_reassigned_document_is_entered_in_error_and_replaced(tmp_path, fhir):
     send_once(config)
     [old] = _documents(fhir, waiting.doc_id)
 
-    review.reassign(config, index, audit, waiting.doc_id, mrn=MRN_B, doc_type="consultation", user="clerk", reason="wrong chart")
+    review.reassign(
+        config, index, audit, waiting.doc_id, mrn=MRN_B, doc_type="consultation", user="clerk", reason="wrong chart"
+    )
     index.close()
     assert [(m.action, m.version, m.mrn) for m in outbox_messages(config)] == [
-        ("create", 1, MRN_A), ("cancel", 1, MRN_A), ("create", 2, MRN_B)]
+        ("create", 1, MRN_A),
+        ("cancel", 1, MRN_A),
+        ("create", 2, MRN_B),
+    ]
     send_once(config)
 
     [cancelled] = _documents(fhir, waiting.doc_id)
@@ -230,11 +266,16 @@ def test_sender_killed_mid_send_leaves_no_duplicate(tmp_path, fhir):
     enqueue_filed(config, [doc])
     fhir.faults(delay_ms=1500, method="POST")
     # A process of its own (the daemon's sender, or `ehr send`), killed while its create is in flight.
-    code = ("from pipeline.core.config import load_config; from pipeline.ehr.sender import send_once; "
-            f"send_once(load_config({str(config.path)!r}))")
+    code = (
+        "from pipeline.core.config import load_config; from pipeline.ehr.sender import send_once; "
+        f"send_once(load_config({str(config.path)!r}))"
+    )
     sender = subprocess.Popen(
         [sys.executable, "-c", code],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert wait_for(lambda: fhir.requests().get("POST DocumentReference", 0) >= 1, timeout=30)

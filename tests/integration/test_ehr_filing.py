@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from pipeline.core.config import load_config
 from pipeline.ehr.outbox import Outbox
-
 from tests.conftest import born_digital, document, run_cli, write_config
 
-DESTINATIONS = {"destinations": [
-    {"name": "ehr-fhir", "kind": "fhir", "base_url": "http://127.0.0.1:9/fhir", "patient_identifier_system": "urn:oid:1.2.3"},
-    {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": 9},
-]}
+DESTINATIONS = {
+    "destinations": [
+        {
+            "name": "ehr-fhir",
+            "kind": "fhir",
+            "base_url": "http://127.0.0.1:9/fhir",
+            "patient_identifier_system": "urn:oid:1.2.3",
+        },
+        {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": 9},
+    ]
+}
 
 
 def _counts(config_path) -> dict:

@@ -34,9 +34,18 @@ MRN_A, MRN_B = "2000001", "2000002"
 
 
 def _config(tmp_path: Path, port: int, **destination):
-    dest = {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": port, "sending_facility": "GENHOSP",
-            "receiving_application": "EHR", "receiving_facility": "GENHOSP", "assigning_authority": "GENHOSP",
-            "timeout_seconds": 2, **destination}
+    dest = {
+        "name": "ehr-mdm",
+        "kind": "hl7v2",
+        "host": "127.0.0.1",
+        "port": port,
+        "sending_facility": "GENHOSP",
+        "receiving_application": "EHR",
+        "receiving_facility": "GENHOSP",
+        "assigning_authority": "GENHOSP",
+        "timeout_seconds": 2,
+        **destination,
+    }
     return ehr_config(tmp_path, dest)
 
 
@@ -54,7 +63,9 @@ def test_mdm_t02_carries_the_pdf_and_validates(tmp_path):
     listener = MllpListener()
     try:
         config = _config(tmp_path, listener.port)
-        docs = [file_document(config, n, mrn=MRN_A, doc_type=t) for n, t in enumerate(["lab_result", "progress_note"], 1)]
+        docs = [
+            file_document(config, n, mrn=MRN_A, doc_type=t) for n, t in enumerate(["lab_result", "progress_note"], 1)
+        ]
         enqueue_filed(config, docs)
         enqueue_filed(config, docs)
         [result] = send_once(config)
@@ -131,12 +142,17 @@ def test_reassignment_cancels_with_t11_and_sends_a_new_t02(tmp_path):
         audit = AuditLog.for_config(config)
         review.assign(config, index, audit, waiting.doc_id, mrn=MRN_A, doc_type="lab_result", user="clerk")
         send_once(config)
-        review.reassign(config, index, audit, waiting.doc_id, mrn=MRN_B, doc_type=None, user="clerk", reason="wrong chart")
+        review.reassign(
+            config, index, audit, waiting.doc_id, mrn=MRN_B, doc_type=None, user="clerk", reason="wrong chart"
+        )
         index.close()
         send_once(config)
 
         assert listener.documents() == [
-            ("T02", waiting.doc_id, MRN_A), ("T11", waiting.doc_id, MRN_A), ("T02", f"{waiting.doc_id}.v2", MRN_B)]
+            ("T02", waiting.doc_id, MRN_A),
+            ("T11", waiting.doc_id, MRN_A),
+            ("T02", f"{waiting.doc_id}.v2", MRN_B),
+        ]
         cancel, replacement = (_strict(raw) for raw in listener.received[1:])
         assert cancel.name == "MDM_T01" and cancel.txa.txa_19.value == "CA"
         assert replacement.txa.txa_13.value == waiting.doc_id
@@ -152,7 +168,9 @@ def test_sender_thread_of_watch_delivers_and_stops(tmp_path):
         docs = [file_document(config, n, mrn=MRN_A) for n in (1, 2)]
         done = CliRunner().invoke(cli, ["--config", str(config.path), "ehr", "enqueue", "--all"])
         assert done.exit_code == 0 and "2 message(s) queued" in done.output
-        sender = start_sender(config.model_copy(update={"ehr": config.ehr.model_copy(update={"poll_seconds": 0.1})}), stop)
+        sender = start_sender(
+            config.model_copy(update={"ehr": config.ehr.model_copy(update={"poll_seconds": 0.1})}), stop
+        )
         assert wait_for(lambda: all(m.state == "sent" for m in outbox_messages(config)))
         enqueue_filed(config, [file_document(config, 3, mrn=MRN_B)])  # filed while the sender waits
         assert wait_for(lambda: len(listener.received) == 3 and all(m.state == "sent" for m in outbox_messages(config)))

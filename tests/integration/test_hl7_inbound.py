@@ -54,13 +54,16 @@ def config(tmp_path: Path):
     cfg = load_config(write_config(tmp_path, hl7_listener={"port": 0, "allowed_facilities": ["HOSP"]}))
     open_data_root(cfg)
     index = PatientIndex.for_config(cfg)
-    index.import_roster([RosterPatient(SURVIVOR, "DOE", "JOHN", "1980-01-02"), RosterPatient(PRIOR, "DOE", "JOHN", "1980-01-02")])
+    index.import_roster(
+        [RosterPatient(SURVIVOR, "DOE", "JOHN", "1980-01-02"), RosterPatient(PRIOR, "DOE", "JOHN", "1980-01-02")]
+    )
     index.close()
     return cfg
 
 
 def exchange(port: int, *blocks: str | bytes) -> list[hl7.Message]:
     """Send each block on one connection with python-hl7's MLLP client; the acknowledgements."""
+
     async def run() -> list[hl7.Message]:
         reader, writer = await hl7.mllp.open_hl7_connection("127.0.0.1", port)
         acks = []
@@ -76,6 +79,7 @@ def exchange(port: int, *blocks: str | bytes) -> list[hl7.Message]:
             writer.close()
             await writer.wait_closed()
         return acks
+
     return asyncio.run(run())
 
 
@@ -105,8 +109,11 @@ def running(config):
 
 def _message(event: str, control: str, *segments: str, facility: str = "HOSP", strict: bool = True) -> str:
     structure = {"A40": "ADT_A39", "A28": "ADT_A05", "A31": "ADT_A05"}.get(event, "ADT_A01")
-    lines = [f"MSH|^~\\&|REGSYS|{facility}|MEDARCHIVE|HOSP|20240101120000||ADT^{event}^{structure}|{control}|P|2.5",
-             f"EVN|{event}|20240101120000", *segments]
+    lines = [
+        f"MSH|^~\\&|REGSYS|{facility}|MEDARCHIVE|HOSP|20240101120000||ADT^{event}^{structure}|{control}|P|2.5",
+        f"EVN|{event}|20240101120000",
+        *segments,
+    ]
     if event != "A40":
         lines.append("PV1|1|O")
     text = "\r".join(lines) + "\r"
@@ -121,7 +128,11 @@ def _ack(message: hl7.Message) -> tuple[str, str, str]:
         assert parse_message(str(message), validation_level=VALIDATION_LEVEL.STRICT).validate()
     else:
         assert parse_message(str(message)).msa.msa_1.value == "AE"
-    return str(message["MSA.F1"]), str(message["MSA.F2"]), str(message.segment("MSA")(3)) if len(message.segment("MSA")) > 3 else ""
+    return (
+        str(message["MSA.F1"]),
+        str(message["MSA.F2"]),
+        str(message.segment("MSA")(3)) if len(message.segment("MSA")) > 3 else "",
+    )
 
 
 def _audit(config, action: str) -> list[dict]:
@@ -136,14 +147,19 @@ def test_a04_and_a08_create_and_update_patients(config, running, caplog):
         _message("A08", "C3", "PID|1||20000001^^^HOSP^MR||ROE-SMITH^RICHARD||19750203|M"),
     )
     assert [_ack(a)[:2] for a in acks] == [("AA", "C1"), ("AA", "C2"), ("AA", "C3")]
-    assert [_ack(a)[2] for a in acks] == ["patient 20000001 created", "patient 20000001 updated", "patient 20000001 unchanged"]
+    assert [_ack(a)[2] for a in acks] == [
+        "patient 20000001 created",
+        "patient 20000001 updated",
+        "patient 20000001 unchanged",
+    ]
     index = PatientIndex.for_config(config)
     patient = index.get("20000001")
     index.close()
     assert (patient.family, patient.given, patient.dob, patient.sex) == ("ROE-SMITH", "RICHARD", "1975-02-03", "M")
     received = _audit(config, "hl7.receive")
     assert [(e["details"]["control_id"], e["outcome"], e["mrns"], e["user"]) for e in received] == [
-        (c, "AA", ["20000001"], "hl7:REGSYS@HOSP") for c in ("C1", "C2", "C3")]
+        (c, "AA", ["20000001"], "hl7:REGSYS@HOSP") for c in ("C1", "C2", "C3")
+    ]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "C2" in logged and not any(name in logged for name in NAMES)
 
@@ -167,7 +183,10 @@ def test_unreadable_messages_get_ae_and_the_listener_goes_on(config, running, ca
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 4 and "not a readable HL7 v2 message" in warned[0] and "C5" in warned[3]
     # A second connection is served as well.
-    assert _ack(running.send(_message("A31", "C7", "PID|1||20000001^^^HOSP^MR||ROE^RICHARD||19750203|M"))[0])[:2] == ("AA", "C7")
+    assert _ack(running.send(_message("A31", "C7", "PID|1||20000001^^^HOSP^MR||ROE^RICHARD||19750203|M"))[0])[:2] == (
+        "AA",
+        "C7",
+    )
 
 
 def test_a_failure_while_acting_is_answered_ae(config, running, monkeypatch):
@@ -178,7 +197,10 @@ def test_a_failure_while_acting_is_answered_ae(config, running, monkeypatch):
     acks = running.send(_message("A08", "F1", "PID|1||20000001^^^HOSP^MR||ROE^RICHARD||19750203|M"))
     assert _ack(acks[0]) == ("AE", "F1", "internal error (OSError); resend it later")
     monkeypatch.undo()
-    assert _ack(running.send(_message("A08", "F2", "PID|1||20000001^^^HOSP^MR||ROE^RICHARD||19750203|M"))[0])[:2] == ("AA", "F2")
+    assert _ack(running.send(_message("A08", "F2", "PID|1||20000001^^^HOSP^MR||ROE^RICHARD||19750203|M"))[0])[:2] == (
+        "AA",
+        "F2",
+    )
 
 
 def _write_documents(config, mrn: str, count: int, tmp: Path) -> list:
@@ -188,8 +210,16 @@ def _write_documents(config, mrn: str, count: int, tmp: Path) -> list:
         pdf = tmp / f"note-{n}.pdf"
         samples.write_born_digital_pdf(pdf, [text.splitlines()])
         sha = f"{n + 1:016x}" + "f" * 48
-        doc = Document(doc_id_for(sha, 1), pdf.name, [1], sha, [PageText(1, text, "text-layer")],
-                       Identifiers(doc_date=f"2024-01-{n % 28 + 1:02d}"), Classification("progress_note", 0.9), Decision("filed", mrn))
+        doc = Document(
+            doc_id_for(sha, 1),
+            pdf.name,
+            [1],
+            sha,
+            [PageText(1, text, "text-layer")],
+            Identifiers(doc_date=f"2024-01-{n % 28 + 1:02d}"),
+            Classification("progress_note", 0.9),
+            Decision("filed", mrn),
+        )
         sidecars.append(write_document(config, doc, pdf))
     search = open_index(config)
     search.add(record_from_sidecar(s) for s in sidecars)
@@ -215,7 +245,9 @@ def test_a40_refiles_fifty_documents_and_resumes_after_a_crash(config, tmp_path)
             raise RuntimeError("simulated crash")
 
     first = Running(config, after_move=crash_half_way)
-    [ack] = first.send(_message("A40", "M1", "PID|1||10000001^^^HOSP^MR||DOE^JOHN||19800102|M", "MRG|10000002^^^HOSP^MR"))
+    [ack] = first.send(
+        _message("A40", "M1", "PID|1||10000001^^^HOSP^MR||DOE^JOHN||19800102|M", "MRG|10000002^^^HOSP^MR")
+    )
     assert _ack(ack)[:2] == ("AA", "M1")
     _wait(lambda: len(moves) == 25)
     first.close()
@@ -229,7 +261,9 @@ def test_a40_refiles_fifty_documents_and_resumes_after_a_crash(config, tmp_path)
     try:
         _wait(lambda: not patients.open_merges())
         # Documents are re-filed once the merge is recorded: a repeated A40 is acknowledged, nothing moves twice.
-        repeated = _ack(second.send(_message("A40", "M2", "PID|1||10000001^^^HOSP^MR", "MRG|10000002^^^HOSP^MR", strict=False))[0])
+        repeated = _ack(
+            second.send(_message("A40", "M2", "PID|1||10000001^^^HOSP^MR", "MRG|10000002^^^HOSP^MR", strict=False))[0]
+        )
         assert repeated == ("AA", "M2", "MRN 10000002 was already merged into MRN 10000001; nothing changed")
         assert _ack(second.send(_message("A08", "M3", "PID|1||10000002^^^HOSP^MR||DOE^JOHN||19800102|M"))[0])[0] == "AE"
     finally:
@@ -283,8 +317,15 @@ def test_a_merge_killed_by_sigkill_resumes_exactly_once(config, tmp_path):
     wanted = {s.doc_id for s in _write_documents(config, PRIOR, 50, tmp_path / "sources")}
     patients = PatientIndex.for_config(config)
     patients.record_merge(PRIOR, SURVIVOR, survivor_patient=None, control_id="K1", requested_by="hl7:REGSYS@HOSP")
-    killed = subprocess.run([sys.executable, "-c", _KILLED_MERGE, str(config.path)], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MERGE, str(config.path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(list((config.archive_dir / SURVIVOR).glob("*.json"))) == 20
     search = open_index(config)
@@ -307,7 +348,9 @@ def test_watch_starts_the_listener_and_refuses_an_empty_index(tmp_path):
         start_listener(cfg, threading.Event())
     PatientIndex.for_config(cfg).import_roster([RosterPatient(SURVIVOR, "DOE", "JOHN", "1980-01-02")])
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        busy = cfg.model_copy(update={"hl7_listener": cfg.hl7_listener.model_copy(update={"port": taken.getsockname()[1]})})
+        busy = cfg.model_copy(
+            update={"hl7_listener": cfg.hl7_listener.model_copy(update={"port": taken.getsockname()[1]})}
+        )
         with pytest.raises(ListenerError, match="cannot listen for HL7 on 127.0.0.1"):
             start_listener(busy, threading.Event())
     stop = threading.Event()
@@ -324,10 +367,18 @@ def test_the_daemon_runs_the_listener_when_enabled(tmp_path):
     patients = PatientIndex.for_config(load_config(config_path))
     patients.import_roster([RosterPatient(SURVIVOR, "DOE", "JOHN", "1980-01-02")])
     with open(tmp_path / "daemon.log", "w") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config_path), "watch"], stdout=log,
-                                  stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "--config", str(config_path), "watch"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         try:
-            _wait(lambda: "listening for HL7 ADT" in (tmp_path / "daemon.log").read_text() or daemon.poll() is not None, 120)
+            _wait(
+                lambda: "listening for HL7 ADT" in (tmp_path / "daemon.log").read_text() or daemon.poll() is not None,
+                120,
+            )
             assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()
             [ack] = exchange(port, _message("A08", "W1", "PID|1||10000001^^^HOSP^MR||DOE^JONATHAN||19800102|M"))
             assert _ack(ack)[:2] == ("AA", "W1")
@@ -338,4 +389,3 @@ def test_the_daemon_runs_the_listener_when_enabled(tmp_path):
     assert patients.get(SURVIVOR).given == "JONATHAN"
     patients.close()
     assert "JONATHAN" not in (tmp_path / "daemon.log").read_text()
-

@@ -8,7 +8,6 @@ import random
 
 from pipeline.samples import labels
 from pipeline.samples import scans as samples
-
 from tests.conftest import invoke_cli, json_lines, run_cli, write_config
 
 
@@ -23,7 +22,11 @@ def make(rng, doc_type, patient, **kw):
 def test_separator_sheets_split_a_batch_and_each_document_is_filed_on_its_own(tmp_path, config_path):
     rng = random.Random(1)
     a, b, c = (samples.make_patient(rng) for _ in range(3))
-    first, second, third = make(rng, "lab_result", a), make(rng, "progress_note", b, pages=2), make(rng, "consent_form", c)
+    first, second, third = (
+        make(rng, "lab_result", a),
+        make(rng, "progress_note", b, pages=2),
+        make(rng, "consent_form", c),
+    )
     sheet = labels.separator_sheet()
     images = [page_of(first), sheet, page_of(second, 0), page_of(second, 1), sheet, page_of(third)]
     samples.write_scanned_pdf(tmp_path / "batch.pdf", images, encoding="jpeg", dpi=(300, 300))
@@ -43,7 +46,11 @@ def test_barcode_label_files_even_when_print_is_unreadable_and_conflicts_go_to_r
     no_print = make(rng, "radiology_report", None)
     label = labels.patient_label(patient.mrn, patient.name, patient.dob, "DataMatrix")
     labelled = labels.paste_label(page_of(no_print), label, (1500, 150))
-    conflicting = labels.paste_label(page_of(make(rng, "lab_result", other)), labels.patient_label(patient.mrn, patient.name, patient.dob), (1400, 150))
+    conflicting = labels.paste_label(
+        page_of(make(rng, "lab_result", other)),
+        labels.patient_label(patient.mrn, patient.name, patient.dob),
+        (1400, 150),
+    )
     samples.write_scanned_pdf(tmp_path / "labelled.pdf", [labelled], encoding="jpeg", dpi=(300, 300))
     samples.write_scanned_pdf(tmp_path / "conflict.pdf", [conflicting], encoding="jpeg", dpi=(300, 300))
     invoke_cli(config_path, "ingest", str(tmp_path / "labelled.pdf"), str(tmp_path / "conflict.pdf"), check=True)
@@ -61,9 +68,16 @@ def test_roster_confirms_corrects_and_refuses(tmp_path):
         writer.writerow(["MRN", "Last", "First", "Birth Date"])
         writer.writerow([known.mrn, known.last, known.first, known.dob])
     config_path = write_config(
-        tmp_path, roster={"path": "roster.csv", "columns": {"mrn": "MRN", "last_name": "Last", "first_name": "First", "dob": "Birth Date"}}
+        tmp_path,
+        roster={
+            "path": "roster.csv",
+            "columns": {"mrn": "MRN", "last_name": "Last", "first_name": "First", "dob": "Birth Date"},
+        },
     )
-    for name, doc in (("known.pdf", make(rng, "lab_result", known)), ("stranger.pdf", make(rng, "lab_result", stranger))):
+    for name, doc in (
+        ("known.pdf", make(rng, "lab_result", known)),
+        ("stranger.pdf", make(rng, "lab_result", stranger)),
+    ):
         samples.write_born_digital_pdf(tmp_path / name, doc.pages)
     invoke_cli(config_path, "ingest", str(tmp_path / "known.pdf"), str(tmp_path / "stranger.pdf"), check=True)
     rows = {r["source"]["file"]: r for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)}
@@ -83,7 +97,11 @@ def test_bad_roster_is_a_clear_error(tmp_path):
 def test_label_low_on_a_page_of_text_is_found_when_whole_pages_are_searched(tmp_path):
     rng = random.Random(5)
     patient = samples.make_patient(rng)
-    page = labels.paste_label(page_of(make(rng, "radiology_report", None)), labels.patient_label(patient.mrn, patient.name, patient.dob), (1400, 2900))
+    page = labels.paste_label(
+        page_of(make(rng, "radiology_report", None)),
+        labels.patient_label(patient.mrn, patient.name, patient.dob),
+        (1400, 2900),
+    )
     samples.write_scanned_pdf(tmp_path / "low-label.pdf", [page], encoding="jpeg", dpi=(300, 300))
     found = {}
     for name, settings in (("header", {}), ("whole", {"whole_page": True})):

@@ -19,7 +19,6 @@ from pipeline.pages.process import PageTask, process_page
 from pipeline.pages.raster import despeckled
 from pipeline.samples import scans as samples
 from pipeline.samples.dust import speck_density
-
 from tests.conftest import born_digital, document, invoke_cli, json_lines, run_cli, scanned, write_config
 
 BAD_REASONS = {
@@ -107,7 +106,20 @@ def test_identifiers_and_types_are_read(archive):
 def test_list_json_has_the_documented_keys(archive):
     config_path, _, _, _ = archive
     row = next(iter(rows_by_source(config_path).values()))
-    for key in ("doc_id", "status", "mrn", "patient_name", "dob", "doc_type", "doc_date", "pages", "path", "sha256", "review_reason", "source"):
+    for key in (
+        "doc_id",
+        "status",
+        "mrn",
+        "patient_name",
+        "dob",
+        "doc_type",
+        "doc_date",
+        "pages",
+        "path",
+        "sha256",
+        "review_reason",
+        "source",
+    ):
         assert key in row
     assert set(row["source"]) == {"file", "pages"}
 
@@ -121,7 +133,9 @@ def test_archived_pdf_keeps_every_page_and_is_searchable(archive):
         text = pdftotext(row["path"])
         assert truth[name].patient.mrn in text.replace(" ", "")
         assert digest(__import__("pathlib").Path(row["path"])) == row["sha256"]
-    sidecar = json.loads(invoke_cli(config_path, "show", rows["noisy-2pages.pdf"]["doc_id"], "--json", check=True).stdout)
+    sidecar = json.loads(
+        invoke_cli(config_path, "show", rows["noisy-2pages.pdf"]["doc_id"], "--json", check=True).stdout
+    )
     assert [p["page"] for p in sidecar["page_texts"]] == [1, 2]
     assert all(p["source"] == "ocr" and p["text"] for p in sidecar["page_texts"])
     digital = json.loads(invoke_cli(config_path, "show", rows["born-digital.pdf"]["doc_id"], "--json").stdout)
@@ -139,7 +153,9 @@ def test_search_finds_documents_with_snippets_and_filters(archive):
     assert [h["doc_type"] for h in typed] == ["lab_result"]
     review = json_lines(invoke_cli(config_path, "search", "", "--status", "review", "--json").stdout)
     assert len(review) == 2
-    dated = json_lines(invoke_cli(config_path, "search", "", "--from", doc.doc_date, "--to", doc.doc_date, "--json").stdout)
+    dated = json_lines(
+        invoke_cli(config_path, "search", "", "--from", doc.doc_date, "--to", doc.doc_date, "--json").stdout
+    )
     assert doc.doc_date in {h["doc_date"] for h in dated}
     human = invoke_cli(config_path, "search", "discharge", check=True).stdout
     assert "**" in human
@@ -211,7 +227,9 @@ def test_each_type_is_classified_from_born_digital_text(tmp_path, config_path):
         doc = samples.make_document(rng, doc_type, samples.make_patient(rng), title=doc_type != "lab_result")
         born_digital(tmp_path / f"{doc_type}.pdf", doc)
     invoke_cli(config_path, "ingest", *[str(tmp_path / f"{t}.pdf") for t in samples.DOC_TYPES], check=True)
-    got = {r["source"]["file"][:-4]: r["doc_type"] for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)}
+    got = {
+        r["source"]["file"][:-4]: r["doc_type"] for r in json_lines(invoke_cli(config_path, "list", "--json").stdout)
+    }
     assert got == {t: t for t in samples.DOC_TYPES}
 
 

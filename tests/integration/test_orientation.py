@@ -9,7 +9,6 @@ from pipeline.core.models import Word
 from pipeline.pages.orientation import is_suspect, parse_osd
 from pipeline.pages.process import PageTask, process_page
 from pipeline.samples import scans as samples
-
 from tests.conftest import document
 
 

@@ -44,7 +44,20 @@ def config(tmp_path: Path) -> Config:
 
 
 def _export(config: Config, out: Path, *extra: str, user: str | None = None):
-    return invoke(config, "export", "--mrn", MRN, "--out", str(out), "--requester", REQUESTER, "--purpose", PURPOSE, *extra, user=user)
+    return invoke(
+        config,
+        "export",
+        "--mrn",
+        MRN,
+        "--out",
+        str(out),
+        "--requester",
+        REQUESTER,
+        "--purpose",
+        PURPOSE,
+        *extra,
+        user=user,
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -60,17 +73,34 @@ def test_a_release_holds_the_documents_a_manifest_and_a_cover_sheet(config: Conf
     result = _export(config, out, user="him.clerk")
     assert result.exit_code == 0, result.exception
     rows = list(csv.DictReader((out / "manifest.csv").open()))
-    assert [(r["doc_type"], r["doc_date"]) for r in rows] == [("lab_result", "2019-02-03"), ("discharge_summary", "2021-07-08"), ("lab_result", "")]
+    assert [(r["doc_type"], r["doc_date"]) for r in rows] == [
+        ("lab_result", "2019-02-03"),
+        ("discharge_summary", "2021-07-08"),
+        ("lab_result", ""),
+    ]
     for row in rows:
         assert _sha256(out / row["file"]) == row["sha256"] and row["pages"] == "1" and row["status"] == "filed"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["requester"] == REQUESTER and manifest["purpose"] == PURPOSE and manifest["released_by"] == "him.clerk"
+    assert (
+        manifest["requester"] == REQUESTER and manifest["purpose"] == PURPOSE and manifest["released_by"] == "him.clerk"
+    )
     assert [d["sha256"] for d in manifest["documents"]] == [r["sha256"] for r in rows]
-    assert sorted(p.name for p in out.iterdir()) == sorted([r["file"] for r in rows] + ["cover_sheet.pdf", "manifest.csv", "manifest.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [r["file"] for r in rows] + ["cover_sheet.pdf", "manifest.csv", "manifest.json"]
+    )
     with pikepdf.open(out / "cover_sheet.pdf") as cover:
         assert len(cover.pages) == 1
     text = _pdftotext(out / "cover_sheet.pdf")
-    for expected in (REQUESTER, PURPOSE, MRN, NAME, manifest["release_id"], "him.clerk", "3 document(s)", rows[0]["doc_id"]):
+    for expected in (
+        REQUESTER,
+        PURPOSE,
+        MRN,
+        NAME,
+        manifest["release_id"],
+        "him.clerk",
+        "3 document(s)",
+        rows[0]["doc_id"],
+    ):
         assert expected in text
 
 
@@ -80,14 +110,27 @@ def test_the_disclosure_is_recorded_and_listed(config: Config, tmp_path: Path):
     assert entry["mrns"] == [MRN] and len(entry["doc_ids"]) == 2 and entry["details"]["requester"] == REQUESTER
     listed = invoke(config, "disclosures", "--mrn", MRN)
     assert listed.exit_code == 0
-    assert REQUESTER in listed.stdout and PURPOSE in listed.stdout and "2 document(s): lab_result, dated 2019-02-03" in listed.stdout
+    assert (
+        REQUESTER in listed.stdout
+        and PURPOSE in listed.stdout
+        and "2 document(s): lab_result, dated 2019-02-03" in listed.stdout
+    )
     assert invoke(config, "disclosures", "--mrn", OTHER_MRN).stdout == ""
     rows = [json.loads(line) for line in invoke(config, "disclosures", "--mrn", MRN, "--json").stdout.splitlines()]
-    assert [(r["requester"], r["purpose"], r["outcome"], len(r["documents"])) for r in rows] == [(REQUESTER, PURPOSE, "ok", 2)]
+    assert [(r["requester"], r["purpose"], r["outcome"], len(r["documents"])) for r in rows] == [
+        (REQUESTER, PURPOSE, "ok", 2)
+    ]
 
 
 def test_type_and_date_narrow_the_release(config: Config, tmp_path: Path):
-    request = ReleaseRequest(MRN, REQUESTER, PURPOSE, doc_types=("lab_result", "discharge_summary"), date_from="2019-01-01", date_to="2020-12-31")
+    request = ReleaseRequest(
+        MRN,
+        REQUESTER,
+        PURPOSE,
+        doc_types=("lab_result", "discharge_summary"),
+        date_from="2019-01-01",
+        date_to="2020-12-31",
+    )
     done = export(config, request, tmp_path / "out", user="u", audit=AuditLog.for_config(config))
     # The undated lab result cannot be shown to fall in the range, so it stays.
     assert [d["doc_date"] for d in done.documents] == ["2019-02-03"]
@@ -163,15 +206,19 @@ def test_only_the_chosen_documents_are_released_and_recorded(config: Config, tmp
     assert sorted(entry["doc_ids"]) == sorted(chosen) and entry["details"]["criteria"]["doc_ids"] == chosen
 
 
-def test_a_chosen_document_of_another_patient_or_outside_the_criteria_refuses_the_release(config: Config, tmp_path: Path):
+def test_a_chosen_document_of_another_patient_or_outside_the_criteria_refuses_the_release(
+    config: Config, tmp_path: Path
+):
     mine, theirs = _doc_id(config, mrn=MRN, doc_type="lab_result"), _doc_id(config, mrn=OTHER_MRN)
     waiting = _doc_id(config, status="review")
-    for n, (extra, message) in enumerate([
-        (("--doc", mine, "--doc", theirs), f"document {theirs} is not a document of MRN {MRN}"),
-        (("--doc", "ffffffffffffffff-1"), "document ffffffffffffffff-1 is not a document of MRN"),
-        (("--doc", waiting), f"document {waiting} is left out"),
-        (("--doc", mine, "--type", "discharge_summary"), f"document {mine} is left out"),
-    ]):
+    for n, (extra, message) in enumerate(
+        [
+            (("--doc", mine, "--doc", theirs), f"document {theirs} is not a document of MRN {MRN}"),
+            (("--doc", "ffffffffffffffff-1"), "document ffffffffffffffff-1 is not a document of MRN"),
+            (("--doc", waiting), f"document {waiting} is left out"),
+            (("--doc", mine, "--type", "discharge_summary"), f"document {mine} is left out"),
+        ]
+    ):
         result = _export(config, tmp_path / f"out{n}", *extra)
         assert result.exit_code == 1 and isinstance(result.exception, ReleaseError) and message in str(result.exception)
         assert not (tmp_path / f"out{n}").exists()

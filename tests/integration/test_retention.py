@@ -32,7 +32,9 @@ from .test_audit import (  # noqa: F401
 )
 
 HELD_MRN = "00999111"
-RULES = RetentionSettings(default_years=10, years_by_type={"lab_result": 5}, age_of_majority=18, minor_years_after_majority=3)
+RULES = RetentionSettings(
+    default_years=10, years_by_type={"lab_result": 5}, age_of_majority=18, minor_years_after_majority=3
+)
 
 
 @pytest.mark.parametrize(
@@ -56,16 +58,18 @@ def test_keep_until(doc_type, doc_date, dob, until, rule):
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    config = make_config(tmp_path, retention={"default_years": 10, "years_by_type": {"lab_result": 5}, "legal_holds": [HELD_MRN]})
+    config = make_config(
+        tmp_path, retention={"default_years": 10, "years_by_type": {"lab_result": 5}, "legal_holds": [HELD_MRN]}
+    )
     last_year = date.today().year - 1
-    add_document(config, 1, doc_type="lab_result", doc_date="2001-01-01")                 # due
-    add_document(config, 2, mrn=OTHER_MRN, doc_date="1995-05-05", dob="1940-01-01")        # due
+    add_document(config, 1, doc_type="lab_result", doc_date="2001-01-01")  # due
+    add_document(config, 2, mrn=OTHER_MRN, doc_date="1995-05-05", dob="1940-01-01")  # due
     add_document(config, 3, doc_type="discharge_summary", doc_date=f"{last_year}-01-01")  # kept: within 10 years
-    add_document(config, 4, doc_date="2005-01-01", dob="2000-01-01")                       # due: a minor, kept until 21
+    add_document(config, 4, doc_date="2005-01-01", dob="2000-01-01")  # due: a minor, kept until 21
     add_document(config, 5, doc_date=f"{last_year}-01-01", dob=f"{last_year - 5}-01-01")  # kept: a minor
-    add_document(config, 6, mrn=HELD_MRN, doc_date="1990-01-01")                          # held
-    add_document(config, 7, doc_date=None)                                                # undated
-    add_document(config, 8, doc_date="1990-01-01", status="review")                       # in review
+    add_document(config, 6, mrn=HELD_MRN, doc_date="1990-01-01")  # held
+    add_document(config, 7, doc_date=None)  # undated
+    add_document(config, 8, doc_date="1990-01-01", status="review")  # in review
     index_archive(config)
     return config
 
@@ -84,7 +88,11 @@ def _doc_id(seed: int) -> str:
 def test_the_report_sorts_documents_by_why_they_are_or_are_not_destroyed(config: Config):
     report = retention_report(config, TODAY)
     assert _ids(report.due) == {_doc_id(1), _doc_id(2), _doc_id(4)}
-    assert _ids(report.held) == {_doc_id(6)} and _ids(report.undated) == {_doc_id(7)} and _ids(report.review) == {_doc_id(8)}
+    assert (
+        _ids(report.held) == {_doc_id(6)}
+        and _ids(report.undated) == {_doc_id(7)}
+        and _ids(report.review) == {_doc_id(8)}
+    )
     minor = next(i for i in report.due if i.doc_id == _doc_id(4))
     assert minor.keep_until == "2021-01-01" and minor.rule.startswith("minor at the time")
 
@@ -120,7 +128,9 @@ def test_purge_destroys_only_the_due_documents_and_logs_each(config: Config):
     assert {e["doc_id"] for e in ledger} == due
     for entry in ledger:
         assert entry["user"] == "Records Manager" and entry["action"] == "destroyed" and entry["at"].endswith("+00:00")
-        assert entry["mrn"] in (MRN, OTHER_MRN) and entry["doc_type"] and entry["doc_date"] and len(entry["sha256"]) == 64
+        assert (
+            entry["mrn"] in (MRN, OTHER_MRN) and entry["doc_type"] and entry["doc_date"] and len(entry["sha256"]) == 64
+        )
         assert entry["rule"] and entry["keep_until"]
     assert destruction_log(config).verify().ok
     assert audit_entries(config, action="retention.purge")[0]["doc_ids"] == sorted(due)

@@ -11,8 +11,7 @@ from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import load_config
 from pipeline.records.reconcile import reconcile_index
 from pipeline.samples import scans as samples
-
-from tests.conftest import born_digital, document, json_lines, invoke_cli
+from tests.conftest import born_digital, document, invoke_cli, json_lines
 
 
 def queued_document(tmp_path, config_path) -> str:
@@ -26,7 +25,19 @@ def queued_document(tmp_path, config_path) -> str:
 
 def test_assign_files_the_document_and_records_who_and_what(tmp_path, config_path):
     doc_id = queued_document(tmp_path, config_path)
-    done = invoke_cli(config_path, "--user", "jsmith", "review", "assign", doc_id, "--mrn", "1234567", "--type", "progress_note", check=True)
+    done = invoke_cli(
+        config_path,
+        "--user",
+        "jsmith",
+        "review",
+        "assign",
+        doc_id,
+        "--mrn",
+        "1234567",
+        "--type",
+        "progress_note",
+        check=True,
+    )
     assert "archive/1234567/" in done.stdout
     shown = json.loads(invoke_cli(config_path, "show", doc_id, "--json", check=True).stdout)
     assert (shown["status"], shown["mrn"], shown["doc_type"]) == ("filed", "1234567", "progress_note")
@@ -49,7 +60,9 @@ def test_reassign_moves_a_misfiled_document(tmp_path, config_path):
     invoke_cli(config_path, "ingest", str(tmp_path / "lab.pdf"), check=True)
     (row,) = json_lines(invoke_cli(config_path, "list", "--json", check=True).stdout)
     assert row["mrn"] == doc.patient.mrn
-    done = invoke_cli(config_path, "reassign", row["doc_id"], "--mrn", "7654321", "--reason", "label of another patient")
+    done = invoke_cli(
+        config_path, "reassign", row["doc_id"], "--mrn", "7654321", "--reason", "label of another patient"
+    )
     assert done.returncode == 0, done.stderr
     (moved,) = json_lines(invoke_cli(config_path, "list", "--json", check=True).stdout)
     assert moved["mrn"] == "7654321" and moved["doc_id"] == row["doc_id"]

@@ -20,8 +20,10 @@ from pipeline.core.config import (
 )
 from pipeline.samples import scans as samples
 
-needs = {tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
-         for tool in ("pdftoppm", "pdftotext", "tesseract")}
+needs = {
+    tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
+    for tool in ("pdftoppm", "pdftotext", "tesseract")
+}
 
 
 def make(seed: int, doc_type: str = "discharge_summary", patient: bool = True, **kwargs) -> samples.SampleDoc:
@@ -99,8 +101,9 @@ def test_a_document_without_a_patient_has_no_identifiers_and_goes_to_review():
 def test_title_false_drops_the_title_but_keeps_a_typical_body():
     doc = make(4, "operative_report", title=False)
     assert doc.title is None
-    assert not any(t.lower() == line.lower() for line in doc.lines
-                   for t in DEFAULT_TAXONOMY["operative_report"]["titles"])
+    assert not any(
+        t.lower() == line.lower() for line in doc.lines for t in DEFAULT_TAXONOMY["operative_report"]["titles"]
+    )
     assert "Preoperative Diagnosis" in text_of(doc) or "PREOPERATIVE DIAGNOSIS" in text_of(doc)
 
 
@@ -114,8 +117,7 @@ def test_multi_page_documents_repeat_the_patient_and_number_their_pages():
 
 def test_every_page_fits_at_12_points():
     for seed, doc_type in enumerate(samples.DOC_TYPES * 4):
-        doc = make(seed, doc_type, layout=samples.LAYOUTS[seed % 5], pages=1 + seed % 4,
-                   conflicting_mrn=seed % 3 == 0)
+        doc = make(seed, doc_type, layout=samples.LAYOUTS[seed % 5], pages=1 + seed % 4, conflicting_mrn=seed % 3 == 0)
         for k, page in enumerate(doc.pages):
             samples.render_page(page, dpi=72, font_size_pt=12, heading_lines=doc.heading_lines if k == 0 else 0)
 
@@ -164,8 +166,14 @@ def test_a_fax_page_is_bitonal_at_fax_resolution(page_300):
 def test_tesseract_reads_the_mrn_and_title_of_a_300_dpi_page(page_300, tmp_path):
     doc, image = page_300
     image.save(tmp_path / "page.png", dpi=(300, 300))
-    done = subprocess.run(["tesseract", str(tmp_path / "page.png"), "-"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_THREAD_LIMIT": "1"}, timeout=120, check=True)
+    done = subprocess.run(
+        ["tesseract", str(tmp_path / "page.png"), "-"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        timeout=120,
+        check=True,
+    )
     assert doc.patient.mrn in done.stdout
     assert doc.title.lower() in done.stdout.lower()
 
@@ -260,8 +268,14 @@ def test_the_bombs_declare_more_pixels_than_any_page_budget(bad_inputs):
 
 def test_the_sample_set_mixes_scans_faxes_and_text_and_is_reproducible(sample_set, tmp_path):
     names = [path.name for path, _ in sample_set]
-    assert names == ["01-scan.pdf", "02-fax.pdf", "03-bitonal.pdf", "04-digital.pdf", "05-noisy.pdf",
-                     "06-upside_down.pdf"]
+    assert names == [
+        "01-scan.pdf",
+        "02-fax.pdf",
+        "03-bitonal.pdf",
+        "04-digital.pdf",
+        "05-noisy.pdf",
+        "06-upside_down.pdf",
+    ]
     folder = sample_set[0][0].parent
     assert sorted(p.name for p in folder.iterdir()) == names  # no partial files left behind
     assert page_size(folder / "02-fax.pdf") == pytest.approx((612, 792), abs=0.5)

@@ -15,8 +15,8 @@ from pipeline.archive.index import open_index
 from pipeline.core.errors import ConfigError
 from pipeline.records.release import ReleaseRequest, export
 from pipeline.records.retention import purge
-
 from tests.conftest import write_config
+
 from .test_audit import (  # noqa: F401
     MRN,
     NAME,
@@ -54,7 +54,12 @@ def test_everything_written_is_private_even_under_a_lax_umask(tmp_path: Path):
     for top in (config.root / "audit", tmp_path / "out", tmp_path / "zipped"):
         for path, mode in _modes(top).items():
             assert mode == (0o700 if Path(path).is_dir() else 0o600), path
-    assert {Path(p).name for p in _modes(config.root / "audit")} >= {"audit.jsonl", "audit.head.json", "destruction.jsonl", "destruction.head.json"}
+    assert {Path(p).name for p in _modes(config.root / "audit")} >= {
+        "audit.jsonl",
+        "audit.head.json",
+        "destruction.jsonl",
+        "destruction.head.json",
+    }
 
 
 def test_a_world_writable_data_root_is_refused(tmp_path: Path):
@@ -90,7 +95,12 @@ def test_verify_reports_loose_permissions_inside_the_data_root(tmp_path: Path):
     result = invoke(config, "verify")
     assert result.exit_code == 3
     insecure = sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("insecure"))
-    assert len(insecure) == 3 and insecure[0] == f"archive/{MRN}" and insecure[1] == sidecar.path and insecure[2].startswith("index/")
+    assert (
+        len(insecure) == 3
+        and insecure[0] == f"archive/{MRN}"
+        and insecure[1] == sidecar.path
+        and insecure[2].startswith("index/")
+    )
 
 
 def test_no_patient_names_or_text_in_log_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture):

@@ -70,7 +70,10 @@ def test_a_deleted_sidecar_leaves_an_orphaned_file_and_a_stale_index_record(conf
     _pdf(config, victim).with_suffix(".json").unlink()
     code, problems = _problems(config)
     assert code == 3
-    assert {(p["kind"], p["doc_id"]) for p in problems} == {("orphan_file", victim.doc_id), ("index_only", victim.doc_id)}
+    assert {(p["kind"], p["doc_id"]) for p in problems} == {
+        ("orphan_file", victim.doc_id),
+        ("index_only", victim.doc_id),
+    }
 
 
 def test_a_deleted_pdf_is_missing(config: Config):
@@ -88,7 +91,10 @@ def test_stray_files_are_orphans(config: Config):
     code, problems = _problems(config)
     assert code == 3
     assert sorted(p["path"] for p in problems if p["kind"] == "orphan_file") == [
-        "archive/00482913/copy of scan.pdf", "archive/00482913/notes.txt", "archive/loose.pdf"]
+        "archive/00482913/copy of scan.pdf",
+        "archive/00482913/notes.txt",
+        "archive/loose.pdf",
+    ]
 
 
 def test_a_sidecar_in_the_wrong_patient_folder_is_misfiled(config: Config):

@@ -15,7 +15,6 @@ from pipeline.archive.index import open_index
 from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import load_config
 from pipeline.samples import scans as samples
-
 from tests.conftest import (
     ROOT,
     born_digital,
@@ -41,7 +40,10 @@ class DaemonProcess:
         self._log_start = self.log.tell()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "watch"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
@@ -53,7 +55,7 @@ class DaemonProcess:
     def wait_watching(self, timeout: float = 120) -> None:
         """Until this daemon logs that it watches (its signal handlers are in place by then)."""
         deadline = time.monotonic() + timeout
-        while "watching " not in self.log_text()[self._log_start:]:
+        while "watching " not in self.log_text()[self._log_start :]:
             assert self.proc.poll() is None and time.monotonic() < deadline, f"daemon never started:\n{self.log_text()}"
             time.sleep(0.2)
 
@@ -91,7 +93,7 @@ def slow_write(data: bytes, target: Path, chunks: int = 8, pause: float = 0.5) -
     step = len(data) // chunks + 1
     with open(target, "wb") as handle:
         for start in range(0, len(data), step):
-            handle.write(data[start:start + step])
+            handle.write(data[start : start + step])
             handle.flush()
             time.sleep(pause)
 
@@ -173,7 +175,11 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(tmp_path):
     names = []
     for n in range(12):
         doc = document(300 + n, "radiology_report")
-        path = scanned(staging / f"k{n:02d}.pdf", doc, seed=n) if n % 4 == 0 else born_digital(staging / f"k{n:02d}.pdf", doc)
+        path = (
+            scanned(staging / f"k{n:02d}.pdf", doc, seed=n)
+            if n % 4 == 0
+            else born_digital(staging / f"k{n:02d}.pdf", doc)
+        )
         names.append(path.name)
     for name in names:
         shutil.copy(staging / name, drop / name)

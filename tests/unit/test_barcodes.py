@@ -66,10 +66,13 @@ def test_label_on_a_text_page_reads_back_after_noise_and_skew(fmt, dpi, skew, se
     assert mrn_values(reads, MRN_PATTERN) == ["00482913"]
 
 
-@pytest.mark.parametrize(("fmt", "dpi", "skew", "seed"), [
-    ("DataMatrix", 300, -2.0, 1),
-    ("QRCode", 200, 1.0, 0),
-])
+@pytest.mark.parametrize(
+    ("fmt", "dpi", "skew", "seed"),
+    [
+        ("DataMatrix", 300, -2.0, 1),
+        ("QRCode", 200, 1.0, 0),
+    ],
+)
 def test_specks_do_not_hide_a_2d_label(fmt, dpi, skew, seed):
     # Cases zxing's local-average binarizer alone misses; the fixed threshold reads them.
     page, _ = labelled_page(fmt, dpi, at=(5.2, 0.5))
@@ -153,18 +156,39 @@ def reads_of(*values: str) -> list[BarcodeRead]:
     return [BarcodeRead(v, "Code128", 0, 10 * i) for i, v in enumerate(values)]
 
 
-@pytest.mark.parametrize("value", [
-    "00482913", "MRN00482913", "MRN:00482913", "MRN: 00482913", "mrn 00482913", "MRN#00482913",
-    "MRN-00482913", " 00482913 ",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00482913",
+        "MRN00482913",
+        "MRN:00482913",
+        "MRN: 00482913",
+        "mrn 00482913",
+        "MRN#00482913",
+        "MRN-00482913",
+        " 00482913 ",
+    ],
+)
 def test_mrn_values_take_the_number_with_or_without_prefix(value):
     assert mrn_values(reads_of(value), MRN_PATTERN) == ["00482913"]
 
 
-@pytest.mark.parametrize("value", [
-    "PATCHT", "MRN", "MRN:", "12345", "A00482913", "00482913X", "MRN 0048 2913", "MRN:MRN00482913",
-    "ACCT00482913", "00482913/01", "http://example.org/00482913",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "PATCHT",
+        "MRN",
+        "MRN:",
+        "12345",
+        "A00482913",
+        "00482913X",
+        "MRN 0048 2913",
+        "MRN:MRN00482913",
+        "ACCT00482913",
+        "00482913/01",
+        "http://example.org/00482913",
+    ],
+)
 def test_mrn_values_reject_what_is_not_an_mrn(value):
     assert mrn_values(reads_of(value), MRN_PATTERN) == []
 
@@ -174,11 +198,14 @@ def test_mrn_values_are_distinct_in_page_order():
     assert mrn_values(reads, MRN_PATTERN) == ["00519377", "00482913"]
 
 
-@pytest.mark.parametrize(("printed", "value", "check_char"), [
-    ("00482913", "00482913", False),
-    ("00482913R", "00482913R", True),  # R is the mod-43 check character of 00482913
-    ("999990002", "999990002", True),  # 2 checks 99999000, or the MRN is 999990002
-])
+@pytest.mark.parametrize(
+    ("printed", "value", "check_char"),
+    [
+        ("00482913", "00482913", False),
+        ("00482913R", "00482913R", True),  # R is the mod-43 check character of 00482913
+        ("999990002", "999990002", True),  # 2 checks 99999000, or the MRN is 999990002
+    ],
+)
 def test_code39_check_characters_are_flagged(printed, value, check_char):
     page = labels.paste_label(text_page(300), labels.barcode_image(printed, "Code39", 3), (300, 300))
     assert [(r.value, r.check_char) for r in read_barcodes(page, ["Code39"])] == [(value, check_char)]

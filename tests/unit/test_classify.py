@@ -215,8 +215,12 @@ def test_short_title_needs_a_line_of_its_own(line):
 
 
 def test_top_title_wins_over_later_heading():
-    text = (HEADER + "DISCHARGE SUMMARY\n" + BODIES["discharge_summary"]
-            + "\nCONSULTATION\nCardiology was consulted; recommendations were followed.\n")
+    text = (
+        HEADER
+        + "DISCHARGE SUMMARY\n"
+        + BODIES["discharge_summary"]
+        + "\nCONSULTATION\nCardiology was consulted; recommendations were followed.\n"
+    )
     result = classify([text], SETTINGS)
     assert result.doc_type == "discharge_summary"
     assert result.confidence >= 0.9
@@ -230,8 +234,10 @@ def test_consultation_title_beats_embedded_history_and_physical_sections():
 
 
 def test_later_page_heading_only_leans():
-    pages = [HEADER + "OPERATIVE REPORT\n" + BODIES["operative_report"],
-             "SURGICAL PATHOLOGY REPORT\nSee separate report.\n"]
+    pages = [
+        HEADER + "OPERATIVE REPORT\n" + BODIES["operative_report"],
+        "SURGICAL PATHOLOGY REPORT\nSee separate report.\n",
+    ]
     result = classify(pages, SETTINGS)
     assert result.doc_type == "operative_report"
     assert "heading:" not in result.cues[0]
@@ -256,7 +262,9 @@ def test_cafeteria_menu_is_unclassified():
     assert result.doc_type == UNCLASSIFIED
     assert result.confidence < SETTINGS.min_confidence
     # "plan" and "balance" tie, one keyword each: no type clearly wins.
-    assert result == Classification(UNCLASSIFIED, 0.0, ("best:progress_note", "runner-up:insurance_billing", "keyword:plan"))
+    assert result == Classification(
+        UNCLASSIFIED, 0.0, ("best:progress_note", "runner-up:insurance_billing", "keyword:plan")
+    )
 
 
 def test_empty_document_is_unclassified():
@@ -284,10 +292,12 @@ def test_min_confidence_is_honoured():
 
 
 def test_custom_taxonomy():
-    settings = ClassificationSettings(types={
-        "fax_cover": DocTypeRule(titles=["Fax Cover Sheet"], keywords=["pages including cover"]),
-        "letter": DocTypeRule(titles=["Letter"], keywords=["dear"]),
-    })
+    settings = ClassificationSettings(
+        types={
+            "fax_cover": DocTypeRule(titles=["Fax Cover Sheet"], keywords=["pages including cover"]),
+            "letter": DocTypeRule(titles=["Letter"], keywords=["dear"]),
+        }
+    )
     result = classify(["FAX COVER SHEET\nTo: Records\n"], settings)
     assert result == classify(["fax cover sheet\nTo: Records\n"], settings)
     assert result.doc_type == "fax_cover"

@@ -14,7 +14,9 @@ def cand(value, page=1, confidence=1.0, raw=None):
 
 
 def ocr_page(page_no=1, words=(), error=None):
-    return PageText(page_no, " ".join(w.text for w in words), "none" if error else "ocr", words=list(words), error=error)
+    return PageText(
+        page_no, " ".join(w.text for w in words), "none" if error else "ocr", words=list(words), error=error
+    )
 
 
 def test_one_mrn_files():
@@ -99,13 +101,15 @@ def test_only_doubtful_readings_go_to_review():
 from pipeline.core.config import RosterSettings  # noqa: E402
 from pipeline.identify.roster import Roster, RosterPatient  # noqa: E402
 
-ROSTER = Roster([
-    RosterPatient("00482913", "DOE", "JANE", "1962-03-14"),
-    RosterPatient("00482918", "ROE", "RICHARD", "1950-01-01"),
-    RosterPatient("5123456", "SMITH", "JOHN", "1980-07-04"),
-    RosterPatient("5123457", "SMITH", "JOHN", "1991-02-02"),
-    RosterPatient("7000001", "BROWN", "ALICE", "1975-05-05"),
-])
+ROSTER = Roster(
+    [
+        RosterPatient("00482913", "DOE", "JANE", "1962-03-14"),
+        RosterPatient("00482918", "ROE", "RICHARD", "1950-01-01"),
+        RosterPatient("5123456", "SMITH", "JOHN", "1980-07-04"),
+        RosterPatient("5123457", "SMITH", "JOHN", "1991-02-02"),
+        RosterPatient("7000001", "BROWN", "ALICE", "1975-05-05"),
+    ]
+)
 
 
 def with_roster(ids, roster_settings=RosterSettings(), pages=None):
@@ -224,13 +228,16 @@ def test_low_confidence_without_a_roster_stays_in_review():
     assert decision.status == "review" and "low OCR confidence" in decision.reason
 
 
-@pytest.mark.parametrize("name, dob, suggested", [
-    ("DOE, JANE", None, "00482913"),  # name alone: a clerk may confirm it
-    (None, "1962-03-14", "00482913"),  # DOB alone
-    ("DOE, JANE", "1962-03-15", None),  # DOB one day off: the digits are suspect
-    ("ROE, RICHARD", "1962-03-14", None),  # another patient's name
-    ("DOE, JANET", "1962-03-14", None),  # first name must be exact
-])
+@pytest.mark.parametrize(
+    "name, dob, suggested",
+    [
+        ("DOE, JANE", None, "00482913"),  # name alone: a clerk may confirm it
+        (None, "1962-03-14", "00482913"),  # DOB alone
+        ("DOE, JANE", "1962-03-15", None),  # DOB one day off: the digits are suspect
+        ("ROE, RICHARD", "1962-03-14", None),  # another patient's name
+        ("DOE, JANET", "1962-03-14", None),  # first name must be exact
+    ],
+)
 def test_low_confidence_needs_both_name_and_dob_to_agree(name, dob, suggested):
     decision = with_roster(Identifiers([cand("00482913")], name=name, dob=dob), pages=BLURRED)
     assert decision.status == "review" and decision.mrn is None
@@ -292,7 +299,9 @@ def test_an_unreadable_labelled_mrn_also_blocks_unlabelled_numbers():
 
 
 def test_unlabelled_numbers_of_two_matching_patients_go_to_review():
-    twins = Roster([RosterPatient("1000001", "LEE", "ANN", "1990-01-01"), RosterPatient("1000002", "LEE", "ANN", "1990-01-01")])
+    twins = Roster(
+        [RosterPatient("1000001", "LEE", "ANN", "1990-01-01"), RosterPatient("1000002", "LEE", "ANN", "1990-01-01")]
+    )
     ids = Identifiers([], name="LEE, ANN", dob="1990-01-01", unlabelled_mrns=["1000001", "1000002"])
     decision = decide([ocr_page()], ids, SETTINGS, RosterSettings(), twins)
     assert decision.status == "review" and "2 patients" in decision.reason

@@ -18,7 +18,12 @@ from pipeline.ehr.settings import EhrSettings
 from tests.conftest import write_config
 from tests.ehr_servers import file_document
 
-FHIR = {"name": "ehr-fhir", "kind": "fhir", "base_url": "http://127.0.0.1:9/fhir", "patient_identifier_system": "urn:oid:1.2"}
+FHIR = {
+    "name": "ehr-fhir",
+    "kind": "fhir",
+    "base_url": "http://127.0.0.1:9/fhir",
+    "patient_identifier_system": "urn:oid:1.2",
+}
 MDM = {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": 9}
 
 
@@ -53,15 +58,29 @@ def test_plan_first_filing_then_nothing_then_cancel_and_replace(config):
 def test_a_merge_is_not_sent_as_a_correction(config):
     doc = file_document(config, 1, mrn="1000001")
     enqueue_filed(config, [doc])
-    merged = doc.moved(mrn="1000009", doc_type=doc.doc_type, path=doc.path, event=HistoryEvent(
-        "2024-05-01T00:00:00+00:00", "hl7", "merged", moved_from=Placement("1000001", doc.doc_type, "filed"),
-        moved_to=Placement("1000009", doc.doc_type)))
+    merged = doc.moved(
+        mrn="1000009",
+        doc_type=doc.doc_type,
+        path=doc.path,
+        event=HistoryEvent(
+            "2024-05-01T00:00:00+00:00",
+            "hl7",
+            "merged",
+            moved_from=Placement("1000001", doc.doc_type, "filed"),
+            moved_to=Placement("1000009", doc.doc_type),
+        ),
+    )
     assert enqueue_filed(config, [merged]) == 0  # the EHR merged the patients on the same A40
     retyped = merged.moved(mrn="1000009", doc_type="consultation", path=doc.path, event=merged.history[-1])
-    assert {(m.action, m.version, m.mrn) for m in _rows(config) if m.destination == "ehr-fhir"} == {("create", 1, "1000001")}
+    assert {(m.action, m.version, m.mrn) for m in _rows(config) if m.destination == "ehr-fhir"} == {
+        ("create", 1, "1000001")
+    }
     enqueue_filed(config, [retyped])
     assert [(m.action, m.version, m.mrn) for m in _rows(config) if m.destination == "ehr-fhir"] == [
-        ("create", 1, "1000001"), ("cancel", 1, "1000001"), ("create", 2, "1000009")]
+        ("create", 1, "1000001"),
+        ("cancel", 1, "1000001"),
+        ("create", 2, "1000009"),
+    ]
 
 
 def test_enqueue_is_idempotent_and_skips_review_and_disabled(config, tmp_path):
@@ -70,7 +89,10 @@ def test_enqueue_is_idempotent_and_skips_review_and_disabled(config, tmp_path):
     assert enqueue_filed(config, [filed, waiting]) == 2  # one per destination
     row = {"doc_id": filed.doc_id, "status": "filed", "mrn": filed.mrn, "path": filed.path}  # a run's Outcome.documents
     assert enqueue_filed(config, [filed.doc_id, filed.to_json(), row]) == 0
-    assert {(m.destination, m.action, m.version) for m in _rows(config)} == {("ehr-fhir", "create", 1), ("ehr-mdm", "create", 1)}
+    assert {(m.destination, m.action, m.version) for m in _rows(config)} == {
+        ("ehr-fhir", "create", 1),
+        ("ehr-mdm", "create", 1),
+    }
     (tmp_path / "off").mkdir()
     off = load_config(write_config(tmp_path / "off"))  # no ehr section: nothing is queued
     assert enqueue_filed(off, [filed]) == 0

@@ -35,14 +35,46 @@ def only(text: str) -> MrnCandidate:
 # ---------------------------------------------------------------- MRN labels
 
 LABEL_SPELLINGS = [
-    "MRN", "mrn", "MRN No", "MRN No.", "MRN Number", "M.R.N.", "M.R.N", "M. R. N.",
-    "Medical Record Number", "Medical Record No.", "Medical Record No", "Medical Record #",
-    "Medical Record Num.", "MEDICAL RECORD NUMBER", "Medical Record#",
-    "Med Rec No", "Med. Rec. No.", "Med Rec #", "Medical Rec Number", "Med Record No.", "MedRec#",
-    "MR#", "MR #", "MR No.", "MR Number",
-    "Patient ID", "PATIENT ID", "Patient ID No.", "Pt ID", "Pt. ID", "Pt ID Number",
-    "Hospital Number", "Hospital No.", "Unit Number", "Unit No", "Unit No.",
-    "Chart Number", "Chart No.", "Chart #", "Chart#",
+    "MRN",
+    "mrn",
+    "MRN No",
+    "MRN No.",
+    "MRN Number",
+    "M.R.N.",
+    "M.R.N",
+    "M. R. N.",
+    "Medical Record Number",
+    "Medical Record No.",
+    "Medical Record No",
+    "Medical Record #",
+    "Medical Record Num.",
+    "MEDICAL RECORD NUMBER",
+    "Medical Record#",
+    "Med Rec No",
+    "Med. Rec. No.",
+    "Med Rec #",
+    "Medical Rec Number",
+    "Med Record No.",
+    "MedRec#",
+    "MR#",
+    "MR #",
+    "MR No.",
+    "MR Number",
+    "Patient ID",
+    "PATIENT ID",
+    "Patient ID No.",
+    "Pt ID",
+    "Pt. ID",
+    "Pt ID Number",
+    "Hospital Number",
+    "Hospital No.",
+    "Unit Number",
+    "Unit No",
+    "Unit No.",
+    "Chart Number",
+    "Chart No.",
+    "Chart #",
+    "Chart#",
 ]
 
 
@@ -243,8 +275,16 @@ def test_patient_id_is_an_mrn_but_patient_account_is_not():
 
 @pytest.mark.parametrize(
     "line",
-    ["MRN/Acct: 123456", "Acct/MRN: 123456", "MRN / Account #: 123456", "Account/MRN 123456",
-     "MRN & Encounter: 123456", "Visit-MRN: 123456", "FIN MRN: 123456", "MRN or Acct: 123456"],
+    [
+        "MRN/Acct: 123456",
+        "Acct/MRN: 123456",
+        "MRN / Account #: 123456",
+        "Account/MRN 123456",
+        "MRN & Encounter: 123456",
+        "Visit-MRN: 123456",
+        "FIN MRN: 123456",
+        "MRN or Acct: 123456",
+    ],
 )
 def test_combined_labels_are_ambiguous_so_not_an_mrn(line):
     # The number could be either; filing under an account number would misfile.
@@ -252,9 +292,25 @@ def test_combined_labels_are_ambiguous_so_not_an_mrn(line):
 
 
 @pytest.mark.parametrize(
-    "qualifier", ["Mother's", "Mothers", "Mother", "Mother\u2019s", "MOTHER'S  ", "Baby's", "Previous",
-                  "Old", "Prior", "Merged", "Outside", "Outside Hospital", "External", "Guarantor",
-                  "Insured's", "Spouse"],
+    "qualifier",
+    [
+        "Mother's",
+        "Mothers",
+        "Mother",
+        "Mother\u2019s",
+        "MOTHER'S  ",
+        "Baby's",
+        "Previous",
+        "Old",
+        "Prior",
+        "Merged",
+        "Outside",
+        "Outside Hospital",
+        "External",
+        "Guarantor",
+        "Insured's",
+        "Spouse",
+    ],
 )
 def test_someone_elses_or_an_old_mrn_is_not_this_records(qualifier):
     assert values(f"{qualifier} MRN: 11111111") == []
@@ -263,8 +319,13 @@ def test_someone_elses_or_an_old_mrn_is_not_this_records(qualifier):
 
 
 @pytest.mark.parametrize(
-    "line", ["ST. MARY HOSPITAL     MRN: 00482913", "Springfield Clinic MRN: 00482913",
-             "Patient MRN: 00482913", "Grandmother Jane   MRN: 00482913"],
+    "line",
+    [
+        "ST. MARY HOSPITAL     MRN: 00482913",
+        "Springfield Clinic MRN: 00482913",
+        "Patient MRN: 00482913",
+        "Grandmother Jane   MRN: 00482913",
+    ],
 )
 def test_letterhead_or_patient_before_the_label_is_no_qualifier(line):
     assert values(line) == ["00482913"]
@@ -277,10 +338,7 @@ def test_no_break_spaces_from_a_text_layer():
 
 
 def test_value_right_below_a_label_line():
-    text = (
-        "Patient Name          MRN           DOB\n"
-        "DOE, JANE             00482913      03/14/1962\n"
-    )
+    text = "Patient Name          MRN           DOB\nDOE, JANE             00482913      03/14/1962\n"
     candidate = only(text)
     assert (candidate.value, candidate.offset, candidate.confidence) == ("00482913", text.index("00482913"), 0.7)
     assert candidate.label == "MRN"
@@ -337,7 +395,9 @@ def test_every_occurrence_is_returned_in_order():
     text = "MRN: 00482913\nSome text\nMRN: 00482913\nChart #: 00482913\n"
     found = find_mrn_candidates(3, text, S)
     assert [(c.value, c.page_no, c.label) for c in found] == [
-        ("00482913", 3, "MRN"), ("00482913", 3, "MRN"), ("00482913", 3, "Chart #"),
+        ("00482913", 3, "MRN"),
+        ("00482913", 3, "MRN"),
+        ("00482913", 3, "Chart #"),
     ]
     assert [c.offset for c in found] == [m.start() for m in re.finditer("00482913", text)]
 
@@ -352,7 +412,7 @@ def test_two_different_mrns_are_both_returned():
 def test_offsets_point_at_the_raw_text():
     text = "Account #: 88812345   MRN : 0048 2913\r\nPt ID: OO482913\r\n"
     for c in find_mrn_candidates(1, text, S):
-        assert text[c.offset:c.offset + len(c.raw)] == c.raw
+        assert text[c.offset : c.offset + len(c.raw)] == c.raw
 
 
 def test_configured_pattern_is_used_as_is():
@@ -387,9 +447,24 @@ def test_patterns_are_compiled_once_per_settings():
 @pytest.mark.parametrize(
     "text",
     [
-        "03/14/1962", "3/14/1962", "3-14-62", "03-14-1962", "1962-03-14", "1962/3/14", "03.14.1962",
-        "March 14, 1962", "March 14 1962", "MARCH 14,1962", "Mar 14 1962", "Mar. 14, 1962",
-        "14-Mar-1962", "14-MAR-62", "14 March 1962", "14 Mar 1962", "14Mar1962", "March 14th, 1962",
+        "03/14/1962",
+        "3/14/1962",
+        "3-14-62",
+        "03-14-1962",
+        "1962-03-14",
+        "1962/3/14",
+        "03.14.1962",
+        "March 14, 1962",
+        "March 14 1962",
+        "MARCH 14,1962",
+        "Mar 14 1962",
+        "Mar. 14, 1962",
+        "14-Mar-1962",
+        "14-MAR-62",
+        "14 March 1962",
+        "14 Mar 1962",
+        "14Mar1962",
+        "March 14th, 1962",
         "  03/14/1962. ",
     ],
 )
@@ -427,9 +502,24 @@ def test_two_digit_years_take_the_most_recent_past_century():
 @pytest.mark.parametrize(
     "text",
     [
-        "02/30/2020", "13/01/2020", "00/10/2020", "2020-13-01", "2020-02-00", "March 32, 2020",
-        "Feb 29 2023", "31-Apr-2020", "03/14-1962", "03/14/196", "1962", "03/14", "hello", "",
-        "03/14/1962 extra", "Mayday 14 1962", "0003/14/1962", "03/14/0962",
+        "02/30/2020",
+        "13/01/2020",
+        "00/10/2020",
+        "2020-13-01",
+        "2020-02-00",
+        "March 32, 2020",
+        "Feb 29 2023",
+        "31-Apr-2020",
+        "03/14-1962",
+        "03/14/196",
+        "1962",
+        "03/14",
+        "hello",
+        "",
+        "03/14/1962 extra",
+        "Mayday 14 1962",
+        "0003/14/1962",
+        "03/14/0962",
     ],
 )
 def test_parse_date_rejects_impossible_or_partial_dates(text):
@@ -443,10 +533,19 @@ def test_parse_date_accepts_leap_day():
 @pytest.mark.parametrize(
     "text",
     [
-        "DOB: 03/14/1962", "DOB 03/14/1962", "D.O.B.: 3/14/1962", "D.O.B 3-14-62", "dob:03/14/1962",
-        "Date of Birth: March 14, 1962", "Date of Birth - 14 Mar 1962", "Birth Date: 14-Mar-1962",
-        "Birthdate: 1962-03-14", "Born: 14 March 1962", "Born 03/14/1962",
-        "DOB (mm/dd/yyyy): 03/14/1962", "Patient DOB: 03/14/1962",
+        "DOB: 03/14/1962",
+        "DOB 03/14/1962",
+        "D.O.B.: 3/14/1962",
+        "D.O.B 3-14-62",
+        "dob:03/14/1962",
+        "Date of Birth: March 14, 1962",
+        "Date of Birth - 14 Mar 1962",
+        "Birth Date: 14-Mar-1962",
+        "Birthdate: 1962-03-14",
+        "Born: 14 March 1962",
+        "Born 03/14/1962",
+        "DOB (mm/dd/yyyy): 03/14/1962",
+        "Patient DOB: 03/14/1962",
         "Name: DOE, JANE   DOB: 03/14/1962   MRN: 00482913",
         "MRN: 00482913 DOB: 03/14/1962 Sex: F",
         "Patient Name        DOB\nDOE, JANE           03/14/1962\n",
@@ -493,10 +592,27 @@ def test_find_dob_day_first():
 
 @pytest.mark.parametrize(
     "label",
-    ["Date of Service", "Service Date", "DOS", "Report Date", "Date of Report", "Discharge Date",
-     "Date of Discharge", "Admission Date", "Date of Admission", "Visit Date", "Date of Visit",
-     "Procedure Date", "Date of Procedure", "Exam Date", "Date of Exam", "Collection Date",
-     "Collected", "Date Signed", "Date"],
+    [
+        "Date of Service",
+        "Service Date",
+        "DOS",
+        "Report Date",
+        "Date of Report",
+        "Discharge Date",
+        "Date of Discharge",
+        "Admission Date",
+        "Date of Admission",
+        "Visit Date",
+        "Date of Visit",
+        "Procedure Date",
+        "Date of Procedure",
+        "Exam Date",
+        "Date of Exam",
+        "Collection Date",
+        "Collected",
+        "Date Signed",
+        "Date",
+    ],
 )
 def test_find_doc_date_labels(label):
     assert find_doc_date(f"DOB: 03/14/1962\n{label}: 04/02/2024 08:15\n", S) == "2024-04-02"

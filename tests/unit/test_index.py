@@ -67,15 +67,34 @@ def ix(index_dir: Path) -> WhooshIndex:
 def clinic(ix: WhooshIndex) -> WhooshIndex:
     ix.add(
         [
-            record("cardio", doc_type="consultation", doc_date="2024-01-10",
-                   content="Consultation for chest pain radiating to the left arm. History of hypertension."),
-            record("lab", doc_type="lab_result", doc_date="2024-02-01",
-                   content="Glucose 182 mg/dL flagged high. Pain in the chest was not reported. Diabetes follow-up."),
-            record("smith", mrn="00771234", patient_name="SMITH, JOHN", status="review",
-                   review_reason="MRN unreadable", doc_date="2024-02-29",
-                   content="Discharge summary. Diabetic foot ulcer, healing well."),
-            record("undated", mrn="00771234", patient_name="SMITH, JOHN", doc_date=None,
-                   content="Referral letter without a date."),
+            record(
+                "cardio",
+                doc_type="consultation",
+                doc_date="2024-01-10",
+                content="Consultation for chest pain radiating to the left arm. History of hypertension.",
+            ),
+            record(
+                "lab",
+                doc_type="lab_result",
+                doc_date="2024-02-01",
+                content="Glucose 182 mg/dL flagged high. Pain in the chest was not reported. Diabetes follow-up.",
+            ),
+            record(
+                "smith",
+                mrn="00771234",
+                patient_name="SMITH, JOHN",
+                status="review",
+                review_reason="MRN unreadable",
+                doc_date="2024-02-29",
+                content="Discharge summary. Diabetic foot ulcer, healing well.",
+            ),
+            record(
+                "undated",
+                mrn="00771234",
+                patient_name="SMITH, JOHN",
+                doc_date=None,
+                content="Referral letter without a date.",
+            ),
         ]
     )
     return ix
@@ -105,7 +124,12 @@ def test_search_ranks_and_highlights_matches(clinic: WhooshIndex) -> None:
     assert ids(hits) == ["cardio"]
     hit = hits[0]
     assert (hit.mrn, hit.patient_name, hit.doc_type, hit.doc_date, hit.status) == (
-        "00482913", "DOE, JANE", "consultation", "2024-01-10", "filed")
+        "00482913",
+        "DOE, JANE",
+        "consultation",
+        "2024-01-10",
+        "filed",
+    )
     assert hit.path == "archive/00482913/cardio.pdf"
     assert hit.score > 0
     assert "**hypertension**" in hit.snippet
@@ -169,9 +193,13 @@ def test_phrase_needs_the_words_in_order(clinic: WhooshIndex) -> None:
 
 def test_phrases_across_segments_with_a_filter(ix: WhooshIndex) -> None:
     for batch in range(3):
-        ix.add([record(f"apart{batch}", content="pain pain chest chest"),
-                record(f"phrase{batch}", content="chest pain noted", status="review" if batch else "filed")],
-               merge=False)
+        ix.add(
+            [
+                record(f"apart{batch}", content="pain pain chest chest"),
+                record(f"phrase{batch}", content="chest pain noted", status="review" if batch else "filed"),
+            ],
+            merge=False,
+        )
     assert sorted(ids(ix.search('"chest pain"'))) == ["phrase0", "phrase1", "phrase2"]
     assert sorted(ids(ix.search('"chest pain"', SearchFilters(status="review")))) == ["phrase1", "phrase2"]
     assert sorted(ids(ix.search('chest NOT "chest pain"'))) == ["apart0", "apart1", "apart2"]
@@ -216,8 +244,17 @@ def test_a_date_range_filter_spans_many_dates(ix: WhooshIndex) -> None:
     ix.add([record(f"d{day}", doc_date=day, content="annual review") for day in days])
     ix.add([record("undated", doc_date=None, content="annual review")], merge=False)
     hits = ix.search("annual", SearchFilters(date_from="2023-03-15", date_to="2023-06-01", status="filed"), limit=50)
-    assert sorted(ids(hits)) == ["d2023-03-15", "d2023-03-28", "d2023-04-01", "d2023-04-15", "d2023-04-28",
-                                 "d2023-05-01", "d2023-05-15", "d2023-05-28", "d2023-06-01"]
+    assert sorted(ids(hits)) == [
+        "d2023-03-15",
+        "d2023-03-28",
+        "d2023-04-01",
+        "d2023-04-15",
+        "d2023-04-28",
+        "d2023-05-01",
+        "d2023-05-15",
+        "d2023-05-28",
+        "d2023-06-01",
+    ]
 
 
 def test_filters_do_not_change_scores(clinic: WhooshIndex) -> None:
@@ -415,7 +452,10 @@ ANALYSED_TEXTS = [
     "The patient was seen. Chest pain radiating to the left arm!",
     "a I x of the and: U.S.A. 3.5mg e.g. x-ray 12/03/2024 O'Brien naïve café MRN:00482913",
     "Running runs ran runner's; stemming-tests\tand\nnewlines  in   between",
-    "", "   ", "the of and", "İstanbul STRASSE straße ΣΊΣΥΦΟΣ 日本語のテキスト",
+    "",
+    "   ",
+    "the of and",
+    "İstanbul STRASSE straße ΣΊΣΥΦΟΣ 日本語のテキスト",
 ]
 
 
@@ -461,7 +501,13 @@ def test_phrase_finds_exactly_the_documents_with_the_words_in_a_row(ix: WhooshIn
     assert sorted(ids(ix.search('"breath shortness"'))) == ["apart", "reversed"]
     assert ids(ix.search('"follow up in two weeks"')) == ["three"]
     assert sorted(ids(ix.search('"shortness of breath" OR "two weeks"'))) == [
-        "across", "exact", "stopword", "three", "three-broken", "twice"]
+        "across",
+        "exact",
+        "stopword",
+        "three",
+        "three-broken",
+        "twice",
+    ]
     assert sorted(ids(ix.search('shortness NOT "shortness of breath"'))) == ["apart", "reversed"]
     hit = next(h for h in ix.search('"shortness of breath"') if h.doc_id == "exact")
     assert "**shortness** of **breath**" in hit.snippet
@@ -478,9 +524,14 @@ def test_phrase_hits_are_checked_until_the_limit_is_filled(ix: WhooshIndex) -> N
 
 def test_common_term_with_a_date_range_ranks_by_relevance(ix: WhooshIndex) -> None:
     # Every text five words long, so that only the count of the word decides.
-    records = [record(f"d{n:02d}", doc_date=f"2023-{1 + n % 12:02d}-10",
-                      content=("cough " * (1 + n % 4) + "fever " * (4 - n % 4)).strip())
-               for n in range(48)]
+    records = [
+        record(
+            f"d{n:02d}",
+            doc_date=f"2023-{1 + n % 12:02d}-10",
+            content=("cough " * (1 + n % 4) + "fever " * (4 - n % 4)).strip(),
+        )
+        for n in range(48)
+    ]
     ix.add(records[:20])
     ix.add(records[20:], merge=False)
     hits = ix.search("cough", SearchFilters(date_from="2023-03-01", date_to="2023-05-31"), limit=50)
@@ -497,7 +548,7 @@ RANKED_QUERIES = [
     ("pain", SearchFilters(date_from="2023-02-01", date_to="2023-09-30")),
     ('"chest pain"', SearchFilters()),
     ('"chest pain" AND fever', SearchFilters(status="review")),
-    ("chest NOT \"chest pain\"", SearchFilters()),
+    ('chest NOT "chest pain"', SearchFilters()),
     ('"chest pain fever"', SearchFilters()),
     ('"pain of the chest" OR "fever rash"', SearchFilters()),
     ('"noted left" AND NOT "left chest"', SearchFilters()),
@@ -514,16 +565,23 @@ RANKED_QUERIES = [
 @pytest.fixture
 def ranked_corpus(ix: WhooshIndex) -> WhooshIndex:
     import random
+
     rng = random.Random(7)
     words = ["chest", "pain", "fever", "cough", "rash", "diabetes", "diabetic", "the", "of", "in", "noted", "left"]
     names = ["DOE, JANE", "SMITH, JOHN", "PAIN, ANNA"]
     batch = []
     for n in range(240):
-        batch.append(record(f"r{n:03d}", patient_name=rng.choice(names), mrn=rng.choice(["00482913", "00771234"]),
-                            status=rng.choice(["filed", "filed", "review"]),
-                            doc_type=rng.choice(["lab_result", "consultation", "progress_note"]),
-                            doc_date=f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                            content=" ".join(rng.choices(words, k=rng.randint(3, 40)))))
+        batch.append(
+            record(
+                f"r{n:03d}",
+                patient_name=rng.choice(names),
+                mrn=rng.choice(["00482913", "00771234"]),
+                status=rng.choice(["filed", "filed", "review"]),
+                doc_type=rng.choice(["lab_result", "consultation", "progress_note"]),
+                doc_date=f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                content=" ".join(rng.choices(words, k=rng.randint(3, 40))),
+            )
+        )
         if len(batch) == 60:
             ix.add(batch, merge=False)
             batch = []
@@ -532,8 +590,9 @@ def ranked_corpus(ix: WhooshIndex) -> WhooshIndex:
 
 
 @pytest.mark.parametrize(("query", "filters"), RANKED_QUERIES)
-def test_bulk_ranking_gives_whooshs_ranking(ranked_corpus: WhooshIndex, index_dir: Path, query: str,
-                                             filters: SearchFilters) -> None:
+def test_bulk_ranking_gives_whooshs_ranking(
+    ranked_corpus: WhooshIndex, index_dir: Path, query: str, filters: SearchFilters
+) -> None:
     with whoosh_index.open_dir(str(index_dir)).searcher() as searcher:
         parsed = parse_query(query, searcher.schema)
         narrowing = filter_query(filters)
@@ -549,14 +608,17 @@ def test_bulk_ranking_gives_whooshs_ranking(ranked_corpus: WhooshIndex, index_di
         assert sorted(docnum for _, docnum in fast) == sorted(docnum for _, docnum in slow)
     else:
         assert {docnum: pytest.approx(score, rel=1e-9) for score, docnum in slow} == {
-            docnum: score for score, docnum in fast}
+            docnum: score for score, docnum in fast
+        }
 
 
 def test_an_index_of_an_older_schema_asks_for_a_reindex(ix: WhooshIndex, index_dir: Path) -> None:
     from whoosh.fields import ID, TEXT, Schema
+
     index_dir.mkdir(parents=True)
-    old = whoosh_index.create_in(str(index_dir), Schema(doc_id=ID(unique=True, stored=True),
-                                                         content=TEXT(stored=True, chars=True)))
+    old = whoosh_index.create_in(
+        str(index_dir), Schema(doc_id=ID(unique=True, stored=True), content=TEXT(stored=True, chars=True))
+    )
     with old.writer() as writer:
         writer.add_document(doc_id="a", content="old index")
     for call in (lambda: ix.search("old"), ix.count, lambda: ix.add([record("b")]), lambda: ix.get("a")):
@@ -577,15 +639,17 @@ def test_kept_posting_lists_follow_deletions_and_new_documents(ix: WhooshIndex) 
     assert {h.doc_id for h in ix.search("patient", limit=1000)} == first - {"d002"} | {"new"}
 
 
-def test_long_posting_lists_read_documents_and_weights_without_positions(ix: WhooshIndex, index_dir: Path,
-                                                                         monkeypatch) -> None:
+def test_long_posting_lists_read_documents_and_weights_without_positions(
+    ix: WhooshIndex, index_dir: Path, monkeypatch
+) -> None:
     # Several blocks (Whoosh writes 128 postings a block), each word count and position different.
     texts = {f"d{n:03d}": "filler " * (n % 7) + "pain " * (1 + n % 3) for n in range(300)}
     ix.add([record(doc_id, content=text) for doc_id, text in texts.items()])
     unpacked: list[int] = []
     real_decompress = whoosh_codec.zlib.decompress
-    monkeypatch.setattr(whoosh_codec.zlib, "decompress",
-                        lambda data: unpacked.append(len(real := real_decompress(data))) or real)
+    monkeypatch.setattr(
+        whoosh_codec.zlib, "decompress", lambda data: unpacked.append(len(real := real_decompress(data))) or real
+    )
     with whoosh_index.open_dir(str(index_dir)).reader() as reader:
         docnums = {reader.stored_fields(d)["doc_id"]: d for d in range(reader.doc_count_all())}
         matcher = reader._terms.matcher("content", b"pain", reader.schema["content"].format)
@@ -598,7 +662,8 @@ def test_long_posting_lists_read_documents_and_weights_without_positions(ix: Who
         ids, _, values = whoosh_codec.read_all(matcher, values=True)
         fmt = reader.schema["content"].format
         assert {d: fmt.decode_positions(v) for d, v in zip(ids, values)} == {
-            docnums[d]: list(range(int(d[1:]) % 7, int(d[1:]) % 7 + 1 + int(d[1:]) % 3)) for d in texts}
+            docnums[d]: list(range(int(d[1:]) % 7, int(d[1:]) % 7 + 1 + int(d[1:]) % 3)) for d in texts
+        }
     assert len(ix.search("pain", limit=500)) == len(texts)
 
 
@@ -619,11 +684,19 @@ def _merge_corpus(ix: WhooshIndex) -> None:
     fields, a replaced document, deleted ones, a term left only in deleted ones."""
     words = ["chest", "pain", "fever", "cough", "rash", "edema", "nausea"]
     for batch in range(3):
-        ix.add([record(f"d{batch}-{n:03d}", mrn=f"{n % 9:08d}",
-                       patient_name=None if n % 5 == 0 else f"DOE, JANE{n % 4}",
-                       doc_date=None if n % 7 == 0 else f"20{10 + n % 13}-0{1 + n % 9}-1{n % 10}",
-                       content=" ".join(words[(n + k) % 7] for k in range(n % 11 + 1)) + f" note{batch}x{n % 13}")
-                for n in range(150)], merge=False)
+        ix.add(
+            [
+                record(
+                    f"d{batch}-{n:03d}",
+                    mrn=f"{n % 9:08d}",
+                    patient_name=None if n % 5 == 0 else f"DOE, JANE{n % 4}",
+                    doc_date=None if n % 7 == 0 else f"20{10 + n % 13}-0{1 + n % 9}-1{n % 10}",
+                    content=" ".join(words[(n + k) % 7] for k in range(n % 11 + 1)) + f" note{batch}x{n % 13}",
+                )
+                for n in range(150)
+            ],
+            merge=False,
+        )
     ix.add([record("d0-004", content="replaced with a new text")], merge=False)
     ix.add([record("solo", content="onlyhere once")], merge=False)
     ix.delete(["d1-010", "d2-149", "d0-000", "solo"])
@@ -636,11 +709,15 @@ def _everything(index_dir: Path) -> dict:
         return {
             "segments": len(ix._segments()),
             "postings": list(reader.iter_postings()),
-            "terms": [(term, reader.doc_frequency(*term), reader.frequency(*term), reader.term_info(*term).max_weight())
-                      for term in reader.all_terms()],
+            "terms": [
+                (term, reader.doc_frequency(*term), reader.frequency(*term), reader.term_info(*term).max_weight())
+                for term in reader.all_terms()
+            ],
             "stored": list(reader.all_stored_fields()),
-            "lengths": {f: ([reader.doc_field_length(d, f) for d in docs], reader.field_length(f),
-                            reader.max_field_length(f)) for f in ("content", "patient_name")},
+            "lengths": {
+                f: ([reader.doc_field_length(d, f) for d in docs], reader.field_length(f), reader.max_field_length(f))
+                for f in ("content", "patient_name")
+            },
             "dates": list(reader.column_reader("doc_date")),
         }
 
@@ -667,8 +744,11 @@ def test_bulk_writes_what_whooshs_writer_and_merge_write(tmp_path: Path, monkeyp
     bulk.optimize()
     assert _term_table(tmp_path / "bulk") == _term_table(tmp_path / "whoosh")
     expected, merged = _everything(tmp_path / "whoosh"), _everything(tmp_path / "bulk")
-    assert merged["segments"] == 1 and merged["stored"] and ("content", b"onlyher") not in dict.fromkeys(
-        term for term, *_ in merged["terms"])
+    assert (
+        merged["segments"] == 1
+        and merged["stored"]
+        and ("content", b"onlyher") not in dict.fromkeys(term for term, *_ in merged["terms"])
+    )
     assert merged == expected
     for query in ("chest", '"pain fever"', "note1x3 OR rash", "replaced", "jane2"):
         assert bulk.search(query, limit=500) == by_whoosh.search(query, limit=500)
@@ -689,7 +769,7 @@ def test_values_and_inlined_postings_are_pickled_with_a_bytes_opcode(ix: WhooshI
     ix.add([record(f"d{n:03d}", content="pain " * (1 + n % 3)) for n in range(200)])
     with whoosh_index.open_dir(str(index_dir)).reader() as reader:
         inlined = reader._terms._tindex[reader._terms._keycoder("doc_id", b"d007")]
-        assert inlined[whoosh_codec.TermInfo._struct.size:][:2] == b"\x80\x05"
+        assert inlined[whoosh_codec.TermInfo._struct.size :][:2] == b"\x80\x05"
         matcher = reader._terms.matcher("content", b"pain", reader.schema["content"].format)
         start = matcher._dataoffset + whoosh_codec._HEAD_SIZE.size + matcher._head_size()
         values = whoosh_codec.zlib.decompress(matcher._postfile.get(start, matcher._nextoffset - start))
@@ -699,13 +779,15 @@ def test_values_and_inlined_postings_are_pickled_with_a_bytes_opcode(ix: WhooshI
 
 
 def test_lookups_through_kept_block_directories_find_the_same_documents(ix: WhooshIndex) -> None:
-    texts = {f"d{n:03d}": ("chest pain again" if n % 7 == 0 else "again chest and then pain") + f" visit{n % 5}"
-             for n in range(400)}  # lists of several blocks each
+    texts = {
+        f"d{n:03d}": ("chest pain again" if n % 7 == 0 else "again chest and then pain") + f" visit{n % 5}"
+        for n in range(400)
+    }  # lists of several blocks each
     ix.add([record(doc_id, content=text) for doc_id, text in texts.items()])
     expected = {doc_id for doc_id, text in texts.items() if "chest pain again" in text}
     found = {}
-    for kept_from in (10 ** 9, 1):  # without directories, then with them for every list
+    for kept_from in (10**9, 1):  # without directories, then with them for every list
         ix.caches.list_kept_from = kept_from
         found[kept_from] = [hit.doc_id for hit in ix.search('"chest pain again" visit3', limit=500)]
     assert ix.caches.blocks
-    assert found[1] == found[10 ** 9] and set(found[1]) == {d for d in expected if texts[d].endswith("visit3")}
+    assert found[1] == found[10**9] and set(found[1]) == {d for d in expected if texts[d].endswith("visit3")}

@@ -21,10 +21,22 @@ from web.users import UserStore
 
 
 def record(doc_id: str, content: str) -> IndexRecord:
-    return IndexRecord(doc_id=doc_id, status="filed", mrn="00482913", patient_name="DOE, JANE", dob=None,
-                       doc_type="consultation", doc_date="2024-01-10", pages=1, path=f"archive/{doc_id}.pdf",
-                       sha256="s", source_sha256=f"src-{doc_id}", source_file="f.pdf", review_reason=None,
-                       content=content)
+    return IndexRecord(
+        doc_id=doc_id,
+        status="filed",
+        mrn="00482913",
+        patient_name="DOE, JANE",
+        dob=None,
+        doc_type="consultation",
+        doc_date="2024-01-10",
+        pages=1,
+        path=f"archive/{doc_id}.pdf",
+        sha256="s",
+        source_sha256=f"src-{doc_id}",
+        source_file="f.pdf",
+        review_reason=None,
+        content=content,
+    )
 
 
 @pytest.fixture
@@ -63,7 +75,9 @@ def test_a_wildcard_matching_thousands_of_words_is_refused(ix: WhooshIndex) -> N
         ix.search("chest wo?*")
     with pytest.raises(SearchTooBroad, match=r"content:\[a TO z\] matches more than 300 .*; use a shorter range"):
         ix.search("content:[a TO z]")
-    with pytest.raises(SearchTooBroad, match=r": \* matches more than 300 different words; leave the \* on its own out"):
+    with pytest.raises(
+        SearchTooBroad, match=r": \* matches more than 300 different words; leave the \* on its own out"
+    ):
         ix.search("chest *")
 
 
@@ -123,8 +137,9 @@ def test_the_cli_refuses_a_broad_search_in_one_line(tmp_path: Path, monkeypatch,
         os.umask(umask)
     assert exited.value.code != 0
     out, err = capsys.readouterr()
-    assert err.strip() == ("error: the search is too broad: a wildcard needs at least 2 letters before it "
-                           "(such as diab*), not ?*")
+    assert err.strip() == (
+        "error: the search is too broad: a wildcard needs at least 2 letters before it (such as diab*), not ?*"
+    )
     assert out == ""
 
 

@@ -26,27 +26,69 @@ SYNONYMS = {doc_type: tuple(words) for doc_type, words in DEFAULT_TYPE_SYNONYMS.
 
 
 def record(doc_id: str, name: str, mrn: str, doc_type: str, content: str) -> IndexRecord:
-    return IndexRecord(doc_id=doc_id, status="filed", mrn=mrn, patient_name=name, dob=None, doc_type=doc_type,
-                       doc_date="2024-03-05", pages=1, path=f"archive/{mrn}/{doc_id}.pdf", sha256=f"s-{doc_id}",
-                       source_sha256=f"src-{doc_id}", source_file=f"{doc_id}.pdf", review_reason=None,
-                       content=content)
+    return IndexRecord(
+        doc_id=doc_id,
+        status="filed",
+        mrn=mrn,
+        patient_name=name,
+        dob=None,
+        doc_type=doc_type,
+        doc_date="2024-03-05",
+        pages=1,
+        path=f"archive/{mrn}/{doc_id}.pdf",
+        sha256=f"s-{doc_id}",
+        source_sha256=f"src-{doc_id}",
+        source_file=f"{doc_id}.pdf",
+        review_reason=None,
+        content=content,
+    )
 
 
 CORPUS = [
-    record("cal-xr", "CALDERON, CHRISTINE", "10000001", "radiology_report",
-           "Chest two views. Impression: no acute cardiopulmonary process."),
-    record("cal-note", "CALDERON, CHRISTINE", "10000001", "progress_note",
-           "Seen in clinic for cough. Chest clear. Return in two weeks."),
-    record("cal-lab", "CALDERON, CHRISTINE", "10000001", "lab_result",
-           "Glucose 98. Radiology follow-up requested by the ordering physician."),
+    record(
+        "cal-xr",
+        "CALDERON, CHRISTINE",
+        "10000001",
+        "radiology_report",
+        "Chest two views. Impression: no acute cardiopulmonary process.",
+    ),
+    record(
+        "cal-note",
+        "CALDERON, CHRISTINE",
+        "10000001",
+        "progress_note",
+        "Seen in clinic for cough. Chest clear. Return in two weeks.",
+    ),
+    record(
+        "cal-lab",
+        "CALDERON, CHRISTINE",
+        "10000001",
+        "lab_result",
+        "Glucose 98. Radiology follow-up requested by the ordering physician.",
+    ),
     record("kim-xr", "KIM, DAVID", "10000002", "radiology_report", "Left knee three views: no fracture."),
-    record("mcc-consult", "MCCLAIN, JOHN", "10000003", "consultation",
-           "Thank you for asking me to see this patient with atrial fibrillation."),
-    record("mec-consult", "MECLAIN, JOHN", "10000003", "consultation",
-           "Asked to see this patient for syncope. Recommendations below."),
+    record(
+        "mcc-consult",
+        "MCCLAIN, JOHN",
+        "10000003",
+        "consultation",
+        "Thank you for asking me to see this patient with atrial fibrillation.",
+    ),
+    record(
+        "mec-consult",
+        "MECLAIN, JOHN",
+        "10000003",
+        "consultation",
+        "Asked to see this patient for syncope. Recommendations below.",
+    ),
     record("mcc-note", "MCCLAIN, JOHN", "10000003", "progress_note", "Atrial fibrillation, rate controlled."),
-    record("ruiz-op", "RUIZ, ANA", "10000004", "operative_report",
-           "Laparoscopic cholecystectomy. Estimated blood loss minimal. Specimen to pathology."),
+    record(
+        "ruiz-op",
+        "RUIZ, ANA",
+        "10000004",
+        "operative_report",
+        "Laparoscopic cholecystectomy. Estimated blood loss minimal. Specimen to pathology.",
+    ),
     record("ruiz-note", "RUIZ, ANA", "10000004", "progress_note", "Post op check, wound clean, note the staples."),
     record("ruiz-visit", "RUIZ, ANA", "10000004", "progress_note", "Wound healed, staples out."),
     record("lee-note", "LEE, MAY", "10000005", "progress_note", "Annual visit, well."),
@@ -67,20 +109,23 @@ def ids(hits) -> list[str]:
     return [hit.doc_id for hit in hits]
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("calderon radiology", ["cal-lab", "cal-xr"]),  # the report by its type, the lab by its text
-    ("radiology", ["cal-lab", "cal-xr", "kim-xr"]),
-    ("x-ray kim", ["kim-xr"]),
-    ("consult", ["mcc-consult", "mec-consult"]),
-    ("consultation john", ["mcc-consult", "mec-consult"]),
-    ("op note", ["ruiz-note", "ruiz-op"]),  # the report by its type, the note by its text
-    ("surgery ruiz", ["ruiz-op"]),
-    ("calderon consult", []),  # every word must match somewhere
-    ("10000004 operative", ["ruiz-op"]),
-    ("king h and p", ["king-hp"]),  # initials joined as clerks write them
-    ("king h&p", ["king-hp"]),
-    ("king H/P", ["king-hp"]),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("calderon radiology", ["cal-lab", "cal-xr"]),  # the report by its type, the lab by its text
+        ("radiology", ["cal-lab", "cal-xr", "kim-xr"]),
+        ("x-ray kim", ["kim-xr"]),
+        ("consult", ["mcc-consult", "mec-consult"]),
+        ("consultation john", ["mcc-consult", "mec-consult"]),
+        ("op note", ["ruiz-note", "ruiz-op"]),  # the report by its type, the note by its text
+        ("surgery ruiz", ["ruiz-op"]),
+        ("calderon consult", []),  # every word must match somewhere
+        ("10000004 operative", ["ruiz-op"]),
+        ("king h and p", ["king-hp"]),  # initials joined as clerks write them
+        ("king h&p", ["king-hp"]),
+        ("king H/P", ["king-hp"]),
+    ],
+)
 def test_a_plain_word_matches_the_document_type(ix: WhooshIndex, query: str, expected: list[str]) -> None:
     assert sorted(ids(ix.search(query))) == expected
 
@@ -125,8 +170,17 @@ def test_a_word_of_a_longer_synonym_alone_names_no_type(ix: WhooshIndex) -> None
     assert ids(ix.search("report")) == []
 
 
-@pytest.mark.parametrize("query", ["calderon radiology", "mcclain consultation", "op note", "radiology OR lab",
-                                   "consult NOT syncope", "mcclain OR kim"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "calderon radiology",
+        "mcclain consultation",
+        "op note",
+        "radiology OR lab",
+        "consult NOT syncope",
+        "mcclain OR kim",
+    ],
+)
 def test_widened_queries_rank_as_whoosh_ranks_them(ix: WhooshIndex, tmp_path: Path, query: str) -> None:
     with whoosh_index.open_dir(str(tmp_path / "index")).searcher() as searcher:
         widened = widen(parse_query(query, searcher.schema), searcher, TypeWords(SYNONYMS), SegmentCaches())
@@ -134,7 +188,8 @@ def test_widened_queries_rank_as_whoosh_ranks_them(ix: WhooshIndex, tmp_path: Pa
         slow = whoosh_ranked(searcher, widened, None, 100, SegmentCaches())
     assert slow
     assert {docnum: pytest.approx(score, rel=1e-9) for score, docnum in slow} == {
-        docnum: score for score, docnum in fast}
+        docnum: score for score, docnum in fast
+    }
 
 
 def test_the_synonyms_come_from_the_config(tmp_path: Path) -> None:

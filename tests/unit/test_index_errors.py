@@ -23,9 +23,22 @@ with warnings.catch_warnings():
 
 
 def record(doc_id: str, content: str = "chest pain") -> IndexRecord:
-    return IndexRecord(doc_id=doc_id, status="filed", mrn="00482913", patient_name="DOE, JANE", dob=None,
-                       doc_type="consultation", doc_date="2024-01-10", pages=1, path=f"archive/{doc_id}.pdf",
-                       sha256="s", source_sha256="t", source_file="f.pdf", review_reason=None, content=content)
+    return IndexRecord(
+        doc_id=doc_id,
+        status="filed",
+        mrn="00482913",
+        patient_name="DOE, JANE",
+        dob=None,
+        doc_type="consultation",
+        doc_date="2024-01-10",
+        pages=1,
+        path=f"archive/{doc_id}.pdf",
+        sha256="s",
+        source_sha256="t",
+        source_file="f.pdf",
+        review_reason=None,
+        content=content,
+    )
 
 
 @pytest.fixture

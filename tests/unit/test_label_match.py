@@ -32,11 +32,27 @@ def mrns(text: str, settings: ExtractionSettings = S) -> list[str]:
 # ---------------------------------------------------------------- garbled labels are read
 
 
-@pytest.mark.parametrize("label", [
-    "Med Ree No.", "MRWN:", "MRM:", "Medlcal Record Nurnber:", "Medical Recard No.", "Med. Rec No",
-    "Patlent lD:", "Pt lD:", "Chart Nurnber:", "Unit N0.", "Hospita1 Number:", "M R N:", "MedRee No",
-    "Medical Record Nunber", "Chart #", "Hosptial No.",
-])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "Med Ree No.",
+        "MRWN:",
+        "MRM:",
+        "Medlcal Record Nurnber:",
+        "Medical Recard No.",
+        "Med. Rec No",
+        "Patlent lD:",
+        "Pt lD:",
+        "Chart Nurnber:",
+        "Unit N0.",
+        "Hospita1 Number:",
+        "M R N:",
+        "MedRee No",
+        "Medical Record Nunber",
+        "Chart #",
+        "Hosptial No.",
+    ],
+)
 def test_garbled_mrn_labels_are_read(label):
     assert mrns(f"Springfield General\n{label} 57629388\n") == ["57629388"]
 
@@ -77,8 +93,8 @@ def _one_edit(word: str) -> set[str]:
     for i in range(len(word) + 1):
         out.update(word[:i] + c + word[i:] for c in string.ascii_letters)
         if i < len(word):
-            out.add(word[:i] + word[i + 1:])
-            out.update(word[:i] + c + word[i + 1:] for c in string.ascii_letters)
+            out.add(word[:i] + word[i + 1 :])
+            out.update(word[:i] + c + word[i + 1 :] for c in string.ascii_letters)
     return out
 
 
@@ -89,15 +105,31 @@ def test_no_one_edit_garble_of_a_distractor_label_becomes_an_mrn_label():
     assert taken == []
 
 
-@pytest.mark.parametrize("line", [
-    "Acet: 57629388", "Aect No: 57629388", "Acct Nurnber: 57629388", "Encounter Nunber: 57629388",
-    "MSN: 57629388",  # one edit from CSN and from MRN: the distractor wins the tie
-    "MIN: 57629388",  # FIN or MRN
-    "MRI: 57629388", "MRI No: 57629388", "MRA # 57629388", "Mrs. 57629388",
-    "MRNs 57629388", "RN: 57629388", "MR 57629388", "Chart: 57629388", "Hospital: 57629388",
-    "Patients: 57629388", "Medical: 57629388", "Mother's MRWN: 57629388", "Guarantor Med Ree No. 57629388",
-    "Acct/MRWN: 57629388",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Acet: 57629388",
+        "Aect No: 57629388",
+        "Acct Nurnber: 57629388",
+        "Encounter Nunber: 57629388",
+        "MSN: 57629388",  # one edit from CSN and from MRN: the distractor wins the tie
+        "MIN: 57629388",  # FIN or MRN
+        "MRI: 57629388",
+        "MRI No: 57629388",
+        "MRA # 57629388",
+        "Mrs. 57629388",
+        "MRNs 57629388",
+        "RN: 57629388",
+        "MR 57629388",
+        "Chart: 57629388",
+        "Hospital: 57629388",
+        "Patients: 57629388",
+        "Medical: 57629388",
+        "Mother's MRWN: 57629388",
+        "Guarantor Med Ree No. 57629388",
+        "Acct/MRWN: 57629388",
+    ],
+)
 def test_near_misses_give_no_mrn(line):
     assert mrns(line) == []
 

@@ -49,7 +49,7 @@ def test_training_is_deterministic_and_learns(trained):
     again, figures_again = train(examples(80, seed=1), min_per_type=3)
     assert np.array_equal(model.coef, again.coef) and model.vocabularies == again.vocabularies
     assert {**figures.to_json(), "seconds": 0} == {**figures_again.to_json(), "seconds": 0}
-    assert figures.per_type == {t: 20 for t in sorted(TYPES)}
+    assert figures.per_type == dict.fromkeys(sorted(TYPES), 20)
     held_out = examples(40, seed=2, untitled=1.0)  # no titles at all: the body decides
     right = sum(model.predict(e.texts)[0][0] == e.doc_type for e in held_out)
     assert right >= 36, f"{right} of 40 untitled documents typed right"
@@ -69,7 +69,9 @@ def test_the_stored_model_predicts_as_trained_and_is_private(tmp_path, trained):
     assert path.stat().st_mode & 0o777 == 0o600
     stored = model_store.read(path)
     texts = examples(4, seed=9)
-    assert np.allclose(stored.model.probabilities([e.texts for e in texts]), model.probabilities([e.texts for e in texts]))
+    assert np.allclose(
+        stored.model.probabilities([e.texts for e in texts]), model.probabilities([e.texts for e in texts])
+    )
     assert stored.training_hash == "abc123" and stored.figures == figures
 
 
@@ -149,9 +151,17 @@ def test_a_type_may_send_its_uncertain_documents_to_review():
 
 
 def _sidecar(found: Classification, status: str = "filed", history=()) -> Sidecar:
-    return Sidecar(doc_id="0123456789abcdef-1", status=status, doc_type=found.doc_type, path="x.pdf", sha256="0" * 64,
-                   source=SourceRef("x.pdf", "1" * 64), type_confidence=found.confidence, type_cues=found.cues,
-                   history=tuple(history))
+    return Sidecar(
+        doc_id="0123456789abcdef-1",
+        status=status,
+        doc_type=found.doc_type,
+        path="x.pdf",
+        sha256="0" * 64,
+        source=SourceRef("x.pdf", "1" * 64),
+        type_confidence=found.confidence,
+        type_cues=found.cues,
+        history=tuple(history),
+    )
 
 
 def test_trusted_types_come_from_titles_barcodes_and_clerks_never_from_the_model():
@@ -163,9 +173,19 @@ def test_trusted_types_come_from_titles_barcodes_and_clerks_never_from_the_model
     assert trusted_type(modelled) is None and trusted_type(keyworded) is None
     assert trusted_type(_sidecar(Classification("lab_result", 1.0, ("barcode:lab_result",)))) == "lab_result"
     assert trusted_type(_sidecar(Classification("operative_report", 0.9, ("title:Operative Note",)), "review")) is None
-    corrected = _sidecar(Classification("progress_note", 0.97, ("model:0.97",)), history=[
-        HistoryEvent("2026-01-01T00:00:00+00:00", "jsmith", "reassign", "wrong type",
-                     Placement("1234567", "consultation", "filed"), Placement("1234567", "progress_note"))])
+    corrected = _sidecar(
+        Classification("progress_note", 0.97, ("model:0.97",)),
+        history=[
+            HistoryEvent(
+                "2026-01-01T00:00:00+00:00",
+                "jsmith",
+                "reassign",
+                "wrong type",
+                Placement("1234567", "consultation", "filed"),
+                Placement("1234567", "progress_note"),
+            )
+        ],
+    )
     assert type_source(corrected) == TypeSource("clerk", "jsmith") and trusted_type(corrected) == "progress_note"
 
 

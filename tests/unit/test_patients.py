@@ -86,8 +86,15 @@ def test_sqlite_roster_answers_as_the_csv_roster_does(index):
     for mrn in ("10000001", "1000-0001", "99999999", "2OOOOOOO", "1OOOOOO2", "3000000l"):
         assert sql_roster.get(mrn) == csv_roster.get(mrn), mrn
         assert sql_roster.confusable(mrn) == csv_roster.confusable(mrn), mrn
-    for name, dob in [("DOE, JOHN", "1980-01-02"), ("John A. Doe", "1980-01-02"), ("OBRIEN, MARY", "1970-05-06"),
-                      ("LEE, ANN", "1955-09-10"), ("SMITH, FRANCIS", "1990-07-08"), ("DOE, JOHN", "1980-01-03"), ("Cher", "1946-05-20")]:
+    for name, dob in [
+        ("DOE, JOHN", "1980-01-02"),
+        ("John A. Doe", "1980-01-02"),
+        ("OBRIEN, MARY", "1970-05-06"),
+        ("LEE, ANN", "1955-09-10"),
+        ("SMITH, FRANCIS", "1990-07-08"),
+        ("DOE, JOHN", "1980-01-03"),
+        ("Cher", "1946-05-20"),
+    ]:
         assert sql_roster.by_name_dob(name, dob) == csv_roster.by_name_dob(name, dob), name
 
 
@@ -95,19 +102,29 @@ def test_upsert_creates_updates_and_leaves_unchanged(index):
     assert index.upsert(Patient("40000001", "Roe", "Rick", "2000-01-01", "M")) == "created"
     assert index.upsert(Patient("40000001", "Roe", "Rick", "2000-01-01", None)) == "unchanged"  # empty sex keeps it
     assert index.upsert(Patient("40000001", "Roe-Smith", "Rick", "2000-01-01", "M")) == "updated"
-    assert index.get("40000001") == Patient("40000001", "ROE-SMITH", "RICK", "2000-01-01", "M", "active", None, index.get("40000001").updated_at)
+    assert index.get("40000001") == Patient(
+        "40000001", "ROE-SMITH", "RICK", "2000-01-01", "M", "active", None, index.get("40000001").updated_at
+    )
     assert PatientRoster(index).by_name_dob("RICK ROE-SMITH", "2000-01-01")[0].mrn == "40000001"
 
 
 def test_a_merge_retires_the_prior_mrn(index):
-    merge, new = index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="hl7:REG@H")
+    merge, new = index.record_merge(
+        "10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="hl7:REG@H"
+    )
     assert new and (merge.prior, merge.survivor, merge.state) == ("10000002", "10000001", "moving")
     assert index.get("10000002").status == "merged" and index.get("10000002").merged_into == "10000001"
-    assert resolve_mrn(index, "10000002") == ("10000001", "MRN 10000002 was retired by a merge into MRN 10000001; filed under 10000001")
+    assert resolve_mrn(index, "10000002") == (
+        "10000001",
+        "MRN 10000002 was retired by a merge into MRN 10000001; filed under 10000001",
+    )
     assert resolve_mrn(index, "10000001") == ("10000001", None)
     assert index.count() == len(ROSTER_ROWS) - 1
     # A resent A40 is the same merge; a different survivor, or an update of the retired MRN, is refused.
-    assert index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="x") == (merge, False)
+    assert index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="x") == (
+        merge,
+        False,
+    )
     with pytest.raises(PatientIndexError, match="already merged into 10000001"):
         index.record_merge("10000002", "20000000", survivor_patient=None, control_id="C2", requested_by="x")
     with pytest.raises(PatientIndexError, match="send updates for the surviving MRN"):
@@ -159,7 +176,9 @@ def _page(text: str) -> PageText:
 
 def test_a_document_read_with_a_retired_mrn_is_filed_under_the_survivor(config, index):
     index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="x")
-    page = _page("PROGRESS NOTE\nPatient Name: DOE, JANE\nMRN: 10000002\nDOB: 03/04/1981\nDate of Service: 05/06/2024\n")
+    page = _page(
+        "PROGRESS NOTE\nPatient Name: DOE, JANE\nMRN: 10000002\nDOB: 03/04/1981\nDate of Service: 05/06/2024\n"
+    )
     roster = PatientRoster(index)
     [doc] = build_documents([page], SourceFacts("note.pdf", "a" * 64), config, roster)
     assert doc.decision.status == "filed" and doc.decision.mrn == "10000001"
@@ -170,14 +189,25 @@ def test_a_document_read_with_a_retired_mrn_is_filed_under_the_survivor(config, 
 
 # -- ADT messages ---------------------------------------------------------------
 
+
 def _msg(event: str, *segments: str, facility: str = "HOSP", kind: str = "ADT") -> str:
     structure = {"A40": "ADT_A39", "A28": "ADT_A05", "A31": "ADT_A05"}.get(event, "ADT_A01")
-    return "\r".join([f"MSH|^~\\&|REG|{facility}|MEDARCHIVE|HOSP|20240101120000||{kind}^{event}^{structure}|CTRL{event}|P|2.5",
-                      f"EVN|{event}|20240101120000", *segments]) + "\r"
+    return (
+        "\r".join(
+            [
+                f"MSH|^~\\&|REG|{facility}|MEDARCHIVE|HOSP|20240101120000||{kind}^{event}^{structure}|CTRL{event}|P|2.5",
+                f"EVN|{event}|20240101120000",
+                *segments,
+            ]
+        )
+        + "\r"
+    )
 
 
 def _read(text: str, settings: HL7ListenerSettings | None = None) -> adt.AdtMessage:
-    return adt.read_adt(adt.parse(text), adt.read_header(text), settings or HL7ListenerSettings(), lambda m: m.isdigit() and len(m) == 8)
+    return adt.read_adt(
+        adt.parse(text), adt.read_header(text), settings or HL7ListenerSettings(), lambda m: m.isdigit() and len(m) == 8
+    )
 
 
 def test_read_an_a08():
@@ -199,21 +229,24 @@ def test_read_an_a40():
     assert bare.patient is None and bare.prior_mrn == "87654321"
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("garbage", "not a readable HL7 v2 message"),
-    (_msg("A08", "PID|1||12345678||DOE^JOHN||19800102", kind="ORU"), "message type ORU is not handled"),
-    (_msg("A08"), "no PID segment"),
-    (_msg("A08", "PID|1||||DOE^JOHN||19800102"), "PID-3 (patient identifier) is empty"),
-    (_msg("A08", "PID|1||ABC||DOE^JOHN||19800102"), "PID-3 does not hold an MRN of this archive"),
-    (_msg("A08", "PID|1||12345678||DOE^JOHN||1980-13-02"), "not a date"),
-    (_msg("A08", "PID|1||12345678||DOE^JOHN||19801302"), "not a date"),
-    (_msg("A08", "PID|1||12345678||DOE^JOHN"), "PID-7 (date of birth) is empty"),
-    (_msg("A08", "PID|1||12345678||^JOHN||19800102"), "no family name"),
-    (_msg("A08", "PID|1||12345678||DOE^JOHN||19800102|Q"), "table 0001"),
-    (_msg("A40", "PID|1||12345678||DOE^JOHN||19800102"), "MRG segment"),
-    (_msg("A40", "PID|1||12345678", "MRG|12345678"), "same MRN"),
-    (_msg("A40", "PID|1||12345678", "MRG|11111111", "MRG|22222222"), "one merge per A40"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("garbage", "not a readable HL7 v2 message"),
+        (_msg("A08", "PID|1||12345678||DOE^JOHN||19800102", kind="ORU"), "message type ORU is not handled"),
+        (_msg("A08"), "no PID segment"),
+        (_msg("A08", "PID|1||||DOE^JOHN||19800102"), "PID-3 (patient identifier) is empty"),
+        (_msg("A08", "PID|1||ABC||DOE^JOHN||19800102"), "PID-3 does not hold an MRN of this archive"),
+        (_msg("A08", "PID|1||12345678||DOE^JOHN||1980-13-02"), "not a date"),
+        (_msg("A08", "PID|1||12345678||DOE^JOHN||19801302"), "not a date"),
+        (_msg("A08", "PID|1||12345678||DOE^JOHN"), "PID-7 (date of birth) is empty"),
+        (_msg("A08", "PID|1||12345678||^JOHN||19800102"), "no family name"),
+        (_msg("A08", "PID|1||12345678||DOE^JOHN||19800102|Q"), "table 0001"),
+        (_msg("A40", "PID|1||12345678||DOE^JOHN||19800102"), "MRG segment"),
+        (_msg("A40", "PID|1||12345678", "MRG|12345678"), "same MRN"),
+        (_msg("A40", "PID|1||12345678", "MRG|11111111", "MRG|22222222"), "one merge per A40"),
+    ],
+)
 def test_messages_that_cannot_be_acted_on(text, reason):
     with pytest.raises(adt.AdtError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         _read(text)
@@ -225,7 +258,9 @@ def test_facilities_and_assigning_authority_from_the_settings():
         _read(_msg("A08", "PID|1||12345678^^^HOSP||DOE^JOHN||19800102", facility="OTHER"), settings)
     with pytest.raises(adt.AdtError, match="no identifier of assigning authority HOSP"):
         _read(_msg("A08", "PID|1||12345678^^^CLINIC||DOE^JOHN||19800102"), settings)
-    assert _read(_msg("A08", "PID|1||11111111^^^CLINIC~22222222^^^HOSP||DOE^JOHN||19800102"), settings).mrn == "22222222"
+    assert (
+        _read(_msg("A08", "PID|1||11111111^^^CLINIC~22222222^^^HOSP||DOE^JOHN||19800102"), settings).mrn == "22222222"
+    )
 
 
 def test_unused_events_are_read_without_a_patient():
@@ -235,7 +270,14 @@ def test_unused_events_are_read_without_a_patient():
 def test_acknowledgements_validate_and_escape_the_reason():
     header = adt.read_header(_msg("A08", "PID|1"))
     for code, error in (("AA", None), ("AE", adt.REQUIRED_FIELD_MISSING)):
-        text = adt.build_ack(header, code, text="field | with ^ separators & such", error_code=error, control_id="ACK1", application="MEDARCHIVE")
+        text = adt.build_ack(
+            header,
+            code,
+            text="field | with ^ separators & such",
+            error_code=error,
+            control_id="ACK1",
+            application="MEDARCHIVE",
+        )
         ack = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT)
         assert ack.validate()
         assert (ack.msa.msa_1.value, ack.msa.msa_2.value, ack.msh.msh_5.value) == (code, "CTRLA08", "REG")
@@ -246,13 +288,22 @@ def test_acknowledgements_validate_and_escape_the_reason():
 
 # -- resuming a merge --------------------------------------------------------------
 
+
 def _filed(config, mrn: str, n: int, tmp: Path) -> dict:
     text = f"PROGRESS NOTE {n}\nPatient Name: DOE, JANE\nMRN: {mrn}\nnote number {n}"
     pdf = tmp / f"src-{n}.pdf"
     samples.write_born_digital_pdf(pdf, [text.splitlines()])
     sha = f"{n:016x}" + "0" * 48
-    doc = Document(doc_id_for(sha, 1), pdf.name, [1], sha, [_page(text)], Identifiers(name="DOE, JANE", dob="1981-03-04", doc_date="2024-05-06"),
-                   Classification("progress_note", 0.9), Decision("filed", mrn))
+    doc = Document(
+        doc_id_for(sha, 1),
+        pdf.name,
+        [1],
+        sha,
+        [_page(text)],
+        Identifiers(name="DOE, JANE", dob="1981-03-04", doc_date="2024-05-06"),
+        Classification("progress_note", 0.9),
+        Decision("filed", mrn),
+    )
     return write_document(config, doc, pdf)
 
 
@@ -260,7 +311,9 @@ def test_a_merge_interrupted_between_copy_and_removal_moves_each_document_once(c
     sidecars = [_filed(config, "10000002", n, tmp_path) for n in range(3)]
     search = open_index(config)
     search.add(record_from_sidecar(s) for s in sidecars)
-    merge, _ = index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C9", requested_by="hl7:REG@HOSP")
+    merge, _ = index.record_merge(
+        "10000002", "10000001", survivor_patient=None, control_id="C9", requested_by="hl7:REG@HOSP"
+    )
     # The crash: document 0's copy and sidecar are in the survivor's folder, the originals not yet removed,
     # and its journal row says moving.
     old = config.root / sidecars[0].path
@@ -268,7 +321,9 @@ def test_a_merge_interrupted_between_copy_and_removal_moves_each_document_once(c
     for suffix in (".pdf", ".json"):
         shutil.copy(old.with_suffix(suffix), config.archive_dir / "10000001" / old.with_suffix(suffix).name)
     with index.transaction() as db:
-        db.execute("INSERT INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving')", (merge.id, sidecars[0].doc_id))
+        db.execute(
+            "INSERT INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving')", (merge.id, sidecars[0].doc_id)
+        )
     audit = AuditLog.for_config(config)
     assert run_merge(config, index, search, audit, merge)
     assert not (config.archive_dir / "10000002").exists()
@@ -281,13 +336,17 @@ def test_a_merge_interrupted_between_copy_and_removal_moves_each_document_once(c
     assert len(search.search("", SearchFilters(mrn="10000002"), 100)) == 0
     assert index.merge(merge.id).state == "done" and index.merge(merge.id).moved == 3
     entries = list(audit.entries())
-    assert {d for e in entries if e["action"] == "patient.merge.move" for d in e["doc_ids"]} == {s.doc_id for s in sidecars}
+    assert {d for e in entries if e["action"] == "patient.merge.move" for d in e["doc_ids"]} == {
+        s.doc_id for s in sidecars
+    }
     assert [e["outcome"] for e in entries if e["action"] == "patient.merge"] == ["done"]
 
 
 def test_the_patients_commands(tmp_path):
     config_path = write_config(tmp_path)
-    (tmp_path / "roster.csv").write_text("mrn,last_name,first_name,dob\n10000001,Doe,John,1980-01-02\n10000002,Doe,Jon,1980-01-02\n")
+    (tmp_path / "roster.csv").write_text(
+        "mrn,last_name,first_name,dob\n10000001,Doe,John,1980-01-02\n10000002,Doe,Jon,1980-01-02\n"
+    )
     cli = CliRunner()
 
     def run(*args: str) -> str:
@@ -300,12 +359,24 @@ def test_the_patients_commands(tmp_path):
     index.record_merge("10000002", "10000001", survivor_patient=None, control_id="C1", requested_by="x")
     index.close()
     listed = [json.loads(line) for line in run("list", "--json").splitlines()]
-    assert [(p["mrn"], p["status"], p["merged_into"]) for p in listed] == [("10000001", "active", None), ("10000002", "merged", "10000001")]
-    assert [json.loads(line)["mrn"] for line in run("list", "--status", "active", "--json").splitlines()] == ["10000001"]
+    assert [(p["mrn"], p["status"], p["merged_into"]) for p in listed] == [
+        ("10000001", "active", None),
+        ("10000002", "merged", "10000001"),
+    ]
+    assert [json.loads(line)["mrn"] for line in run("list", "--status", "active", "--json").splitlines()] == [
+        "10000001"
+    ]
     shown = json.loads(run("show", "10000001", "--json"))
     assert (shown["family"], shown["given"], shown["retired_mrns"]) == ("DOE", "JOHN", ["10000002"])
     assert "merged_into: 10000001" in run("show", "10000002")
     with pytest.raises(PatientIndexError, match="no patient with MRN 99999999"):
         cli.invoke(main_cli, ["--config", str(config_path), "patients", "show", "99999999"], catch_exceptions=False)
     audited = [e["action"] for e in AuditLog.for_config(load_config(config_path)).entries()]
-    assert audited == ["patients.import", "patients.list", "patients.list", "patients.show", "patients.show", "patients.show"]
+    assert audited == [
+        "patients.import",
+        "patients.list",
+        "patients.list",
+        "patients.show",
+        "patients.show",
+        "patients.show",
+    ]

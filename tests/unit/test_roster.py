@@ -50,7 +50,7 @@ def test_load_reads_rows_into_normalised_patients(tmp_path):
 
 def test_load_uses_configured_columns_and_dob_format_with_bom(tmp_path):
     path = tmp_path / "export.csv"
-    path.write_bytes("\ufeffPatient ID,Surname,Given,Birth\n\"0048-2913\",O'Brien,Mary,03/14/1962\n".encode())
+    path.write_bytes('\ufeffPatient ID,Surname,Given,Birth\n"0048-2913",O\'Brien,Mary,03/14/1962\n'.encode())
     settings = RosterSettings(
         columns=RosterColumns(mrn="Patient ID", last_name="surname", first_name="Given", dob="BIRTH"),
         dob_format="%m/%d/%Y",
@@ -82,9 +82,7 @@ def test_bad_dob_names_line_column_and_value(tmp_path):
     path = write_csv(tmp_path, HEADER, "00482913,Smith,John,1962-03-14", "00519377,Lee,Ann,1962-02-30")
     with pytest.raises(RosterError) as err:
         Roster.load(path, RosterSettings())
-    assert str(err.value) == (
-        f"{path}: line 3: column 'dob': '1962-02-30' is not a date in the format '%Y-%m-%d'"
-    )
+    assert str(err.value) == (f"{path}: line 3: column 'dob': '1962-02-30' is not a date in the format '%Y-%m-%d'")
 
 
 def test_dob_in_another_format_than_configured_is_an_error(tmp_path):
@@ -95,7 +93,10 @@ def test_dob_in_another_format_than_configured_is_an_error(tmp_path):
 
 def test_duplicate_mrn_with_different_people_names_both_lines(tmp_path):
     path = write_csv(
-        tmp_path, HEADER, "00482913,Smith,John,1962-03-14", "00519377,Lee,Ann,1970-01-01",
+        tmp_path,
+        HEADER,
+        "00482913,Smith,John,1962-03-14",
+        "00519377,Lee,Ann,1970-01-01",
         "00482913,Smith,Jane,1962-03-14",
     )
     with pytest.raises(RosterError) as err:
@@ -112,11 +113,14 @@ def test_shifted_row_is_an_error_not_a_wrong_name(tmp_path):
         Roster.load(path, RosterSettings())
 
 
-@pytest.mark.parametrize(("row", "column"), [
-    (",Smith,John,1962-03-14", "mrn"),
-    ("00482913, ,John,1962-03-14", "last_name"),
-    ("00482913,Smith,John,", "dob"),
-])
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        (",Smith,John,1962-03-14", "mrn"),
+        ("00482913, ,John,1962-03-14", "last_name"),
+        ("00482913,Smith,John,", "dob"),
+    ],
+)
 def test_empty_required_cell_is_an_error(tmp_path, row, column):
     path = write_csv(tmp_path, HEADER, row)
     with pytest.raises(RosterError, match=rf"line 2: column '{column}' is empty"):
@@ -226,48 +230,57 @@ def test_by_name_dob_returns_every_namesake_born_the_same_day():
 # ---------------------------------------------------------------- name agreement
 
 
-@pytest.mark.parametrize("doc_name", [
-    "SMITH, JOHN",
-    "Smith, John",
-    "John Smith",
-    "John A. Smith",
-    "SMITH, JOHN A",
-    "SMITH JR, JOHN",
-    "SMlTH, J0HN",  # OCR: l for I, zero for O
-    "5MITH, JOHN",
-    "SMTH, JOHN",  # a letter lost in the scan
-])
+@pytest.mark.parametrize(
+    "doc_name",
+    [
+        "SMITH, JOHN",
+        "Smith, John",
+        "John Smith",
+        "John A. Smith",
+        "SMITH, JOHN A",
+        "SMITH JR, JOHN",
+        "SMlTH, J0HN",  # OCR: l for I, zero for O
+        "5MITH, JOHN",
+        "SMTH, JOHN",  # a letter lost in the scan
+    ],
+)
 def test_name_agrees_despite_format_and_ocr_noise(doc_name):
     assert name_agrees(doc_name, patient("SMITH", "JOHN ALBERT")) is True
 
 
-@pytest.mark.parametrize(("doc_name", "last", "first"), [
-    ("O'BRIEN, MARY", "OBRIEN", "MARY"),
-    ("OBRIEN, MARY", "O'Brien", "Mary"),
-    ("SMITH-JONES, MARY", "Smith Jones", "Mary"),
-    ("DE LA CRUZ, MARIA", "de la Cruz", "María"),
-    ("JOHNSON, MARY", "JOHNSTON", "MARY"),
-    ("MONTGOMERY, CHRISTOPHER", "MONTGOMERIE", "CHRISTOPHER"),
-])
+@pytest.mark.parametrize(
+    ("doc_name", "last", "first"),
+    [
+        ("O'BRIEN, MARY", "OBRIEN", "MARY"),
+        ("OBRIEN, MARY", "O'Brien", "Mary"),
+        ("SMITH-JONES, MARY", "Smith Jones", "Mary"),
+        ("DE LA CRUZ, MARIA", "de la Cruz", "María"),
+        ("JOHNSON, MARY", "JOHNSTON", "MARY"),
+        ("MONTGOMERY, CHRISTOPHER", "MONTGOMERIE", "CHRISTOPHER"),
+    ],
+)
 def test_name_agrees_across_spellings_of_one_name(doc_name, last, first):
     assert name_agrees(doc_name, patient(last, first)) is True
 
 
-@pytest.mark.parametrize(("doc_name", "last", "first"), [
-    ("JOHNSON, MARY", "JOHNSTON", "MARK"),  # similar names, different people
-    ("SMITH, JANE", "SMITH", "JOHN"),  # same family
-    ("SMITH, JOAN", "SMITH", "JOHN"),
-    ("SMITH, FRANCES", "SMITH", "FRANCIS"),  # twins
-    ("SMITH, DANIELA", "SMITH", "DANIEL"),
-    ("SMITH, DANIEL", "SMITH", "DANIELA"),
-    ("SMITH, CLARA", "SMITH", "CIARA"),
-    ("SMITH, MARY", "SMITH", "MARY-ANN"),
-    ("SMITH, MARY", "SMITH-JONES", "MARY"),
-    ("SMYTHE, JOHN", "SMITH", "JOHN"),
-    ("LI, MARY", "LEE", "MARY"),
-    ("JOHN SMITH", "JOHN", "SMITH"),  # first and last the other way round
-    ("SMITH, JOHN", "SMITH", ""),  # the roster has no first name to confirm
-])
+@pytest.mark.parametrize(
+    ("doc_name", "last", "first"),
+    [
+        ("JOHNSON, MARY", "JOHNSTON", "MARK"),  # similar names, different people
+        ("SMITH, JANE", "SMITH", "JOHN"),  # same family
+        ("SMITH, JOAN", "SMITH", "JOHN"),
+        ("SMITH, FRANCES", "SMITH", "FRANCIS"),  # twins
+        ("SMITH, DANIELA", "SMITH", "DANIEL"),
+        ("SMITH, DANIEL", "SMITH", "DANIELA"),
+        ("SMITH, CLARA", "SMITH", "CIARA"),
+        ("SMITH, MARY", "SMITH", "MARY-ANN"),
+        ("SMITH, MARY", "SMITH-JONES", "MARY"),
+        ("SMYTHE, JOHN", "SMITH", "JOHN"),
+        ("LI, MARY", "LEE", "MARY"),
+        ("JOHN SMITH", "JOHN", "SMITH"),  # first and last the other way round
+        ("SMITH, JOHN", "SMITH", ""),  # the roster has no first name to confirm
+    ],
+)
 def test_name_disagrees_for_different_people(doc_name, last, first):
     assert name_agrees(doc_name, patient(last, first)) is False
 
@@ -289,17 +302,20 @@ def test_dob_agrees_only_on_the_exact_date():
 # ---------------------------------------------------------------- check digit
 
 
-@pytest.mark.parametrize(("mrn", "valid"), [
-    ("79927398713", True),
-    ("00482919", True),
-    ("4539578763621486", True),
-    ("79927398710", False),
-    ("00482913", False),
-    ("00428919", False),  # two digits swapped
-    ("0048291O", False),
-    ("0", False),
-    ("", False),
-    ("\u0660\u0661", False),  # other scripts' digits are not MRN digits
-])
+@pytest.mark.parametrize(
+    ("mrn", "valid"),
+    [
+        ("79927398713", True),
+        ("00482919", True),
+        ("4539578763621486", True),
+        ("79927398710", False),
+        ("00482913", False),
+        ("00428919", False),  # two digits swapped
+        ("0048291O", False),
+        ("0", False),
+        ("", False),
+        ("\u0660\u0661", False),  # other scripts' digits are not MRN digits
+    ],
+)
 def test_luhn_valid(mrn, valid):
     assert luhn_valid(mrn) is valid

@@ -121,18 +121,23 @@ def _batch(layout: str, reads) -> list[PageText]:
             pages.append(PageText(n, "PATCH T\nDOCUMENT SEPARATOR SHEET\n*PATCHT*", "ocr", barcodes=reads))
             continue
         patient = patients.setdefault(key, samples.make_patient(rng))
-        doc = samples.make_document(rng, "progress_note", patient, distractors=False, layout="inline", label_style="MRN")
+        doc = samples.make_document(
+            rng, "progress_note", patient, distractors=False, layout="inline", label_style="MRN"
+        )
         pages.append(PageText(n, "\n".join(doc.pages[0]), "ocr"))
     return pages
 
 
-@pytest.mark.parametrize("layout, groups", [
-    ("SA", [[2]]),  # first page
-    ("AS", [[1]]),  # last page
-    ("ASSB", [[1], [4]]),  # two in a row make no empty document
-    ("AASBS", [[1, 2], [4]]),  # middle of a batch, and last
-    ("SSASBSSCSS", [[3], [5], [8]]),
-])
+@pytest.mark.parametrize(
+    "layout, groups",
+    [
+        ("SA", [[2]]),  # first page
+        ("AS", [[1]]),  # last page
+        ("ASSB", [[1], [4]]),  # two in a row make no empty document
+        ("AASBS", [[1, 2], [4]]),  # middle of a batch, and last
+        ("SSASBSSCSS", [[3], [5], [8]]),
+    ],
+)
 def test_sheets_cut_batches_where_they_lie(layout, groups, sheet_reads):
     config = Config(path=Path("config.yaml"))
     documents = build_documents(_batch(layout, sheet_reads), SourceFacts("batch.pdf", "0" * 64), config, None)
@@ -141,7 +146,12 @@ def test_sheets_cut_batches_where_they_lie(layout, groups, sheet_reads):
 
 
 def test_a_file_of_separator_sheets_only_makes_no_document(sheet_reads):
-    assert build_documents(_batch("SS", sheet_reads), SourceFacts("seps.pdf", "0" * 64), Config(path=Path("config.yaml")), None) == []
+    assert (
+        build_documents(
+            _batch("SS", sheet_reads), SourceFacts("seps.pdf", "0" * 64), Config(path=Path("config.yaml")), None
+        )
+        == []
+    )
 
 
 def test_blank_black_and_sliver_pages_are_no_separators():

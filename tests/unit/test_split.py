@@ -161,21 +161,24 @@ def test_a_continued_page_after_an_untitled_start_is_split_on_its_title():
 # ---------------------------------------------------------------- titles
 
 
-@pytest.mark.parametrize(("text", "doc_type"), [
-    ("DISCHARGE SUMMARY", "discharge_summary"),
-    ("Riverside General Hospital\n1200 Oak Street\n\nProgress Note 03/14/2024", "progress_note"),
-    ("History & Physical", "history_physical"),
-    ("H&P", "history_physical"),
-    ("0PERATIVE REP0RT", "operative_report"),  # OCR noise
-    ("Rx", "prescription"),
-    ("Discharge Date: 03/14/2024", None),
-    ("The discharge summary was sent to the primary care physician last week.", None),
-    ("Consult", None),
-    ("Consultations:", None),  # a section of the body
-    ("PRESCRIPTION:", None),
-    ("\n".join(["Line of letterhead"] * 8 + ["Laboratory Report"]), None),  # not at the top
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "doc_type"),
+    [
+        ("DISCHARGE SUMMARY", "discharge_summary"),
+        ("Riverside General Hospital\n1200 Oak Street\n\nProgress Note 03/14/2024", "progress_note"),
+        ("History & Physical", "history_physical"),
+        ("H&P", "history_physical"),
+        ("0PERATIVE REP0RT", "operative_report"),  # OCR noise
+        ("Rx", "prescription"),
+        ("Discharge Date: 03/14/2024", None),
+        ("The discharge summary was sent to the primary care physician last week.", None),
+        ("Consult", None),
+        ("Consultations:", None),  # a section of the body
+        ("PRESCRIPTION:", None),
+        ("\n".join(["Line of letterhead"] * 8 + ["Laboratory Report"]), None),  # not at the top
+        ("", None),
+    ],
+)
 def test_top_title(text, doc_type):
     assert top_title(text, ClassificationSettings()) == doc_type
 
@@ -196,7 +199,11 @@ def test_a_title_two_types_share_decides_nothing():
 
 def make_signals(page_no: int, text: str, reads: list[BarcodeRead], **barcodes: object) -> PageSignals:
     return page_signals(
-        page_no, text, reads, extraction=ExtractionSettings(), classification=ClassificationSettings(),
+        page_no,
+        text,
+        reads,
+        extraction=ExtractionSettings(),
+        classification=ClassificationSettings(),
         barcodes=BarcodeSettings(**barcodes),
     )
 
@@ -212,8 +219,14 @@ def test_page_signals_see_page_numbers_only_in_headers_and_footers():
     assert make_signals(2, later, []) == PageSignals(2, False, (), "discharge_summary", continued=True)
     assert make_signals(1, later.replace("Page 2", "Page 1"), []).continued is False
     assert make_signals(9, later.replace("Page 2", "page 12"), []).continued is True
-    body = "\n".join(["DISCHARGE SUMMARY", *["Hospital course was uneventful."] * 10,
-                      "Results are on page 2 of 3 of the attached report.", *["Stable."] * 5])
+    body = "\n".join(
+        [
+            "DISCHARGE SUMMARY",
+            *["Hospital course was uneventful."] * 10,
+            "Results are on page 2 of 3 of the attached report.",
+            *["Stable."] * 5,
+        ]
+    )
     assert make_signals(1, body, []).continued is False
 
 
@@ -263,8 +276,13 @@ def test_a_scanned_batch_splits_where_the_separator_sheets_are():
 def test_automatic_split_of_generated_documents_for_two_patients():
     rng = random.Random(5)
     first, second = samples.make_patient(rng), samples.make_patient(rng)
-    plan = [("discharge_summary", first, 3), ("lab_result", first, 1), ("progress_note", second, 2),
-            ("consent_form", second, 1), ("pathology_report", None, 2)]
+    plan = [
+        ("discharge_summary", first, 3),
+        ("lab_result", first, 1),
+        ("progress_note", second, 2),
+        ("consent_form", second, 1),
+        ("pathology_report", None, 2),
+    ]
     # Inline patient blocks: extract.py reads their MRN on the first page too.
     docs = [samples.make_document(rng, t, patient, pages=pages, layout="inline") for t, patient, pages in plan]
     texts = ["\n".join(lines) for doc in docs for lines in doc.pages]

@@ -13,10 +13,9 @@ import yaml
 from pipeline.archive.store import iter_sidecars
 from pipeline.core.config import Config, load_config
 from pipeline.samples import scans as samples
+from tests.conftest import run_cli, write_config
 from web.app import create_app
 from web.users import UserStore
-
-from tests.conftest import run_cli, write_config
 
 PASSWORDS = {"ada": "ada-admin-pass", "rey": "rey-release-pass", "cal": "cal-clerk-pass"}
 ROLES = {"ada": "admin", "rey": "release", "cal": "clerk"}
@@ -25,8 +24,16 @@ _pristine: list[Path] = []
 
 
 def _build(folder: Path) -> Path:
-    config_path = write_config(folder, web={"secure_cookies": False, "login_attempts": 3, "lockout_minutes": 10,
-                                            "idle_timeout_minutes": 15, "page_size": 2})
+    config_path = write_config(
+        folder,
+        web={
+            "secure_cookies": False,
+            "login_attempts": 3,
+            "lockout_minutes": 10,
+            "idle_timeout_minutes": 15,
+            "page_size": 2,
+        },
+    )
     samples.write_sample_set(folder / "scans", count=6)
     run_cli(config_path, "ingest", str(folder / "scans"), check=True)
     store = UserStore.for_config(load_config(config_path))
@@ -92,9 +99,12 @@ def login(client, name: str, password: str | None = None, address: str = "127.0.
     """Log in from ``address``, through a proxy that says the client is ``forwarded_for`` when given."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     page = client.get("/login", environ_base={"REMOTE_ADDR": address}, headers=headers)
-    return client.post("/login", data={"name": name, "password": password or PASSWORDS[name],
-                                       "csrf_token": csrf_of(page.text), "next": ""},
-                       environ_base={"REMOTE_ADDR": address}, headers=headers)
+    return client.post(
+        "/login",
+        data={"name": name, "password": password or PASSWORDS[name], "csrf_token": csrf_of(page.text), "next": ""},
+        environ_base={"REMOTE_ADDR": address},
+        headers=headers,
+    )
 
 
 def logged_in(app, name: str):

@@ -14,9 +14,6 @@ from pipeline.records.release import disclosures
 from pipeline.records.retention import purge
 from pipeline.records.review import reassign
 from pipeline.records.verify import verify
-from web.auth import DEVICE_COOKIE, NOT_A_NAME
-from web.users import UserError, UserStore
-
 from tests.conftest import run_cli
 from tests.web.fixtures import (
     PASSWORDS,
@@ -30,6 +27,8 @@ from tests.web.fixtures import (
     site_config,
     waiting,
 )
+from web.auth import DEVICE_COOKIE, NOT_A_NAME
+from web.users import UserError, UserStore
 
 WRONG = "not the password"
 
@@ -180,10 +179,16 @@ def test_a_password_change_ends_the_users_other_sessions(fresh):
     clerk, clerk_elsewhere = logged_in(app, "cal"), logged_in(app, "cal")
     admin, admin_elsewhere = logged_in(app, "ada"), logged_in(app, "ada")
     token = csrf_of(admin.get("/admin/users").text)
-    assert admin.post("/admin/users/cal", data={"csrf_token": token, "change": "password",
-                                                "password": "cal-new-password"}).status_code == 302
+    assert (
+        admin.post(
+            "/admin/users/cal", data={"csrf_token": token, "change": "password", "password": "cal-new-password"}
+        ).status_code
+        == 302
+    )
     assert clerk.get("/").status_code == 302 and clerk_elsewhere.get("/").status_code == 302
-    own = admin.post("/admin/users/ada", data={"csrf_token": token, "change": "password", "password": "ada-new-password"})
+    own = admin.post(
+        "/admin/users/ada", data={"csrf_token": token, "change": "password", "password": "ada-new-password"}
+    )
     assert own.status_code == 302
     assert admin.get("/admin/users").status_code == 200  # the session that changed it goes on
     assert admin_elsewhere.get("/admin/users").status_code == 302
@@ -224,7 +229,9 @@ def test_a_refused_page_is_in_the_audit_log(app, config):
 
 
 def _conflicted(config) -> dict:
-    item = next((s for s in waiting(config) if len({c["value"] for c in s["identifiers"]["mrn_candidates"]}) >= 2), None)
+    item = next(
+        (s for s in waiting(config) if len({c["value"] for c in s["identifiers"]["mrn_candidates"]}) >= 2), None
+    )
     assert item is not None, "the sample set has no review document with two candidate MRNs"
     return item
 
@@ -247,9 +254,17 @@ def test_a_released_review_document_is_accounted_under_each_candidate_mrn(fresh)
     asked, other = sorted({c["value"] for c in item["identifiers"]["mrn_candidates"]})[:2]
     client = logged_in(app, "rey")
     token = csrf_of(client.get(f"/release?mrn={asked}").text)
-    response = client.post("/release", data={"csrf_token": token, "mrn": asked, "requester": "Dr. Who",
-                                              "purpose": "continuing care", "include_review": "on",
-                                              "doc": [item["doc_id"]]})
+    response = client.post(
+        "/release",
+        data={
+            "csrf_token": token,
+            "mrn": asked,
+            "requester": "Dr. Who",
+            "purpose": "continuing care",
+            "include_review": "on",
+            "doc": [item["doc_id"]],
+        },
+    )
     assert response.status_code == 200, response.text
     response.close()
     for mrn in (asked, other):
@@ -304,8 +319,9 @@ def test_an_unknown_document_id_is_not_looked_for_in_every_patient_folder(app, m
 def test_a_next_with_control_characters_or_backslashes_goes_home(app, target):
     client = app.test_client()
     token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"name": "cal", "password": PASSWORDS["cal"], "csrf_token": token,
-                                           "next": target})
+    response = client.post(
+        "/login", data={"name": "cal", "password": PASSWORDS["cal"], "csrf_token": token, "next": target}
+    )
     assert response.status_code == 302 and response.location == "/"
     assert "X-Injected" not in response.headers and "X" not in response.headers
 

@@ -10,15 +10,20 @@ import sys
 
 from pipeline.archive.audit import AuditLog
 from pipeline.core.config import load_config
-from web.users import UserStore, users_path
-
 from tests.conftest import ROOT, run_cli, write_config
+from web.users import UserStore, users_path
 
 
 def _with_stdin(config, stdin: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), "--user", "it-admin", *args],
-                          input=stdin, capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "--user", "it-admin", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_user_accounts_from_the_command_line(tmp_path):
@@ -90,6 +95,7 @@ def test_user_roles_from_the_command_line_always_leave_an_admin(tmp_path):
 
 def test_serve_starts_on_an_index_it_must_not_read_and_says_why(tmp_path):
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from whoosh import index as whoosh_index
@@ -101,8 +107,13 @@ def test_serve_starts_on_an_index_it_must_not_read_and_says_why(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", str(config_path), "serve", "--port", str(port)],
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(config_path), "serve", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         lines = [server.stderr.readline()]
         while lines[-1] and "serving on" not in lines[-1]:  # (an empty line: it exited)

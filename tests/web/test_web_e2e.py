@@ -19,8 +19,14 @@ from tests.conftest import ROOT, free_port, wait_listening
 from tests.web.fixtures import PASSWORDS, data_site, site_config, waiting
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = ROOT / "docs" / "search.png"
 
 
@@ -31,7 +37,12 @@ def served(tmp_path_factory):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--config", str(config.path), "serve", "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_listening(port, server, server.stderr.read)
         yield config, f"http://127.0.0.1:{port}"

@@ -12,7 +12,12 @@ from tests.ehr_servers import file_document
 from tests.web.fixtures import PASSWORDS, ROLES, app_for, csrf_of, logged_in
 from web.users import UserStore
 
-FHIR = {"name": "ehr-fhir", "kind": "fhir", "base_url": "http://127.0.0.1:9/fhir", "patient_identifier_system": "urn:oid:1.2"}
+FHIR = {
+    "name": "ehr-fhir",
+    "kind": "fhir",
+    "base_url": "http://127.0.0.1:9/fhir",
+    "patient_identifier_system": "urn:oid:1.2",
+}
 
 
 def test_admin_sees_the_outbox_and_retries_a_dead_message(tmp_path):

@@ -13,8 +13,6 @@ import pytest
 from pipeline.archive.audit import AuditFilters, AuditLog
 from pipeline.archive.derived import page_images_dir as cache_dir
 from pipeline.archive.store import find_sidecar
-from web.users import UserStore
-
 from tests.web.fixtures import (
     app_for,
     csrf_of,
@@ -24,6 +22,7 @@ from tests.web.fixtures import (
     site_config,
     waiting,
 )
+from web.users import UserStore
 
 
 @pytest.fixture(scope="module")
@@ -134,16 +133,22 @@ def test_review_item_is_assigned_in_one_form(fresh):
     page = client.get(f"/review/{item['doc_id']}")
     assert item["review_reason"] in page.text and "size=preview" in page.text
     token = csrf_of(page.text)
-    bad = client.post(f"/review/{item['doc_id']}", data={"csrf_token": token, "mrn": "12", "doc_type": item["doc_type"]})
+    bad = client.post(
+        f"/review/{item['doc_id']}", data={"csrf_token": token, "mrn": "12", "doc_type": item["doc_type"]}
+    )
     assert bad.status_code == 400 and "does not look like an MRN" in bad.text
-    response = client.post(f"/review/{item['doc_id']}", data={"csrf_token": token, "mrn": "00891787", "doc_type": "consultation"})
+    response = client.post(
+        f"/review/{item['doc_id']}", data={"csrf_token": token, "mrn": "00891787", "doc_type": "consultation"}
+    )
     assert response.status_code == 302
     moved = find_sidecar(config, item["doc_id"])
     assert (moved.status, moved.mrn, moved.doc_type) == ("filed", "00891787", "consultation")
     assert moved.history[-1].by == "cal" and moved.history[-1].action == "review.assign"
     assert f"Filed {item['doc_id']}" in client.get("/review").text
     assert item["doc_id"] in client.get("/patient/00891787").text  # the index knows it too
-    assert list(AuditLog.for_config(config).entries(AuditFilters(user="cal", action="review.assign", doc_id=item["doc_id"])))
+    assert list(
+        AuditLog.for_config(config).entries(AuditFilters(user="cal", action="review.assign", doc_id=item["doc_id"]))
+    )
 
 
 def test_release_makes_a_zip_and_records_the_disclosure(fresh, tmp_path):
@@ -153,10 +158,20 @@ def test_release_makes_a_zip_and_records_the_disclosure(fresh, tmp_path):
     form = client.get(f"/release?mrn={doc['mrn']}")
     assert doc["doc_id"] in form.text
     token = csrf_of(form.text)
-    missing = client.post("/release", data={"csrf_token": token, "mrn": doc["mrn"], "requester": "Dr. Who", "purpose": " "})
+    missing = client.post(
+        "/release", data={"csrf_token": token, "mrn": doc["mrn"], "requester": "Dr. Who", "purpose": " "}
+    )
     assert missing.status_code == 400 and "purpose" in missing.text
-    response = client.post("/release", data={"csrf_token": token, "mrn": doc["mrn"], "requester": "Dr. Who",
-                                              "purpose": "continuing care", "type": [doc["doc_type"]]})
+    response = client.post(
+        "/release",
+        data={
+            "csrf_token": token,
+            "mrn": doc["mrn"],
+            "requester": "Dr. Who",
+            "purpose": "continuing care",
+            "type": [doc["doc_type"]],
+        },
+    )
     assert response.status_code == 200 and response.mimetype == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
     response.close()
@@ -195,10 +210,15 @@ def test_admin_changes_roles_but_never_of_the_last_admin(fresh):
     token = csrf_of(client.get("/admin/users").text)
     assert client.post("/admin/users/cal", data={"change": "role", "role": "admin"}).status_code == 400  # no CSRF token
     clerk = logged_in(app, "cal")
-    own = clerk.post("/admin/users/cal", data={"csrf_token": csrf_of(clerk.get("/").text), "change": "role", "role": "admin"})
+    own = clerk.post(
+        "/admin/users/cal", data={"csrf_token": csrf_of(clerk.get("/").text), "change": "role", "role": "admin"}
+    )
     assert own.status_code == 403
     assert store.get("cal").role == "clerk"
-    assert client.post("/admin/users/cal", data={"csrf_token": token, "change": "role", "role": "release"}).status_code == 302
+    assert (
+        client.post("/admin/users/cal", data={"csrf_token": token, "change": "role", "role": "release"}).status_code
+        == 302
+    )
     assert store.get("cal").role == "release"
     assert logged_in(app, "cal").get("/release").status_code == 200
     bogus = client.post("/admin/users/cal", data={"csrf_token": token, "change": "role", "role": "boss"})
@@ -215,8 +235,12 @@ def test_admin_adds_disables_and_resets_users(fresh):
     token = csrf_of(client.get("/admin/users").text)
     short = client.post("/admin/users", data={"csrf_token": token, "name": "dee", "role": "clerk", "password": "short"})
     assert short.status_code == 400 and "at least" in short.text
-    assert client.post("/admin/users", data={"csrf_token": token, "name": "dee", "role": "clerk",
-                                             "password": "dee-clerk-pass"}).status_code == 302
+    assert (
+        client.post(
+            "/admin/users", data={"csrf_token": token, "name": "dee", "role": "clerk", "password": "dee-clerk-pass"}
+        ).status_code
+        == 302
+    )
     store = UserStore.for_config(config)
     assert store.get("dee").role == "clerk"
     client.post("/admin/users/dee", data={"csrf_token": token, "change": "disable"})

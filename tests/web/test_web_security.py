@@ -7,9 +7,6 @@ from http.cookies import SimpleCookie
 import pytest
 
 from pipeline.archive.audit import AuditFilters, AuditLog
-from web.auth import COOKIE
-from web.users import UserStore
-
 from tests.web.fixtures import (
     Clock,
     app_for,
@@ -21,6 +18,8 @@ from tests.web.fixtures import (
     site_config,
     waiting,
 )
+from web.auth import COOKIE
+from web.users import UserStore
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +49,21 @@ def app(config, clock):
 
 def _data_urls(doc: dict, review_id: str) -> list[str]:
     d = doc["doc_id"]
-    return ["/", "/?q=blood", f"/patient/{doc['mrn']}", f"/doc/{d}", f"/doc/{d}/pdf", f"/doc/{d}/download",
-            f"/doc/{d}/page/1.png", "/review", f"/review/{review_id}", f"/release?mrn={doc['mrn']}",
-            "/admin/users", "/admin/audit", "/no/such/page"]
+    return [
+        "/",
+        "/?q=blood",
+        f"/patient/{doc['mrn']}",
+        f"/doc/{d}",
+        f"/doc/{d}/pdf",
+        f"/doc/{d}/download",
+        f"/doc/{d}/page/1.png",
+        "/review",
+        f"/review/{review_id}",
+        f"/release?mrn={doc['mrn']}",
+        "/admin/users",
+        "/admin/audit",
+        "/no/such/page",
+    ]
 
 
 def test_every_data_url_without_a_session_redirects_to_login(app, config, doc):
@@ -71,12 +82,24 @@ def test_a_forged_or_stale_cookie_is_no_session(app, doc):
     assert client.get(f"/doc/{doc['doc_id']}").status_code == 302
 
 
-@pytest.mark.parametrize("url", [
-    "/doc/..%2F..%2Fconfig.yaml", "/doc/%2e%2e%2f%2e%2e%2fconfig.yaml", "/doc/../../config.yaml",
-    "/doc/..%252Fconfig.yaml", "/doc/ffffffffffffffff-1", "/doc/ffffffffffffffff-1/pdf",
-    "/doc/FFFFFFFFFFFFFFFF-1", "/doc/ffffffffffffffff-1;rm", "/doc/archive%2F00891787", "/patient/..%2Fweb",
-    "/patient/not-an-mrn", "/patient/99999999", "/review/ffffffffffffffff-1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/doc/..%2F..%2Fconfig.yaml",
+        "/doc/%2e%2e%2f%2e%2e%2fconfig.yaml",
+        "/doc/../../config.yaml",
+        "/doc/..%252Fconfig.yaml",
+        "/doc/ffffffffffffffff-1",
+        "/doc/ffffffffffffffff-1/pdf",
+        "/doc/FFFFFFFFFFFFFFFF-1",
+        "/doc/ffffffffffffffff-1;rm",
+        "/doc/archive%2F00891787",
+        "/patient/..%2Fweb",
+        "/patient/not-an-mrn",
+        "/patient/99999999",
+        "/review/ffffffffffffffff-1",
+    ],
+)
 def test_traversal_and_unknown_ids_are_not_found(app, url):
     client = logged_in(app, "cal")
     response = client.get(url)
@@ -158,9 +181,18 @@ def test_roles_guard_release_and_admin(app, doc):
     for url in ("/release", "/admin/users", "/admin/audit"):
         assert clerk.get(url).status_code == 403, url
     token = csrf_of(clerk.get("/").text)
-    assert clerk.post("/release", data={"csrf_token": token, "mrn": doc["mrn"], "requester": "x", "purpose": "y"}).status_code == 403
-    assert clerk.post("/admin/users", data={"csrf_token": token, "name": "eve", "role": "admin",
-                                            "password": "eve-password-1"}).status_code == 403
+    assert (
+        clerk.post(
+            "/release", data={"csrf_token": token, "mrn": doc["mrn"], "requester": "x", "purpose": "y"}
+        ).status_code
+        == 403
+    )
+    assert (
+        clerk.post(
+            "/admin/users", data={"csrf_token": token, "name": "eve", "role": "admin", "password": "eve-password-1"}
+        ).status_code
+        == 403
+    )
     assert release.get("/release").status_code == 200
     assert release.get("/admin/users").status_code == 403
     assert admin.get("/admin/audit").status_code == 200
@@ -170,8 +202,12 @@ def test_roles_guard_release_and_admin(app, doc):
 def test_each_view_is_in_the_audit_log_with_the_user(app, config, doc):
     client = logged_in(app, "cal")
     d, mrn = doc["doc_id"], doc["mrn"]
-    seen = {"view": [f"/doc/{d}", f"/doc/{d}/pdf", f"/doc/{d}/page/1.png"], "download": [f"/doc/{d}/download"],
-            "patient": [f"/patient/{mrn}"], "search": [f"/?mrn={mrn}"]}
+    seen = {
+        "view": [f"/doc/{d}", f"/doc/{d}/pdf", f"/doc/{d}/page/1.png"],
+        "download": [f"/doc/{d}/download"],
+        "patient": [f"/patient/{mrn}"],
+        "search": [f"/?mrn={mrn}"],
+    }
     trail = AuditLog.for_config(config)
     for action, urls in seen.items():
         before = len(list(trail.entries(AuditFilters(user="cal", action=action, doc_id=d))))
@@ -232,8 +268,15 @@ def test_logout_ends_the_session(app, doc):
 def test_login_redirects_only_within_the_site(app):
     client = app.test_client()
     page = client.get("/login")
-    response = client.post("/login", data={"name": "cal", "password": "cal-clerk-pass", "csrf_token": csrf_of(page.text),
-                                           "next": "//evil.example/phish"})
+    response = client.post(
+        "/login",
+        data={
+            "name": "cal",
+            "password": "cal-clerk-pass",
+            "csrf_token": csrf_of(page.text),
+            "next": "//evil.example/phish",
+        },
+    )
     assert response.location == "/"
 
 

@@ -35,8 +35,9 @@ class Browser:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-                                                  _NoRedirects())
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirects()
+        )
 
     def request(self, path: str, form: dict | None = None) -> tuple[int, bytes]:
         data = urllib.parse.urlencode(form, doseq=True).encode() if form is not None else None
@@ -52,8 +53,9 @@ class Browser:
 
     def log_in(self, name: str, password: str | None = None) -> int:
         token = self.token()
-        return self.request("/login", {"name": name, "password": password or PASSWORDS[name], "csrf_token": token,
-                                       "next": ""})[0]
+        return self.request(
+            "/login", {"name": name, "password": password or PASSWORDS[name], "csrf_token": token, "next": ""}
+        )[0]
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,11 @@ def served(tmp_path_factory):
     with log.open("w") as stderr:
         server = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config.path), "serve", "--port", str(port)],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(system_tmp)},
-            stdout=subprocess.DEVNULL, stderr=stderr)
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(system_tmp)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         wait_listening(port, server, log.read_text)
         yield config, f"http://127.0.0.1:{port}", system_tmp, log
@@ -91,8 +96,9 @@ def test_a_web_release_leaves_nothing_behind(served):
     browser = Browser(base)
     assert browser.log_in("rey") == 302
     token = browser.token(f"/release?mrn={doc['mrn']}")
-    status, body = browser.request("/release", {"csrf_token": token, "mrn": doc["mrn"], "requester": "Dr. Who",
-                                                "purpose": "continuing care"})
+    status, body = browser.request(
+        "/release", {"csrf_token": token, "mrn": doc["mrn"], "requester": "Dr. Who", "purpose": "continuing care"}
+    )
     assert status == 200, body[:500]
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
         assert f"{Path(doc['path']).name}" in archive.namelist()
@@ -114,8 +120,11 @@ def test_concurrent_wrong_passwords_cannot_race_the_lockout(served):
 
     def wrong() -> None:
         start.wait()
-        statuses.append(browser.request("/login", {"name": "cal", "password": "not the password",
-                                                   "csrf_token": token, "next": ""})[0])
+        statuses.append(
+            browser.request("/login", {"name": "cal", "password": "not the password", "csrf_token": token, "next": ""})[
+                0
+            ]
+        )
 
     threads = [threading.Thread(target=wrong) for _ in range(tries)]
     for thread in threads:

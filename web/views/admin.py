@@ -78,8 +78,13 @@ def _audit_filters(args) -> AuditFilters:
     action = args.get("action", "") or None
     if action and action not in ACTIONS:
         raise BadSearch(f"unknown action {action!r}")
-    return AuditFilters(mrn=args.get("mrn", "").strip() or None, user=args.get("user", "").strip() or None, action=action,
-                        date_from=iso_date(args.get("from", ""), "from"), date_to=iso_date(args.get("to", ""), "to"))
+    return AuditFilters(
+        mrn=args.get("mrn", "").strip() or None,
+        user=args.get("user", "").strip() or None,
+        action=action,
+        date_from=iso_date(args.get("from", ""), "from"),
+        date_to=iso_date(args.get("to", ""), "to"),
+    )
 
 
 @bp.get("/audit")
@@ -107,10 +112,21 @@ def _ehr_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
         error, status, state = f"unknown state {state!r}", 400, None
     with Outbox.for_config(config) as outbox:
         counts, rows = outbox.counts(), [m.status_row() for m in outbox.messages(state=state, limit=EHR_ROWS)]
-    record("ehr.status", doc_ids=[r["doc_id"] for r in rows], mrns=[r["mrn"] for r in rows],
-           details={"state": state, "results": len(rows)})
-    return render_template("admin_ehr.html", counts=counts, rows=rows, states=STATES, state=state,
-                           destinations=[d.name for d in config.ehr.destinations], error=error), status
+    record(
+        "ehr.status",
+        doc_ids=[r["doc_id"] for r in rows],
+        mrns=[r["mrn"] for r in rows],
+        details={"state": state, "results": len(rows)},
+    )
+    return render_template(
+        "admin_ehr.html",
+        counts=counts,
+        rows=rows,
+        states=STATES,
+        state=state,
+        destinations=[d.name for d in config.ehr.destinations],
+        error=error,
+    ), status
 
 
 @bp.get("/ehr")
@@ -129,7 +145,11 @@ def ehr_retry() -> tuple[str, int] | Response:
             revived = outbox.retry(ids)
     except (ValueError, OutboxError) as exc:
         return _ehr_page(str(exc) if isinstance(exc, OutboxError) else f"{which!r} is not a message number", 400)
-    record("ehr.retry", doc_ids=[m.doc_id for m in revived], mrns=[m.mrn for m in revived],
-           details={"messages": [m.id for m in revived], "all_dead": ids is None})
+    record(
+        "ehr.retry",
+        doc_ids=[m.doc_id for m in revived],
+        mrns=[m.mrn for m in revived],
+        details={"messages": [m.id for m in revived], "all_dead": ids is None},
+    )
     g.session.notice = f"{len(revived)} message(s) queued again."
     return redirect(url_for("admin.ehr"))

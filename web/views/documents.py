@@ -39,16 +39,23 @@ def patient(mrn: str) -> str:
     # A stable sort by type keeps each group newest first.
     by_type = [(t, list(g)) for t, g in groupby(sorted(hits, key=lambda h: h.doc_type), key=lambda h: h.doc_type)]
     record("patient", doc_ids=[h.doc_id for h in hits], mrns=[mrn], details={"documents": len(hits)})
-    return render_template("patient.html", mrn=mrn, name=hits[0].patient_name, dob=newest.dob if newest else None,
-                           groups=by_type, count=len(hits))
+    return render_template(
+        "patient.html",
+        mrn=mrn,
+        name=hits[0].patient_name,
+        dob=newest.dob if newest else None,
+        groups=by_type,
+        count=len(hits),
+    )
 
 
 @bp.get("/doc/<doc_id>")
 def document(doc_id: str) -> str:
     sidecar = load(doc_id)
     record("view", doc_ids=[doc_id], mrns=mrns_of(sidecar), details={"what": "document page"})
-    return render_template("document.html", doc=sidecar, pages=range(1, sidecar.pages + 1),
-                           type_source=type_source(sidecar).label)
+    return render_template(
+        "document.html", doc=sidecar, pages=range(1, sidecar.pages + 1), type_source=type_source(sidecar).label
+    )
 
 
 @bp.get("/doc/<doc_id>/pdf")

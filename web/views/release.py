@@ -22,10 +22,22 @@ def _form(error: str | None = None, status: int = 200) -> tuple[str, int]:
         error = error or f"{mrn!r} is not an MRN"
     elif mrn:
         hits = patient_documents(mrn)
-        record("patient", doc_ids=[h.doc_id for h in hits], mrns=[mrn],
-               details={"what": "release form", "documents": len(hits)})
-    return render_template("release.html", mrn=mrn, hits=hits, types=document_types(), form=values,
-                           chosen=set(values.getlist("type")), ticked=set(values.getlist("doc")), error=error), status
+        record(
+            "patient",
+            doc_ids=[h.doc_id for h in hits],
+            mrns=[mrn],
+            details={"what": "release form", "documents": len(hits)},
+        )
+    return render_template(
+        "release.html",
+        mrn=mrn,
+        hits=hits,
+        types=document_types(),
+        form=values,
+        chosen=set(values.getlist("type")),
+        ticked=set(values.getlist("doc")),
+        error=error,
+    ), status
 
 
 @bp.get("/release")
@@ -37,9 +49,13 @@ def form() -> tuple[str, int]:
 def _request() -> ReleaseRequest:
     form = request.form
     return ReleaseRequest(
-        mrn=form.get("mrn", "").strip(), requester=form.get("requester", "").strip(), purpose=form.get("purpose", "").strip(),
-        doc_types=tuple(form.getlist("type")), date_from=iso_date(form.get("from", ""), "from"),
-        date_to=iso_date(form.get("to", ""), "to"), include_review=form.get("include_review") == "on",
+        mrn=form.get("mrn", "").strip(),
+        requester=form.get("requester", "").strip(),
+        purpose=form.get("purpose", "").strip(),
+        doc_types=tuple(form.getlist("type")),
+        date_from=iso_date(form.get("from", ""), "from"),
+        date_to=iso_date(form.get("to", ""), "to"),
+        include_review=form.get("include_review") == "on",
         doc_ids=tuple(form.getlist("doc")),
     )
 
@@ -56,5 +72,10 @@ def make() -> tuple[str, int] | Response:
         release, archive = export_zip(services().config, wanted, user=current_user().name, audit=services().audit)
     except MedarchiveError as exc:
         return _form(str(exc), 400)
-    return send_file(archive, mimetype="application/zip", as_attachment=True,
-                     download_name=f"{release.release_id}.zip", conditional=False)
+    return send_file(
+        archive,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"{release.release_id}.zip",
+        conditional=False,
+    )

@@ -30,15 +30,21 @@ def _queue() -> list[Sidecar]:
 @bp.get("/review")
 def queue() -> str:
     waiting = _queue()
-    record("review.view", doc_ids=[s.doc_id for s in waiting], mrns=[m for s in waiting for m in mrns_of(s)],
-           details={"what": "queue", "documents": len(waiting)})
+    record(
+        "review.view",
+        doc_ids=[s.doc_id for s in waiting],
+        mrns=[m for s in waiting for m in mrns_of(s)],
+        details={"what": "queue", "documents": len(waiting)},
+    )
     return render_template("review_queue.html", waiting=waiting, limit=QUEUE_LIMIT)
 
 
 def _item(sidecar: Sidecar, error: str | None = None, status: int = 200) -> tuple[str, int]:
     record("review.view", doc_ids=[sidecar.doc_id], mrns=mrns_of(sidecar), details={"what": "item"})
-    form = {"mrn": request.form.get("mrn", sidecar.suggested_mrn or ""),
-            "doc_type": request.form.get("doc_type", sidecar.doc_type)}
+    form = {
+        "mrn": request.form.get("mrn", sidecar.suggested_mrn or ""),
+        "doc_type": request.form.get("doc_type", sidecar.doc_type),
+    }
     return render_template("review_item.html", doc=sidecar, types=document_types(), form=form, error=error), status
 
 

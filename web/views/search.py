@@ -54,8 +54,13 @@ def _filters(args) -> SearchFilters:
     doc_type = args.get("type", "")
     if doc_type and doc_type not in document_types():
         raise BadSearch(f"unknown document type {doc_type!r}")
-    return SearchFilters(mrn=args.get("mrn", "").strip() or None, doc_type=doc_type or None, status=status or None,
-                         date_from=iso_date(args.get("from", ""), "from"), date_to=iso_date(args.get("to", ""), "to"))
+    return SearchFilters(
+        mrn=args.get("mrn", "").strip() or None,
+        doc_type=doc_type or None,
+        status=status or None,
+        date_from=iso_date(args.get("from", ""), "from"),
+        date_to=iso_date(args.get("to", ""), "to"),
+    )
 
 
 def query_text(text: str, name: str) -> str:
@@ -79,8 +84,10 @@ def _page_number(args) -> int:
 def _rows(hits: list[SearchHit]) -> list[Row]:
     config = services().config
     # Only the shown hits' sidecars are read, and only when the snippet marks a match to look for.
-    return [Row(h, highlight(h.snippet), hit_page(read_at(config, h.path), h.snippet) if "**" in h.snippet else None)
-            for h in hits]
+    return [
+        Row(h, highlight(h.snippet), hit_page(read_at(config, h.path), h.snippet) if "**" in h.snippet else None)
+        for h in hits
+    ]
 
 
 @bp.get("/")
@@ -100,8 +107,13 @@ def search() -> tuple[str, int] | str:
         hits = services().index.search(query, filters, limit=page * size + 1)
     except MedarchiveError as exc:
         return render_template("search.html", error=str(exc), **context), 400
-    shown = hits[(page - 1) * size: page * size]
-    record("search", doc_ids=[h.doc_id for h in shown], mrns=[filters.mrn, *(h.mrn for h in shown)],
-           details={"query": query, "filters": dataclasses.asdict(filters), "page": page, "results": len(shown)})
-    return render_template("search.html", rows=_rows(shown), has_next=len(hits) > page * size,
-                           first=(page - 1) * size + 1, **context)
+    shown = hits[(page - 1) * size : page * size]
+    record(
+        "search",
+        doc_ids=[h.doc_id for h in shown],
+        mrns=[filters.mrn, *(h.mrn for h in shown)],
+        details={"query": query, "filters": dataclasses.asdict(filters), "page": page, "results": len(shown)},
+    )
+    return render_template(
+        "search.html", rows=_rows(shown), has_next=len(hits) > page * size, first=(page - 1) * size + 1, **context
+    )
