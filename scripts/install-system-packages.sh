@@ -15,6 +15,9 @@ if [ "${1:-}" = "--tests" ]; then
   # The EHR tests run a real FHIR server (Medplum, tests/fhir_server) on Node.
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+  # The PostgreSQL tests start a throwaway cluster (tests/postgres.py).
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  command -v psql >/dev/null || missing+=(postgresql-client)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
