@@ -21,6 +21,9 @@ from pipeline.samples import scans as samples
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# pg_cluster and pg_url: a throwaway PostgreSQL, started only by the tests that ask for it
+pytest_plugins = ["tests.postgres"]
+
 
 def write_config(folder: Path, **sections) -> Path:
     """A config.yaml in ``folder`` with its data root beside it; sections override defaults."""

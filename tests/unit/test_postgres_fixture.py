@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.postgres import pg_cluster, pg_url  # noqa: F401 (fixtures)
-
 
 def test_each_test_gets_an_empty_database(pg_url):
     with psycopg.connect(pg_url) as conn:
