@@ -70,6 +70,12 @@ ACTIONS = frozenset(
         "patient.merge",
         "patient.merge.move",
         # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
+        # chart preparation: appointments in, packets built and opened (they show PHI)
+        "appointments.import",
+        "appointments.list",
+        "prep.build",
+        "prep.open",
+        "prep.list",
         "ehr.send",
         "ehr.ack",
         "ehr.retry",

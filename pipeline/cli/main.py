@@ -27,6 +27,7 @@ from pipeline.archive.store import (
 )
 from pipeline.cli.backlog import COMMANDS as BACKLOG_COMMANDS
 from pipeline.cli.classifier import COMMANDS as CLASSIFIER_COMMANDS
+from pipeline.cli.clinic import COMMANDS as CLINIC_COMMANDS
 from pipeline.cli.common import (
     EXIT_FAILED_INPUTS,
     actor,
@@ -387,6 +388,7 @@ for _command in [
     *HL7_COMMANDS,
     *EHR_COMMANDS,
     *CLASSIFIER_COMMANDS,
+    *CLINIC_COMMANDS,
 ]:
     cli.add_command(_command)
 

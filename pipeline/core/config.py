@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
@@ -575,6 +575,47 @@ class WebSettings(_Section):
     )
 
 
+class PacketRule(_Section):
+    """One line of what a clinic wants in a chart: "latest 1 discharge_summary", "all consent_form in 365 days"."""
+
+    type: str = Field(description="a document type of classification.types")
+    select: Literal["latest", "all"] = "latest"
+    count: int = Field(1, ge=1, description="with select: latest, how many (newest first)")
+    within_days: int | None = Field(None, ge=1, description="only documents dated this many days before the visit")
+
+
+class ChartPrepSettings(_Section):
+    """Charts ready for upcoming appointments (pipeline/clinic)."""
+
+    packets: dict[str, list[PacketRule]] = Field(
+        default_factory=lambda: {
+            "default": [
+                PacketRule(type="discharge_summary"),
+                PacketRule(type="lab_result", select="all", within_days=90),
+                PacketRule(type="consent_form", select="all"),
+            ]
+        },
+        description="{clinic: [rules]}; 'default' for every clinic not named",
+    )
+    run_at: str | None = Field(None, description="'HH:MM': the daemon builds the next day's packets then")
+    keep_days: int = Field(7, ge=0, description="packets are removed this many days after their appointment")
+    send_to_ehr: bool = Field(False, description="queue a packet's documents not yet sent to the EHR destinations")
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value):
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
+            raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
+        return value
+
+    @field_validator("packets")
+    @classmethod
+    def _has_default(cls, value):
+        if "default" not in value:
+            raise ValueError("name a 'default' list of rules for clinics not listed")
+        return value
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -595,6 +636,19 @@ class Config(_Section):
     web: WebSettings = Field(default_factory=WebSettings)
     hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
+    chart_prep: ChartPrepSettings = Field(default_factory=ChartPrepSettings)
+
+    @model_validator(mode="after")
+    def _packet_types_known(self) -> Config:
+        known = set(self.classification.types)
+        for clinic, rules in self.chart_prep.packets.items():
+            for n, rule in enumerate(rules):
+                if rule.type not in known:
+                    raise ValueError(
+                        f"chart_prep.packets.{clinic}[{n}].type: unknown document type {rule.type!r}; "
+                        f"known: {', '.join(sorted(known))}"
+                    )
+        return self
 
     @property
     def base_dir(self) -> Path:
