@@ -243,3 +243,23 @@ def test_siu_messages_book_move_and_cancel_appointments(config):
     assert {a.appointment_id: a.status for a in everything} == {"APT-1": "booked", "APT-2": "cancelled"}
     (unknown,) = [v for v in plan_day(config, DAY) if v.appointment.appointment_id == "APT-1"]
     assert unknown.patient == "DOE, JANE"
+
+
+def test_the_daemon_builds_tomorrows_packets_once_after_run_at(config, archive):
+    from datetime import datetime
+
+    from pipeline.clinic.schedule import maybe_prepare
+
+    scheduled = config.model_copy(update={"chart_prep": config.chart_prep.model_copy(update={"run_at": "18:00"})})
+    book(scheduled, visit("A1", KNOWN, "Cardiology"))
+    eve = datetime(2026, 12, 8, 17, 59)
+    assert maybe_prepare(scheduled, eve) is not None  # never run before: the last run time has passed
+    packet = packet_path(scheduled, visit("A1", KNOWN, "x"))
+    assert packet.is_file()
+    packet.unlink()
+    assert maybe_prepare(scheduled, eve.replace(minute=59, hour=17)) is None
+    message = maybe_prepare(scheduled, datetime(2026, 12, 8, 18, 1))
+    assert message == "chart preparation for 2026-12-09: 1 appointment(s), 1 packet(s) built"
+    assert packet.is_file()
+    assert maybe_prepare(scheduled, datetime(2026, 12, 8, 23, 0)) is None
+    assert maybe_prepare(config, datetime(2026, 12, 9, 19, 0)) is None  # no run_at: never
