@@ -263,3 +263,25 @@ def test_the_daemon_builds_tomorrows_packets_once_after_run_at(config, archive):
     assert packet.is_file()
     assert maybe_prepare(scheduled, datetime(2026, 12, 8, 23, 0)) is None
     assert maybe_prepare(config, datetime(2026, 12, 9, 19, 0)) is None  # no run_at: never
+
+
+def test_a_packets_documents_not_yet_sent_are_queued_for_the_ehr(tmp_path):
+    from tests.ehr_servers import outbox_messages
+
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            chart_prep={"send_to_ehr": True, "packets": {"default": [{"type": "lab_result", "select": "all"}]}},
+            ehr={"destinations": [{"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": 9}]},
+        )
+    )
+    open_data_root(cfg)
+    labs = [file_document(cfg, n, mrn=KNOWN, doc_type="lab_result", doc_date=f"2026-11-0{n}") for n in (1, 2)]
+    file_document(cfg, 3, mrn=KNOWN, doc_type="consent_form")
+    book(cfg, visit("A1", KNOWN, "Any"))
+    prepare_day(cfg, DAY, user="clerk", today=DAY)
+    queued = outbox_messages(cfg)
+    assert sorted(m.doc_id for m in queued) == sorted(s.doc_id for s in labs)
+    assert {m.state for m in queued} == {"pending"}
+    prepare_day(cfg, DAY, user="clerk", today=DAY)
+    assert len(outbox_messages(cfg)) == 2  # already queued: nothing twice
