@@ -70,6 +70,14 @@ ACTIONS = frozenset(
         "patient.merge",
         "patient.merge.move",
         # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
+        # paper originals in off-site boxes
+        "box.assign",
+        "box.close",
+        "box.ship",
+        "box.recall",
+        "box.destroy",
+        "box.list",
+        "box.show",
         "ehr.send",
         "ehr.ack",
         "ehr.retry",

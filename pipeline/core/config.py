@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
@@ -498,6 +498,7 @@ class DropFolder(_Section):
     poll_interval_seconds: float = Field(5, gt=0)
     doc_type_hint: str | None = Field(None, description="type used when the classifier cannot tell")
     source_label: str | None = Field(None, description="recorded in each document's sidecar")
+    box: str | None = Field(None, description="the off-site box the paper scanned here goes into (boxes.label_pattern)")
 
 
 class WatchSettings(_Section):
@@ -575,6 +576,26 @@ class WebSettings(_Section):
     )
 
 
+class BoxSettings(_Section):
+    """Paper originals in numbered off-site boxes (pipeline/paper)."""
+
+    label_pattern: str = Field(r"BOX-\d{4,10}", description="what a box label's barcode reads (a regular expression)")
+    label_title: str = Field("STORAGE BOX LABEL", description="the printed title that marks a box label sheet")
+    keep_paper_days: int = Field(90, ge=0, description="paper is kept this long after the last scan in its box")
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _compiles(cls, value):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    def is_box(self, value: str) -> bool:
+        return re.fullmatch(self.label_pattern, value) is not None
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -595,6 +616,16 @@ class Config(_Section):
     web: WebSettings = Field(default_factory=WebSettings)
     hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
+    boxes: BoxSettings = Field(default_factory=BoxSettings)
+
+    @model_validator(mode="after")
+    def _folder_boxes_match(self) -> Config:
+        for n, folder in enumerate(self.watch.folders):
+            if folder.box is not None and not self.boxes.is_box(folder.box):
+                raise ValueError(
+                    f"watch.folders[{n}].box: {folder.box!r} does not match boxes.label_pattern {self.boxes.label_pattern!r}"
+                )
+        return self
 
     @property
     def base_dir(self) -> Path:
