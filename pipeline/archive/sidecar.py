@@ -234,6 +234,32 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True)
+class PaperRef:
+    """Where the paper original is kept: its off-site box (pipeline/paper), and how that became known.
+
+    ``how`` is "label sheet", "drop folder", "assigned" or "label unreadable" (a box label
+    sheet was scanned but its barcode could not be read: ``box`` is None, the box unknown).
+    """
+
+    box: str | None
+    how: str
+    at: str | None = None
+    by: str | None = None
+
+    @property
+    def unknown(self) -> bool:
+        return self.box is None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PaperRef:
+        data = _mapping(data, "paper")
+        return cls(data.get("box"), data.get("how") or "assigned", data.get("at"), data.get("by"))
+
+    def to_json(self) -> Json:
+        return {"box": self.box, "how": self.how, "at": self.at, "by": self.by}
+
+
+@dataclass(frozen=True)
 class Sidecar:
     """One archived document: who it is about, what it is, where its PDF is, and its history.
 
@@ -261,12 +287,14 @@ class Sidecar:
     identifiers: RecordedIdentifiers = field(default_factory=RecordedIdentifiers)
     page_texts: tuple[PageRecord, ...] = ()
     history: tuple[HistoryEvent, ...] = ()
+    paper: PaperRef | None = None
     schema: int = SIDECAR_SCHEMA
     extra: Json = field(default_factory=dict, compare=False, repr=False)
 
     _KEYS = frozenset(
         (
             "schema",
+            "paper",
             "doc_id",
             "status",
             "mrn",
@@ -342,6 +370,7 @@ class Sidecar:
             identifiers=RecordedIdentifiers.from_json(data.get("identifiers") or {}),
             page_texts=tuple(PageRecord.from_json(p) for p in data.get("page_texts") or ()),
             history=tuple(HistoryEvent.from_json(e) for e in data.get("history") or ()),
+            paper=PaperRef.from_json(data["paper"]) if data.get("paper") else None,
             schema=schema,
             extra=_extra(data, cls._KEYS),
         )
@@ -349,6 +378,7 @@ class Sidecar:
     def to_json(self) -> Json:
         # type_source is left out until something sets it, so sidecars without it read as before.
         type_source = {} if self.type_source is None else {"type_source": self.type_source}
+        paper = {} if self.paper is None else {"paper": self.paper.to_json()}
         return {
             "schema": self.schema,
             "doc_id": self.doc_id,
@@ -371,6 +401,7 @@ class Sidecar:
             "identifiers": self.identifiers.to_json(),
             "page_texts": [p.to_json() for p in self.page_texts],
             "history": [e.to_json() for e in self.history],
+            **paper,
             **self.extra,
         }
 

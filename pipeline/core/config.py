@@ -498,6 +498,7 @@ class DropFolder(_Section):
     poll_interval_seconds: float = Field(5, gt=0)
     doc_type_hint: str | None = Field(None, description="type used when the classifier cannot tell")
     source_label: str | None = Field(None, description="recorded in each document's sidecar")
+    box: str | None = Field(None, description="the off-site box the paper scanned here goes into (boxes.label_pattern)")
 
 
 class WatchSettings(_Section):
@@ -614,6 +615,24 @@ class ChartPrepSettings(_Section):
         if "default" not in value:
             raise ValueError("name a 'default' list of rules for clinics not listed")
         return value
+class BoxSettings(_Section):
+    """Paper originals in numbered off-site boxes (pipeline/paper)."""
+
+    label_pattern: str = Field(r"BOX-\d{4,10}", description="what a box label's barcode reads (a regular expression)")
+    label_title: str = Field("STORAGE BOX LABEL", description="the printed title that marks a box label sheet")
+    keep_paper_days: int = Field(90, ge=0, description="paper is kept this long after the last scan in its box")
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _compiles(cls, value):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    def is_box(self, value: str) -> bool:
+        return re.fullmatch(self.label_pattern, value) is not None
 
 
 class Config(_Section):
@@ -637,6 +656,7 @@ class Config(_Section):
     hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
     chart_prep: ChartPrepSettings = Field(default_factory=ChartPrepSettings)
+    boxes: BoxSettings = Field(default_factory=BoxSettings)
 
     @model_validator(mode="after")
     def _packet_types_known(self) -> Config:
@@ -648,6 +668,15 @@ class Config(_Section):
                         f"chart_prep.packets.{clinic}[{n}].type: unknown document type {rule.type!r}; "
                         f"known: {', '.join(sorted(known))}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _folder_boxes_match(self) -> Config:
+        for n, folder in enumerate(self.watch.folders):
+            if folder.box is not None and not self.boxes.is_box(folder.box):
+                raise ValueError(
+                    f"watch.folders[{n}].box: {folder.box!r} does not match boxes.label_pattern {self.boxes.label_pattern!r}"
+                )
         return self
 
     @property

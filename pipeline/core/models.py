@@ -139,6 +139,8 @@ class Document:
     classification: Classification
     decision: Decision
     source_label: str | None = None
+    box: str | None = None  # the off-site box of the paper original (pipeline/paper)
+    box_how: str | None = None  # "label sheet", "drop folder", "label unreadable"
 
     def identifiers_json(self) -> dict:
         return asdict(self.identifiers)

@@ -27,7 +27,7 @@ from pipeline.identify.decide import decide
 from pipeline.identify.extract import extract_identifiers
 from pipeline.identify.patients import PatientRoster, resolve_mrn
 from pipeline.identify.roster import Roster
-from pipeline.identify.split import page_signals, split_pages
+from pipeline.identify.split import boxes_of, page_signals, split_pages
 from pipeline.pages.barcodes import doc_type_from, mrn_values
 
 
@@ -39,9 +39,11 @@ class SourceFacts:
     sha256: str
     label: str | None = None
     type_hint: str | None = None
+    box: str | None = None  # the drop folder's box
 
 
-def page_groups(pages: Sequence[PageText], config: Config) -> list[list[int]]:
+def page_groups(pages: Sequence[PageText], config: Config) -> list[tuple[list[int], str | None, str | None]]:
+    """Each document's page numbers, with the box of its paper and how that is known (box label sheets)."""
     signals = [
         page_signals(
             p.page_no,
@@ -50,10 +52,12 @@ def page_groups(pages: Sequence[PageText], config: Config) -> list[list[int]]:
             extraction=config.extraction,
             classification=config.classification,
             barcodes=config.barcodes,
+            boxes=config.boxes,
         )
         for p in pages
     ]
-    return split_pages(signals, separator_sheets=config.split.separator_sheets, automatic=config.split.automatic)
+    groups = split_pages(signals, separator_sheets=config.split.separator_sheets, automatic=config.split.automatic)
+    return [(group, box, how) for group, (box, how) in zip(groups, boxes_of(groups, signals), strict=True)]
 
 
 def _barcode_candidates(pages: Sequence[PageText], config: Config) -> list[MrnCandidate]:
@@ -102,7 +106,9 @@ def build_documents(
     """The documents in one input, in page order (separator sheets belong to none)."""
     by_no = {p.page_no: p for p in pages}
     documents = []
-    for group in page_groups(pages, config):
+    for group, box, how in page_groups(pages, config):
+        if how is None and source.box:
+            box, how = source.box, "drop folder"
         doc_pages = [by_no[n] for n in group]
         ids = _identify(doc_pages, config)
         found = _classify(doc_pages, source, config)
@@ -118,6 +124,8 @@ def build_documents(
                 classification=found,
                 decision=_type_checked(decision, found, config),
                 source_label=source.label,
+                box=box,
+                box_how=how,
             )
         )
     return documents

@@ -77,6 +77,7 @@ class InputFile:
     name: str = ""
     label: str | None = None
     type_hint: str | None = None
+    box: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -466,7 +467,7 @@ class Pipeline:
     def _file(self, job: _Job) -> None:
         intake, source = job.intake, job.source
         pages = [job.results[n] for n in range(1, intake.page_count + 1)]
-        facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint)
+        facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint, source.box)
         documents = build_documents(pages, facts, self.config, self.roster)
         if not documents:
             reason = f"holds only separator sheets ({intake.page_count} pages); nothing archived"
@@ -567,7 +568,7 @@ class Pipeline:
 
     def _fail(self, source: InputFile, reason: str, sha256: str | None) -> None:
         try:
-            target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
+            target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256, source.box)
         except OSError as exc:
             raise _disk_error(exc) from None
         self._report(Outcome(source, "failed", reason=reason, path=target.relative_to(self.config.root).as_posix()))
