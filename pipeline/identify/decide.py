@@ -336,12 +336,12 @@ def _against_roster(
         return _review(doubt or "no MRN found on any page")
     matches = roster.by_name_dob(ids.name, ids.dob)
     if len(matches) != 1:
-        found = (
+        counted = (
             f"name and date of birth match {len(matches)} patients in the index"
             if matches
             else "name and date of birth match no patient in the index"
         )
-        return _review(f"{doubt}; {found}")
+        return _review(f"{doubt}; {counted}")
     if settings.file_by_name_and_dob:
         note = "no MRN on the document; filed by name and date of birth, which match exactly one patient in the index"
         return _filed(matches[0].mrn, (f"{INDEX}:name", f"{INDEX}:dob"), (note,))

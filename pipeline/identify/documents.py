@@ -25,7 +25,8 @@ from pipeline.core.models import (
 from pipeline.identify import model_store
 from pipeline.identify.classify import classify, review_reason
 from pipeline.identify.decide import decide, mrns_to_look_up
-from pipeline.identify.extract import extract_identifiers
+from pipeline.identify.extract import extract_identifiers, layout_identifiers
+from pipeline.identify.layout import title_lines
 from pipeline.identify.patients import PatientRoster, resolve_mrn
 from pipeline.identify.roster import Roster
 from pipeline.identify.split import page_signals, split_pages
@@ -76,7 +77,8 @@ def _classify(pages: Sequence[PageText], source: SourceFacts, config: Config) ->
     if coded:
         return Classification(coded, 1.0, (f"barcode:{coded}",))
     stored = model_store.current(config)  # read once per process, not per document
-    found = classify([p.text for p in pages], config.classification, stored.model if stored else None)
+    titles = title_lines(pages[0].words) if pages else []
+    found = classify([p.text for p in pages], config.classification, stored.model if stored else None, titles)
     if found.doc_type == UNCLASSIFIED and source.type_hint:
         return Classification(source.type_hint, found.confidence, (*found.cues, f"folder hint:{source.type_hint}"))
     return found
@@ -89,7 +91,16 @@ def _type_checked(decision: Decision, found: Classification, config: Config) -> 
 
 def _identify(pages: Sequence[PageText], config: Config) -> Identifiers:
     ids = extract_identifiers([(p.page_no, p.text) for p in pages], config.extraction)
-    return replace(ids, mrn_candidates=[*_barcode_candidates(pages, config), *ids.mrn_candidates])
+    # A form's labelled boxes read by position beat the text layer's reading order.
+    name, dob = layout_identifiers(pages[0].words, config.extraction) if pages else (None, None)
+    if dob and ids.doc_date and ids.doc_date <= dob:
+        dob = None
+    return replace(
+        ids,
+        name=name or ids.name,
+        dob=dob or ids.dob,
+        mrn_candidates=[*_barcode_candidates(pages, config), *ids.mrn_candidates],
+    )
 
 
 def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) -> Decision:

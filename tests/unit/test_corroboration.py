@@ -93,7 +93,9 @@ def test_confusable_swap_known_only_to_the_archive_goes_to_review():
 
 def test_a_barcode_is_not_second_guessed_by_confusable_digits():
     barcode = MrnCandidate("1000003", "1000003", "barcode", 1, 0, source="barcode")
-    decision = decide([clean("1000003")], Identifiers([barcode], dob="1990-01-01"), SETTINGS, RosterSettings(), SAME_DAY)
+    decision = decide(
+        [clean("1000003")], Identifiers([barcode], dob="1990-01-01"), SETTINGS, RosterSettings(), SAME_DAY
+    )
     assert (decision.status, decision.corroboration) == ("filed", ("barcode", "patient_index:dob"))
 
 

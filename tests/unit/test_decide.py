@@ -133,9 +133,7 @@ def barcode(value, page=1):
 
 def test_roster_agreement_files():
     ids = Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-14")
-    assert with_roster(ids) == Decision(
-        "filed", "00482913", corroboration=("patient_index:name", "patient_index:dob")
-    )
+    assert with_roster(ids) == Decision("filed", "00482913", corroboration=("patient_index:name", "patient_index:dob"))
 
 
 def test_name_alone_or_dob_alone_agreeing_files():
@@ -215,7 +213,9 @@ def test_two_barcode_mrns_go_to_review():
 def test_check_digit_failure_goes_to_review():
     luhn = RosterSettings(check_digit="luhn")
     twice = [ocr_page(1), ocr_page(2)]
-    assert decide(twice, Identifiers([cand("79927398713", 1), cand("79927398713", 2)]), SETTINGS, luhn).status == "filed"
+    assert (
+        decide(twice, Identifiers([cand("79927398713", 1), cand("79927398713", 2)]), SETTINGS, luhn).status == "filed"
+    )
     decision = decide(twice, Identifiers([cand("79927398714", 1), cand("79927398714", 2)]), SETTINGS, luhn)
     assert decision.status == "review" and "check digit" in decision.reason
 
