@@ -27,7 +27,7 @@ _MAX_TITLE_WORDS = 8
 # A box's value sits below its label within this many label heights.
 _VALUE_BELOW = 4.0
 # Format hints printed in a label ("MM | DD | YY", "(Last Name, First Name)") are no value.
-_HINT = re.compile(r"\([^)]*\)|\b(?:MM|DD|YY|YYYY|CCYY)\b|[|/:]", re.I)
+_HINT = re.compile(r"\([^)]*\)?|\b(?:MM|DD|YY|YYYY|CCYY)\b|[|/:]", re.I)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,12 @@ def value_below(lines: Sequence[Line], index: int) -> str | None:
         for line in lines[index + 1 :]
         if line.top >= label.bottom - label.height / 2 and line.top <= reach and _overlaps(label, line)
     ]
-    return min(under, key=lambda line: (line.top, line.left)).text if under else None
+    if not under:
+        return None
+    # The value's parts on that row (a date in boxes: "05  10  1961") read left to right.
+    first = min(under, key=lambda line: (line.top, line.left))
+    row = [line for line in under if abs(line.top - first.top) <= _SAME_ROW * max(first.height, line.height)]
+    return " ".join(line.text for line in sorted(row, key=lambda line: line.left))
 
 
 def rest_is_hint(text: str) -> bool:
