@@ -27,7 +27,8 @@ _MAX_TITLE_WORDS = 8
 # A box's value sits below its label within this many label heights.
 _VALUE_BELOW = 4.0
 # Format hints printed in a label ("MM | DD | YY", "(Last Name, First Name)") are no value.
-_HINT = re.compile(r"\([^)]*\)?|\b(?:MM|DD|YY|YYYY|CCYY)\b|[|/:]", re.I)
+# OCR reads the bars between them as I or l ("MM|DDI|YY").
+_HINT = re.compile(r"\([^)]*\)?|\b[MDYCIl1]{2,10}\b|[|/:]")
 
 
 @dataclass(frozen=True)
