@@ -265,6 +265,9 @@ class Sidecar:
 
     ``path`` is the PDF's path relative to the data root. ``type_source`` says what
     decided ``doc_type`` (a title, a model and its confidence), when that is known.
+    ``corroboration`` says what confirmed the MRN of a filing ("barcode", "second_page",
+    "patient_index:dob", "archive:name"...); ``candidate_mrns`` the MRNs a doubtful read
+    may be, for the clerk. Both are written only when set, so older sidecars read as before.
     """
 
     doc_id: str
@@ -284,6 +287,8 @@ class Sidecar:
     review_reason: str | None = None
     suggested_mrn: str | None = None
     corrections: tuple[str, ...] = ()
+    corroboration: tuple[str, ...] = ()
+    candidate_mrns: tuple[str, ...] = ()
     identifiers: RecordedIdentifiers = field(default_factory=RecordedIdentifiers)
     page_texts: tuple[PageRecord, ...] = ()
     history: tuple[HistoryEvent, ...] = ()
@@ -311,6 +316,8 @@ class Sidecar:
             "review_reason",
             "suggested_mrn",
             "corrections",
+            "corroboration",
+            "candidate_mrns",
             "source",
             "identifiers",
             "page_texts",
@@ -367,6 +374,8 @@ class Sidecar:
             review_reason=data.get("review_reason"),
             suggested_mrn=data.get("suggested_mrn"),
             corrections=tuple(data.get("corrections") or ()),
+            corroboration=tuple(data.get("corroboration") or ()),
+            candidate_mrns=tuple(data.get("candidate_mrns") or ()),
             identifiers=RecordedIdentifiers.from_json(data.get("identifiers") or {}),
             page_texts=tuple(PageRecord.from_json(p) for p in data.get("page_texts") or ()),
             history=tuple(HistoryEvent.from_json(e) for e in data.get("history") or ()),
@@ -379,6 +388,8 @@ class Sidecar:
         # type_source is left out until something sets it, so sidecars without it read as before.
         type_source = {} if self.type_source is None else {"type_source": self.type_source}
         paper = {} if self.paper is None else {"paper": self.paper.to_json()}
+        witnesses = {"corroboration": list(self.corroboration)} if self.corroboration else {}
+        candidates = {"candidate_mrns": list(self.candidate_mrns)} if self.candidate_mrns else {}
         return {
             "schema": self.schema,
             "doc_id": self.doc_id,
@@ -397,6 +408,8 @@ class Sidecar:
             "review_reason": self.review_reason,
             "suggested_mrn": self.suggested_mrn,
             "corrections": list(self.corrections),
+            **witnesses,
+            **candidates,
             "source": self.source.to_json(),
             "identifiers": self.identifiers.to_json(),
             "page_texts": [p.to_json() for p in self.page_texts],

@@ -84,6 +84,8 @@ def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> Sid
         review_reason=decision.reason,
         suggested_mrn=decision.suggested_mrn or (ids.distinct_mrns[0] if len(ids.distinct_mrns) == 1 else None),
         corrections=tuple(decision.corrections),
+        corroboration=tuple(decision.corroboration),
+        candidate_mrns=tuple(decision.candidates),
         source=SourceRef(doc.source_file, doc.sha256, tuple(doc.source_pages), doc.source_label),
         identifiers=RecordedIdentifiers.from_json(doc.identifiers_json()),
         page_texts=tuple(PageRecord.from_json(p.to_json()) for p in doc.pages),

@@ -246,6 +246,10 @@ def show(config: Config, doc_id: str, as_json: bool):
         click.echo(f"{key:>14}: {row[key] if row[key] is not None else '-'}")
     click.echo(f"{'type source':>14}: {type_source(sidecar).label}")
     click.echo(f"{'type cues':>14}: {', '.join(sidecar.type_cues) or '-'}")
+    if sidecar.status == "filed":
+        click.echo(f"{'corroborated':>14}: {', '.join(sidecar.corroboration) or '-'}")
+    if sidecar.candidate_mrns:
+        click.echo(f"{'candidates':>14}: {', '.join(sidecar.candidate_mrns)}")
     click.echo(f"{'source':>14}: {row['source']['file']} pages {row['source']['pages']}")
     if (paper := paper_line(config, sidecar)) is not None:
         click.echo(f"{'paper':>14}: {paper}")

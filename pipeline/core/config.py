@@ -414,6 +414,35 @@ class FilingSettings(_Section):
     min_candidate_confidence: float = Field(
         0.6, ge=0, le=1, description="lowest extractor confidence of an MRN reading that may file"
     )
+    second_witness: bool = Field(
+        True,
+        description="an MRN read once by OCR files only when another read, a barcode, the patient index "
+        "or the archive's history corroborates it",
+    )
+    min_digit_confidence: float = Field(
+        75,
+        ge=0,
+        le=100,
+        description="lowest tesseract confidence of one MRN digit that may file without both name and DOB",
+    )
+    confusable_digits: list[str] = Field(
+        default_factory=lambda: ["035689", "17", "27", "49"],
+        description="groups of digits OCR takes for one another; a swap that gives another known MRN is doubt",
+    )
+    archive_history: bool = Field(
+        True, description="documents already filed under an MRN corroborate it when their name or DOB agree"
+    )
+    tolerant_agreement: bool = Field(
+        True, description="a name or DOB one OCR slip from the patient's agrees when the other agrees exactly"
+    )
+
+    @field_validator("confusable_digits")
+    @classmethod
+    def _digit_groups(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if len(group) < 2 or not group.isdigit():
+                raise ValueError(f"{group!r} is not a group of two or more digits")
+        return groups
 
 
 class RosterColumns(_Section):

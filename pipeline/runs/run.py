@@ -34,6 +34,7 @@ import pikepdf
 from indexers.base import Index, IndexRecord
 from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.history import filed_patients
 from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import (
     document_pdf_path,
@@ -44,7 +45,7 @@ from pipeline.archive.store import (
 from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError, IntakeError, MedarchiveError
 from pipeline.core.fsutil import sha256_file
-from pipeline.core.models import PageText
+from pipeline.core.models import FiledPatient, PageText
 from pipeline.ehr.enqueue import enqueue_filed
 from pipeline.identify.documents import SourceFacts, build_documents
 from pipeline.identify.patients import load_patient_index
@@ -464,11 +465,15 @@ class Pipeline:
         if waiting and self._feeding:
             self._feeds.appendleft(iter(waiting))
 
+    def _history(self, mrns: Iterable[str]) -> dict[str, FiledPatient]:
+        """What the archive already holds under ``mrns`` (a witness for filing without an index)."""
+        return filed_patients(self.config, mrns)
+
     def _file(self, job: _Job) -> None:
         intake, source = job.intake, job.source
         pages = [job.results[n] for n in range(1, intake.page_count + 1)]
         facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint, source.box)
-        documents = build_documents(pages, facts, self.config, self.roster)
+        documents = build_documents(pages, facts, self.config, self.roster, self._history)
         if not documents:
             reason = f"holds only separator sheets ({intake.page_count} pages); nothing archived"
             self._report(Outcome(source, "skipped", reason=reason, pages=intake.page_count))
