@@ -20,6 +20,7 @@ from web.logins import FailureLog, LoginLimiter, VerifyGate
 from web.sessions import Clock, SessionStore
 from web.users import UserStore
 from web.views import admin as views_admin
+from web.views import boxes as views_boxes
 from web.views import documents as views_documents
 from web.views import prep as views_prep
 from web.views import release as views_release
@@ -67,6 +68,7 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         views_release.bp,
         views_admin.bp,
         views_prep.bp,
+        views_boxes.bp,
     ):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_session)

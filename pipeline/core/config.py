@@ -414,6 +414,35 @@ class FilingSettings(_Section):
     min_candidate_confidence: float = Field(
         0.6, ge=0, le=1, description="lowest extractor confidence of an MRN reading that may file"
     )
+    second_witness: bool = Field(
+        True,
+        description="an MRN read once by OCR files only when another read, a barcode, the patient index "
+        "or the archive's history corroborates it",
+    )
+    min_digit_confidence: float = Field(
+        75,
+        ge=0,
+        le=100,
+        description="lowest tesseract confidence of one MRN digit that may file without both name and DOB",
+    )
+    confusable_digits: list[str] = Field(
+        default_factory=lambda: ["035689", "17", "27", "49"],
+        description="groups of digits OCR takes for one another; a swap that gives another known MRN is doubt",
+    )
+    archive_history: bool = Field(
+        True, description="documents already filed under an MRN corroborate it when their name or DOB agree"
+    )
+    tolerant_agreement: bool = Field(
+        True, description="a name or DOB one OCR slip from the patient's agrees when the other agrees exactly"
+    )
+
+    @field_validator("confusable_digits")
+    @classmethod
+    def _digit_groups(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if len(group) < 2 or not group.isdigit():
+                raise ValueError(f"{group!r} is not a group of two or more digits")
+        return groups
 
 
 class RosterColumns(_Section):
@@ -498,6 +527,7 @@ class DropFolder(_Section):
     poll_interval_seconds: float = Field(5, gt=0)
     doc_type_hint: str | None = Field(None, description="type used when the classifier cannot tell")
     source_label: str | None = Field(None, description="recorded in each document's sidecar")
+    box: str | None = Field(None, description="the off-site box the paper scanned here goes into (boxes.label_pattern)")
 
 
 class WatchSettings(_Section):
@@ -614,6 +644,24 @@ class ChartPrepSettings(_Section):
         if "default" not in value:
             raise ValueError("name a 'default' list of rules for clinics not listed")
         return value
+class BoxSettings(_Section):
+    """Paper originals in numbered off-site boxes (pipeline/paper)."""
+
+    label_pattern: str = Field(r"BOX-\d{4,10}", description="what a box label's barcode reads (a regular expression)")
+    label_title: str = Field("STORAGE BOX LABEL", description="the printed title that marks a box label sheet")
+    keep_paper_days: int = Field(90, ge=0, description="paper is kept this long after the last scan in its box")
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _compiles(cls, value):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    def is_box(self, value: str) -> bool:
+        return re.fullmatch(self.label_pattern, value) is not None
 
 
 class Config(_Section):
@@ -637,6 +685,7 @@ class Config(_Section):
     hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
     chart_prep: ChartPrepSettings = Field(default_factory=ChartPrepSettings)
+    boxes: BoxSettings = Field(default_factory=BoxSettings)
 
     @model_validator(mode="after")
     def _packet_types_known(self) -> Config:
@@ -648,6 +697,15 @@ class Config(_Section):
                         f"chart_prep.packets.{clinic}[{n}].type: unknown document type {rule.type!r}; "
                         f"known: {', '.join(sorted(known))}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _folder_boxes_match(self) -> Config:
+        for n, folder in enumerate(self.watch.folders):
+            if folder.box is not None and not self.boxes.is_box(folder.box):
+                raise ValueError(
+                    f"watch.folders[{n}].box: {folder.box!r} does not match boxes.label_pattern {self.boxes.label_pattern!r}"
+                )
         return self
 
     @property

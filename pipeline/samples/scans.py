@@ -25,11 +25,134 @@ import pikepdf
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pipeline.core.config import DEFAULT_TAXONOMY
+from pipeline.samples.box_labels import with_box_label
 
 DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)
 
-LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Phillips", "Evans", "Turner", "Parker", "Collins", "Edwards", "Stewart", "Morris", "Murphy", "Cook"]
-FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty", "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian", "Dorothy", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Stephanie", "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey", "Laura", "Ryan", "Cynthia"]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Parker",
+    "Collins",
+    "Edwards",
+    "Stewart",
+    "Morris",
+    "Murphy",
+    "Cook",
+]
+FIRST_NAMES = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Christopher",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Betty",
+    "Anthony",
+    "Margaret",
+    "Mark",
+    "Sandra",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Kimberly",
+    "Paul",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Dorothy",
+    "George",
+    "Melissa",
+    "Timothy",
+    "Deborah",
+    "Ronald",
+    "Stephanie",
+    "Edward",
+    "Rebecca",
+    "Jason",
+    "Sharon",
+    "Jeffrey",
+    "Laura",
+    "Ryan",
+    "Cynthia",
+]
 
 # Spellings as they appear on real forms; every one is matched by DEFAULT_MRN_LABELS.
 MRN_LABELS = (
@@ -77,7 +200,20 @@ _UNUSED_TITLES = {
     "Ultrasound Report",
 }
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 PAGE_INCHES = (8.5, 11.0)
 MARGIN_INCHES = 0.6
 LEADING = 1.3
@@ -1020,8 +1156,12 @@ def make_document(
     title: bool = True,
     layout: str | None = None,
     date_style: str | None = None,
+    mrn_footer: bool = False,
 ) -> SampleDoc:
     """One document of ``doc_type``; ``label_style`` is the MRN label spelling.
+
+    ``mrn_footer`` prints the patient's MRN again in every page's footer, as the forms a
+    hospital's own systems print do (a second witness of the MRN).
 
     ``conflicting_mrn`` (a value, or True for a random one) prints a second MRN on a
     chart sticker at the foot of the last page, so the truth becomes "review".
@@ -1056,8 +1196,9 @@ def make_document(
     first = [*heading, "", *block, ""]
     running = _running_header(c, title_text)
     sticker = ["", f"Patient: {c.name_shown}    {c.mrn_label}{c.sep}{other}"] if other else []
-    rooms = _rooms(pages, len(heading), len(first) - len(heading), len(running), len(sticker))
-    laid = _paginate(first, running, _fill(c, sections, extras, rooms), rooms, sticker)
+    footer = f"{c.mrn_label}{c.sep}{patient.mrn}" if mrn_footer and patient else ""
+    rooms = _rooms(pages, len(heading), len(first) - len(heading), len(running), len(sticker), bool(footer))
+    laid = _paginate(first, running, _fill(c, sections, extras, rooms), rooms, sticker, footer)
     return SampleDoc(
         doc_type,
         patient,
@@ -1158,9 +1299,9 @@ def _running_header(c: _Ctx, title: str | None) -> list[str]:
     return [title, ""] if title else []
 
 
-def _rooms(pages: int, heading: int, block: int, running: int, sticker: int) -> list[int]:
+def _rooms(pages: int, heading: int, block: int, running: int, sticker: int, mrn_footer: bool = False) -> list[int]:
     """Body lines each page can take once its header, footer and sticker are placed."""
-    footer = 2 if pages > 1 else 0
+    footer = 2 if pages > 1 or mrn_footer else 0
     rooms = [PAGE_LINES - footer - running] * pages
     rooms[0] = int(PAGE_LINES - footer - heading * HEADING_SCALE - block)
     rooms[-1] -= sticker
@@ -1182,7 +1323,7 @@ def _fill(c: _Ctx, sections: list[list[str]], extras: tuple[_Extra, ...], rooms:
 
 
 def _paginate(
-    first: list[str], running: list[str], body: list[str], rooms: list[int], sticker: list[str]
+    first: list[str], running: list[str], body: list[str], rooms: list[int], sticker: list[str], footer: str = ""
 ) -> tuple[tuple[str, ...], ...]:
     """Spread the body evenly, never leaving later pages more than they can hold."""
     out, pos, pages = [], 0, len(rooms)
@@ -1193,7 +1334,8 @@ def _paginate(
         pos += take
         while chunk and not chunk[0]:
             chunk = chunk[1:]  # a page never starts with the gap that ended a section
-        foot = ["", f"Page {k + 1} of {pages}"] if pages > 1 else []
+        numbered = f"Page {k + 1} of {pages}" if pages > 1 else ""
+        foot = ["", "    ".join(t for t in (footer, numbered) if t)] if footer or numbered else []
         tail = sticker if k == pages - 1 else []
         out.append(tuple([*(first if k == 0 else running), *chunk, *tail, *foot]))
     return tuple(out)
@@ -1556,8 +1698,12 @@ def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan
 _DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2), ("upside_down", 1))
 
 
-def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0) -> list[tuple[Path, SampleDoc]]:
+def write_sample_set(
+    folder: str | os.PathLike, *, count: int = 6, seed: int = 0, box: str | None = None
+) -> list[tuple[Path, SampleDoc]]:
     """Sample scans for the demo drop folder, with their ground truth.
+
+    With ``box``, the first file starts with a box label sheet naming that off-site box.
 
     Patients recur across files, as in a real archive, and every sixth file (the 4th,
     10th...) carries a conflicting MRN so the demo shows the review queue too. Each
@@ -1573,11 +1719,18 @@ def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0
     for i in range(count):
         style, pages = _DEMO_PLAN[i] if i < len(_DEMO_PLAN) else (rng.choice(sorted(STYLES)), rng.randint(1, 3))
         doc = make_document(
-            rng, types[i % len(types)], patients[i % len(patients)], pages=pages, conflicting_mrn=i % 6 == 3
+            rng,
+            types[i % len(types)],
+            patients[i % len(patients)],
+            pages=pages,
+            conflicting_mrn=i % 6 == 3,
+            mrn_footer=True,
         )
         path = folder / f"{i + 1:02d}-{style}.pdf"
         partial = folder / f".{path.name}.part"
         write_sample_pdf(partial, doc, style, seed=rng.randrange(2**32))
+        if box is not None and i == 0:
+            with_box_label(partial, box)
         os.replace(partial, path)
         written.append((path, doc))
     return written
