@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -213,8 +213,9 @@ class RequestDesk:
             return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
         if out_dir is not None:
             releases.check_destination(self.config, out_dir.resolve())
-        wanted = releases.ReleaseRequest(
-            **{**self._release_request(request).__dict__, "doc_ids": tuple(s.doc_id for s in plan.release)},
+        wanted = replace(
+            self._release_request(request),
+            doc_ids=tuple(s.doc_id for s in plan.release),
             request=f"{request.ref} ({request.kind}, received {request.received})",
             fee=f"{fee_text(cents)} ({how})",
             notes=tuple(n for n in (checks.requester_note(request, self.sensitive),) if n),
