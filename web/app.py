@@ -22,6 +22,7 @@ from web.users import UserStore
 from web.views import admin as views_admin
 from web.views import documents as views_documents
 from web.views import release as views_release
+from web.views import requests as views_requests
 from web.views import review as views_review
 from web.views import search as views_search
 
@@ -58,7 +59,15 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         failures=FailureLog(web.lockout_minutes * 60, clock),
     )
     app.config.update(_LIMITS)
-    for blueprint in (auth.bp, views_search.bp, views_documents.bp, views_review.bp, views_release.bp, views_admin.bp):
+    for blueprint in (
+        auth.bp,
+        views_search.bp,
+        views_documents.bp,
+        views_review.bp,
+        views_release.bp,
+        views_requests.bp,
+        views_admin.bp,
+    ):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_session)
     app.after_request(auth.save_cookie)
