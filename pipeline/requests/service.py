@@ -113,7 +113,7 @@ class RequestDesk:
         open_ = self.store.find(open_only=True)
         return [r for r in open_ if r.overdue(today)], [r for r in open_ if today <= r.due_on() <= horizon]
 
-    def planned(self, request: Request, today: date) -> checks.Plan:
+    def planned(self, request: Request) -> checks.Plan:
         """What fulfilling would release now, and what it would leave out (raises a refusal as fulfil would)."""
         return checks.plan(
             request, releases.select_documents(self.config, self._release_request(request)), self.sensitive
@@ -206,11 +206,11 @@ class RequestDesk:
         checks.check_open(request)
         auth = request.authorization
         checks.check_authorization(request, self.document(auth.doc_id) if auth else None, today)
-        plan = self.planned(request, today)
-        pages = sum(s.pages or 0 for s in plan.release)
-        cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
+        plan = self.planned(request)
         if not plan.release:
             return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
+        pages = sum(s.pages or 0 for s in plan.release)
+        cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
         if out_dir is not None:
             releases.check_destination(self.config, out_dir.resolve())
         wanted = replace(

@@ -15,6 +15,7 @@ import yaml
 from pipeline.archive.audit import AuditFilters, AuditLog
 from pipeline.core.clock import today_local
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import MedarchiveError
 from pipeline.identify.patients import Patient, PatientIndex
 from pipeline.records.release import disclosures
 from pipeline.requests.checks import RequestRefused
@@ -288,3 +289,15 @@ def test_status_shows_requests_due_soon_and_overdue(config: Config):
     assert state == {"overdue": [late.id], "due_soon": [soon.id]}
     text = invoke_cli(config.path, "status", check=True).stdout
     assert "requests:   1 overdue, 1 due in the next 3 days" in text and f"REQ-{late.id}" in text
+
+
+def test_a_legal_order_is_charged_the_actual_cost_given_but_no_records_cost_nothing(config: Config, tmp_path: Path):
+    desk = RequestDesk.for_config(config)
+    order = desk.add(_new("legal", ask=Ask(doc_types=("lab_result",))), user="c", today=TODAY)
+    with pytest.raises(MedarchiveError, match="actual cost"):
+        desk.fulfil(order.id, user="c", today=TODAY, out_dir=tmp_path / "a")
+    done = desk.fulfil(order.id, user="c", today=TODAY, out_dir=tmp_path / "a", actual_cost=12.4)
+    assert [d["doc_type"] for d in done.release.documents] == ["lab_result"]
+    assert done.request.fee_cents == 1240 and done.request.fee_note == "actual cost"
+    empty = desk.add(_new("legal", mrn=NO_DOCS_MRN), user="c", today=TODAY)
+    assert desk.fulfil(empty.id, user="c", today=TODAY, out_dir=tmp_path / "b").request.fee_cents == 0

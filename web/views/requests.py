@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, send_file, url_for
 from markupsafe import Markup
+from werkzeug.wrappers import Response
 
 from pipeline.core.clock import today_local
 from pipeline.core.errors import MedarchiveError
@@ -108,10 +109,10 @@ def _plan(r: Request, today: date) -> tuple[Plan | None, str | None]:
     try:
         auth = r.authorization
         check_authorization(r, desk().document(auth.doc_id) if auth else None, today)
-        return desk().planned(r, today), None
+        return desk().planned(r), None
     except MedarchiveError as exc:
         try:
-            return desk().planned(r, today), str(exc)
+            return desk().planned(r), str(exc)
         except MedarchiveError as refused:
             return None, str(refused)
 
