@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from pipeline.archive.sidecar import Sidecar
-from pipeline.core.config import Config, FeeRule, RequestRule
+from pipeline.core.config import DEFAULT_TAXONOMY, Config, FeeRule, RequestRule
+from pipeline.identify.classify import classify
 from pipeline.requests import checks
 from pipeline.requests.duedates import DueDateError, add_days, check_given_due, due_date, extended_due
 from pipeline.requests.fees import FeeError, fee_cents
 from pipeline.requests.records import Ask, Authorization, Request, Requester
 from pipeline.requests.report import build_report, chart_svg
+from pipeline.samples import scans
+from pipeline.samples.typed_texts import make_texts
 
 FRIDAY = date(2026, 1, 2)
 SENSITIVE = {"psychotherapy_note", "hiv_sti_result"}
@@ -193,3 +197,15 @@ def test_the_report_counts_turnaround_and_overdue():
     assert report.overdue == 1 and report.closed_late == 1
     svg = chart_svg(report)
     assert svg.startswith("<svg") and "<script" not in svg and "attorney: 1 denied" in svg
+
+
+def test_samples_and_training_texts_include_the_authorization_and_the_sensitive_types(tmp_path: Path):
+    settings = Config(path=tmp_path / "config.yaml").classification
+    rng = random.Random(5)
+    for seed in range(6):
+        doc = scans.make_document(random.Random(seed), "authorization", scans.make_patient(rng))
+        assert classify(["\n".join(page) for page in doc.pages], settings).doc_type == "authorization"
+    texts = make_texts(400, 2, untitled=0)
+    assert {t.doc_type for t in texts} == set(DEFAULT_TAXONOMY)
+    titled = [t for t in texts if t.title_kind == "known"]
+    assert all(classify(list(t.pages), settings).doc_type == t.doc_type for t in titled if t.pages[0].count(t.title))
