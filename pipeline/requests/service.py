@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,6 +38,9 @@ from pipeline.requests.records import (
 from pipeline.requests.store import RequestStore
 
 log = logging.getLogger("medarchive")
+
+# A fulfilment takes seconds to minutes; a claim this old was left by a process that died.
+_CLAIM_STALE = timedelta(hours=1)
 
 
 class RequestError(MedarchiveError):
@@ -207,12 +210,34 @@ class RequestDesk:
         auth = request.authorization
         checks.check_authorization(request, self.document(auth.doc_id) if auth else None, today)
         plan = self.planned(request)
-        if not plan.release:
-            return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
-        pages = sum(s.pages or 0 for s in plan.release)
-        cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
-        if out_dir is not None:
-            releases.check_destination(self.config, out_dir.resolve())
+        cents, how = 0, "no records, no charge"
+        if plan.release:
+            pages = sum(s.pages or 0 for s in plan.release)
+            cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
+            if out_dir is not None:
+                releases.check_destination(self.config, out_dir.resolve())
+        stale = (datetime.now(UTC) - _CLAIM_STALE).isoformat(timespec="seconds")
+        self.store.claim(request, at=now_utc(), stale_before=stale)
+        try:
+            if not plan.release:
+                return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
+            return self._release(request, plan, cents, how, user=user, today=today, out_dir=out_dir, as_zip=as_zip)
+        except BaseException:
+            self.store.unclaim(request.id)
+            raise
+
+    def _release(
+        self,
+        request: Request,
+        plan: checks.Plan,
+        cents: int,
+        how: str,
+        *,
+        user: str,
+        today: date,
+        out_dir: Path | None,
+        as_zip: bool,
+    ) -> Fulfilment:
         wanted = replace(
             self._release_request(request),
             doc_ids=tuple(s.doc_id for s in plan.release),

@@ -1,7 +1,9 @@
 """The requests store: one row per request, every status change in its history (through pipeline.stores).
 
 A change is written with the status it expects to find, so two clerks acting on one
-request at once cannot both fulfil it: the second is told what the first did.
+request at once cannot both change it: the second is told to look again. A fulfilment,
+which releases before it can record that it did, first claims the request, so a second
+one (a double click, another clerk) is refused before anything is released.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ SCHEMA = Schema(
                 released_docs TEXT,
                 denial_reason TEXT,
                 letter TEXT,
-                closed_on TEXT
+                closed_on TEXT,
+                claimed_at TEXT
             );
             CREATE INDEX requests_by_status_due ON requests (status, due);
             CREATE INDEX requests_by_mrn ON requests (mrn);
@@ -206,6 +209,20 @@ class RequestStore:
             HistoryEvent(r["at"], r["by_user"], r["action"], r["from_status"], r["to_status"], r["note"]) for r in rows
         ]
 
+    def claim(self, request: Request, *, at: str, stale_before: str) -> None:
+        """Hold the request for one fulfilment; a claim older than ``stale_before`` was left by a crash."""
+        with self.db.transaction() as tx:
+            tx.execute(_claim_sql(), (at, request.id, request.status, request.due, stale_before))
+            if tx.rowcount() != 1:
+                raise RequestConflict(
+                    f"request {request.id} is being fulfilled by someone else or was changed meanwhile; "
+                    f"nothing was released (look at it again: `medarchive requests show {request.id}`)"
+                )
+
+    def unclaim(self, request_id: int) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE requests SET claimed_at = NULL WHERE id = ?", (request_id,))
+
     def change(
         self, request: Request, *, action: str, status: str, by: str, at: str, note: str | None = None, **fields: Any
     ) -> Request:
@@ -213,7 +230,7 @@ class RequestStore:
         columns = column_values(**fields)
         if not set(columns) <= _CHANGEABLE:
             raise ValueError(f"not a changeable column: {sorted(set(columns) - _CHANGEABLE)}")
-        assignments = ", ".join(f"{name} = ?" for name in ("status", *columns))
+        assignments = ", ".join(f"{name} = ?" for name in ("status", *columns)) + ", claimed_at = NULL"
         with self.db.transaction() as tx:
             tx.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ? AND status = ? AND due = ?",
@@ -226,6 +243,13 @@ class RequestStore:
                 )
             _history(tx, request.id, at, by, action, request.status, status, note)
         return self.get(request.id)
+
+
+def _claim_sql() -> str:
+    return (
+        "UPDATE requests SET claimed_at = ? WHERE id = ? AND status = ? AND due = ?"
+        " AND (claimed_at IS NULL OR claimed_at < ?)"
+    )
 
 
 def _history(

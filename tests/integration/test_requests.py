@@ -22,6 +22,7 @@ from pipeline.requests.checks import RequestRefused
 from pipeline.requests.duedates import DueDateError
 from pipeline.requests.records import Ask, Requester
 from pipeline.requests.service import NewRequest, RequestDesk, RequestError
+from pipeline.requests.store import RequestConflict
 from tests.conftest import invoke_cli
 
 from .test_audit import MRN, OTHER_MRN, add_document, make_config
@@ -301,3 +302,28 @@ def test_a_legal_order_is_charged_the_actual_cost_given_but_no_records_cost_noth
     assert done.request.fee_cents == 1240 and done.request.fee_note == "actual cost"
     empty = desk.add(_new("legal", mrn=NO_DOCS_MRN), user="c", today=TODAY)
     assert desk.fulfil(empty.id, user="c", today=TODAY, out_dir=tmp_path / "b").request.fee_cents == 0
+
+
+def test_a_second_fulfilment_while_one_runs_is_refused_before_anything_is_released(config: Config, tmp_path: Path):
+    desk = RequestDesk.for_config(config)
+    request = desk.add(_new("patient"), user="c", today=TODAY)
+    desk.store.claim(request, at="2999-01-01T00:00:00+00:00", stale_before="2000-01-01")  # another clerk's, running
+    with pytest.raises(RequestConflict, match=r"being fulfilled by someone else.*nothing was released"):
+        desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() and _trail(config, "export") == []
+    desk.store.unclaim(request.id)
+    desk.store.claim(request, at="2000-01-01T00:00:00+00:00", stale_before="2000-01-01")  # left by a dead process
+    assert desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out").request.status == "fulfilled"
+
+
+def test_a_failed_fulfilment_lets_go_of_the_request(config: Config, tmp_path: Path):
+    desk = RequestDesk.for_config(config)
+    request = desk.add(_new("patient"), user="c", today=TODAY)
+    inside = config.root / "release"
+    with pytest.raises(MedarchiveError, match="inside the data root"):
+        desk.fulfil(request.id, user="c", today=TODAY, out_dir=inside)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("x")
+    with pytest.raises(MedarchiveError, match="not an empty folder"):
+        desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "taken")
+    assert desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out").request.status == "fulfilled"
