@@ -327,3 +327,18 @@ def test_a_failed_fulfilment_lets_go_of_the_request(config: Config, tmp_path: Pa
     with pytest.raises(MedarchiveError, match="not an empty folder"):
         desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "taken")
     assert desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out").request.status == "fulfilled"
+
+
+def test_the_daemon_logs_requests_overdue_and_due_soon_once_a_day(config: Config, caplog):
+    from watch_folders.daemon import Daemon
+
+    desk = RequestDesk.for_config(config)
+    late = desk.add(_new("provider", received=TODAY - timedelta(days=40)), user="c", today=TODAY)
+    soon = desk.add(_new("legal", due=TODAY + timedelta(days=1)), user="c", today=TODAY)
+    daemon = Daemon(config, index=None)
+    with caplog.at_level("WARNING", logger="medarchive.watch"):
+        daemon.remind_requests(TODAY)
+        daemon.remind_requests(TODAY)
+    (line,) = [r.getMessage() for r in caplog.records if "requests for information" in r.getMessage()]
+    assert line == f"requests for information: 1 overdue ({late.ref}), 1 due within 3 days ({soon.ref})"
+    assert MRN not in line
