@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -26,13 +26,15 @@ from watchdog.observers.polling import PollingObserver
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, os_user
 from pipeline.clinic.schedule import maybe_prepare
+from pipeline.core.clock import today_local
 from pipeline.core.config import Config, DropFolder
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, MedarchiveError
 from pipeline.core.locks import DaemonLock
 from pipeline.ehr.listener import start_listener
 from pipeline.ehr.sender import start_sender
 from pipeline.identify.training import maybe_retrain
 from pipeline.records.reconcile import reconcile_index
+from pipeline.requests.service import RequestDesk
 from pipeline.runs.run import Outcome, Pipeline, killed_too_often, make_executor
 from watch_folders import activity
 from watch_folders.claims import (
@@ -75,6 +77,7 @@ class Daemon:
         self._stop = threading.Event()
         self._observers: list = []
         self._background: dict[str, threading.Thread] = {}
+        self._reminded_on: date | None = None
 
     def request_stop(self, *_args) -> None:
         self._stop.set()
@@ -184,6 +187,7 @@ class Daemon:
                 purge_processed(self.config)
                 self._in_background("retrain", self._retrain)
                 self._in_background("chart-prep", self._prepare_charts)
+                self.remind_requests(today_local())
                 next_sweep = now + self.config.watch.rescan_seconds
             self._claim_due(pipeline)
             if not pipeline.step(timeout=_TICK):
@@ -197,6 +201,26 @@ class Daemon:
         if thread is None or not thread.is_alive():
             self._background[name] = threading.Thread(target=work, name=name, daemon=True)
             self._background[name].start()
+
+    def remind_requests(self, today: date) -> None:
+        """Once a day, the requests for information overdue and due soon, in the log (ids and counts only)."""
+        if self._reminded_on == today:
+            return
+        self._reminded_on = today
+        try:
+            overdue, soon = RequestDesk.for_config(self.config).due_soon(today)
+        except MedarchiveError as exc:
+            log.warning("cannot read the requests for information: %s", exc)
+            return
+        if overdue or soon:
+            log.warning(
+                "requests for information: %d overdue%s, %d due within %d days%s",
+                len(overdue),
+                f" ({', '.join(r.ref for r in overdue)})" if overdue else "",
+                len(soon),
+                self.config.requests.due_soon_days,
+                f" ({', '.join(r.ref for r in soon)})" if soon else "",
+            )
 
     def _retrain(self) -> None:
         try:

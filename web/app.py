@@ -24,6 +24,7 @@ from web.views import boxes as views_boxes
 from web.views import documents as views_documents
 from web.views import prep as views_prep
 from web.views import release as views_release
+from web.views import requests as views_requests
 from web.views import review as views_review
 from web.views import search as views_search
 
@@ -69,6 +70,7 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         views_admin.bp,
         views_prep.bp,
         views_boxes.bp,
+        views_requests.bp,
     ):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_session)

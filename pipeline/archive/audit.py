@@ -91,6 +91,17 @@ ACTIONS = frozenset(
         # the document-type model reads every labelled document's text
         "classifier.train",
         "classifier.status",
+        # requests for information: each one's life, and who looked at the queue
+        "request.add",
+        "request.list",
+        "request.show",
+        "request.extend",
+        "request.link_auth",
+        "request.fulfil",
+        "request.deny",
+        "request.withdraw",
+        "request.letter",
+        "request.report",
     }
 )
 

@@ -40,7 +40,9 @@ from pipeline.cli.ehr import COMMANDS as EHR_COMMANDS
 from pipeline.cli.hl7 import COMMANDS as HL7_COMMANDS
 from pipeline.cli.patients import COMMANDS as PATIENTS_COMMANDS
 from pipeline.cli.records import COMMANDS as RECORDS_COMMANDS
+from pipeline.cli.requests import COMMANDS as REQUESTS_COMMANDS
 from pipeline.cli.web import COMMANDS as WEB_COMMANDS
+from pipeline.core.clock import today_local
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import OUTCOME_STATUSES
@@ -49,6 +51,7 @@ from pipeline.identify.type_source import type_source
 from pipeline.paper.boxes import paper_line
 from pipeline.records import review as review_docs
 from pipeline.records.review import waiting as review_queue
+from pipeline.requests.service import RequestDesk
 from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
 from pipeline.samples import scans as sample_scans
 from watch_folders.activity import status as read_status
@@ -376,8 +379,12 @@ def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
     state = read_status(config)
     ehr = outbox_counts(config)
+    overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
     if as_json:
-        click.echo(json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr}, ensure_ascii=False))
+        due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
+        click.echo(
+            json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr, "requests": due}, ensure_ascii=False)
+        )
         return
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
     click.echo(f"daemon:     {running}")
@@ -389,6 +396,12 @@ def status(config: Config, as_json: bool):
         click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
     for name, by_state in sorted(ehr.items()):
         click.echo(f"ehr:        {name}: " + ", ".join(f"{n} {state_}" for state_, n in by_state.items()))
+    if overdue or due_soon:
+        click.echo(
+            f"requests:   {len(overdue)} overdue, {len(due_soon)} due in the next {config.requests.due_soon_days} days"
+        )
+    for request in [*overdue, *due_soon]:
+        click.echo(f"request:    {request.ref} due {request.due} ({request.kind}, MRN {request.mrn})")
 
 
 for _command in [
@@ -401,6 +414,7 @@ for _command in [
     *CLASSIFIER_COMMANDS,
     *CLINIC_COMMANDS,
     *BOXES_COMMANDS,
+    *REQUESTS_COMMANDS,
 ]:
     cli.add_command(_command)
 

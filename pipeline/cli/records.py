@@ -161,6 +161,7 @@ def disclosures(config: Config, mrn: str, as_json: bool):
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         status = "" if row["outcome"] == "ok" else f"  [{row['outcome']}]"
+        status += f"  request: {row['request']}" if row.get("request") else ""
         click.echo(
             f"{row['at']}  {row['release_id']}  to: {row['requester']}  purpose: {row['purpose']}  "
             f"by: {row['released_by']}  {releases.disclosure_summary(row)}{status}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 
 def now_utc() -> str:
@@ -14,3 +14,8 @@ def last_scheduled(at: str, now: datetime) -> datetime:
     hour, minute = map(int, at.split(":"))
     due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     return due if due <= now else due - timedelta(days=1)
+
+
+def today_local() -> date:
+    """The calendar day where the records office is: due dates are counted in its days, not UTC's."""
+    return datetime.now().astimezone().date()

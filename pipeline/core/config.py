@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -175,9 +176,13 @@ class DocTypeRule(_Section):
         le=1,
         description="a document whose best guess is this type, at a confidence below this, goes to review",
     )
+    sensitive: bool = Field(
+        False,
+        description="released only under an authorization that names this type specifically (requests for information)",
+    )
 
 
-DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
+DEFAULT_TAXONOMY: dict[str, dict] = {
     "discharge_summary": {
         "titles": ["Discharge Summary", "Hospital Discharge Summary", "Discharge Report"],
         "keywords": [
@@ -371,6 +376,72 @@ DEFAULT_TAXONOMY: dict[str, dict[str, list[str]]] = {
             "cpt",
         ],
     },
+    "authorization": {
+        "titles": [
+            "Authorization for Release of Information",
+            "Authorization to Release Health Information",
+            "HIPAA Authorization",
+            "Authorization for Disclosure of Protected Health Information",
+            "Release of Information Authorization",
+        ],
+        "keywords": [
+            "i authorize",
+            "release of information",
+            "protected health information",
+            "disclose",
+            "disclosure",
+            "expiration date",
+            "revoke",
+            "recipient",
+            "purpose of disclosure",
+            "redisclosure",
+        ],
+    },
+    "psychotherapy_note": {
+        "titles": ["Psychotherapy Note", "Psychotherapy Session Note", "Therapy Session Note"],
+        "keywords": ["psychotherapy", "session", "therapist", "affect", "mood", "coping", "cbt", "therapeutic"],
+        "sensitive": True,
+    },
+    "substance_use_treatment": {
+        "titles": [
+            "Substance Use Treatment Record",
+            "Substance Abuse Treatment Note",
+            "Addiction Treatment Record",
+            "Chemical Dependency Assessment",
+        ],
+        "keywords": ["substance use", "alcohol use", "opioid", "withdrawal", "buprenorphine", "relapse", "sobriety"],
+        "sensitive": True,
+    },
+    "hiv_sti_result": {
+        "titles": [
+            "HIV Test Result",
+            "HIV Antibody Test",
+            "STI Screening Result",
+            "Sexually Transmitted Infection Panel",
+        ],
+        "keywords": [
+            "hiv",
+            "hiv-1",
+            "hiv-2",
+            "antibody",
+            "antigen",
+            "chlamydia",
+            "gonorrhea",
+            "syphilis",
+            "viral load",
+        ],
+        "sensitive": True,
+    },
+    "genetic_test": {
+        "titles": [
+            "Genetic Test Report",
+            "Genetic Testing Results",
+            "Molecular Genetics Report",
+            "Genomic Test Report",
+        ],
+        "keywords": ["variant", "gene", "genotype", "pathogenic", "heterozygous", "sequencing", "hereditary", "brca"],
+        "sensitive": True,
+    },
 }
 
 
@@ -497,6 +568,11 @@ DEFAULT_TYPE_SYNONYMS: dict[str, list[str]] = {
     "consent_form": ["consent", "informed consent"],
     "prescription": ["rx", "script", "medication order"],
     "insurance_billing": ["insurance", "billing", "bill", "claim", "eob", "invoice", "statement"],
+    "authorization": ["authorization", "release authorization", "roi", "hipaa"],
+    "psychotherapy_note": ["psychotherapy", "therapy note"],
+    "substance_use_treatment": ["substance use", "addiction", "chemical dependency"],
+    "hiv_sti_result": ["hiv", "sti", "std"],
+    "genetic_test": ["genetic", "genetics", "genomic"],
 }
 
 
@@ -644,6 +720,8 @@ class ChartPrepSettings(_Section):
         if "default" not in value:
             raise ValueError("name a 'default' list of rules for clinics not listed")
         return value
+
+
 class BoxSettings(_Section):
     """Paper originals in numbered off-site boxes (pipeline/paper)."""
 
@@ -662,6 +740,115 @@ class BoxSettings(_Section):
 
     def is_box(self, value: str) -> bool:
         return re.fullmatch(self.label_pattern, value) is not None
+
+
+REQUESTER_KINDS = ("patient", "provider", "payer", "attorney", "legal", "agency")
+
+
+class FeeRule(_Section):
+    """What a request of one kind costs: nothing, a flat fee, per page (plus a base, up to a cap) or the actual cost."""
+
+    method: Literal["none", "flat", "per_page", "actual_cost"] = "none"
+    amount: float = Field(0, ge=0, description="the flat fee, or the price of one page")
+    base: float = Field(0, ge=0, description="added to a per-page fee (retrieval)")
+    cap: float | None = Field(None, ge=0, description="a per-page fee never exceeds this")
+
+
+class RequestRule(_Section):
+    """When a request of one kind is due and what it needs."""
+
+    days: int = Field(30, ge=1, description="days from receipt to the due date")
+    business_days: bool = Field(False, description="count weekdays that are not holidays, not calendar days")
+    extension_days: int = Field(0, ge=0, description="one extension of this many days (0 = none allowed)")
+    needs_authorization: bool = Field(False, description="a signed authorization must be linked before fulfilling")
+    fee: FeeRule = Field(default_factory=FeeRule)
+
+
+DEFAULT_REQUEST_RULES: dict[str, dict] = {
+    "patient": {"days": 30, "extension_days": 30, "fee": {"method": "flat", "amount": 6.5}},
+    "provider": {"days": 10, "business_days": True},
+    "payer": {"days": 30, "needs_authorization": True, "fee": {"method": "per_page", "amount": 0.25, "cap": 50}},
+    "attorney": {
+        "days": 30,
+        "needs_authorization": True,
+        "fee": {"method": "per_page", "amount": 0.5, "base": 15, "cap": 150},
+    },
+    "legal": {"days": 15, "business_days": True, "fee": {"method": "actual_cost"}},
+    "agency": {"days": 30},
+}
+
+
+class DenialReason(_Section):
+    text: str = Field(min_length=1, description="the sentence the denial letter gives as the reason")
+    reviewable: bool = Field(description="whether the requester may have the denial reviewed")
+
+
+DEFAULT_DENIAL_REASONS: dict[str, dict] = {
+    "endangerment": {
+        "text": "A licensed health care professional has determined that access is reasonably likely to endanger "
+        "the life or physical safety of the patient or another person.",
+        "reviewable": True,
+    },
+    "harm_to_others": {
+        "text": "The records refer to another person, and a licensed health care professional has determined that "
+        "access is reasonably likely to cause that person substantial harm.",
+        "reviewable": True,
+    },
+    "representative_harm": {
+        "text": "A licensed health care professional has determined that access by the personal representative is "
+        "reasonably likely to cause substantial harm to the patient or another person.",
+        "reviewable": True,
+    },
+    "legal_proceeding": {
+        "text": "The information was compiled in reasonable anticipation of, or for use in, a legal proceeding.",
+        "reviewable": False,
+    },
+    "invalid_authorization": {
+        "text": "The authorization received is not valid (unsigned, incomplete or expired). "
+        "You may send a new, signed authorization.",
+        "reviewable": False,
+    },
+    "identity_not_verified": {
+        "text": "The identity or the authority of the requester could not be verified.",
+        "reviewable": False,
+    },
+}
+
+
+class RequestsSettings(_Section):
+    """Requests for information (`medarchive requests`): due dates, authorizations, fees, denials."""
+
+    rules: dict[str, RequestRule] = Field(
+        default_factory=lambda: {k: RequestRule(**v) for k, v in DEFAULT_REQUEST_RULES.items()},
+        description="per requester kind; settings left out keep their defaults",
+    )
+    holidays: list[date] = Field(default_factory=list, description="days business-day rules do not count")
+    denial_reasons: dict[str, DenialReason] = Field(
+        default_factory=lambda: {k: DenialReason(**v) for k, v in DEFAULT_DENIAL_REASONS.items()}
+    )
+    due_soon_days: int = Field(3, ge=0, description="`status` lists open requests due within this many days")
+    facility: str = Field("Health Information Management", description="the sender named on letters")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _every_kind(cls, value):
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(REQUESTER_KINDS))
+        if unknown:
+            raise ValueError(f"unknown requester kind {', '.join(unknown)}; the kinds are {', '.join(REQUESTER_KINDS)}")
+        # A kind given keeps the defaults it does not mention: leaving out needs_authorization never drops it.
+        return {
+            kind: {**DEFAULT_REQUEST_RULES[kind], **given} if isinstance(given, dict) else given
+            for kind, given in {**DEFAULT_REQUEST_RULES, **value}.items()
+        }
+
+    @field_validator("denial_reasons")
+    @classmethod
+    def _some_reason(cls, value):
+        if not value:
+            raise ValueError("define at least one denial reason")
+        return value
 
 
 class Config(_Section):
@@ -707,6 +894,8 @@ class Config(_Section):
                     f"watch.folders[{n}].box: {folder.box!r} does not match boxes.label_pattern {self.boxes.label_pattern!r}"
                 )
         return self
+
+    requests: RequestsSettings = Field(default_factory=RequestsSettings)
 
     @property
     def base_dir(self) -> Path:

@@ -59,7 +59,9 @@ class ReleaseRequest:
     """What to release: one patient's documents, narrowed by type and document date (inclusive).
 
     ``doc_ids``, when given, names the very documents to release; each must also
-    pass the other criteria, so none is silently left out.
+    pass the other criteria, so none is silently left out. A release made for a
+    request for information names it (``request``), shows its ``fee`` and ``notes``
+    on the cover sheet, and its disclosure entry names the request.
     """
 
     mrn: str
@@ -70,9 +72,12 @@ class ReleaseRequest:
     date_to: str | None = None
     include_review: bool = False
     doc_ids: tuple[str, ...] = ()
+    request: str | None = None
+    fee: str | None = None
+    notes: tuple[str, ...] = ()
 
     def criteria(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("requester", "purpose")}
+        return {k: v for k, v in asdict(self).items() if k not in ("requester", "purpose", "request", "fee", "notes")}
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ class _Cover:
     def field(self, label: str, value: str, max_lines: int = 4) -> None:
         lines = simpleSplit(value or "-", "Helvetica", 10, self.width - 2 * self.MARGIN - 110) or ["-"]
         if len(lines) > max_lines:
-            lines = lines[: max_lines - 1] + [lines[max_lines - 1] + " ... (full text in manifest.json)"]
+            lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " ... (full text in manifest.json)"]
         self.canvas.setFont("Helvetica-Bold", 10)
         self.canvas.drawString(self.MARGIN, self.y, label)
         for text in lines:
@@ -224,6 +229,12 @@ def _draw_cover(path: Path, manifest: dict) -> None:
     cover.field("Released at", manifest["released_at"] + " (UTC)")
     cover.field("Released by", manifest["released_by"])
     cover.field("Release id", manifest["release_id"])
+    if manifest.get("request"):
+        cover.field("Request", manifest["request"])
+    if manifest.get("fee"):
+        cover.field("Fee", manifest["fee"])
+    for note in manifest.get("notes", ()):
+        cover.field("Note", note)
     docs = manifest["documents"]
     pages = sum(int(d["pages"] or 0) for d in docs)
     cover.field("Contents", f"{len(docs)} document(s), {pages} page(s); SHA-256 of each file in {MANIFEST_CSV}")
@@ -251,14 +262,14 @@ def _zip_folder(folder: Path, target: Path) -> None:
             archive.write(path, path.name)
 
 
-def _check_types(config: Config, doc_types: Iterable[str]) -> None:
+def check_types(config: Config, doc_types: Iterable[str]) -> None:
     known = {*config.classification.types, UNCLASSIFIED}
     unknown = sorted(set(doc_types) - known)
     if unknown:
         raise ReleaseError(f"unknown document type {', '.join(unknown)}; the types are {', '.join(sorted(known))}")
 
 
-def _check_destination(config: Config, out_dir: Path) -> None:
+def check_destination(config: Config, out_dir: Path) -> None:
     if out_dir.is_relative_to(config.root):
         raise ReleaseError(f"{out_dir} is inside the data root; release into a folder outside {config.root}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -279,6 +290,7 @@ def _build(config: Config, request: ReleaseRequest, sidecars: list[Sidecar], fol
         "requester": request.requester,
         "purpose": request.purpose,
         "criteria": request.criteria(),
+        **({"request": request.request, "fee": request.fee, "notes": list(request.notes)} if request.request else {}),
         "documents": _copy_documents(config, sidecars, folder),
         "cover_sheet": COVER_SHEET,
     }
@@ -294,7 +306,7 @@ def export(
     """Copy the documents the request covers to ``out_dir`` (or one zip in it) and record the disclosure."""
     _check_request(config, request)
     out_dir = out_dir.resolve()
-    _check_destination(config, out_dir)
+    check_destination(config, out_dir)
     return _export(config, request, out_dir, str(out_dir), user=user, audit=audit, as_zip=as_zip)
 
 
@@ -315,7 +327,7 @@ def export_zip(config: Config, request: ReleaseRequest, *, user: str, audit: Aud
 def _check_request(config: Config, request: ReleaseRequest) -> None:
     if not request.requester.strip() or not request.purpose.strip():
         raise ReleaseError("a release needs the requester and the purpose (--requester, --purpose)")
-    _check_types(config, request.doc_types)
+    check_types(config, request.doc_types)
 
 
 def _export(
@@ -391,6 +403,7 @@ def _record(
             "requester": request.requester,
             "purpose": request.purpose,
             "criteria": request.criteria(),
+            **({"request": request.request} if request.request else {}),
             "documents": [
                 {
                     **{k: d[k] for k in ("doc_id", "doc_type", "doc_date", "pages", "sha256")},
@@ -419,6 +432,7 @@ def disclosures(audit: AuditLog, mrn: str) -> list[dict]:
             "purpose": details["purpose"],
             "released_by": entry["user"],
             "outcome": entry["outcome"],
+            "request": details.get("request"),
             # Only the documents that may be this patient's (entries before per-document MRNs name one patient).
             "documents": [d for d in details["documents"] if mrn in d.get("mrns", [mrn])],
         }

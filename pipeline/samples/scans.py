@@ -27,7 +27,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from pipeline.core.config import DEFAULT_TAXONOMY
 from pipeline.samples.box_labels import with_box_label
 
-DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)
+# The types the demo set and the benchmark corpus cycle through (their order fixes which
+# patients and documents a seed gives). The sensitive types have no rendered samples;
+# the authorization has one (``make_document``) and comes seventh in a demo set.
+DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)[:12]
 
 LAST_NAMES = [
     "Smith",
@@ -186,6 +189,7 @@ DOC_DATE_LABELS: dict[str, tuple[str, ...]] = {
     "consent_form": ("Date of Service", "Date"),
     "prescription": ("Date",),
     "insurance_billing": ("Date of Service", "Service Date"),
+    "authorization": ("Date Signed", "Date"),
 }
 # Taxonomy titles never drawn at random: claim forms, whose grids the billing bodies here
 # do not imitate, and modality titles, which radiology picks to match its study.
@@ -1022,6 +1026,42 @@ def _consent(c: _Ctx) -> list[list[str]]:
     ]
 
 
+def _authorization(c: _Ctx) -> list[list[str]]:
+    r = c.rng
+    recipient = r.choice(("Lee & Partners LLP", "BlueRiver Health Plan", "Granite Mutual Insurance", "Dr. K. Osei"))
+    person = f"I, {c.who()}," if c.patient else "I"
+    text = (
+        f"{person} authorize {r.choice(FACILITIES)[0]} to disclose my protected health information "
+        f"described below to {recipient}. Purpose of disclosure: "
+        f"{r.choice(('legal claim', 'insurance underwriting', 'at my request', 'continuity of care'))}. "
+        f"Information to be disclosed: {r.choice(('all records', 'records from the last two years', 'discharge summaries and laboratory results'))}."
+    )
+    expires = c.when + timedelta(days=365)
+    return [
+        [*textwrap.wrap(text, WRAP_CHARS), ""],
+        [f"This authorization expires on {c.d(expires)} (expiration date).", ""],
+        [
+            *textwrap.wrap(
+                "I may revoke this authorization in writing at any time. Information disclosed may be subject "
+                "to redisclosure by the recipient and no longer protected.",
+                WRAP_CHARS,
+            ),
+            "",
+        ],
+        ["Signature of Patient or Representative: ____________________", f"Date Signed: {c.d(c.when)}", ""],
+    ]
+
+
+_AUTHORIZATION_EXTRAS: tuple[_Extra, ...] = (
+    lambda c: c.sec(
+        "Specific Authorization",
+        "Unless initialled here, psychotherapy notes, substance use treatment, HIV/STI and genetic test "
+        "results are not disclosed: ____",
+    ),
+    lambda c: c.sec("Representative", _pick(c, "Not applicable.", "Signed by the patient's legal guardian.")),
+)
+
+
 _CONSENT_EXTRAS: tuple[_Extra, ...] = (
     lambda c: c.sec(
         "Blood Products",
@@ -1138,6 +1178,7 @@ _BODIES: dict[str, tuple[Callable[[_Ctx], list[list[str]]], tuple[_Extra, ...]]]
     "consent_form": (_consent, _CONSENT_EXTRAS),
     "prescription": (_prescription, _PRESCRIPTION_EXTRAS),
     "insurance_billing": (_billing, _BILLING_EXTRAS),
+    "authorization": (_authorization, _AUTHORIZATION_EXTRAS),
 }
 
 
@@ -1168,7 +1209,7 @@ def make_document(
     Pages 2..n carry a running header with the same name and MRN, and "Page k of n".
     """
     if doc_type not in _BODIES:
-        raise ValueError(f"unknown document type {doc_type!r}; expected one of {DOC_TYPES}")
+        raise ValueError(f"unknown document type {doc_type!r}; expected one of {tuple(_BODIES)}")
     if pages < 1:
         raise ValueError("a document has at least one page")
     if patient is None and conflicting_mrn:
@@ -1337,7 +1378,7 @@ def _paginate(
         numbered = f"Page {k + 1} of {pages}" if pages > 1 else ""
         foot = ["", "    ".join(t for t in (footer, numbered) if t)] if footer or numbered else []
         tail = sticker if k == pages - 1 else []
-        out.append(tuple([*(first if k == 0 else running), *chunk, *tail, *foot]))
+        out.append((*(first if k == 0 else running), *chunk, *tail, *foot))
     return tuple(out)
 
 
@@ -1390,7 +1431,7 @@ def _layout(
     for i, line in enumerate(lines):
         heading = i < heading_lines
         step = size * LEADING * (HEADING_SCALE if heading else 1)
-        for row in _rows(line, width, lambda s: measure(s, heading)):
+        for row in _rows(line, width, lambda s, heading=heading: measure(s, heading)):
             if y + step > bottom:
                 raise ValueError(f"{len(lines)} lines do not fit on one page at this font size")
             for x, text in row:
@@ -1718,9 +1759,11 @@ def write_sample_set(
     written = []
     for i in range(count):
         style, pages = _DEMO_PLAN[i] if i < len(_DEMO_PLAN) else (rng.choice(sorted(STYLES)), rng.randint(1, 3))
+        # After the six that show each way in, a signed authorization, for the requests module.
+        doc_type = "authorization" if i == len(_DEMO_PLAN) else types[i % len(types)]
         doc = make_document(
             rng,
-            types[i % len(types)],
+            doc_type,
             patients[i % len(patients)],
             pages=pages,
             conflicting_mrn=i % 6 == 3,

@@ -115,6 +115,46 @@ UNSEEN_TITLES: dict[str, tuple[str, ...]] = {
         "Claim Summary",
         "Notice of Payment",
     ),
+    "authorization": (
+        "Release of Information Request",
+        "Consent to Release Records",
+        "Patient Authorization Form",
+        "Authorization to Disclose",
+        "ROI Authorization",
+        "Records Release Form",
+    ),
+    "psychotherapy_note": (
+        "Therapy Progress Note",
+        "Counseling Session",
+        "Behavioral Health Session Note",
+        "Psychotherapy Progress Note",
+        "Individual Therapy Note",
+        "Session Summary",
+    ),
+    "substance_use_treatment": (
+        "Addiction Medicine Note",
+        "Detox Admission Assessment",
+        "Opioid Treatment Program Note",
+        "SUD Counseling Note",
+        "Recovery Program Progress Note",
+        "Alcohol Treatment Record",
+    ),
+    "hiv_sti_result": (
+        "HIV Screening",
+        "Infectious Serology",
+        "STD Panel",
+        "HIV-1/2 Ag/Ab Result",
+        "Sexual Health Screening",
+        "Viral Load Report",
+    ),
+    "genetic_test": (
+        "Germline Testing Report",
+        "Hereditary Cancer Panel",
+        "Molecular Diagnostics Report",
+        "Carrier Screening Result",
+        "Genomic Sequencing Report",
+        "Pharmacogenomics Report",
+    ),
 }
 
 FACILITIES = (
@@ -628,6 +668,110 @@ _SECTIONS: dict[str, tuple[list, list]] = {
         ],
     ),
 }
+_SECTIONS.update(
+    {
+        "authorization": (
+            [
+                _s("")(
+                    lambda c: [
+                        f"I authorize {c.any(*FACILITIES)} to disclose my protected health information"
+                        f" to {c.any('Lee & Partners LLP', 'BlueRiver Health Plan', c.doctor())}.",
+                    ]
+                ),
+                _s("Purpose of Disclosure", "Purpose")(
+                    lambda c: [c.any("Legal claim", "Insurance review", "At my request", "Continuity of care")]
+                ),
+                _s("Expiration Date", "This Authorization Expires")(
+                    lambda c: [f"{c.num(1, 12):02d}/30/20{c.num(25, 27)}"]
+                ),
+            ],
+            [
+                _s("Right to Revoke")(lambda c: ["I may revoke this authorization in writing at any time."]),
+                _s("Redisclosure")(lambda c: ["Information disclosed may be redisclosed by the recipient."]),
+                _s("Information to Be Disclosed")(
+                    lambda c: [c.any("All records", "Discharge summaries and lab results", "Records of 2023")]
+                ),
+                _s("")(lambda c: ["Signature of Patient or Representative: ______________"]),
+            ],
+        ),
+        "psychotherapy_note": (
+            [
+                _s("Session", "Session Content")(
+                    lambda c: [
+                        f"Session {c.num(2, 30)} of individual psychotherapy; explored coping with {c.any('grief', 'work stress', 'panic symptoms')}."
+                    ]
+                ),
+                _s("Mental Status", "Affect and Mood")(
+                    lambda c: [c.any("Affect constricted, mood low.", "Affect full, mood anxious.", "Mood euthymic.")]
+                ),
+            ],
+            [
+                _s("Interventions")(
+                    lambda c: [c.any("CBT thought records.", "Exposure hierarchy reviewed.", "DBT skills.")]
+                ),
+                _s("Therapeutic Alliance")(lambda c: ["Good; patient engaged."]),
+                _s("Homework")(lambda c: ["Daily mood log."]),
+                _s("Risk")(lambda c: ["Denies suicidal ideation; safety plan reviewed."]),
+            ],
+        ),
+        "substance_use_treatment": (
+            [
+                _s("Substance Use History", "Use History")(
+                    lambda c: [
+                        f"{c.any('Alcohol', 'Opioid', 'Stimulant')} use for {c.num(2, 20)} years; last use {c.num(1, 9)} days ago."
+                    ]
+                ),
+                _s("Treatment", "Plan")(
+                    lambda c: [
+                        c.any("Buprenorphine induction.", "Medically supervised withdrawal.", "Naltrexone started.")
+                    ]
+                ),
+            ],
+            [
+                _s("Withdrawal Assessment", "COWS / CIWA")(lambda c: [f"Score {c.num(2, 18)}."]),
+                _s("Relapse Prevention")(lambda c: ["Triggers identified; sponsor contact."]),
+                _s("Urine Drug Screen")(lambda c: [c.any("Positive for opiates.", "Negative.")]),
+                _s("Recovery")(lambda c: [f"{c.num(5, 200)} days of sobriety."]),
+            ],
+        ),
+        "hiv_sti_result": (
+            [
+                _s("Test  Result  Reference")(
+                    lambda c: [
+                        f"HIV-1/HIV-2 Ag/Ab  {c.any('Nonreactive', 'Reactive')}  Nonreactive",
+                        f"Syphilis antibody  {c.any('Nonreactive', 'Reactive')}  Nonreactive",
+                    ]
+                ),
+            ],
+            [
+                _s("")(
+                    lambda c: [
+                        f"Chlamydia NAAT  {c.any('Negative', 'Positive')}",
+                        f"Gonorrhea NAAT  {c.any('Negative', 'Positive')}",
+                    ]
+                ),
+                _s("HIV Viral Load")(lambda c: [c.any("Not detected", f"{c.num(40, 90000)} copies/mL")]),
+                _s("Specimen")(lambda c: [c.any("Serum", "Urine")]),
+            ],
+        ),
+        "genetic_test": (
+            [
+                _s("Result", "Findings")(
+                    lambda c: [
+                        f"Gene {c.any('BRCA1', 'BRCA2', 'MLH1', 'CFTR', 'TP53')}: variant {c.any('c.68_69delAG', 'c.5946delT', 'c.1521_1523del')},"
+                        f" {c.any('heterozygous', 'homozygous')}, {c.any('pathogenic', 'of uncertain significance')}."
+                    ]
+                ),
+                _s("Method")(lambda c: ["Next-generation sequencing with deletion/duplication analysis."]),
+            ],
+            [
+                _s("Interpretation")(lambda c: ["Consistent with a hereditary predisposition."]),
+                _s("Genetic Counseling")(lambda c: ["Recommended for the patient and first-degree relatives."]),
+                _s("Genotype")(lambda c: [c.any("Heterozygous carrier.", "No pathogenic variant detected.")]),
+            ],
+        ),
+    }
+)
 # Sections any clinical note may carry: the words types share.
 _SHARED = {
     "meds": _s("Medications", "Current Medications", "Medication List")(lambda c: c.some(DRUGS, 3)),
@@ -660,6 +804,11 @@ _SHARES: dict[str, tuple[str, ...]] = {
     "consent_form": ("allergies",),
     "prescription": ("allergies", "history"),
     "insurance_billing": (),
+    "authorization": (),
+    "psychotherapy_note": ("history", "social"),
+    "substance_use_treatment": ("meds", "history", "social", "vitals"),
+    "hiv_sti_result": (),
+    "genetic_test": ("history",),
 }
 # A consultation often comes back as a letter to whoever asked for it.
 _CONSULT_LETTER = [

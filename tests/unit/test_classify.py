@@ -104,6 +104,27 @@ CPT 99213   Office visit      Charges: $180.00   Amount Billed: $180.00
 Deductible: $50.00   Copay: $25.00
 Balance / Amount Due: $105.00
 """,
+    "authorization": """I authorize Riverside General Hospital to disclose my protected health information
+to the recipient named below for the purpose of disclosure stated here.
+This authorization has an expiration date of 06/30/2025. I may revoke it in writing;
+information disclosed may be subject to redisclosure by the recipient.
+""",
+    "psychotherapy_note": """Session 6 of weekly psychotherapy with the therapist.
+Affect constricted, mood low; explored coping strategies after the loss.
+Continued CBT work on thought records; therapeutic alliance good.
+""",
+    "substance_use_treatment": """Assessment of substance use: daily alcohol use for ten years, opioid use since 2019.
+Withdrawal symptoms on admission, started buprenorphine.
+Relapse prevention plan reviewed; 40 days of sobriety.
+""",
+    "hiv_sti_result": """HIV-1/HIV-2 antigen/antibody: nonreactive.  HIV viral load: not detected.
+Chlamydia trachomatis NAAT: negative.   Gonorrhea NAAT: negative.
+Syphilis antibody: nonreactive.
+""",
+    "genetic_test": """Gene: BRCA2   Method: next-generation sequencing of the coding regions.
+Variant c.5946delT, heterozygous, classified pathogenic.
+Genotype consistent with hereditary breast and ovarian cancer syndrome.
+""",
 }
 
 TITLES = {
@@ -119,6 +140,11 @@ TITLES = {
     "consent_form": "INFORMED CONSENT",
     "prescription": "PRESCRIPTION",
     "insurance_billing": "EXPLANATION OF BENEFITS",
+    "authorization": "AUTHORIZATION FOR RELEASE OF INFORMATION",
+    "psychotherapy_note": "Psychotherapy Note",
+    "substance_use_treatment": "SUBSTANCE USE TREATMENT RECORD",
+    "hiv_sti_result": "HIV Test Result",
+    "genetic_test": "GENETIC TEST REPORT",
 }
 
 # Neutral text: no keyword of any type, so only the title can decide.

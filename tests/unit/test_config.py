@@ -18,14 +18,14 @@ def test_empty_config_gives_defaults_relative_to_the_file(tmp_path):
     assert config.archive_dir == tmp_path / "data" / "archive"
     assert config.ocr.dpi == 300
     assert "discharge_summary" in config.classification.types
-    assert len(config.classification.types) == 12
+    assert len(config.classification.types) == 17
 
 
 def test_the_shipped_config_is_valid_and_complete():
     from pathlib import Path
 
     config = load_config(Path(__file__).parents[2] / "config.yaml")
-    assert len(config.classification.types) == 12
+    assert len(config.classification.types) == 17
     assert config.data_root.as_posix() == "data"
 
 

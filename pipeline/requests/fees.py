@@ -1,0 +1,35 @@
+"""What a request costs, by its rule (pure; amounts in cents, so sums never drift)."""
+
+from __future__ import annotations
+
+from pipeline.core.config import FeeRule
+from pipeline.core.errors import MedarchiveError
+
+
+class FeeError(MedarchiveError):
+    """A fee cannot be set as asked."""
+
+
+def _cents(amount: float) -> int:
+    return round(amount * 100)
+
+
+def fee_cents(rule: FeeRule, pages: int, actual_cost: float | None = None) -> tuple[int, str]:
+    """The fee and how it was reached, for the cover sheet and the request."""
+    if rule.method == "actual_cost":
+        if actual_cost is None:
+            raise FeeError("this kind of request is charged at actual cost; give the cost with --fee AMOUNT")
+        if actual_cost < 0:
+            raise FeeError("a fee cannot be negative")
+        return _cents(actual_cost), "actual cost"
+    if actual_cost is not None:
+        raise FeeError(f"the fee of this kind of request is set by its rule ({rule.method}); leave out --fee")
+    if rule.method == "none":
+        return 0, "no charge"
+    if rule.method == "flat":
+        return _cents(rule.amount), "flat fee"
+    total = _cents(rule.base) + pages * _cents(rule.amount)
+    note = f"{pages} page(s) at {rule.amount:.2f}" + (f" + {rule.base:.2f}" if rule.base else "")
+    if rule.cap is not None and total > _cents(rule.cap):
+        return _cents(rule.cap), note + f", capped at {rule.cap:.2f}"
+    return total, note
