@@ -294,17 +294,24 @@ def make_codec() -> Codec:
 # and deleted documents left out, a block at a time.
 
 
-def merge_all(writer: SegmentWriter, segments: list) -> list:
+class NotMergeable(ValueError):
+    """merge_all cannot merge these segments from another storage (Whoosh's own merge can, in place)."""
+
+
+def merge_all(writer: SegmentWriter, segments: list, source=None) -> list:
     """A Whoosh merge type (commit(mergetype=...)) that merges every segment
-    into the writer's new one, as Whoosh's OPTIMIZE does."""
+    into the writer's new one, as Whoosh's OPTIMIZE does. ``source``: the
+    storage the segments are in, when it is not the writer's (see compact)."""
     if (
         writer.docnum
         or not isinstance(writer.codec, Codec)
         or not isinstance(writer.fieldwriter, FieldWriter)
         or not all(isinstance(segment.codec(), Codec) for segment in segments)
     ):
+        if source is not None:
+            raise NotMergeable("only this codec's segments are merged from another storage")
         return OPTIMIZE(writer, segments)  # (new documents to merge in too, or another codec's segments)
-    readers = [SegmentReader(writer.storage, writer.schema, segment) for segment in segments]
+    readers = [SegmentReader(source or writer.storage, writer.schema, segment) for segment in segments]
     try:
         fieldnames = set(writer.schema.names()) | {name for r in readers for name in r.indexed_field_names()}
         docmaps = []

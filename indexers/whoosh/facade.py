@@ -30,6 +30,7 @@ from indexers.base import (
     SearchFilters,
     SearchHit,
 )
+from indexers.whoosh import compact
 from indexers.whoosh.budgets import (
     Deadline,
     check_expansions,
@@ -38,7 +39,7 @@ from indexers.whoosh.budgets import (
 )
 from indexers.whoosh.caches import SegmentCaches
 from indexers.whoosh.clerk import TypeWords, warm_names, widen
-from indexers.whoosh.codec import Codec, expunge_deleted, make_codec, merge_all, remnants
+from indexers.whoosh.codec import Codec, NotMergeable, expunge_deleted, make_codec, merge_all, remnants
 from indexers.whoosh.highlight import fallback_snippet, prepare, search_hit, snippet
 from indexers.whoosh.query import filter_query, parse_query, sorted_column
 from indexers.whoosh.ranking import Ranker, ranked
@@ -136,6 +137,18 @@ class WhooshIndex(Index):
             self._expunge(ix)
 
     def _expunge(self, ix: whoosh_index.Index) -> None:
+        for _ in range(compact.ROUNDS):
+            doomed = compact.doomed_segments(ix)
+            if not doomed:
+                return
+            if not compact.can_compact(doomed):
+                break
+            try:
+                if compact.compact(ix, doomed, self._dir.parent, self._live_lock):
+                    return
+            except NotMergeable:
+                break
+        # Another codec's segments, or deletions that keep arriving: rewritten under the lock.
         if remnants(ix._segments()):
             writer = self._lock_writer(ix)
             try:
