@@ -101,6 +101,16 @@ class Index(ABC):
     def optimize(self) -> None:
         """Merge what bulk loads (add(..., merge=False)) left apart."""
 
+    def remnants(self) -> int:
+        """How many deleted documents the index's files still hold, text and all
+        (0 for an engine that removes them at once). A destroyed document must be
+        gone from the index too: a delete leaves none behind when it returns."""
+        return 0
+
+    def expunge(self) -> None:
+        """Remove what deleted documents left in the index's files (see remnants)."""
+        return None
+
     @abstractmethod
     def rebuild(self, records: Iterable[IndexRecord]) -> int:
         """Replace the whole index with these records; return how many."""

@@ -16,7 +16,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from web import auth
 from web.context import EXTENSION, Services
-from web.logins import FailureLog, LoginLimiter, VerifyGate
+from web.logins import FailureLog, LoginLimiter, Pacer, VerifyGate
 from web.sessions import Clock, SessionStore
 from web.users import UserStore
 from web.views import admin as views_admin
@@ -38,6 +38,8 @@ _HEADERS = {
 }
 
 
+_CALIBRATING_CHECKS = 3
+
 # Every form here is small (a release naming thousands of documents is some 300 kB):
 # a bigger request is refused (413) before it is read, let alone logged.
 _LIMITS = {"MAX_CONTENT_LENGTH": 1 << 20, "MAX_FORM_MEMORY_SIZE": 1 << 20, "MAX_FORM_PARTS": 100}
@@ -56,9 +58,10 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         audit=AuditLog.for_config(config),
         users=UserStore.for_config(config),
         sessions=SessionStore(web.idle_timeout_minutes * 60, clock),
-        limiter=LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock),
+        limiter=LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock, web.account_login_attempts),
         gate=VerifyGate(web.concurrent_logins, web.login_wait_seconds),
         failures=FailureLog(web.lockout_minutes * 60, clock),
+        pacer=Pacer(),
     )
     app.config.update(_LIMITS)
     for blueprint in (
@@ -92,8 +95,15 @@ def warm_up(app: Flask) -> None:
     now rather than in the first clerk's search, then set everything loaded
     so far (modules, templates, those caches), which lives as long as the
     process, aside from garbage collection: a full collection went through it
-    all, some 50 ms, every few searches."""
-    app.extensions[EXTENSION].index.warm()
+    all, some 50 ms, every few searches. It also times a few password checks
+    for the pacer of made-up names."""
+    services = app.extensions[EXTENSION]
+    services.index.warm()
+    for _ in range(_CALIBRATING_CHECKS):
+        # Timed password checks for the pacer, so the first made-up names need none (see web.logins).
+        started = time.monotonic()
+        services.users.authenticate(auth.NOT_A_NAME, "")
+        services.pacer.observe(time.monotonic() - started)
     gc.freeze()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from web.context import record, services
+from web.context import Services, record, services
 from web.logins import Busy
 from web.sessions import Session
 from web.users import DEVICE_DAYS, User, could_be_name
@@ -28,6 +29,9 @@ COOKIE = "medarchive_session"
 DEVICE_COOKIE = "medarchive_device"
 CSRF_FIELD = "csrf_token"
 NOT_A_NAME = "(not a user name)"
+# Failed logins with names no account has are written as one burst per address (a flood of
+# made-up names is one entry with a count, not one per name).
+NO_SUCH_USER = "(no such user)"
 _WRONG = "Wrong name or password, or the account is disabled."
 # A path with a control character (a header injection) or a backslash (which browsers read as '/').
 _UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -164,20 +168,21 @@ def login_post() -> tuple[str, int] | Response:
         _failed(NOT_A_NAME, address, "refused")
         return _login_again(_WRONG, 401)
     account = svc.users.get(name)
-    where = _remembered_device(name) or address
-    if not svc.limiter.begin(name, where, account.unlocks if account else 0):
-        _failed(name, address, "locked out")
+    device = _remembered_device(name)
+    where = device or address
+    logged_as = name if account else NO_SUCH_USER
+    if not svc.limiter.begin(name, where, account.unlocks if account else 0, device=device is not None):
+        _failed(logged_as, address, "locked out")
         minutes = svc.config.web.lockout_minutes
         return _login_again(f"Too many failed logins; try again in {minutes:g} minutes.", 429)
     try:
-        with svc.gate:
-            user = svc.users.authenticate(name, request.form.get("password", ""))
+        user = _check_password(svc, name, address, device is not None, exists=account is not None)
     except Busy:
         svc.limiter.cancel(name, where)
         return _login_again("The server is busy; try again in a moment.", 503)
     svc.limiter.end(name, where, succeeded=user is not None)
     if user is None:
-        _failed(name, address, "refused")
+        _failed(logged_as, address, "refused")
         return _login_again(_WRONG, 401)
     if where == address:
         g.new_device = svc.users.remember_device(user.name)
@@ -188,6 +193,21 @@ def login_post() -> tuple[str, int] | Response:
     record("login", details={"address": address})
     _write_failures(svc.failures.due())
     return redirect(_safe_next(request.form.get("next")))
+
+
+def _check_password(svc: Services, name: str, address: str, known_device: bool, exists: bool) -> User | None:
+    """The account when the password is right. A name no account has is answered like a
+    wrong password, after as long a wait, without a password check (see web.logins)."""
+    delay = None if exists else svc.pacer.delay()
+    if delay is not None:
+        svc.gate.turn(address, known_device)
+        time.sleep(delay)
+        return None
+    with svc.gate.slot(address, known_device):
+        started = time.monotonic()
+        user = svc.users.authenticate(name, request.form.get("password", ""))
+        svc.pacer.observe(time.monotonic() - started)
+    return user
 
 
 def _remembered_device(name: str) -> str | None:

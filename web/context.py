@@ -10,7 +10,7 @@ from flask import current_app, g
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
 from pipeline.core.config import Config
-from web.logins import FailureLog, LoginLimiter, VerifyGate
+from web.logins import FailureLog, LoginLimiter, Pacer, VerifyGate
 from web.sessions import SessionStore
 from web.users import User, UserStore
 
@@ -27,6 +27,7 @@ class Services:
     limiter: LoginLimiter
     gate: VerifyGate
     failures: FailureLog
+    pacer: Pacer
 
 
 def services() -> Services:

@@ -294,16 +294,24 @@ def make_codec() -> Codec:
 # and deleted documents left out, a block at a time.
 
 
-def merge_all(writer: SegmentWriter, segments: list) -> list:
+class NotMergeable(ValueError):
+    """merge_all cannot merge these segments from another storage (Whoosh's own merge can, in place)."""
+
+
+def merge_all(writer: SegmentWriter, segments: list, source=None) -> list:
     """A Whoosh merge type (commit(mergetype=...)) that merges every segment
-    into the writer's new one, as Whoosh's OPTIMIZE does."""
+    into the writer's new one, as Whoosh's OPTIMIZE does. ``source``: the
+    storage the segments are in, when it is not the writer's (see compact)."""
     if (
         writer.docnum
         or not isinstance(writer.codec, Codec)
+        or not isinstance(writer.fieldwriter, FieldWriter)
         or not all(isinstance(segment.codec(), Codec) for segment in segments)
     ):
+        if source is not None:
+            raise NotMergeable("only this codec's segments are merged from another storage")
         return OPTIMIZE(writer, segments)  # (new documents to merge in too, or another codec's segments)
-    readers = [SegmentReader(writer.storage, writer.schema, segment) for segment in segments]
+    readers = [SegmentReader(source or writer.storage, writer.schema, segment) for segment in segments]
     try:
         fieldnames = set(writer.schema.names()) | {name for r in readers for name in r.indexed_field_names()}
         docmaps = []
@@ -319,6 +327,28 @@ def merge_all(writer: SegmentWriter, segments: list) -> list:
     return []
 
 
+def expunge_deleted(writer: SegmentWriter, segments: list) -> list:
+    """A Whoosh merge type that rewrites every segment holding deleted documents
+    and leaves the others as they are.
+
+    Whoosh only marks a deleted document in the table of contents: its stored
+    fields and postings (text, name, MRN) stay in the segment's files until a
+    merge happens to rewrite that segment. A destroyed document must not stay
+    readable there, so every commit that deletes rewrites what held it.
+    """
+    doomed = [segment for segment in segments if segment.has_deletions()]
+    kept = [segment for segment in segments if not segment.has_deletions()]
+    live = [segment for segment in doomed if segment.doc_count()]
+    if live:
+        merge_all(writer, live)
+    return kept
+
+
+def remnants(segments: list) -> int:
+    """How many deleted documents the segments still hold (their text included)."""
+    return sum(segment.deleted_count() for segment in segments)
+
+
 def _merged_terms(
     schema, readers: list[SegmentReader], docmaps: list[tuple[int, dict[int, int] | None]]
 ) -> Iterator[tuple[str, bytes, Postings]]:
@@ -330,7 +360,7 @@ def _merged_terms(
         fmt = schema[fieldname].format
         values = fmt.fixed_value_size() != 0
         lists = [_renumbered(_segment_postings(readers[n], info, fmt, values), *docmaps[n]) for _, n, info in group]
-        ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists))
+        ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists, strict=True))
         if ids:  # (else only in deleted documents: gone, as in Whoosh's merge)
             yield fieldname, btext, (ids, weights, vals)
 

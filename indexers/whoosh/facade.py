@@ -30,6 +30,7 @@ from indexers.base import (
     SearchFilters,
     SearchHit,
 )
+from indexers.whoosh import compact
 from indexers.whoosh.budgets import (
     Deadline,
     check_expansions,
@@ -38,7 +39,7 @@ from indexers.whoosh.budgets import (
 )
 from indexers.whoosh.caches import SegmentCaches
 from indexers.whoosh.clerk import TypeWords, warm_names, widen
-from indexers.whoosh.codec import Codec, make_codec, merge_all
+from indexers.whoosh.codec import Codec, NotMergeable, expunge_deleted, make_codec, merge_all, remnants
 from indexers.whoosh.highlight import fallback_snippet, prepare, search_hit, snippet
 from indexers.whoosh.query import filter_query, parse_query, sorted_column
 from indexers.whoosh.ranking import Ranker, ranked
@@ -124,6 +125,38 @@ class WhooshIndex(Index):
         with self._writer(ix, merge=True) as writer:
             return sum(writer.delete_by_term("doc_id", doc_id) for doc_id in wanted)
 
+    def remnants(self) -> int:
+        ix = self._open()
+        return 0 if ix is None else remnants(ix._segments())
+
+    def expunge(self) -> None:
+        """Rewrite the segments that still hold deleted documents (every commit
+        that deletes does it; this is for one a crash interrupted)."""
+        ix = self._open()
+        if ix is not None:
+            self._expunge(ix)
+
+    def _expunge(self, ix: whoosh_index.Index) -> None:
+        for _ in range(compact.ROUNDS):
+            doomed = compact.doomed_segments(ix)
+            if not doomed:
+                return
+            if not compact.can_compact(doomed):
+                break
+            try:
+                if compact.compact(ix, doomed, self._dir.parent, self._live_lock):
+                    return
+            except NotMergeable:
+                break
+        # Another codec's segments, or deletions that keep arriving: rewritten under the lock.
+        if remnants(ix._segments()):
+            writer = self._lock_writer(ix)
+            try:
+                writer.commit(mergetype=expunge_deleted)
+            except BaseException:
+                writer.cancel()
+                raise
+
     def optimize(self) -> None:
         """Merge all segments into one (after bulk loads with merge=False)."""
         ix = self._open()
@@ -189,6 +222,9 @@ class WhooshIndex(Index):
             raise
         writer.commit(merge=merge)
         _check_subprocesses(writer)
+        # Its own commit, after the one that deleted: the bulk merge cannot take new
+        # documents along, and Whoosh's own merge is far too slow for a large segment.
+        self._expunge(ix)
 
     def _lock_writer(self, ix: whoosh_index.Index, procs: int = 1) -> SegmentWriter:
         # Each sub-process writes its own segment: merging them would cost a

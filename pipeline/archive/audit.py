@@ -30,6 +30,10 @@ from pipeline.core.fsutil import FILE_MODE, atomic_write_json, ensure_dir, read_
 
 GENESIS = "0" * 64
 _CHUNK = 1 << 16
+# A value longer than this is written cut, with its length and SHA-256 (which still
+# tells one value from another): a clerk's 60,000-digit "MRN" wrote 120 kB each time.
+MAX_VALUE_CHARS = 256
+_KEPT_CHARS = 64
 
 ACTIONS = frozenset(
     {
@@ -334,6 +338,21 @@ class AuditFilters:
         )
 
 
+def bounded(value: object) -> object:
+    """``value`` with every string (keys too) longer than MAX_VALUE_CHARS cut to its start,
+    its length and its SHA-256."""
+    if isinstance(value, str):
+        if len(value) <= MAX_VALUE_CHARS:
+            return value
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{value[:_KEPT_CHARS]}... ({len(value)} characters, sha256 {digest})"
+    if isinstance(value, dict):
+        return {bounded(key): bounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [bounded(item) for item in value]
+    return value
+
+
 class AuditLog:
     """Who did what to which patient's records, when, why and with what outcome."""
 
@@ -364,20 +383,19 @@ class AuditLog:
             raise AuditError(f"unknown audit action {action!r}; use one of {', '.join(sorted(ACTIONS))}")
         if not user or not outcome:
             raise AuditError("an audit entry needs the acting user and the outcome")
-        return self._log.append(
-            {
-                "at": now_utc(),
-                "user": user,
-                "os_user": os_user(),
-                "host": socket.gethostname(),
-                "action": action,
-                "doc_ids": sorted(set(doc_ids)),
-                "mrns": sorted({m for m in mrns if m}),
-                "outcome": outcome,
-                "reason": reason,
-                "details": details or {},
-            }
-        )
+        entry = {
+            "at": now_utc(),
+            "user": user,
+            "os_user": os_user(),
+            "host": socket.gethostname(),
+            "action": action,
+            "doc_ids": sorted(set(doc_ids)),
+            "mrns": sorted({m for m in mrns if m}),
+            "outcome": outcome,
+            "reason": reason,
+            "details": details or {},
+        }
+        return self._log.append({key: bounded(value) for key, value in entry.items()})
 
     def entries(self, filters: AuditFilters = AuditFilters()) -> Iterator[dict]:
         return (entry for entry in self._log.entries() if filters.match(entry))

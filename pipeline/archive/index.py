@@ -75,6 +75,14 @@ class ArchiveIndex(Index):
         with _as_pipeline_errors():
             self.engine.optimize()
 
+    def remnants(self) -> int:
+        with _as_pipeline_errors():
+            return self.engine.remnants()
+
+    def expunge(self) -> None:
+        with _as_pipeline_errors():
+            self.engine.expunge()
+
     def rebuild(self, records: Iterable[IndexRecord]) -> int:
         with _as_pipeline_errors():
             return self.engine.rebuild(records)

@@ -25,7 +25,7 @@ def patients():
 @with_config
 def import_(config: Config, roster: Path):
     """Create or update patients from a CSV export (columns as roster.columns says)."""
-    rows = list(Roster.load(roster, config.roster))
+    rows = list(Roster.load(roster, config.roster, config.extraction.is_mrn))
     index = PatientIndex.for_config(config)
     try:
         counts = index.import_roster(rows)

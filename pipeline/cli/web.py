@@ -6,7 +6,7 @@ import socket
 import sys
 
 import click
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog
@@ -14,29 +14,12 @@ from pipeline.cli.common import actor, with_config
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from web.app import create_app, warm_up
+from web.server import request_handler
 from web.users import ROLES, UserStore
 
 
 class WebError(MedarchiveError):
     """The web server cannot start as asked."""
-
-
-class _RequestLog(WSGIRequestHandler):
-    """Logs method, path and status only: query strings carry names and search terms (no PHI in logs).
-
-    A request line that could not be parsed is logged without it: it is the raw line,
-    query string and all, and leaves no method or path to show.
-    """
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = getattr(self, "path", None)
-        what = f"{self.command} {path.split('?', 1)[0]}" if self.command and path else "(malformed request)"
-        self.log("info", "%s %s", what.translate(self._control_char_table), getattr(code, "value", code))
-
-    def log_error(self, format: str, *args: object) -> None:
-        # http.server's own errors quote the raw request line ("Bad request syntax ('GET /?q=...')").
-        code = args[0] if args and isinstance(args[0], int) else "-"
-        self.log("error", "request not served (code %s)", code)
 
 
 @click.command()
@@ -60,7 +43,14 @@ def serve(config: Config, host: str | None, port: int | None):
         warm_up(app)
     except MedarchiveError as exc:  # the pages that need no index still work
         click.echo(f"warning: {exc}", err=True)
-    server = make_server(host, port, app, threaded=True, request_handler=_RequestLog, fd=listener.fileno())
+    server = make_server(
+        host,
+        port,
+        app,
+        threaded=True,
+        request_handler=request_handler(config.web.request_timeout_seconds),
+        fd=listener.fileno(),
+    )
     click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     try:
         server.serve_forever()

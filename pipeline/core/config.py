@@ -679,6 +679,15 @@ class WebSettings(_Section):
     login_wait_seconds: float = Field(
         5, ge=0, description="how long a login waits for a password check before it is told the server is busy (503)"
     )
+    account_login_attempts: int = Field(
+        20,
+        ge=1,
+        description="failed logins per user from all addresses together before the account is locked out "
+        "(except from browsers it logged in from before)",
+    )
+    request_timeout_seconds: float = Field(
+        20, gt=0, description="a request must arrive whole within this long, and a connection idle this long is closed"
+    )
 
 
 class PacketRule(_Section):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -61,10 +63,21 @@ class SecretSource(_Section):
         if self.secret_file is not None:
             path = self.secret_file if self.secret_file.is_absolute() else base / self.secret_file
             try:
+                _check_private(path)
                 return path.read_text(encoding="utf-8").splitlines()[0].strip()
             except (OSError, IndexError) as exc:
                 raise ValueError(f"cannot read the EHR secret from {path}: {exc or 'empty file'}") from None
         return None
+
+
+def _check_private(path: Path) -> None:
+    """A secret file others can read (or write) is refused: the secret is as good as public."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"the EHR secret file {path} can be read by other users (mode {stat.filemode(mode)}); "
+            f"make it private with `chmod 600 {path}`"
+        )
 
 
 class FhirAuth(SecretSource):
@@ -124,13 +137,34 @@ class FhirDestination(_Destination):
     custodian_display: str | None = None
     verify_tls: bool = True
     ca_file: Path | None = Field(None, description="CA bundle for an https base_url with a private CA")
+    allow_insecure_http: bool = Field(
+        False, description="send credentials over plain http:// (a test host only: anyone on the path reads them)"
+    )
 
     @field_validator("base_url")
     @classmethod
     def _http(cls, value):
         if not re.match(r"^https?://", value):
             raise ValueError("base_url must start with http:// or https://")
+        # Never echo the URL here: what is wrong with it may be the password in it.
+        if "@" in urlsplit(value).netloc:
+            raise ValueError(
+                "base_url must not carry a user name or password (user:password@host): they would be shown in "
+                "`ehr status` and logs; give them in auth (username, and secret_file or secret_env)"
+            )
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials_encrypted(self):
+        if self.auth.type == "none" or self.allow_insecure_http:
+            return self
+        plain = [url for url in (self.base_url, self.auth.token_url) if url and urlsplit(url).scheme == "http"]
+        if plain:
+            raise ValueError(
+                f"auth type {self.auth.type} over plain http:// ({', '.join(plain)}) would send the credentials "
+                "unencrypted; use https://, or set allow_insecure_http: true for a test host"
+            )
+        return self
 
 
 class Hl7Destination(_Destination):
@@ -190,7 +224,7 @@ class EhrSettings(_Section):
     def code_for(self, doc_type: str) -> tuple[str, str]:
         """(LOINC code, display) for a document type; unknown types get the generic note code."""
         code = self.document_codes.get(doc_type) or self.document_codes["unclassified"]
-        known = {c: d for c, d in DEFAULT_DOCUMENT_CODES.values()}
+        known = dict(DEFAULT_DOCUMENT_CODES.values())
         return code, known.get(code, doc_type.replace("_", " "))
 
     def destination(self, name: str) -> FhirDestination | Hl7Destination | None:

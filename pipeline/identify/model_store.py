@@ -2,9 +2,12 @@
 
 ``<data_root>/classifier/doctype-model.npz`` holds the model's arrays and a JSON header
 (format, scikit-learn version, training-set hash, figures). It is read with
-``numpy.load(allow_pickle=False)`` and every array is checked against the header, so a
-damaged or foreign file cannot run code: it is ignored with one warning line and the
-rules alone decide until the next training. Each process reads the file once and again
+``numpy.load(allow_pickle=False)``; its header is checked against a schema and the
+configuration's document types, its size and the sizes its arrays declare are capped
+before any is read, and every array is checked against the header, so a damaged,
+foreign or crafted file can neither run code nor exhaust the memory nor send inputs
+to failed/: it is ignored with one warning line and the rules alone decide until the
+next training. Each process reads the file once and again
 only when it changes (the daemon retrains while it runs).
 """
 
@@ -16,11 +19,13 @@ import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
@@ -34,6 +39,26 @@ log = logging.getLogger("medarchive.classifier")
 FORMAT = "medarchive-doctype-model"
 FORMAT_VERSION = 1
 _ARRAYS = ("coef", "intercept", "platt_a", "platt_b")
+# A model of many types over every feature is some tens of MB unpacked; past these a
+# file is not one of ours (a crafted 1 MB file unpacked into 1.4 GB).
+MAX_FILE_BYTES = 128 << 20
+MAX_UNPACKED_BYTES = 512 << 20
+
+
+class _Header(BaseModel):
+    """What the header must hold, typed (a wrong type is a damaged or foreign file)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    format: str
+    format_version: int
+    sklearn: str
+    created_at: str
+    training_hash: str
+    classes: list[str]
+    blocks: list
+    features: list[int]
+    figures: dict
 
 
 class ModelUnusable(Exception):
@@ -90,7 +115,7 @@ def save(config: Config, model: TypeModel, figures: Figures, training_hash: str)
         "figures": figures.to_json(),
     }
     arrays = {"header": _bytes(json.dumps(header))}
-    for i, (vocab, idf) in enumerate(zip(model.vocabularies, model.idf)):
+    for i, (vocab, idf) in enumerate(zip(model.vocabularies, model.idf, strict=True)):
         arrays[f"vocab_{i}"] = _bytes("\n".join(vocab))
         arrays[f"idf_{i}"] = idf.astype(np.float32)
     arrays |= {
@@ -132,21 +157,66 @@ def _check_header(header: dict) -> None:
         raise ModelUnusable("trained on other features than this version of medarchive computes")
 
 
+def _valid_header(raw: object, types: Collection[str] | None) -> dict:
+    from pipeline.identify.learned import Figures
+
+    if not isinstance(raw, dict):
+        raise ModelUnusable("the header is not a mapping")
+    _check_header(raw)
+    try:
+        header = _Header.model_validate(raw)
+        Figures.from_json(header.figures)
+    except (ValidationError, TypeError, KeyError, ValueError) as exc:
+        problem = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(str(p) for p in problem["loc"]) + f": {problem['msg']}" if problem else str(exc)
+        raise ModelUnusable(f"a malformed header ({where})") from None
+    if len(set(header.classes)) != len(header.classes):
+        raise ModelUnusable("the header names a type twice")
+    unknown = sorted(set(header.classes) - set(types)) if types is not None else []
+    if unknown:
+        raise ModelUnusable(f"trained on types this configuration does not have ({', '.join(unknown)})")
+    return raw
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse a file too large, or whose entries would unpack too large, before reading any."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ModelUnusable(f"{size} bytes, more than a model can be ({MAX_FILE_BYTES})")
+    unpacked = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            # What the zip says it holds, or what the array's own header says it is, whichever is more.
+            unpacked += max(info.file_size, _declared_bytes(archive, info))
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ModelUnusable(f"its arrays would take more memory than a model can ({MAX_UNPACKED_BYTES} bytes)")
+
+
+def _declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
 def _check_private(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ModelUnusable(f"others can write it (mode {stat.filemode(mode)})")
 
 
-def read(path: Path) -> StoredModel:
-    """The model in ``path``, checked; ModelUnusable when it cannot be used."""
+def read(path: Path, types: Collection[str] | None = None) -> StoredModel:
+    """The model in ``path``, checked (its types among ``types`` when given); ModelUnusable when it cannot be used."""
     from pipeline.identify.learned import BLOCKS, TypeModel
 
     try:
         _check_private(path)
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as data:
-            header = json.loads(_text(data["header"]))
-            _check_header(header)
+            header = _valid_header(json.loads(_text(data["header"])), types)
             blocks = len(BLOCKS)
             vocabularies = tuple(_terms(_text(data[f"vocab_{i}"])) for i in range(blocks))
             idf = tuple(np.asarray(data[f"idf_{i}"], dtype=np.float32) for i in range(blocks))
@@ -170,11 +240,15 @@ def read(path: Path) -> StoredModel:
 
 
 def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
+    from pipeline.identify.learned import BLOCKS
+
     features = sum(len(v) for v in vocabularies)
     rows = 1 if len(classes) == 2 else len(classes)
     problems = [
         len(classes) < 2 and "fewer than two types",
-        any(len(v) != len(w) for v, w in zip(vocabularies, idf)) and "vocabulary and idf sizes differ",
+        any(len(v) > block.max_features for v, block in zip(vocabularies, BLOCKS, strict=True))
+        and "more features than a block has",
+        any(len(v) != len(w) for v, w in zip(vocabularies, idf, strict=True)) and "vocabulary and idf sizes differ",
         coef.shape != (rows, features) and f"coefficients are {coef.shape}, expected {(rows, features)}",
         intercept.shape != (rows,) and "intercepts do not match the types",
         (a.shape != (len(classes),) or b.shape != (len(classes),)) and "calibration does not match the types",
@@ -203,7 +277,7 @@ def current(config: Config) -> StoredModel | None:
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        stored: StoredModel | None = read(path)
+        stored: StoredModel | None = read(path, config.classification.types)
         log.info(
             "document-type model loaded: %d types, trained %s", len(stored.model.classes), stored.header["created_at"]
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -109,11 +109,12 @@ class Roster:
         return iter(self._by_mrn.values())
 
     @classmethod
-    def load(cls, path: Path, settings: RosterSettings) -> Roster:
-        """Read the registration export; raise RosterError at the first bad line."""
+    def load(cls, path: Path, settings: RosterSettings, is_mrn: Callable[[str], bool] | None = None) -> Roster:
+        """Read the registration export; raise RosterError at the first bad line (with ``is_mrn``,
+        an MRN it refuses is one: an MRN names a folder of the archive)."""
         try:
             with open(path, encoding="utf-8-sig", newline="") as f:
-                return cls(list(_read_rows(path, csv.reader(f), settings)))
+                return cls(list(_read_rows(path, csv.reader(f), settings, is_mrn)))
         except OSError as exc:
             raise RosterError(f"cannot read roster {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
@@ -172,7 +173,9 @@ def _columns(path: Path, header: list[str], settings: RosterSettings) -> tuple[i
     return mrn, last, first, dob
 
 
-def _read_rows(path: Path, reader: Iterator[list[str]], settings: RosterSettings) -> Iterator[RosterPatient]:
+def _read_rows(
+    path: Path, reader: Iterator[list[str]], settings: RosterSettings, is_mrn: Callable[[str], bool] | None
+) -> Iterator[RosterPatient]:
     header = next(reader, None)
     if not header or not "".join(header).strip():
         raise RosterError(f"{path}: line 1: expected a header line naming the columns")
@@ -191,6 +194,12 @@ def _read_rows(path: Path, reader: Iterator[list[str]], settings: RosterSettings
         if not (mrn and last and raw_dob):
             column = cols.mrn if not mrn else cols.last_name if not last else cols.dob
             raise RosterError(f"{path}: line {line}: column {column!r} is empty")
+        if is_mrn is not None and not is_mrn(mrn):
+            shown = repr(mrn[:40] + ("..." if len(mrn) > 40 else ""))
+            raise RosterError(
+                f"{path}: line {line}: {shown} in column {cols.mrn!r} is not an MRN (extraction.mrn_pattern); "
+                "correct the export or the pattern, nothing was imported"
+            )
         if raw_dob not in dobs:
             dobs[raw_dob] = _parse_dob(path, line, cols.dob, raw_dob, settings.dob_format)
         patient = RosterPatient(mrn, last.upper(), " ".join(row[first_i].split()).upper(), dobs[raw_dob])

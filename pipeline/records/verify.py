@@ -178,6 +178,18 @@ def check_index(index: Index, found: _Archive) -> list[Problem]:
     return problems
 
 
+def check_remnants(config: Config, index: Index) -> list[Problem]:
+    """Deleted documents whose text the index's files still hold (every delete removes it at once)."""
+    count = index.remnants()
+    if not count:
+        return []
+    detail = (
+        f"{count} deleted document(s) still readable in the index files (text, names, MRNs); "
+        "remove them with `medarchive verify --repair-index`"
+    )
+    return [Problem("index_remnant", _rel(config, config.index_dir), detail)]
+
+
 def repair_index(index: Index, found: _Archive, problems: list[Problem]) -> int:
     """Make the index agree with the archive for the documents in ``problems``; return how many."""
     stale = {p.doc_id for p in problems if p.kind in ("not_indexed", "index_differs")}
@@ -233,10 +245,11 @@ def _walk(top: Path) -> Iterator[Path]:
 def verify(config: Config, index: Index, *, repair: bool = False) -> VerifyReport:
     """Check the archive, the permissions and the index; with ``repair``, rewrite the index's disagreements."""
     found = check_archive(config)
-    index_problems = check_index(index, found)
+    index_problems = check_index(index, found) + check_remnants(config, index)
     repaired = 0
     if repair and index_problems:
         repaired = repair_index(index, found, index_problems)
-        index_problems = check_index(index, found)
+        index.expunge()
+        index_problems = check_index(index, found) + check_remnants(config, index)
     problems = found.problems + check_page_images(config, found) + check_permissions(config) + index_problems
     return VerifyReport(len(found.records), problems, repaired)

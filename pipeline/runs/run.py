@@ -63,6 +63,8 @@ _HANG_FACTOR = 5
 _HANG_MARGIN_SECONDS = 30
 # An input in flight when a pool broke this often is set aside even if it was not alone.
 _CRASHES_TO_SET_ASIDE = 2
+# How long each worker of a broken pool gets to exit before it is killed.
+_REAP_SECONDS = 10
 
 OutcomeStatus = Literal["filed", "review", "failed", "duplicate", "skipped"]
 
@@ -553,7 +555,7 @@ class Pipeline:
             pool = getattr(self, attr)
             if id(pool) in broken:
                 if id(pool) not in replaced:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _stop_broken(pool)
                     replaced[id(pool)] = self._new_pool(pool._max_workers)
                 setattr(self, attr, replaced[id(pool)])
 
@@ -692,6 +694,19 @@ def _disk_error(exc: OSError) -> ArchiveError:
     return ArchiveError(
         f"cannot write to the data root ({exc.strerror or exc}); nothing was lost, fix the disk and run again"
     )
+
+
+def _stop_broken(pool: ProcessPoolExecutor) -> None:
+    """Shut a broken pool down and wait until its workers are gone: the pool terminates the
+    ones still running, and their page folders (images, OCR text) can only be swept once
+    their process is dead. One that does not go in time is killed."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(_REAP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join(_REAP_SECONDS)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

@@ -59,6 +59,7 @@ def _config(tmp_path: Path, base_url: str, **destination):
         "timeout_seconds": 5,
         "custodian_reference": "Organization/hospital",
         "custodian_display": "General Hospital",
+        "allow_insecure_http": True,  # the test server speaks plain HTTP on loopback
         **destination,
     }
     return ehr_config(tmp_path, dest)
@@ -93,7 +94,7 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
     send_once(config)
 
     assert [m.state for m in outbox_messages(config)] == ["sent", "sent"]
-    for doc, loinc in zip(docs, ["18842-5", "11502-2"]):
+    for doc, loinc in zip(docs, ["18842-5", "11502-2"], strict=True):
         [found] = _documents(fhir, doc.doc_id)
         DocumentReference.model_validate({k: v for k, v in found.items() if k != "meta"})
         pdf = (config.root / doc.path).read_bytes()
@@ -118,6 +119,7 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
 def test_binary_content_with_oauth2_client_credentials(tmp_path, fhir):
     fhir.require_auth("t0ken", "medarchive", "s3cret")
     (tmp_path / "fhir.secret").write_text("s3cret\n")
+    (tmp_path / "fhir.secret").chmod(0o600)
     config = _config(
         tmp_path,
         fhir.base_url,

@@ -33,8 +33,13 @@ def patient_documents(mrn: str) -> list[SearchHit]:
 
 @bp.get("/patient/<mrn>")
 def patient(mrn: str) -> str:
+    # A lookup that finds nothing is an access to account for too: it says whether the patient is here.
+    if not is_mrn(mrn):
+        record("patient", outcome="not found", details={"documents": 0, "not an mrn": mrn})
+        abort(404)
     hits = patient_documents(mrn)
     if not hits:
+        record("patient", mrns=[mrn], outcome="not found", details={"documents": 0})
         abort(404)
     newest = read_at(services().config, hits[0].path)
     # A stable sort by type keeps each group newest first.
