@@ -25,6 +25,7 @@ from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, os_user
+from pipeline.archive.index import open_index
 from pipeline.clinic.schedule import maybe_prepare
 from pipeline.core.clock import today_local
 from pipeline.core.config import Config, DropFolder
@@ -187,6 +188,7 @@ class Daemon:
                 purge_processed(self.config)
                 self._in_background("retrain", self._retrain)
                 self._in_background("chart-prep", self._prepare_charts)
+                self._in_background("expunge", self._expunge_index)
                 self.remind_requests(today_local())
                 next_sweep = now + self.config.watch.rescan_seconds
             self._claim_due(pipeline)
@@ -221,6 +223,19 @@ class Daemon:
                 self.config.requests.due_soon_days,
                 f" ({', '.join(r.ref for r in soon)})" if soon else "",
             )
+
+    def _expunge_index(self) -> None:
+        # Entries that replacing adds left deleted (review assignments) still hold text in the
+        # index files until their segment is rewritten: done here, off the filing path. An
+        # index object of its own: the rewrite runs without the writer lock the loop takes.
+        index = open_index(self.config)
+        try:
+            if index.remnants():
+                index.expunge()
+        except MedarchiveError as exc:
+            log.warning("could not rewrite the index segments holding deleted entries: %s", exc)
+        finally:
+            index.close()
 
     def _retrain(self) -> None:
         try:

@@ -122,7 +122,7 @@ class WhooshIndex(Index):
         ix = self._open()
         if ix is None or not wanted:
             return 0
-        with self._writer(ix, merge=True) as writer:
+        with self._writer(ix, merge=True, expunge=True) as writer:
             return sum(writer.delete_by_term("doc_id", doc_id) for doc_id in wanted)
 
     def remnants(self) -> int:
@@ -130,8 +130,10 @@ class WhooshIndex(Index):
         return 0 if ix is None else remnants(ix._segments())
 
     def expunge(self) -> None:
-        """Rewrite the segments that still hold deleted documents (every commit
-        that deletes does it; this is for one a crash interrupted)."""
+        """Rewrite the segments that still hold deleted documents. ``delete`` does it at
+        once (destruction); a replacing ``add`` leaves it to the caller, because the
+        rewrite costs in proportion to the segment (seconds at 20,000 documents) and
+        a clerk filing the review queue replaces one document at a time."""
         ix = self._open()
         if ix is not None:
             self._expunge(ix)
@@ -213,7 +215,9 @@ class WhooshIndex(Index):
             lock.release()
 
     @contextmanager
-    def _writer(self, ix: whoosh_index.Index, merge: bool, procs: int = 1) -> Iterator[SegmentWriter]:
+    def _writer(
+        self, ix: whoosh_index.Index, merge: bool, procs: int = 1, expunge: bool = False
+    ) -> Iterator[SegmentWriter]:
         writer = self._lock_writer(ix, procs)
         try:
             yield writer
@@ -224,7 +228,8 @@ class WhooshIndex(Index):
         _check_subprocesses(writer)
         # Its own commit, after the one that deleted: the bulk merge cannot take new
         # documents along, and Whoosh's own merge is far too slow for a large segment.
-        self._expunge(ix)
+        if expunge:
+            self._expunge(ix)
 
     def _lock_writer(self, ix: whoosh_index.Index, procs: int = 1) -> SegmentWriter:
         # Each sub-process writes its own segment: merging them would cost a

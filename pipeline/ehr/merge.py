@@ -166,6 +166,8 @@ def resume_merges(
         if not run_merge(config, patients, index, audit, merge, should_stop=should_stop, after_move=after_move):
             break
         finished += 1
+    if finished:
+        index.expunge()  # once for all the documents moved, not once per document
     return finished
 
 

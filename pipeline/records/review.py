@@ -107,6 +107,10 @@ def _move(
     # Its page images belong to the patient it left; they are made again on the next view.
     remove_derived(config, [sidecar.sha256])
     index.add([record_from_sidecar(moved)])
+    if action == "reassign":
+        # The misfiled copy's entry (text under the other patient) leaves the index files now;
+        # a review assignment's old entry is the same document, cleaned up in the background.
+        index.expunge()
     # The EHR follows: a first filing is sent; a document already sent is cancelled there and sent anew.
     enqueue_filed(config, [moved])
     _record_correction(config, sidecar, moved, user, action)

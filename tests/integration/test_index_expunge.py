@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
-from pipeline.archive.store import record_from_sidecar
+from pipeline.archive.store import iter_sidecars, record_from_sidecar
 from pipeline.core.config import Config
 from pipeline.records.review import reassign
 
@@ -114,3 +114,14 @@ def test_verify_flags_a_deleted_entry_that_still_holds_text_and_repair_removes_i
     # The planted deletion had no archive behind it: the document is indexed again, the remnant gone.
     assert "index_remnant" not in repaired.stdout
     assert invoke(config, "verify").exit_code == 0
+
+
+def test_the_daemon_rewrites_what_review_assignments_left_deleted(config: Config):
+    from watch_folders.daemon import Daemon
+
+    index = open_index(config)
+    doc = next(s for s in iter_sidecars(config))
+    index.add([record_from_sidecar(doc)])  # replaced in place, as filing a reviewed document does
+    assert index.remnants() >= 1
+    Daemon(config, index)._expunge_index()
+    assert open_index(config).remnants() == 0
