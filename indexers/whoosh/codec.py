@@ -330,7 +330,7 @@ def _merged_terms(
         fmt = schema[fieldname].format
         values = fmt.fixed_value_size() != 0
         lists = [_renumbered(_segment_postings(readers[n], info, fmt, values), *docmaps[n]) for _, n, info in group]
-        ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists))
+        ids, weights, vals = (list(itertools.chain.from_iterable(column)) for column in zip(*lists, strict=True))
         if ids:  # (else only in deleted documents: gone, as in Whoosh's merge)
             yield fieldname, btext, (ids, weights, vals)
 

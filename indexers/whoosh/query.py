@@ -109,7 +109,7 @@ def sorted_column(reader, fieldname: str, caches: SegmentCaches) -> tuple[list[b
             # The whole column at once rather than a file read per document.
             lengths = column._lengths
             data = column._dbfile.get(column._basepos, sum(lengths))
-            values = [data[end - length : end] for end, length in zip(accumulate(lengths), lengths)]
+            values = [data[end - length : end] for end, length in zip(accumulate(lengths), lengths, strict=True)]
         else:
             values = list(column)
         pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)

@@ -167,7 +167,7 @@ class ContentFormat(Format):
 
     def decode_characters(self, valuestring: bytes) -> list[tuple[int, int, int]]:
         ints = self._ints(valuestring)
-        return list(zip(ints[0::3], ints[1::3], ints[2::3]))
+        return list(zip(ints[0::3], ints[1::3], ints[2::3], strict=True))
 
 
 class PairFormat(Format):

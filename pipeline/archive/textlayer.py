@@ -57,7 +57,7 @@ def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
     with pikepdf.open(source) as src, pikepdf.new() as out:
         for page_text in pages:
             out.pages.append(src.pages[page_text.page_no - 1])
-        for page, page_text in zip(out.pages, pages):
+        for page, page_text in zip(out.pages, pages, strict=True):
             if page_text.rotation:
                 page.obj.Rotate = (int(page.obj.get("/Rotate", 0)) + page_text.rotation) % 360
             if page_text.layer_pdf:

@@ -190,7 +190,7 @@ class EhrSettings(_Section):
     def code_for(self, doc_type: str) -> tuple[str, str]:
         """(LOINC code, display) for a document type; unknown types get the generic note code."""
         code = self.document_codes.get(doc_type) or self.document_codes["unclassified"]
-        known = {c: d for c, d in DEFAULT_DOCUMENT_CODES.values()}
+        known = dict(DEFAULT_DOCUMENT_CODES.values())
         return code, known.get(code, doc_type.replace("_", " "))
 
     def destination(self, name: str) -> FhirDestination | Hl7Destination | None:

@@ -65,11 +65,14 @@ def _where(candidates: Sequence[MrnCandidate], value: str) -> str:
     return f"{value} (page {', '.join(map(str, pages))})"
 
 
+_DEFAULT_ROSTER_SETTINGS = RosterSettings()
+
+
 def decide(
     pages: Sequence[PageText],
     ids: Identifiers,
     settings: FilingSettings,
-    roster_settings: RosterSettings = RosterSettings(),
+    roster_settings: RosterSettings = _DEFAULT_ROSTER_SETTINGS,
     roster: Roster | None = None,
 ) -> Decision:
     """Filed under one MRN, or review with the first reason that forbids filing."""

@@ -27,29 +27,29 @@ _BELOW_FACTOR = 0.7
 # Name", "Guarantor DOB").
 _OTHER_PARTY = frozenset(
     ["mother", "father", "parent", "guardian", "baby", "infant", "newborn", "spouse", "husband", "wife", "partner", "child", "son", "daughter", "sibling", "brother", "sister", "relative", "caregiver", "representative", "proxy", "guarantor", "insured", "subscriber", "policyholder", "member", "emergency", "contact", "physician", "provider", "doctor", "pcp", "attending", "resident", "referring", "ordering", "consultant", "surgeon", "anesthesiologist", "radiologist", "pathologist", "nurse", "therapist", "technician", "tech", "witness", "interpreter", "signer", "responsible"]
-)
+)  # fmt: skip
 _INSTITUTIONS = frozenset(
     ["employer", "payer", "payor", "carrier", "insurance", "facility", "company", "pharmacy", "practice", "clinic", "hospital"]
-)
+)  # fmt: skip
 # Another record's number: filing under it would misfile. An institution's name right before
 # "MRN" is usually this hospital's letterhead, so institution words alone do not block.
 _OTHER_RECORD = _OTHER_PARTY | frozenset(
     ["old", "previous", "prior", "former", "merged", "outside", "external", "alternate", "alt", "temp", "temporary", "other"]
-)
+)  # fmt: skip
 _NOT_THIS_NAME = (
     _OTHER_PARTY
     | _INSTITUTIONS
     | frozenset(
         ["last", "first", "middle", "maiden", "preferred", "alias", "nick", "nickname", "user", "file", "drug", "medication", "test", "procedure", "plan", "product", "vendor"]
     )
-)
+)  # fmt: skip
 _NOT_THIS_DATE = (
     _OTHER_PARTY
     | _INSTITUTIONS
     | frozenset(
         ["birth", "death", "print", "printed", "due", "expiration", "expiry", "exp", "effective", "termination", "next", "last", "return", "fax", "faxed", "sent", "revised", "review", "reviewed", "order", "ordered", "scheduled", "appointment", "injury", "accident", "onset", "diagnosis", "lmp", "immunization", "vaccine", "vaccination", "payment", "paid", "posted", "posting", "check", "transaction", "coverage", "eligibility", "enrollment", "hire"]
     )
-)
+)  # fmt: skip
 
 # The one or two words before a label ("Outside Hospital MRN"), across any spacing and OCR
 # specks ("Birth. Date"): a lone "Mother's" cell before "MRN" still qualifies that MRN.
@@ -438,10 +438,10 @@ _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "v"})
 _DOCTOR = frozenset({"dr", "md", "do", "rn", "np", "pa", "pa-c", "phd", "dds", "dpm", "crna", "dmd"})
 # Surname particles: "Maria de la Cruz" is DE LA CRUZ, MARIA.
-_PARTICLES = frozenset(["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"])
+_PARTICLES = frozenset(["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"])  # fmt: skip
 _NOT_NAME = frozenset(
     ["signature", "sign", "print", "printed", "name", "patient", "account", "unknown", "none", "na", "date", "first", "last", "middle", "physician", "doctor", "provider", "of", "or", "the", "and", "for", "to", "is", "was", "who", "with", "see", "above", "below", "attached", "label", "sticker", "here", "please", "required", "information", "male", "female", "test", "sample", "copy", "confidential", "page", "record", "medical", "number", "legal", "guardian", "relationship", "self", "same"]
-)
+)  # fmt: skip
 
 
 def _tokens(part: str) -> list[str] | None:

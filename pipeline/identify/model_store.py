@@ -90,7 +90,7 @@ def save(config: Config, model: TypeModel, figures: Figures, training_hash: str)
         "figures": figures.to_json(),
     }
     arrays = {"header": _bytes(json.dumps(header))}
-    for i, (vocab, idf) in enumerate(zip(model.vocabularies, model.idf)):
+    for i, (vocab, idf) in enumerate(zip(model.vocabularies, model.idf, strict=True)):
         arrays[f"vocab_{i}"] = _bytes("\n".join(vocab))
         arrays[f"idf_{i}"] = idf.astype(np.float32)
     arrays |= {
@@ -174,7 +174,7 @@ def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
     rows = 1 if len(classes) == 2 else len(classes)
     problems = [
         len(classes) < 2 and "fewer than two types",
-        any(len(v) != len(w) for v, w in zip(vocabularies, idf)) and "vocabulary and idf sizes differ",
+        any(len(v) != len(w) for v, w in zip(vocabularies, idf, strict=False)) and "vocabulary and idf sizes differ",
         coef.shape != (rows, features) and f"coefficients are {coef.shape}, expected {(rows, features)}",
         intercept.shape != (rows,) and "intercepts do not match the types",
         (a.shape != (len(classes),) or b.shape != (len(classes),)) and "calibration does not match the types",

@@ -213,7 +213,7 @@ def _runs_match(bar_rows: np.ndarray, ppi: float) -> bool:
         window = runs[i : i + len(_PATCH_T)]
         if len(window) == len(_PATCH_T) and all(
             lo <= size <= hi
-            for (_, size), kind in zip(window, _PATCH_T)
+            for (_, size), kind in zip(window, _PATCH_T, strict=True)
             for lo, hi in [_NARROW if kind == "n" else _WIDE]
         ):
             return True

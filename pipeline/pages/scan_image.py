@@ -84,7 +84,7 @@ def _drawn_at(page: pikepdf.Page, matrix: list[float], xobject: pikepdf.Object, 
     x0, y0, x1, y1 = (float(v) for v in page.cropbox)
     placed = (width, height, left, bottom)
     box = (x1 - x0, y1 - y0, x0, y0)
-    if b or c or any(abs(p - q) > _PLACEMENT_TOLERANCE_PT for p, q in zip(placed, box)):
+    if b or c or any(abs(p - q) > _PLACEMENT_TOLERANCE_PT for p, q in zip(placed, box, strict=True)):
         return False
     dpi_x = int(xobject.Width) * 72 / width
     dpi_y = int(xobject.Height) * 72 / height

@@ -193,7 +193,7 @@ class _Cover:
     def field(self, label: str, value: str, max_lines: int = 4) -> None:
         lines = simpleSplit(value or "-", "Helvetica", 10, self.width - 2 * self.MARGIN - 110) or ["-"]
         if len(lines) > max_lines:
-            lines = lines[: max_lines - 1] + [lines[max_lines - 1] + " ... (full text in manifest.json)"]
+            lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " ... (full text in manifest.json)"]
         self.canvas.setFont("Helvetica-Bold", 10)
         self.canvas.drawString(self.MARGIN, self.y, label)
         for text in lines:

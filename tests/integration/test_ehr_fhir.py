@@ -93,7 +93,7 @@ def test_filed_documents_become_one_document_reference_each(tmp_path, fhir):
     send_once(config)
 
     assert [m.state for m in outbox_messages(config)] == ["sent", "sent"]
-    for doc, loinc in zip(docs, ["18842-5", "11502-2"]):
+    for doc, loinc in zip(docs, ["18842-5", "11502-2"], strict=True):
         [found] = _documents(fhir, doc.doc_id)
         DocumentReference.model_validate({k: v for k, v in found.items() if k != "meta"})
         pdf = (config.root / doc.path).read_bytes()
