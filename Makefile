@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.yaml
 
-.PHONY: setup system test-system run test bench
+.PHONY: setup system test-system run test lint bench
 
 setup: system $(STAMP)
 
@@ -27,6 +27,12 @@ run: setup
 	$(BIN)/medarchive --config $(CONFIG) samples --if-empty
 	@echo "watching the drop folder; in another terminal try: $(BIN)/medarchive search patient"
 	$(BIN)/medarchive --config $(CONFIG) watch
+
+# What CI checks before the tests: lint, format and types (config in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: test-system setup
 	cd tests/fhir_server && npm ci --no-audit --no-fund --silent

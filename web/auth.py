@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     g,
     redirect,
@@ -18,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.wrappers import Response  # what redirect() gives; flask's Response is one
 
 from web.context import record, services
 from web.logins import Busy

@@ -88,8 +88,8 @@ def allowed_docs(query: Query, reader, caches: SegmentCaches) -> set[int]:
         field = reader.schema[query.fieldname]
         low = 0 if query.start is None else bisect_left(values, field.to_bytes(query.start))
         high = len(values) if query.end is None else bisect_right(values, field.to_bytes(query.end))
-        found = set(docnums[low:high])
-        return found - reader.deleted_docs_set if reader.has_deletions() else found
+        in_range = set(docnums[low:high])
+        return in_range - reader.deleted_docs_set if reader.has_deletions() else in_range
     found: set[int] = set()
     for fieldname, text in query.existing_terms(reader, expand=True):
         m = reader._terms.matcher(fieldname, text, reader.schema[fieldname].format)

@@ -387,7 +387,7 @@ class Ranker:
         key = (self.segment, fieldname, btext)
         kept = self.caches.lists.get(key)
         if kept is not None:
-            return kept[0], kept[1], []
+            return kept[0], kept[1], []  # type: ignore[return-value]  # the cache's arrays read as the lists
         ids, weights, _ = read_all(m, False)
         if len(ids) >= self.caches.list_kept_from:
             self.caches.keep_list(key, ids, weights)
@@ -434,8 +434,9 @@ class Ranker:
         other word. Candidates of three or more words, or of a word outside
         a pair, are checked for the words in a row only when needed."""
         fieldname, words = query.fieldname, list(query.words)
-        btexts = [self._bytes(fieldname, word) for word in words]
-        if not words or None in btexts:
+        looked_up = [self._bytes(fieldname, word) for word in words]
+        btexts = [b for b in looked_up if b is not None]
+        if not words or len(btexts) < len(looked_up):
             return {}, {}
         if len(words) == 1:
             return self._term(fieldname, words[0], query.boost, allowed), {}
@@ -458,11 +459,13 @@ class Ranker:
             among = ids if among is None else [d for d in among if d in listed[unit]]
             if not among:
                 return {}, {}
+        if not among:
+            return {}, {}
         scores = dict.fromkeys(among, 0.0)
         for unit in units:
-            weights = listed[unit]
+            by_doc = listed[unit]
             for d, score in zip(
-                among, self._scores(*unit, among, [weights[d] for d in among], lengths_of=fieldname), strict=True
+                among, self._scores(*unit, among, [by_doc[d] for d in among], lengths_of=fieldname), strict=True
             ):
                 scores[d] += score
         scores = self._boosted(scores, query.boost)
@@ -475,7 +478,9 @@ class Ranker:
 def _lookup(m: W3LeafMatcher, among: list[int], values: bool, blocks: tuple[list[int], list[int]] | None) -> Postings:
     """The postings of these documents (sorted) in a list, block by block, or
     straight to each one's block given the list's blocks (see Ranker._blocks)."""
-    ids, weights, vals = [], [], []
+    ids: list[int] = []
+    weights: list[float] = []
+    vals: list[bytes] = []
     block = 0
     for d in among:
         if blocks is not None:

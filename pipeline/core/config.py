@@ -13,6 +13,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from pipeline.core.errors import ConfigError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
@@ -152,7 +153,7 @@ class ExtractionSettings(_Section):
 
     @field_validator("mrn_labels", "not_mrn_labels", "name_labels", "dob_labels", "doc_date_labels", "mrn_pattern")
     @classmethod
-    def _compiles(cls, value):
+    def _compiles(cls, value: str | list[str]) -> str | list[str]:
         for pattern in [value] if isinstance(value, str) else value:
             try:
                 re.compile(pattern)
@@ -391,7 +392,7 @@ class ClassificationSettings(_Section):
 
     @field_validator("retrain_at", mode="before")
     @classmethod
-    def _clock_time(cls, value):
+    def _clock_time(cls, value: object) -> object:
         # Unquoted 02:00 is a number to YAML (sexagesimal 120).
         if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
             raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
@@ -399,7 +400,7 @@ class ClassificationSettings(_Section):
 
     @field_validator("types")
     @classmethod
-    def _not_empty(cls, value):
+    def _not_empty(cls, value: dict[str, DocTypeRule]) -> dict[str, DocTypeRule]:
         if not value:
             raise ValueError("define at least one document type")
         if "unclassified" in value:
@@ -514,7 +515,7 @@ class WatchSettings(_Section):
 
     @field_validator("extensions")
     @classmethod
-    def _dotted(cls, value):
+    def _dotted(cls, value: list[str]) -> list[str]:
         return [v.lower() if v.startswith(".") else "." + v.lower() for v in value]
 
 
@@ -652,7 +653,7 @@ class Config(_Section):
         return self.ocr.workers or os.cpu_count() or 1
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
@@ -660,7 +661,7 @@ def _describe(error: dict) -> str:
     return f"{key}: {message}"
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError naming the bad key."""
     path = Path(path).resolve()
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pipeline.core.config import FilingSettings, RosterSettings
 from pipeline.core.models import Decision, Identifiers, MrnCandidate, PageText
 from pipeline.identify.roster import (
-    Roster,
+    PatientLookup,
     RosterPatient,
     dob_agrees,
     luhn_valid,
@@ -73,7 +73,7 @@ def decide(
     ids: Identifiers,
     settings: FilingSettings,
     roster_settings: RosterSettings = _DEFAULT_ROSTER_SETTINGS,
-    roster: Roster | None = None,
+    roster: PatientLookup | None = None,
 ) -> Decision:
     """Filed under one MRN, or review with the first reason that forbids filing."""
     unread = [p for p in pages if p.error]
@@ -114,7 +114,7 @@ def _read_mrn(pages: Sequence[PageText], ids: Identifiers, settings: FilingSetti
     return _Reading(None, problems[0], printed[0]) if all(problems) else _Reading(printed[0])
 
 
-def _against_roster(reading: _Reading, ids: Identifiers, roster: Roster, settings: RosterSettings) -> Decision:
+def _against_roster(reading: _Reading, ids: Identifiers, roster: PatientLookup, settings: RosterSettings) -> Decision:
     """With a patient index, agreement of name and/or DOB is what files a document."""
     mrn, doubt = reading.mrn, reading.doubt
     if mrn is not None:
@@ -130,12 +130,12 @@ def _against_roster(reading: _Reading, ids: Identifiers, roster: Roster, setting
         return _review(doubt or "no MRN found on any page")
     matches = roster.by_name_dob(ids.name, ids.dob)
     if len(matches) != 1:
-        found = (
+        how_many = (
             f"name and date of birth match {len(matches)} patients in the index"
             if matches
             else "name and date of birth match no patient in the index"
         )
-        return _review(f"{doubt}; {found}")
+        return _review(f"{doubt}; {how_many}")
     if settings.file_by_name_and_dob:
         note = "no MRN on the document; filed by name and date of birth, which match exactly one patient in the index"
         return Decision("filed", matches[0].mrn, corrections=(note,))
@@ -146,7 +146,7 @@ def _both_agree(ids: Identifiers, patient: RosterPatient) -> bool:
     return name_agrees(ids.name, patient) is True and dob_agrees(ids.dob, patient) is True
 
 
-def _corroborated(mrn: str, doubt: str, ids: Identifiers, roster: Roster) -> Decision:
+def _corroborated(mrn: str, doubt: str, ids: Identifiers, roster: PatientLookup) -> Decision:
     """An MRN read unclearly files only when it is a patient's whose name and DOB both
     agree with the document: the three together are no OCR accident."""
     patient = roster.get(mrn)
@@ -162,7 +162,7 @@ def _corroborated(mrn: str, doubt: str, ids: Identifiers, roster: Roster) -> Dec
     )
 
 
-def _printed_unlabelled(ids: Identifiers, roster: Roster) -> Decision | None:
+def _printed_unlabelled(ids: Identifiers, roster: PatientLookup) -> Decision | None:
     """With no MRN label anywhere, a number printed on the page that the index gives to the
     patient the name and DOB name files; two such patients are a question for a clerk."""
     if not (ids.name and ids.dob):
@@ -192,7 +192,7 @@ def _confirm(mrn: str, patient: RosterPatient, ids: Identifiers) -> Decision:
     return Decision("filed", mrn)
 
 
-def _corrected(mrn: str, ids: Identifiers, roster: Roster) -> Decision:
+def _corrected(mrn: str, ids: Identifiers, roster: PatientLookup) -> Decision:
     """An MRN missing from the index but one OCR confusion from a patient the page names."""
     raws = {c.raw for c in ids.mrn_candidates if c.value == mrn} | {mrn}
     near = {p.mrn: p for raw in raws for p in roster.confusable(raw)}

@@ -8,7 +8,7 @@ to review; a document with a wrong answer is misfiled, so every doubtful read is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -364,10 +364,16 @@ def _is_combined(line: str, labels: list[_Label], i: int) -> bool:
     return any(m.lastgroup == "other" and _COMBINED.fullmatch(line, a, b) for m, a, b in neighbours)
 
 
+def _past(separator: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a separator (which may be empty, so always matches) ends."""
+    found = separator.match(text, pos)
+    return found.end() if found else pos
+
+
 def _mrn_for_label(lines: list[_Line], index: int, label: _Label, p: _Patterns) -> tuple[_Number, int, float] | None:
     """The number the label points at, its page offset and the confidence factor of where."""
     line = lines[index]
-    number = _read_number(line.text, _MRN_SEP.match(line.text, label.end()).end(), p.mrn_value)
+    number = _read_number(line.text, _past(_MRN_SEP, line.text, label.end()), p.mrn_value)
     if number:
         return number, line.offset + number.start, 1.0
     span = _is_header(line.text, label)
@@ -546,7 +552,7 @@ def find_name(text: str, settings: ExtractionSettings) -> str | None:
 
 def _date_for_label(lines: list[_Line], index: int, label: _Label, order: str) -> str | None:
     text = lines[index].text
-    m = _DATE.match(text, _DATE_SEP.match(text, label.end()).end())
+    m = _DATE.match(text, _past(_DATE_SEP, text, label.end()))
     if m:
         return _iso(m, order)
     span = _is_header(text, label)
@@ -555,7 +561,7 @@ def _date_for_label(lines: list[_Line], index: int, label: _Label, order: str) -
 
 
 def _labelled_dates(
-    text: str, labels: Callable[[str], Sequence[_Label]], order: str, skip: Callable[[str, _Label], bool]
+    text: str, labels: Callable[[str], Iterable[_Label]], order: str, skip: Callable[[str, _Label], bool]
 ) -> list[tuple[_Label, str | None]]:
     """Every label not skipped, with the date it holds (None when unreadable)."""
     lines = _lines(text)
@@ -598,8 +604,8 @@ def find_doc_date(text: str, settings: ExtractionSettings) -> str | None:
     if not found:
         return None
     births = {iso for _, iso in _labelled_dates(text, _dob_labels(p), settings.date_order, lambda *_: False)}
-    top = min(int(label.lastgroup[1:]) for label, _ in found)
-    dates = [iso for label, iso in found if int(label.lastgroup[1:]) == top and iso and iso not in births]
+    top = min(int(str(label.lastgroup)[1:]) for label, _ in found)
+    dates = [iso for label, iso in found if int(str(label.lastgroup)[1:]) == top and iso and iso not in births]
     return dates[0] if dates else None
 
 

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,11 +74,11 @@ class Figures:
     features: int
     seconds: float
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "confused": [list(c) for c in self.confused]}
 
     @classmethod
-    def from_json(cls, data: dict) -> Figures:
+    def from_json(cls, data: dict[str, Any]) -> Figures:
         return cls(**{**data, "confused": [tuple(c) for c in data["confused"]]})
 
 
@@ -151,7 +152,9 @@ def _counter(block: Block, min_df: int = 1) -> CountVectorizer:
 
 def _count(analyze: Callable[[str], list[str]], columns: dict[str, int], texts: Sequence[str]) -> sp.csr_matrix:
     """Term counts over a fixed vocabulary (what CountVectorizer.transform gives)."""
-    rows, cols, values = [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[int] = []
     for row, text in enumerate(texts):
         found = Counter(columns[t] for t in analyze(text) if t in columns)
         rows += [row] * len(found)
@@ -181,7 +184,8 @@ def _features(blocks: Sequence[Block], idf: Sequence[np.ndarray], counts: Sequen
 def _idf(counts: sp.spmatrix) -> np.ndarray:
     n = counts.shape[0]
     df = np.bincount(sp.csr_matrix(counts).indices, minlength=counts.shape[1])  # a CSR row's indices are its columns
-    return (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+    idf: np.ndarray = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+    return idf
 
 
 def calibrated(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,7 +194,8 @@ def calibrated(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if sig.shape[1] == 2:
         sig = np.column_stack([1 - sig[:, 1], sig[:, 1]])
     total = sig.sum(axis=1, keepdims=True)
-    return np.divide(sig, total, out=np.full_like(sig, 1 / sig.shape[1]), where=total > 0)
+    normalised: np.ndarray = np.divide(sig, total, out=np.full_like(sig, 1 / sig.shape[1]), where=total > 0)
+    return normalised
 
 
 def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

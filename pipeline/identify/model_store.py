@@ -16,9 +16,10 @@ import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,11 +44,11 @@ class ModelUnusable(Exception):
 @dataclass(frozen=True)
 class StoredModel:
     model: TypeModel
-    header: dict
+    header: dict[str, Any]
 
     @property
     def training_hash(self) -> str:
-        return self.header["training_hash"]
+        return str(self.header["training_hash"])
 
     @property
     def figures(self) -> Figures:
@@ -67,10 +68,10 @@ def model_path(config: Config) -> Path:
 def _sklearn_version() -> str:
     import sklearn
 
-    return sklearn.__version__
+    return str(sklearn.__version__)
 
 
-def _block_spec() -> list:
+def _block_spec() -> list[list[object]]:
     from pipeline.identify.learned import BLOCKS
 
     return [[b.part, b.analyzer, list(b.ngrams), b.max_features, b.weight] for b in BLOCKS]
@@ -103,7 +104,7 @@ def save(config: Config, model: TypeModel, figures: Figures, training_hash: str)
     def fill(temp: Path) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, allow_pickle=False, **arrays)
 
     remove_stale_temps(model_path(config))  # a training the daemon's stop cut short
     return atomic_write(model_path(config), fill)
@@ -123,7 +124,7 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ()
 
 
-def _check_header(header: dict) -> None:
+def _check_header(header: dict[str, Any]) -> None:
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise ModelUnusable("not a medarchive document-type model of this version")
     if header.get("sklearn") != _sklearn_version():
@@ -169,7 +170,15 @@ def read(path: Path) -> StoredModel:
     return StoredModel(model, header)
 
 
-def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
+def _check_shapes(
+    classes: Sequence[str],
+    vocabularies: Sequence[Sequence[str]],
+    idf: Sequence[np.ndarray],
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> None:
     features = sum(len(v) for v in vocabularies)
     rows = 1 if len(classes) == 2 else len(classes)
     problems = [
@@ -185,7 +194,7 @@ def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
         raise ModelUnusable("; ".join(found))
 
 
-_loaded: dict[Path, tuple[tuple, StoredModel | None]] = {}
+_loaded: dict[Path, tuple[tuple[int, int, int], StoredModel | None]] = {}
 
 
 def current(config: Config) -> StoredModel | None:
@@ -203,9 +212,10 @@ def current(config: Config) -> StoredModel | None:
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        stored: StoredModel | None = read(path)
+        stored: StoredModel | None
+        stored = found = read(path)
         log.info(
-            "document-type model loaded: %d types, trained %s", len(stored.model.classes), stored.header["created_at"]
+            "document-type model loaded: %d types, trained %s", len(found.model.classes), found.header["created_at"]
         )
     except ModelUnusable as exc:
         log.warning(

@@ -343,6 +343,8 @@ class Pipeline:
             item = next(self._job_tasks, None)
         except Exception as exc:  # cutting a page out for a cluster worker failed
             job = self._current_job
+            if job is None:
+                raise
             self._job_tasks = None
             self._set_aside(job.source, job.intake.sha256, "could not be read", exc)
             self._drop(job)

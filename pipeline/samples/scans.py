@@ -16,13 +16,13 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import zip_longest
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 import pikepdf
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, TiffImagePlugin
 
 from pipeline.core.config import DEFAULT_TAXONOMY
 
@@ -774,9 +774,12 @@ def _lab(c: _Ctx) -> list[list[str]]:
     ]
 
 
+def _lab_panel(c: _Ctx, panel: str) -> list[str]:
+    return [panel, *_lab_rows(c, c.rng.randint(3, 5)), ""]
+
+
 _LAB_EXTRAS: tuple[_Extra, ...] = tuple(
-    (lambda c, panel=panel: [panel, *_lab_rows(c, c.rng.randint(3, 5)), ""])
-    for panel in ("Chemistry", "Hematology", "Additional tests", "Add-on results")
+    partial(_lab_panel, panel=panel) for panel in ("Chemistry", "Hematology", "Additional tests", "Add-on results")
 )
 
 _SPECIMENS = (
@@ -1248,7 +1251,7 @@ def _layout(
     for i, line in enumerate(lines):
         heading = i < heading_lines
         step = size * LEADING * (HEADING_SCALE if heading else 1)
-        for row in _rows(line, width, lambda s, heading=heading: measure(s, heading)):
+        for row in _rows(line, width, lambda s: measure(s, heading)):  # noqa: B023 (used before the loop moves on)
             if y + step > bottom:
                 raise ValueError(f"{len(lines)} lines do not fit on one page at this font size")
             for x, text in row:
@@ -1349,7 +1352,7 @@ Encoding = Literal["jpeg", "g4", "flate"]
 
 
 def write_scanned_pdf(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str] | BinaryIO,
     images: Iterable[Image.Image],
     *,
     encoding: Encoding = "jpeg",
@@ -1426,18 +1429,23 @@ def _group4(bitonal: Image.Image) -> bytes:
     buffer = io.BytesIO()
     bitonal.save(buffer, "TIFF", compression="group4", tiffinfo={278: bitonal.height})
     tiff = Image.open(io.BytesIO(buffer.getvalue()))
+    assert isinstance(tiff, TiffImagePlugin.TiffImageFile)
     (offset,), (length,) = tiff.tag_v2[273], tiff.tag_v2[279]
     return buffer.getvalue()[offset : offset + length]
 
 
-def _save(pdf: pikepdf.Pdf, path: str | os.PathLike, **options: object) -> None:
+def _save(pdf: pikepdf.Pdf, path: str | os.PathLike[str] | BinaryIO, **options: Any) -> None:
     # A fixed /ID keeps the bytes a function of the seed alone; qpdf cannot fix one
     # for an encrypted file, whose salt is random anyway.
-    pdf.save(path, deterministic_id="encryption" not in options, **options)
+    pdf.save(
+        os.fspath(path) if isinstance(path, os.PathLike) else path,
+        deterministic_id="encryption" not in options,
+        **options,
+    )
 
 
 def write_born_digital_pdf(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str] | BinaryIO,
     pages: Sequence[Sequence[str]],
     *,
     heading_lines: int = 0,
