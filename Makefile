@@ -39,6 +39,7 @@ test: test-system setup
 	$(BIN)/pytest -q
 
 bench: setup
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/ocr_throughput.py
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/watch_latency.py

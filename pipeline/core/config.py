@@ -665,13 +665,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError naming the bad key."""
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None or raw == {}:
+        # Likely the wrong file, or one cut short: all defaults would put an archive beside it.
+        raise ConfigError(
+            f"config file {path} is empty; start from the project's config.yaml, or set at least data_root"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must be a mapping of settings")
     if "path" in raw:

@@ -1564,13 +1564,19 @@ def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan
 _DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2), ("upside_down", 1))
 
 
-def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0) -> list[tuple[Path, SampleDoc]]:
+def write_sample_set(
+    folder: str | os.PathLike[str],
+    *,
+    count: int = 6,
+    seed: int = 0,
+    on_written: Callable[[Path], None] | None = None,
+) -> list[tuple[Path, SampleDoc]]:
     """Sample scans for the demo drop folder, with their ground truth.
 
     Patients recur across files, as in a real archive, and every sixth file (the 4th,
     10th...) carries a conflicting MRN so the demo shows the review queue too. Each
     file appears under its final name only once complete, so a watcher never sees
-    half a PDF.
+    half a PDF. ``on_written`` hears of each file as it appears (a few seconds apart).
     """
     rng = random.Random(seed)
     folder = Path(folder)
@@ -1588,6 +1594,8 @@ def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0
         write_sample_pdf(partial, doc, style, seed=rng.randrange(2**32))
         os.replace(partial, path)
         written.append((path, doc))
+        if on_written is not None:
+            on_written(path)
     return written
 
 
