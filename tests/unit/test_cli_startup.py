@@ -21,7 +21,7 @@ from tests.conftest import ROOT, write_config
 
 # Modules that cost tenths of a second each to import and that --help, search, show,
 # list and types never need: the cluster, the web server, the EHR clients, the
-# learned classifier, the daemon, the HL7 parser, the backlog runner, OCR.
+# learned classifier, the daemon, the HL7 parser, the backlog runner, OCR, PDF writing.
 HEAVY = (
     "dask",
     "distributed",
@@ -41,6 +41,7 @@ HEAVY = (
     "pipeline.identify.documents",
     "pytesseract",
     "pdf2image",
+    "pikepdf",
 )
 
 _PROBE = """
