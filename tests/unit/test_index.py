@@ -11,6 +11,7 @@ import pytest
 import indexers.whoosh.codec as whoosh_codec
 import indexers.whoosh.facade as whoosh_module
 from indexers.base import (
+    BadQuery,
     IndexBusyError,
     IndexFailure,
     IndexOptions,
@@ -280,9 +281,17 @@ def test_stored_fields_are_not_searchable(clinic: WhooshIndex) -> None:
         clinic.search("pages:2")
 
 
-@pytest.mark.parametrize("query", ['"unclosed phrase', "(chest", "AND", "mrn:", "doc_date:[2024 TO"])
+@pytest.mark.parametrize("query", ["(chest", "AND", "mrn:", "doc_date:[2024 TO"])
 def test_broken_syntax_falls_back_without_raising(clinic: WhooshIndex, query: str) -> None:
     assert isinstance(clinic.search(query), list)
+
+
+@pytest.mark.parametrize("query", ['"unclosed phrase', 'chest "pain" "again'])
+def test_an_unclosed_phrase_is_refused_rather_than_guessed(clinic: WhooshIndex, query: str) -> None:
+    # Whoosh would close it at the end of the search: another search than the one meant.
+    with pytest.raises(BadQuery, match="unclosed double quote"):
+        clinic.search(query)
+    assert isinstance(clinic.search("o'brien"), list)
 
 
 def test_add_replaces_by_doc_id(clinic: WhooshIndex) -> None:
