@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.yaml
 
-.PHONY: setup system test-system run test bench
+.PHONY: setup system test-system run test lint bench
 
 setup: system $(STAMP)
 
@@ -28,11 +28,18 @@ run: setup
 	@echo "watching the drop folder; in another terminal try: $(BIN)/medarchive search patient"
 	$(BIN)/medarchive --config $(CONFIG) watch
 
+# What CI checks before the tests: lint, format and types (config in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 test: test-system setup
 	cd tests/fhir_server && npm ci --no-audit --no-fund --silent
 	$(BIN)/pytest -q
 
 bench: setup
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/ocr_throughput.py
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/watch_latency.py

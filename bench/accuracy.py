@@ -157,8 +157,8 @@ def write_identification_corpus(folder: Path, batches: int, seed: int) -> tuple[
     patients.append(twin)
     placed = []
     for b in range(batches):
-        images, pages = [], []
-        for d in range(rng.randint(2, 5)):
+        images = []
+        for _ in range(rng.randint(2, 5)):
             if images:
                 images.append(labels.separator_sheet())
             doc = samples.make_document(

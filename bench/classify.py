@@ -73,14 +73,16 @@ def labelled(docs: list[TypedText], clerks: float, seed: int) -> tuple[list[Exam
 def evaluate(name: str, docs: list[TypedText], model: TypeModel) -> dict:
     started = time.perf_counter()
     rows = model.probabilities([d.pages for d in docs])
-    hybrid = [classify(list(d.pages), SETTINGS, _Row(model.classes, r)).doc_type for d, r in zip(docs, rows)]
+    hybrid = [
+        classify(list(d.pages), SETTINGS, _Row(model.classes, r)).doc_type for d, r in zip(docs, rows, strict=True)
+    ]
     hybrid_seconds = time.perf_counter() - started
     rules = [classify(list(d.pages), SETTINGS).doc_type for d in docs]
     truth = [d.doc_type for d in docs]
     kinds = [d.title_kind for d in docs]
 
     def accuracy(predicted, keep=lambda k: True) -> tuple[float, int]:
-        pairs = [(p, t) for p, t, k in zip(predicted, truth, kinds) if keep(k)]
+        pairs = [(p, t) for p, t, k in zip(predicted, truth, kinds, strict=True) if keep(k)]
         return sum(p == t for p, t in pairs) / max(1, len(pairs)), len(pairs)
 
     print(f"\n== {name}: {len(docs)} documents ==")
@@ -109,7 +111,7 @@ def evaluate(name: str, docs: list[TypedText], model: TypeModel) -> dict:
 
 def _confusion(truth: list[str], predicted: list[str]) -> None:
     by_type: dict[str, Counter] = defaultdict(Counter)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         by_type[t][p] += 1
     print(f"{'type':<20}{'docs':>6}{'right':>8}  most frequent misses")
     for doc_type in DOC_TYPES:
@@ -196,7 +198,7 @@ def main() -> None:
         evaluate(f"second corpus (seed {args.seed + 1000})", other, model),
     ]
     print()
-    for name, r in zip(("held-out", "second corpus"), results):
+    for name, r in zip(("held-out", "second corpus"), results, strict=True):
         verdict = "OK" if r["accuracy"] >= TARGET and r["titled"] >= r["titled_rules"] else "MISSED"
         print(
             f"{name:<14} accuracy {r['accuracy']:.1%} (target >= {TARGET:.0%}; rules alone {r['rules']:.1%}), "

@@ -34,12 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from whoosh.analysis import STOP_WORDS  # noqa: E402
+from whoosh.analysis import STOP_WORDS
 
-from indexers.base import Index, IndexOptions, IndexRecord, SearchFilters  # noqa: E402
-from indexers.whoosh.facade import WhooshIndex  # noqa: E402
-from pipeline.core.config import DEFAULT_TAXONOMY, DEFAULT_TYPE_SYNONYMS  # noqa: E402
-from pipeline.samples.scans import FIRST_NAMES, LAST_NAMES  # noqa: E402
+from indexers.base import Index, IndexOptions, IndexRecord, SearchFilters
+from indexers.whoosh.facade import WhooshIndex
+from pipeline.core.config import DEFAULT_TAXONOMY, DEFAULT_TYPE_SYNONYMS
+from pipeline.samples.scans import FIRST_NAMES, LAST_NAMES
 
 BATCH = 500
 QUERIES_PER_KIND = 40
@@ -48,7 +48,7 @@ FIRST_DAY, DAYS = date(2010, 1, 1), 15 * 365
 
 # The head of the vocabulary, most frequent first; a long tail of made-up words
 # (drug names, OCR misreadings) follows, so rare terms really are rare.
-COMMON_WORDS = ["patient", "the", "and", "of", "to", "with", "in", "was", "no", "for", "is", "on", "at", "history", "pain", "normal", "left", "right", "daily", "mg", "blood", "pressure", "denies", "chest", "follow", "up", "continue", "left", "plan", "assessment", "exam", "noted", "reports", "without", "acute", "distress", "heart", "rate", "regular", "rhythm", "lungs", "clear", "bilaterally", "abdomen", "soft", "nontender", "nondistended", "extremities", "edema", "alert", "oriented", "times", "three", "medications", "reviewed", "allergies", "known", "drug", "tablet", "twice", "weekly", "stable", "improved", "worse", "since", "last", "visit", "labs", "ordered", "glucose", "sodium", "potassium", "creatinine", "hemoglobin", "white", "count", "within", "limits", "imaging", "shows", "findings", "impression", "recommend", "return", "clinic", "weeks", "months", "year", "old", "male", "female", "presents", "complaint", "shortness", "breath", "cough", "fever", "nausea", "vomiting", "diarrhea", "headache", "dizziness", "fatigue", "weight", "loss", "gain", "appetite", "sleep", "mood", "anxiety", "depression", "diabetes", "hypertension", "hyperlipidemia", "asthma", "copd", "coronary", "artery", "disease", "kidney", "liver", "thyroid", "surgery", "procedure", "performed", "tolerated", "well", "complications", "specimen", "sent", "pathology", "discharged", "home", "instructions", "given", "questions", "answered", "signed", "electronically", "physician", "nurse", "practitioner", "resident", "attending", "reviewed", "agree"]
+COMMON_WORDS = ["patient", "the", "and", "of", "to", "with", "in", "was", "no", "for", "is", "on", "at", "history", "pain", "normal", "left", "right", "daily", "mg", "blood", "pressure", "denies", "chest", "follow", "up", "continue", "left", "plan", "assessment", "exam", "noted", "reports", "without", "acute", "distress", "heart", "rate", "regular", "rhythm", "lungs", "clear", "bilaterally", "abdomen", "soft", "nontender", "nondistended", "extremities", "edema", "alert", "oriented", "times", "three", "medications", "reviewed", "allergies", "known", "drug", "tablet", "twice", "weekly", "stable", "improved", "worse", "since", "last", "visit", "labs", "ordered", "glucose", "sodium", "potassium", "creatinine", "hemoglobin", "white", "count", "within", "limits", "imaging", "shows", "findings", "impression", "recommend", "return", "clinic", "weeks", "months", "year", "old", "male", "female", "presents", "complaint", "shortness", "breath", "cough", "fever", "nausea", "vomiting", "diarrhea", "headache", "dizziness", "fatigue", "weight", "loss", "gain", "appetite", "sleep", "mood", "anxiety", "depression", "diabetes", "hypertension", "hyperlipidemia", "asthma", "copd", "coronary", "artery", "disease", "kidney", "liver", "thyroid", "surgery", "procedure", "performed", "tolerated", "well", "complications", "specimen", "sent", "pathology", "discharged", "home", "instructions", "given", "questions", "answered", "signed", "electronically", "physician", "nurse", "practitioner", "resident", "attending", "reviewed", "agree"]  # fmt: skip
 CONTENT_WORDS = [word for word in COMMON_WORDS if word not in STOP_WORDS]
 PHRASES = (
     "chest pain",
@@ -60,7 +60,7 @@ PHRASES = (
     "past medical history",
     "review of systems",
 )
-SYLLABLES = ["ab", "al", "an", "ar", "ba", "be", "bi", "ca", "ce", "ci", "co", "da", "de", "di", "do", "el", "en", "er", "fa", "fe", "fi", "ga", "ge", "gi", "ha", "he", "hi", "ka", "ke", "ki", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne", "ni", "no", "ol", "on", "or", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti", "to", "ul", "um", "un", "ur", "va", "ve", "vi", "xa", "xi", "ya", "za", "ze", "zo"]
+SYLLABLES = ["ab", "al", "an", "ar", "ba", "be", "bi", "ca", "ce", "ci", "co", "da", "de", "di", "do", "el", "en", "er", "fa", "fe", "fi", "ga", "ge", "gi", "ha", "he", "hi", "ka", "ke", "ki", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne", "ni", "no", "ol", "on", "or", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti", "to", "ul", "um", "un", "ur", "va", "ve", "vi", "xa", "xi", "ya", "za", "ze", "zo"]  # fmt: skip
 TAIL_WORDS = 60_000
 
 
@@ -197,7 +197,7 @@ def query_mix(corpus: Corpus, seed: int) -> dict[str, list[tuple[str, SearchFilt
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_queries(index: Index, corpus: Corpus, seed: int) -> None:

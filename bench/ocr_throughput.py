@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.samples import scans as samples  # noqa: E402
+from pipeline.samples import scans as samples
 
 _PR_SET_CHILD_SUBREAPER = 36
 

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.archive.index import open_index  # noqa: E402
-from pipeline.core.config import load_config  # noqa: E402
-from pipeline.samples import scans as samples  # noqa: E402
+from pipeline.archive.index import open_index
+from pipeline.core.config import load_config
+from pipeline.samples import scans as samples
 
 
 def make_scans(folder: Path, count: int) -> list[Path]:
@@ -46,7 +46,7 @@ def make_scans(folder: Path, count: int) -> list[Path]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -97,7 +97,7 @@ def main() -> None:
     names = sorted(searchable)
     latency = [searchable[n] - appeared[n] for n in names]
     processing = [own.get(n, 0.0) for n in names]
-    overhead = [lat - proc - args.quiet for lat, proc in zip(latency, processing)]
+    overhead = [lat - proc - args.quiet for lat, proc in zip(latency, processing, strict=True)]
     print(
         f"files: {len(names)}/{args.files} searchable, one every {args.interval:.1f} s, quiet period {args.quiet:.1f} s, {os.cpu_count()} cores"
     )

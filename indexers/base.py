@@ -24,6 +24,10 @@ class SearchTooBroad(IndexFailure):
     """A search past one of the budgets of IndexOptions (length, wildcards, time)."""
 
 
+class BadQuery(IndexFailure):
+    """A search that cannot be read as typed (an unclosed phrase)."""
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     """How an index is written, and how much one search may cost."""

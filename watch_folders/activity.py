@@ -91,5 +91,5 @@ def status(config: Config, errors: int = 5) -> Status:
                 if entry.get("at", "").startswith(today):
                     result.today[entry["status"]] += 1
                 if entry.get("status") == "failed":
-                    result.last_errors = (result.last_errors + [entry])[-errors:]
+                    result.last_errors = [*result.last_errors, entry][-errors:]
     return result

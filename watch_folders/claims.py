@@ -74,7 +74,8 @@ def pending_claims(config: Config) -> tuple[list[InputFile], list[InputFile]]:
     processing = config.processing_dir
     if not processing.is_dir():
         return [], []
-    retry, poison = [], []
+    retry: list[InputFile] = []
+    poison: list[InputFile] = []
     for note in sorted(processing.glob("*" + NOTE_SUFFIX)):
         if not (processing / note.name[: -len(NOTE_SUFFIX)]).exists():
             note.unlink()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
+from typing import cast
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -259,7 +260,7 @@ class Daemon:
         for path, folder in self.tracker.due(time.monotonic()):
             if not _openable(path):
                 continue
-            source = claim(self.config, path, folder)
+            source = claim(self.config, path, cast(DropFolder, folder))  # the daemon tags each path with its folder
             if source is not None:
                 log.info("claimed %s as %s", path.name, source.path.name)
                 pipeline.feed([source])

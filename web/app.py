@@ -86,7 +86,7 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         # One hop: only the address the proxy put there. Anything further left came from
         # the client and could be forged to dodge the login lockout. Nothing else is taken
         # from the proxy's headers: redirects are relative and cookies are set by config.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)  # type: ignore[method-assign]  # Flask's documented way
     return app
 
 

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     g,
     redirect,
@@ -19,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.wrappers import Response  # what redirect() gives; flask's Response is one
 
 from web.context import Services, record, services
 from web.logins import Busy
@@ -68,6 +68,15 @@ def load_session() -> Response | None:
 
 def _check_csrf(session: Session | None) -> None:
     sent = request.form.get(CSRF_FIELD, "")
+    if request.cookies.get(COOKIE) is None and services().config.web.secure_cookies:
+        # No session cookie came back: most often the page was reached over plain http,
+        # over which a browser (or script) does not return a Secure cookie.
+        abort(
+            400,
+            "Your browser sent no session cookie with the form. This server sends it over HTTPS only: "
+            "open the https:// address (the TLS proxy in front of it). For a trusted test on this "
+            "machine alone, an admin can set web.secure_cookies: false in the config.",
+        )
     if session is None or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
         abort(400, "The form was missing its security token or has expired; reload the page and try again.")
 

@@ -199,9 +199,9 @@ def _one_edit(word: str, table: dict[str, list[str]]) -> set[str]:
 
 def _within_one_edit(a: str, b: str) -> bool:
     if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b)) <= 1
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     if len(long_) - len(short) != 1:
         return False
-    i = next((i for i, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
+    i = next((i for i, (x, y) in enumerate(zip(short, long_, strict=False)) if x != y), len(short))
     return short[i:] == long_[i + 1 :]

@@ -16,6 +16,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
+from typing import Any
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
@@ -61,6 +62,10 @@ class PostingsWriter(W3PostingsWriter):
     ranking a word found in most documents decoded the positions of every
     occurrence, about half a second, for the weights alone.
     """
+
+    # Whoosh's own attributes, declared for the type checker (its classes are untyped).
+    _maxweight: float
+    _terminfo: Any
 
     def start_postings(self, format_, terminfo: W3TermInfo) -> None:
         # The field writer hands every term a fresh W3TermInfo: this one
@@ -133,6 +138,8 @@ class TermInfo(W3TermInfo):
     protocol 2 stores each value through a call to codecs.encode, which
     made reading them about ten times slower."""
 
+    _inlined: Any  # Whoosh's, declared for the type checker
+
     def to_bytes(self) -> bytes:
         inlined = self._inlined
         if inlined is None:
@@ -191,7 +198,9 @@ class SplitBlockMatcher(W3LeafMatcher):
 
 def read_all(m: SplitBlockMatcher, values: bool) -> Postings:
     """Every posting of a list, block by block."""
-    ids, weights, vals = [], [], []
+    ids: list[int] = []
+    weights: list[float] = []
+    vals: list[bytes] = []
     while True:
         m._read_ids()
         ids.extend(m._ids)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from indexers.base import (
+    BadQuery,
     Index,
     IndexBusyError,
     IndexFailure,
@@ -274,6 +275,7 @@ class WhooshIndex(Index):
         """Ranked hits for a Whoosh query; an empty query (or a bare *) lists
         the documents the filters allow, newest first."""
         check_length(query, self._options)
+        _check_quotes(query)
         narrowing = filter_query(filters)
         with self._searcher() as searcher:
             if searcher is None:
@@ -386,3 +388,10 @@ def _abandon(writer: SegmentWriter) -> None:
     # the discarded folder, so they can simply be stopped.
     for task in getattr(writer, "tasks", ()):
         task.terminate()
+
+
+def _check_quotes(query: str) -> None:
+    # Whoosh would close an unclosed phrase at the end of the search, and search for
+    # something other than what the clerk meant. (Single quotes are apostrophes: O'Brien.)
+    if query.count('"') % 2:
+        raise BadQuery('the search has an unclosed double quote: close the phrase ("chest pain") or remove the quote')

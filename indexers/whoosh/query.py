@@ -88,8 +88,8 @@ def allowed_docs(query: Query, reader, caches: SegmentCaches) -> set[int]:
         field = reader.schema[query.fieldname]
         low = 0 if query.start is None else bisect_left(values, field.to_bytes(query.start))
         high = len(values) if query.end is None else bisect_right(values, field.to_bytes(query.end))
-        found = set(docnums[low:high])
-        return found - reader.deleted_docs_set if reader.has_deletions() else found
+        in_range = set(docnums[low:high])
+        return in_range - reader.deleted_docs_set if reader.has_deletions() else in_range
     found: set[int] = set()
     for fieldname, text in query.existing_terms(reader, expand=True):
         m = reader._terms.matcher(fieldname, text, reader.schema[fieldname].format)
@@ -109,7 +109,7 @@ def sorted_column(reader, fieldname: str, caches: SegmentCaches) -> tuple[list[b
             # The whole column at once rather than a file read per document.
             lengths = column._lengths
             data = column._dbfile.get(column._basepos, sum(lengths))
-            values = [data[end - length : end] for end, length in zip(accumulate(lengths), lengths)]
+            values = [data[end - length : end] for end, length in zip(accumulate(lengths), lengths, strict=True)]
         else:
             values = list(column)
         pairs = sorted((value, docnum) for docnum, value in enumerate(values) if value)

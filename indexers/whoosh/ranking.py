@@ -302,7 +302,7 @@ class Ranker:
             return {}
         among = self._among(fieldname, btext, allowed)
         ids, weights, _ = self._postings(fieldname, btext, allowed, values=False, among=among)
-        return self._boosted(dict(zip(ids, self._scores(fieldname, btext, ids, weights))), boost)
+        return self._boosted(dict(zip(ids, self._scores(fieldname, btext, ids, weights), strict=True)), boost)
 
     def _scores(
         self, fieldname: str, btext: bytes, ids: list[int], weights: list[float], lengths_of: str | None = None
@@ -315,7 +315,7 @@ class Ranker:
         # bm25() of whoosh.scoring, term for term, so that scores are the same.
         idf, k1 = self.top.idf(fieldname, btext), self.k1
         norms = self.norms(lengths_of)
-        return [idf * ((tf * (k1 + 1)) / (tf + norms[d])) for d, tf in zip(ids, weights)]
+        return [idf * ((tf * (k1 + 1)) / (tf + norms[d])) for d, tf in zip(ids, weights, strict=True)]
 
     def norms(self, fieldname: str) -> array:
         """Every document's length normalisation, k1 * ((1 - b) + b * length /
@@ -387,7 +387,7 @@ class Ranker:
         key = (self.segment, fieldname, btext)
         kept = self.caches.lists.get(key)
         if kept is not None:
-            return kept[0], kept[1], []
+            return kept[0], kept[1], []  # type: ignore[return-value]  # the cache's arrays read as the lists
         ids, weights, _ = read_all(m, False)
         if len(ids) >= self.caches.list_kept_from:
             self.caches.keep_list(key, ids, weights)
@@ -401,7 +401,7 @@ class Ranker:
         if wanted:
             ids, _, values = self._postings(fieldname, btext, None, values=True, among=wanted)
             seen.update(dict.fromkeys(wanted))
-            seen.update(zip(ids, values))
+            seen.update(zip(ids, values, strict=True))
         return {d: seen[d] for d in docnums}
 
     def _blocks(self, m: W3LeafMatcher, fieldname: str, btext: bytes) -> tuple[list[int], list[int]] | None:
@@ -434,8 +434,9 @@ class Ranker:
         other word. Candidates of three or more words, or of a word outside
         a pair, are checked for the words in a row only when needed."""
         fieldname, words = query.fieldname, list(query.words)
-        btexts = [self._bytes(fieldname, word) for word in words]
-        if not words or None in btexts:
+        looked_up = [self._bytes(fieldname, word) for word in words]
+        btexts = [b for b in looked_up if b is not None]
+        if not words or len(btexts) < len(looked_up):
             return {}, {}
         if len(words) == 1:
             return self._term(fieldname, words[0], query.boost, allowed), {}
@@ -454,14 +455,18 @@ class Ranker:
         among = None
         for unit in sorted(set(units), key=lambda unit: self.reader.doc_frequency(*unit)):
             ids, weights, _ = self._postings(*unit, allowed, values=False, among=self._among(*unit, among))
-            listed[unit] = dict(zip(ids, weights))
+            listed[unit] = dict(zip(ids, weights, strict=True))
             among = ids if among is None else [d for d in among if d in listed[unit]]
             if not among:
                 return {}, {}
+        if not among:
+            return {}, {}
         scores = dict.fromkeys(among, 0.0)
         for unit in units:
-            weights = listed[unit]
-            for d, score in zip(among, self._scores(*unit, among, [weights[d] for d in among], lengths_of=fieldname)):
+            by_doc = listed[unit]
+            for d, score in zip(
+                among, self._scores(*unit, among, [by_doc[d] for d in among], lengths_of=fieldname), strict=True
+            ):
                 scores[d] += score
         scores = self._boosted(scores, query.boost)
         if len(words) == 2 and len(covered) == 2:
@@ -473,7 +478,9 @@ class Ranker:
 def _lookup(m: W3LeafMatcher, among: list[int], values: bool, blocks: tuple[list[int], list[int]] | None) -> Postings:
     """The postings of these documents (sorted) in a list, block by block, or
     straight to each one's block given the list's blocks (see Ranker._blocks)."""
-    ids, weights, vals = [], [], []
+    ids: list[int] = []
+    weights: list[float] = []
+    vals: list[bytes] = []
     block = 0
     for d in among:
         if blocks is not None:

@@ -97,8 +97,9 @@ class ContentAnalyzer(Analyzer):
 
     def analysed(self, text: str) -> tuple[dict[str, list[int]], list[str]]:
         """index_tokens(text), and the stemmed words in order (consecutive positions)."""
-        if self._last[0] is text:
-            return self._last[1]
+        last_text, last = self._last
+        if last_text is text and last is not None:
+            return last
         found: dict[str, list[int]] = {}
         sequence: list[str] = []
         stems, stops = self._stems, STOP_WORDS
@@ -167,7 +168,7 @@ class ContentFormat(Format):
 
     def decode_characters(self, valuestring: bytes) -> list[tuple[int, int, int]]:
         ints = self._ints(valuestring)
-        return list(zip(ints[0::3], ints[1::3], ints[2::3]))
+        return list(zip(ints[0::3], ints[1::3], ints[2::3], strict=True))
 
 
 class PairFormat(Format):

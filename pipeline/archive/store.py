@@ -23,7 +23,6 @@ from pipeline.archive.sidecar import (
     read_sidecar,
     write_sidecar,
 )
-from pipeline.archive.textlayer import build_pdf
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError
@@ -103,6 +102,8 @@ def document_pdf_path(config: Config, doc: Document) -> Path:
 
 def write_document(config: Config, doc: Document, source_pdf: Path) -> Sidecar:
     """Write the searchable PDF, then its sidecar, both atomically; return the sidecar."""
+    from pipeline.archive.textlayer import build_pdf  # (pikepdf: not for the commands that only read)
+
     pdf_path = document_pdf_path(config, doc)
     atomic_write(pdf_path, lambda temp: build_pdf(source_pdf, doc.pages, temp))
     sidecar = _sidecar(config, doc, pdf_path, sha256_file(pdf_path))

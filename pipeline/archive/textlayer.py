@@ -39,7 +39,7 @@ def _graft(page: pikepdf.Page, layer_pdf: bytes, owner: pikepdf.Pdf) -> None:
         form = owner.copy_foreign(layer.pages[0].as_form_xobject())
     size = (float(layer_box[2]) - float(layer_box[0]), float(layer_box[3]) - float(layer_box[1]))
     rotate = int(page.obj.get("/Rotate", 0)) % 360
-    matrix = placement(list(page.cropbox), rotate, size)
+    matrix = placement([float(v) for v in page.cropbox], rotate, size)
     name = page.add_resource(form, pikepdf.Name.XObject, _free_name(page))
     ops = " ".join(f"{v:.6f}" for v in matrix)
     page.contents_add(f"q {ops} cm {name} Do Q\n".encode("ascii"), prepend=True)
@@ -57,7 +57,7 @@ def build_pdf(source: Path, pages: Sequence[PageText], out_path: Path) -> None:
     with pikepdf.open(source) as src, pikepdf.new() as out:
         for page_text in pages:
             out.pages.append(src.pages[page_text.page_no - 1])
-        for page, page_text in zip(out.pages, pages):
+        for page, page_text in zip(out.pages, pages, strict=True):
             if page_text.rotation:
                 page.obj.Rotate = (int(page.obj.get("/Rotate", 0)) + page_text.rotation) % 360
             if page_text.layer_pdf:

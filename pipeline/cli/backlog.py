@@ -119,10 +119,12 @@ def _print_summary(summary: dict, shown: int = 20) -> None:
 
 
 def _list_runs(journal: Journal) -> None:
-    for run in journal.runs():
+    runs = journal.runs()
+    for run in runs:
         summary = report(journal, run)
         state = "complete" if run.finished_at else "unfinished"
         click.echo(f"{run.run_id}  {state:<10}  {summary['files']:>7} files  {run.root}")
+    click.echo(f"{len(runs)} run(s)", err=True)
 
 
 @click.command()

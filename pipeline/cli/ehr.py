@@ -94,7 +94,7 @@ def ehr_retry(config: Config, message_id: int | None, all_dead: bool):
     if (message_id is None) == (not all_dead):
         raise click.UsageError("give one message ID or --all-dead")
     with Outbox.for_config(config) as outbox:
-        revived = outbox.retry(None if all_dead else [message_id])
+        revived = outbox.retry(None if all_dead or message_id is None else [message_id])
     AuditLog.for_config(config).record(
         "ehr.retry",
         user=actor(),

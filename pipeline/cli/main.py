@@ -2,67 +2,111 @@
 
 Expected failures (bad config, unknown document, busy index) print one line on
 stderr and exit 1; ``ingest`` exits 2 when any input was set aside as failed.
+
+Start-up is kept short (a clerk runs ``search`` all day): this module imports only
+click and the config; each command imports what it uses when it runs, and the
+command groups of the other modules are listed in ``LAZY_COMMANDS`` and imported
+only when one of them is run (see pipeline/cli/lazy.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from indexers.base import SearchFilters
-from pipeline.archive.audit import AuditLog
-from pipeline.archive.index import open_index
-from pipeline.archive.sidecar import Sidecar
-from pipeline.archive.store import (
-    find_sidecar,
-    iter_failed,
-    iter_sidecars,
-    record_from_sidecar,
-)
-from pipeline.cli.backlog import COMMANDS as BACKLOG_COMMANDS
-from pipeline.cli.boxes import COMMANDS as BOXES_COMMANDS
-from pipeline.cli.classifier import COMMANDS as CLASSIFIER_COMMANDS
-from pipeline.cli.clinic import COMMANDS as CLINIC_COMMANDS
 from pipeline.cli.common import (
+    CONFIG_ENV,
     EXIT_FAILED_INPUTS,
     actor,
+    check_doc_type,
     date_option,
+    doc_type_option,
     json_option,
     with_config,
 )
-from pipeline.cli.ehr import COMMANDS as EHR_COMMANDS
-from pipeline.cli.hl7 import COMMANDS as HL7_COMMANDS
-from pipeline.cli.patients import COMMANDS as PATIENTS_COMMANDS
-from pipeline.cli.records import COMMANDS as RECORDS_COMMANDS
-from pipeline.cli.requests import COMMANDS as REQUESTS_COMMANDS
-from pipeline.cli.web import COMMANDS as WEB_COMMANDS
-from pipeline.core.clock import today_local
-from pipeline.core.config import Config
+from pipeline.cli.lazy import Lazy, LazyGroup
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import OUTCOME_STATUSES
-from pipeline.ehr.outbox import outbox_counts
-from pipeline.identify.type_source import type_source
-from pipeline.paper.boxes import paper_line
-from pipeline.records import review as review_docs
-from pipeline.records.review import waiting as review_queue
-from pipeline.requests.service import RequestDesk
-from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
-from pipeline.samples import scans as sample_scans
-from watch_folders.activity import status as read_status
-from watch_folders.daemon import Daemon, install_signal_handlers
+
+if TYPE_CHECKING:
+    from pipeline.archive.sidecar import Sidecar
+    from pipeline.core.config import Config
+    from pipeline.runs.run import Outcome
 
 EXIT_USAGE = 1
 STATUSES = click.Choice(["filed", "review"])
 
+# The other modules' commands: name -> where it is and the first paragraph of its help
+# (shown by --help without importing it; tests/unit/test_cli_lazy.py checks both).
+LAZY_COMMANDS: dict[str, Lazy] = {
+    "audit": Lazy(
+        "pipeline.cli.records:audit",
+        "Who did what to which patient's records, when and why; `audit verify` checks the chain.",
+    ),
+    "export": Lazy(
+        "pipeline.cli.records:export",
+        "Release a patient's documents with a manifest and a cover sheet, and record the disclosure.",
+    ),
+    "disclosures": Lazy(
+        "pipeline.cli.records:disclosures",
+        "The accounting of disclosures of one patient: when, to whom, why, what.",
+    ),
+    "verify": Lazy(
+        "pipeline.cli.records:verify",
+        "Re-hash every archived file, check permissions and the index; exit 3 when anything is wrong.",
+    ),
+    "retention": Lazy(
+        "pipeline.cli.records:retention", "Retention periods: documents past them, and their logged destruction."
+    ),
+    "backlog": Lazy(
+        "pipeline.cli.backlog:backlog",
+        "Take in a folder tree of PDFs and page images (TIFF/PNG/JPEG); the files are never modified.",
+    ),
+    "serve": Lazy("pipeline.cli.web:serve", "The clerks' web interface (put a TLS reverse proxy in front of it)."),
+    "user": Lazy("pipeline.cli.web:user", "Web accounts: add, change password or role, disable, enable, list."),
+    "patients": Lazy(
+        "pipeline.cli.patients:patients",
+        "The patient index that documents are checked against (kept current by `hl7 listen`).",
+    ),
+    "hl7": Lazy("pipeline.cli.hl7:hl7_group", "The registration system's ADT feed: patient updates and merges."),
+    "ehr": Lazy("pipeline.cli.ehr:ehr_group", "Documents handed to the EHR (FHIR DocumentReference, HL7 v2 MDM)."),
+    "classifier": Lazy(
+        "pipeline.cli.classifier:classifier_group",
+        "The document-type model learned from titled and clerk-typed documents.",
+    ),
+    "appointments": Lazy(
+        "pipeline.cli.clinic:appointments",
+        "Upcoming appointments (from the scheduling system's SIU feed, or a CSV export).",
+    ),
+    "prep": Lazy(
+        "pipeline.cli.clinic:prep",
+        "Build the chart packet of each appointment: what the clinic wants, and what is missing.",
+    ),
+    "boxes": Lazy(
+        "pipeline.cli.boxes:boxes",
+        "Paper originals in numbered off-site boxes: list, show, assign, close, ship, recall, destroy.",
+    ),
+    "requests": Lazy(
+        "pipeline.cli.requests:requests",
+        "Requests for information: logged, on the clock, checked against their authorization, fulfilled.",
+    ),
+}
 
-@click.group()
-@click.option("--config", type=click.Path(dir_okay=False), help="config file (default ./config.yaml)")
+
+@click.group(cls=LazyGroup, lazy_subcommands=LAZY_COMMANDS)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    show_envvar=True,
+    help="config file (default ./config.yaml)",
+)
 @click.option("--user", help="the person you act for, recorded in the audit log (default: your login)")
 @click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
 def cli(config, user, verbose):
@@ -94,6 +138,10 @@ def _outcome_line(outcome: Outcome) -> str:
 @with_config
 def ingest(config: Config, paths: tuple[Path, ...]):
     """File PDFs (files or folders of PDFs); the inputs are never modified."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+    from pipeline.runs.run import Pipeline, collect_inputs, make_executor
+
     counts = dict.fromkeys(OUTCOME_STATUSES, 0)
 
     def report(outcome: Outcome) -> None:
@@ -115,17 +163,29 @@ def _absolute(config: Config, relative: str) -> str:
 
 
 @cli.command()
-@click.argument("query", default="")
+@click.argument("words", nargs=-1)
 @click.option("--mrn")
-@click.option("--type", "doc_type")
+@doc_type_option()
 @date_option("--from", "date_from", "document date on or after")
 @date_option("--to", "date_to", "document date on or before")
 @click.option("--status", type=STATUSES)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @json_option()
 @with_config
-def search(config: Config, query, mrn, doc_type, date_from, date_to, status, limit, as_json):
-    """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value)."""
+def search(config: Config, words, mrn, doc_type, date_from, date_to, status, limit, as_json):
+    """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value).
+
+    The words may be given apart (search murphy lab); a phrase needs its quotes kept
+    from the shell: search '"chest pain"'.
+    """
+    import dataclasses
+
+    from indexers.base import SearchFilters
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+
+    check_doc_type(config, doc_type)
+    query = " ".join(words)
     filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
     hits = open_index(config).search(query, filters, limit)
     AuditLog.for_config(config).record(
@@ -176,13 +236,17 @@ def _matches(sidecar: Sidecar, mrn, doc_type, status) -> bool:
 
 @cli.command(name="list")
 @click.option("--mrn")
-@click.option("--type", "doc_type")
+@doc_type_option()
 @click.option("--status", type=STATUSES)
 @click.option("--failed", is_flag=True, help="list the inputs set aside as failed instead")
 @json_option()
 @with_config
 def list_(config: Config, mrn, doc_type, status, failed, as_json):
     """Every document in the archive and the review queue (read from the archive itself)."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.store import iter_failed, iter_sidecars
+
+    check_doc_type(config, doc_type)
     if failed:
         entries = list(iter_failed(config))
         AuditLog.for_config(config).record("list", user=actor(), details={"failed": True, "results": len(entries)})
@@ -194,6 +258,8 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
                 "path": _absolute(config, entry["path"]),
             }
             click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{row['file']}: {row['reason']}")
+        if not as_json:
+            click.echo(f"{len(entries)} failed input(s)", err=True)
         return
     rows = [_list_row(config, s) for s in iter_sidecars(config) if _matches(s, mrn, doc_type, status)]
     AuditLog.for_config(config).record(
@@ -211,6 +277,8 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
                 f"{row['doc_id']}  {row['status']:<6} {row['mrn'] or '-':<10} {row['doc_type']:<18} "
                 f"{row['doc_date'] or 'undated':<10} {row['pages']:>3}p  {row['patient_name'] or ''}"
             )
+    if not as_json:
+        click.echo(f"{len(rows)} document(s)", err=True)
 
 
 @cli.command()
@@ -219,6 +287,11 @@ def list_(config: Config, mrn, doc_type, status, failed, as_json):
 @with_config
 def show(config: Config, doc_id: str, as_json: bool):
     """One document's metadata and history."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+    from pipeline.archive.store import find_sidecar
+    from pipeline.identify.type_source import type_source
+
     index = open_index(config)
     try:
         sidecar = find_sidecar(config, doc_id, index)
@@ -254,16 +327,43 @@ def show(config: Config, doc_id: str, as_json: bool):
     if sidecar.candidate_mrns:
         click.echo(f"{'candidates':>14}: {', '.join(sidecar.candidate_mrns)}")
     click.echo(f"{'source':>14}: {row['source']['file']} pages {row['source']['pages']}")
+    from pipeline.paper.boxes import paper_line
+
     if (paper := paper_line(config, sidecar)) is not None:
         click.echo(f"{'paper':>14}: {paper}")
     for event in sidecar.history:
         click.echo(f"{'history':>14}: {event.at} {event.by}: {event.action}")
 
 
+@cli.command(name="types")
+@json_option()
+@with_config
+def types_(config: Config, as_json: bool):
+    """The document types: the names --type takes, with their titles and search synonyms."""
+    synonyms = config.index.type_synonyms
+    rows = [
+        {"type": name, "titles": rule.titles, "synonyms": synonyms.get(name, [])}
+        for name, rule in config.classification.types.items()
+    ]
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['type']:<20} {'; '.join(row['titles']) or '-'}")
+        if row["synonyms"]:
+            click.echo(f"{'':<20} also found by: {', '.join(row['synonyms'])}")
+    if not as_json:
+        click.echo(f"{len(rows)} document type(s), and unclassified for a document no type wins", err=True)
+
+
 @cli.command()
 @with_config
 def reindex(config: Config):
     """Rebuild the search index from the archive alone."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+    from pipeline.archive.store import iter_sidecars, record_from_sidecar
+
     count = open_index(config).rebuild(record_from_sidecar(s) for s in iter_sidecars(config))
     AuditLog.for_config(config).record("reindex", user=actor(), details={"documents": count})
     click.echo(f"reindexed {count} document(s)")
@@ -285,7 +385,16 @@ def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty
         return
     if box is not None and not config.boxes.is_box(box):
         raise click.BadParameter(f"{box!r} does not match boxes.label_pattern {config.boxes.label_pattern!r}")
-    written = sample_scans.write_sample_set(target, count=count, seed=seed, box=box)
+    from pipeline.samples.scans import write_sample_set
+
+    click.echo(f"writing {count} sample scan(s) to {target} (a few seconds each)", err=True)
+
+    def progress(path: Path) -> None:
+        done[0] += 1
+        click.echo(f"  {done[0]}/{count} {path.name}", err=True)
+
+    done = [0]
+    written = write_sample_set(target, count=count, seed=seed, box=box, on_written=progress)
     click.echo(f"wrote {len(written)} sample scan(s) to {target}", err=True)
 
 
@@ -299,6 +408,9 @@ def review():
 @with_config
 def review_list(config: Config, as_json: bool):
     """Documents waiting for a clerk, with the reason and the suggested patient and type."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.records.review import waiting as review_queue
+
     rows = [
         {
             **_list_row(config, s),
@@ -330,10 +442,15 @@ def review_list(config: Config, as_json: bool):
 @review.command(name="assign")
 @click.argument("doc_id")
 @click.option("--mrn", required=True)
-@click.option("--type", "doc_type")
+@doc_type_option("the document's type, to correct it")
 @with_config
 def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
     """File a reviewed document under MRN (and optionally correct its type)."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+    from pipeline.records import review as review_docs
+
+    check_doc_type(config, doc_type)
     moved = review_docs.assign(
         config, open_index(config), AuditLog.for_config(config), doc_id, mrn=mrn, doc_type=doc_type, user=actor()
     )
@@ -343,11 +460,16 @@ def review_assign(config: Config, doc_id: str, mrn: str, doc_type: str | None):
 @cli.command()
 @click.argument("doc_id")
 @click.option("--mrn", required=True)
-@click.option("--type", "doc_type")
+@doc_type_option("the document's type, to correct it")
 @click.option("--reason", required=True, help="why it was misfiled (kept in its history)")
 @with_config
 def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason: str):
     """Move a misfiled document to the right patient: archive, history and index together."""
+    from pipeline.archive.audit import AuditLog
+    from pipeline.archive.index import open_index
+    from pipeline.records import review as review_docs
+
+    check_doc_type(config, doc_type)
     moved = review_docs.reassign(
         config,
         open_index(config),
@@ -365,6 +487,9 @@ def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason
 @with_config
 def watch(config: Config):
     """Run the drop-folder daemon until SIGTERM or Ctrl-C."""
+    from pipeline.archive.index import open_index
+    from watch_folders.daemon import Daemon, install_signal_handlers
+
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
     daemon = Daemon(config, open_index(config))
@@ -377,8 +502,14 @@ def watch(config: Config):
 @with_config
 def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
+    from pipeline.ehr.outbox import outbox_counts
+    from watch_folders.activity import status as read_status
+
     state = read_status(config)
     ehr = outbox_counts(config)
+    from pipeline.core.clock import today_local
+    from pipeline.requests.service import RequestDesk
+
     overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
     if as_json:
         due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
@@ -402,21 +533,6 @@ def status(config: Config, as_json: bool):
         )
     for request in [*overdue, *due_soon]:
         click.echo(f"request:    {request.ref} due {request.due} ({request.kind}, MRN {request.mrn})")
-
-
-for _command in [
-    *RECORDS_COMMANDS,
-    *BACKLOG_COMMANDS,
-    *WEB_COMMANDS,
-    *PATIENTS_COMMANDS,
-    *HL7_COMMANDS,
-    *EHR_COMMANDS,
-    *CLASSIFIER_COMMANDS,
-    *CLINIC_COMMANDS,
-    *BOXES_COMMANDS,
-    *REQUESTS_COMMANDS,
-]:
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,12 +45,26 @@ def _entries(count: int) -> str:
 
 
 def _brief(details: dict, width: int = 60) -> str:
-    """Details on one line: lists as their length, long values cut (--json has them whole)."""
+    """Details on one line: nested settings as key.sub=value (unset ones left out), lists as
+    their length, long text shortened inside its quotes (--json has them whole)."""
+    parts = [f"{key}={text}" for key, text in _flat(details, "", width)]
+    return "  " + " ".join(parts) if parts else ""
+
+
+def _flat(details: dict, prefix: str, width: int) -> list[tuple[str, str]]:
     parts = []
     for key, value in sorted(details.items()):
-        text = f"[{len(value)}]" if isinstance(value, list) else json.dumps(value, ensure_ascii=False)
-        parts.append(f"{key}={text if len(text) <= width else text[: width - 3] + '...'}")
-    return "  " + " ".join(parts) if parts else ""
+        if isinstance(value, dict):
+            parts.extend(_flat(value, f"{prefix}{key}.", width))
+        elif value is not None:
+            if isinstance(value, list):
+                text = f"[{len(value)}]"
+            elif isinstance(value, str) and len(value) > width:
+                text = json.dumps(value[: width - 1] + "…", ensure_ascii=False)
+            else:
+                text = json.dumps(value, ensure_ascii=False)
+            parts.append((prefix + key, text))
+    return parts
 
 
 def _entry_line(entry: dict) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import signal
 import socket
 import sys
 
@@ -51,8 +53,11 @@ def serve(config: Config, host: str | None, port: int | None):
         request_handler=request_handler(config.web.request_timeout_seconds),
         fd=listener.fileno(),
     )
-    click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    # A background job of a script starts with SIGINT ignored; Ctrl-C or `kill -INT` still stops it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        for line in _banner(config, host, port):
+            click.echo(line, err=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -60,9 +65,39 @@ def serve(config: Config, host: str | None, port: int | None):
         server.server_close()
 
 
+def _banner(config: Config, host: str, port: int) -> list[str]:
+    """What the server listens on, and how a login can work there."""
+    lines = [f"serving on http://{host}:{port}/ (Ctrl-C stops)"]
+    if not config.web.secure_cookies:
+        return [*lines, "session cookies go over plain http too (web.secure_cookies: false): for a trusted test only"]
+    lines.append(
+        "logins need HTTPS: the session cookie is sent over HTTPS only, so open this through the TLS "
+        "reverse proxy (for a trusted test on this machine alone: web.secure_cookies: false)"
+    )
+    if not _loopback(host):
+        lines.append(
+            f"warning: listening on {host} over plain http with secure cookies on: a browser reaching "
+            "this address directly cannot log in; put the TLS reverse proxy in front of it"
+        )
+    return lines
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _password(stdin: bool) -> str:
     if stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            "no terminal to ask for the password on: give it on standard input with --password-stdin"
+        )
     return click.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
@@ -135,8 +170,10 @@ def user_unlock(config: Config, name: str):
 @with_config
 def user_list(config: Config):
     """The web users, their roles and whether they are enabled."""
-    for account in UserStore.for_config(config).all():
+    accounts = UserStore.for_config(config).all()
+    for account in accounts:
         click.echo(f"{account.name:<20} {account.role:<8} {'enabled' if account.enabled else 'disabled'}")
+    click.echo(f"{len(accounts)} user(s)", err=True)
 
 
 COMMANDS: list = [serve, user]

@@ -10,14 +10,22 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from pipeline.core.errors import ConfigError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
 from pipeline.ehr.settings import EhrSettings
+
+
+def _time_of_day(value: object) -> object:
+    # Unquoted 02:00 is a number to YAML (sexagesimal 120).
+    if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
+        raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
+    return value
 
 
 class _Section(BaseModel):
@@ -153,7 +161,7 @@ class ExtractionSettings(_Section):
 
     @field_validator("mrn_labels", "not_mrn_labels", "name_labels", "dob_labels", "doc_date_labels", "mrn_pattern")
     @classmethod
-    def _compiles(cls, value):
+    def _compiles(cls, value: str | list[str]) -> str | list[str]:
         for pattern in [value] if isinstance(value, str) else value:
             try:
                 re.compile(pattern)
@@ -182,7 +190,7 @@ class DocTypeRule(_Section):
     )
 
 
-DEFAULT_TAXONOMY: dict[str, dict] = {
+DEFAULT_TAXONOMY: dict[str, dict[str, Any]] = {
     "discharge_summary": {
         "titles": ["Discharge Summary", "Hospital Discharge Summary", "Discharge Report"],
         "keywords": [
@@ -462,15 +470,12 @@ class ClassificationSettings(_Section):
 
     @field_validator("retrain_at", mode="before")
     @classmethod
-    def _clock_time(cls, value):
-        # Unquoted 02:00 is a number to YAML (sexagesimal 120).
-        if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
-            raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
-        return value
+    def _clock_time(cls, value: object) -> object:
+        return _time_of_day(value)
 
     @field_validator("types")
     @classmethod
-    def _not_empty(cls, value):
+    def _not_empty(cls, value: dict[str, DocTypeRule]) -> dict[str, DocTypeRule]:
         if not value:
             raise ValueError("define at least one document type")
         if "unclassified" in value:
@@ -620,7 +625,7 @@ class WatchSettings(_Section):
 
     @field_validator("extensions")
     @classmethod
-    def _dotted(cls, value):
+    def _dotted(cls, value: list[str]) -> list[str]:
         return [v.lower() if v.startswith(".") else "." + v.lower() for v in value]
 
 
@@ -718,14 +723,12 @@ class ChartPrepSettings(_Section):
 
     @field_validator("run_at", mode="before")
     @classmethod
-    def _clock_time(cls, value):
-        if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
-            raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
-        return value
+    def _clock_time(cls, value: object) -> object:
+        return _time_of_day(value)
 
     @field_validator("packets")
     @classmethod
-    def _has_default(cls, value):
+    def _has_default(cls, value: dict[str, list[PacketRule]]) -> dict[str, list[PacketRule]]:
         if "default" not in value:
             raise ValueError("name a 'default' list of rules for clinics not listed")
         return value
@@ -740,7 +743,7 @@ class BoxSettings(_Section):
 
     @field_validator("label_pattern")
     @classmethod
-    def _compiles(cls, value):
+    def _compiles(cls, value: str) -> str:
         try:
             re.compile(value)
         except re.error as exc:
@@ -773,7 +776,7 @@ class RequestRule(_Section):
     fee: FeeRule = Field(default_factory=FeeRule)
 
 
-DEFAULT_REQUEST_RULES: dict[str, dict] = {
+DEFAULT_REQUEST_RULES: dict[str, dict[str, Any]] = {
     "patient": {"days": 30, "extension_days": 30, "fee": {"method": "flat", "amount": 6.5}},
     "provider": {"days": 10, "business_days": True},
     "payer": {"days": 30, "needs_authorization": True, "fee": {"method": "per_page", "amount": 0.25, "cap": 50}},
@@ -792,7 +795,7 @@ class DenialReason(_Section):
     reviewable: bool = Field(description="whether the requester may have the denial reviewed")
 
 
-DEFAULT_DENIAL_REASONS: dict[str, dict] = {
+DEFAULT_DENIAL_REASONS: dict[str, dict[str, Any]] = {
     "endangerment": {
         "text": "A licensed health care professional has determined that access is reasonably likely to endanger "
         "the life or physical safety of the patient or another person.",
@@ -840,7 +843,7 @@ class RequestsSettings(_Section):
 
     @field_validator("rules", mode="before")
     @classmethod
-    def _every_kind(cls, value):
+    def _every_kind(cls, value: object) -> object:
         if not isinstance(value, dict):
             return value
         unknown = sorted(set(value) - set(REQUESTER_KINDS))
@@ -854,7 +857,7 @@ class RequestsSettings(_Section):
 
     @field_validator("denial_reasons")
     @classmethod
-    def _some_reason(cls, value):
+    def _some_reason(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             raise ValueError("define at least one denial reason")
         return value
@@ -962,7 +965,7 @@ class Config(_Section):
         return self.ocr.workers or os.cpu_count() or 1
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
@@ -970,17 +973,22 @@ def _describe(error: dict) -> str:
     return f"{key}: {message}"
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError naming the bad key."""
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None or raw == {}:
+        # Likely the wrong file, or one cut short: all defaults would put an archive beside it.
+        raise ConfigError(
+            f"config file {path} is empty; start from the project's config.yaml, or set at least data_root"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must be a mapping of settings")
     if "path" in raw:

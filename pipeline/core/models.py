@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 UNCLASSIFIED = "unclassified"
 # What became of one input. "skipped": nothing to archive (a file of separator sheets only).
@@ -66,7 +66,7 @@ class PageText:
     barcodes: tuple[BarcodeRead, ...] = ()
     layer_pdf: bytes | None = field(default=None, repr=False)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "page": self.page_no,
             "source": self.source,
@@ -162,5 +162,5 @@ class Document:
     box: str | None = None  # the off-site box of the paper original (pipeline/paper)
     box_how: str | None = None  # "label sheet", "drop folder", "label unreadable"
 
-    def identifiers_json(self) -> dict:
+    def identifiers_json(self) -> dict[str, Any]:
         return asdict(self.identifiers)

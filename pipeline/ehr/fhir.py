@@ -164,7 +164,7 @@ class _Credentials:
         form = {"grant_type": "client_credentials", "client_id": self._auth.client_id, "client_secret": secret}
         if self._auth.scope:
             form["scope"] = self._auth.scope
-        response = client.post(self._auth.token_url, data=form, timeout=self._timeout)
+        response = client.post(str(self._auth.token_url), data=form, timeout=self._timeout)  # oauth2 requires it
         if response.status_code != 200:
             raise FhirSetupError(f"the token endpoint refused our client credentials ({_answer(response)})")
         body = response.json()

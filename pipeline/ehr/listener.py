@@ -123,9 +123,11 @@ class Listener:
         return f"appointment {appointment.appointment_id} {change}", [appointment.mrn]
 
     def _accept_merge(self, message: adt.AdtMessage) -> str:
+        prior, survivor = message.prior_mrn, message.mrn
+        assert prior is not None and survivor is not None  # parse_adt gives an A40 both, or refuses it
         merge, new = self.patients.record_merge(
-            message.prior_mrn,
-            message.mrn,
+            prior,
+            survivor,
             survivor_patient=message.patient,
             control_id=message.header.control_id or None,
             requested_by=message.header.sender,

@@ -36,7 +36,7 @@ def tls_context(dest: Hl7Destination, config_dir: Path) -> ssl.SSLContext | None
 
     context = ssl.create_default_context(cafile=resolve(tls.ca_file))
     if tls.cert_file:
-        context.load_cert_chain(resolve(tls.cert_file), resolve(tls.key_file))
+        context.load_cert_chain(str(resolve(tls.cert_file)), resolve(tls.key_file))
     return context
 
 
@@ -48,7 +48,7 @@ class MllpClient:
         self._codes = codes
         self._ssl = tls_context(dest, config_dir)
         self._loop = asyncio.new_event_loop()
-        self._stream = None
+        self._stream: tuple[hl7.mllp.HL7StreamReader, hl7.mllp.HL7StreamWriter] | None = None
 
     def close(self) -> None:
         self._loop.run_until_complete(self._disconnect())

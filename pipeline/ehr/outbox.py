@@ -275,7 +275,7 @@ class Outbox:
         return message
 
     def messages(self, *, state: str | None = None, limit: int | None = None) -> list[Message]:
-        sql, args = "SELECT * FROM messages", []
+        sql, args = "SELECT * FROM messages", list[object]()
         if state is not None:
             sql, args = sql + " WHERE state = ?", [state]
         sql += " ORDER BY id DESC"

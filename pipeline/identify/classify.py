@@ -76,12 +76,12 @@ _Rules = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (type, titl
 
 def _types(rules: _Rules) -> tuple[_Type, ...]:
     sharing: dict[str, int] = {}
-    for _, _, keywords in rules:
-        for k in {_key(k) for k in keywords}:
+    for _, _, listed in rules:
+        for k in {_key(k) for k in listed}:
             sharing[k] = sharing.get(k, 0) + 1
     types = []
-    for name, titles, keywords in rules:
-        keywords = [k for k in keywords if _key(k)]
+    for name, titles, listed in rules:
+        keywords = [k for k in listed if _key(k)]
         # Phrases say more than single words; a keyword several types share says less.
         weights = {
             _key(k): (_PHRASE_WEIGHT if len(_WORD.findall(k.lower())) > 1 else _WORD_WEIGHT) / sharing[_key(k)]

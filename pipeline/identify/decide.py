@@ -21,7 +21,7 @@ from pipeline.core.config import FilingSettings, RosterSettings
 from pipeline.core.models import Decision, FiledPatient, Identifiers, MrnCandidate, PageText
 from pipeline.identify.roster import (
     Agreement,
-    Roster,
+    PatientLookup,
     RosterPatient,
     dob_agreement,
     dob_agrees,
@@ -30,6 +30,7 @@ from pipeline.identify.roster import (
     name_agrees,
 )
 
+_DEFAULT_ROSTER_SETTINGS = RosterSettings()
 _LOOKALIKES = str.maketrans(
     {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2", "G": "6"}
 )
@@ -151,7 +152,7 @@ def decide(
     ids: Identifiers,
     settings: FilingSettings,
     roster_settings: RosterSettings | None = None,
-    roster: Roster | None = None,
+    roster: PatientLookup | None = None,
     history: History | None = None,
 ) -> Decision:
     """Filed under one MRN, or review with the first reason that forbids filing.
@@ -163,7 +164,7 @@ def decide(
     if unread:
         detail = "; ".join(f"page {p.page_no}: {p.error}" for p in unread[:3])
         return _review(f"{len(unread)} page(s) could not be read ({detail})")
-    roster_settings = roster_settings or RosterSettings()
+    roster_settings = roster_settings or _DEFAULT_ROSTER_SETTINGS
     reading = _read_mrn(pages, ids, settings)
     if roster is not None:
         return _against_roster(reading, ids, roster, roster_settings, settings)
@@ -222,7 +223,7 @@ def _read_mrn(pages: Sequence[PageText], ids: Identifiers, settings: FilingSetti
 
 def _best(grades: Iterable[Agreement | None]) -> Agreement | None:
     found = set(grades) - {None}
-    return next((g for g in ("exact", "close", "differs") if g in found), None)  # type: ignore[return-value]
+    return next((g for g in ("exact", "close", "differs") if g in found), None)
 
 
 def _agreement(
@@ -306,7 +307,7 @@ def _against_archive(
 
 
 def _roster_rivals(
-    mrn: str, reading: _Reading, ids: Identifiers, roster: Roster, settings: FilingSettings
+    mrn: str, reading: _Reading, ids: Identifiers, roster: PatientLookup, settings: FilingSettings
 ) -> list[str]:
     """Index MRNs this read may be with one digit read differently, not ruled out by name or DOB."""
     if not reading.by_ocr:
@@ -319,7 +320,7 @@ def _roster_rivals(
 
 
 def _against_roster(
-    reading: _Reading, ids: Identifiers, roster: Roster, settings: RosterSettings, filing: FilingSettings
+    reading: _Reading, ids: Identifiers, roster: PatientLookup, settings: RosterSettings, filing: FilingSettings
 ) -> Decision:
     """With a patient index, agreement of name and/or DOB is what files a document."""
     mrn, doubt = reading.mrn, reading.doubt
@@ -352,7 +353,9 @@ def _both_agree(ids: Identifiers, patient: RosterPatient) -> bool:
     return name_agrees(ids.name, patient) is True and dob_agrees(ids.dob, patient) is True
 
 
-def _corroborated(mrn: str, reading: _Reading, ids: Identifiers, roster: Roster, filing: FilingSettings) -> Decision:
+def _corroborated(
+    mrn: str, reading: _Reading, ids: Identifiers, roster: PatientLookup, filing: FilingSettings
+) -> Decision:
     """An MRN read unclearly files only when it is a patient's whose name and DOB both
     agree with the document, and no other patient one doubtful digit away could be meant:
     the three together are no OCR accident."""
@@ -377,7 +380,7 @@ def _corroborated(mrn: str, reading: _Reading, ids: Identifiers, roster: Roster,
     )
 
 
-def _printed_unlabelled(ids: Identifiers, roster: Roster) -> Decision | None:
+def _printed_unlabelled(ids: Identifiers, roster: PatientLookup) -> Decision | None:
     """With no MRN label anywhere, a number printed on the page that the index gives to the
     patient the name and DOB name files; two such patients are a question for a clerk."""
     if not (ids.name and ids.dob):
@@ -395,7 +398,7 @@ def _printed_unlabelled(ids: Identifiers, roster: Roster) -> Decision | None:
 
 
 def _confirm(
-    mrn: str, patient: RosterPatient, reading: _Reading, ids: Identifiers, roster: Roster, filing: FilingSettings
+    mrn: str, patient: RosterPatient, reading: _Reading, ids: Identifiers, roster: PatientLookup, filing: FilingSettings
 ) -> Decision:
     agreement = _agreement(ids, (patient.name,), (patient.dob,), INDEX, filing)
     if agreement.contradiction:
@@ -432,7 +435,9 @@ def _confirm(
     return _filed(mrn, (*reading.witnesses, *(agreement.witnesses or (f"{INDEX}:mrn",))))
 
 
-def _corrected(mrn: str, reading: _Reading, ids: Identifiers, roster: Roster, filing: FilingSettings) -> Decision:
+def _corrected(
+    mrn: str, reading: _Reading, ids: Identifiers, roster: PatientLookup, filing: FilingSettings
+) -> Decision:
     """An MRN missing from the index but one OCR confusion from a patient the page names."""
     raws = {c.raw for c in ids.mrn_candidates if c.value == mrn} | {mrn}
     near = {p.mrn: p for raw in raws for p in roster.confusable(raw)}

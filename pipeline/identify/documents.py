@@ -109,7 +109,7 @@ def _identify(pages: Sequence[PageText], config: Config) -> Identifiers:
 
 def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) -> Decision:
     """A document read with a retired MRN is filed under the patient who survived the merge."""
-    if decision.status != "filed" or not isinstance(roster, PatientRoster):
+    if decision.status != "filed" or decision.mrn is None or not isinstance(roster, PatientRoster):
         return decision
     mrn, note = resolve_mrn(roster.index, decision.mrn)
     return decision if note is None else replace(decision, mrn=mrn, corrections=(*decision.corrections, note))

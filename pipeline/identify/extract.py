@@ -8,7 +8,7 @@ to review; a document with a wrong answer is misfiled, so every doubtful read is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -26,91 +26,16 @@ _BELOW_FACTOR = 0.7
 # Words that, right before a label, make it about someone else ("Mother's MRN", "Physician
 # Name", "Guarantor DOB").
 _OTHER_PARTY = frozenset(
-    [
-        "mother",
-        "father",
-        "parent",
-        "guardian",
-        "baby",
-        "infant",
-        "newborn",
-        "spouse",
-        "husband",
-        "wife",
-        "partner",
-        "child",
-        "son",
-        "daughter",
-        "sibling",
-        "brother",
-        "sister",
-        "relative",
-        "caregiver",
-        "representative",
-        "proxy",
-        "guarantor",
-        "insured",
-        "subscriber",
-        "policyholder",
-        "member",
-        "emergency",
-        "contact",
-        "physician",
-        "provider",
-        "doctor",
-        "pcp",
-        "attending",
-        "resident",
-        "referring",
-        "ordering",
-        "consultant",
-        "surgeon",
-        "anesthesiologist",
-        "radiologist",
-        "pathologist",
-        "nurse",
-        "therapist",
-        "technician",
-        "tech",
-        "witness",
-        "interpreter",
-        "signer",
-        "responsible",
-    ]
-)
+    ["mother", "father", "parent", "guardian", "baby", "infant", "newborn", "spouse", "husband", "wife", "partner", "child", "son", "daughter", "sibling", "brother", "sister", "relative", "caregiver", "representative", "proxy", "guarantor", "insured", "subscriber", "policyholder", "member", "emergency", "contact", "physician", "provider", "doctor", "pcp", "attending", "resident", "referring", "ordering", "consultant", "surgeon", "anesthesiologist", "radiologist", "pathologist", "nurse", "therapist", "technician", "tech", "witness", "interpreter", "signer", "responsible"]
+)  # fmt: skip
 _INSTITUTIONS = frozenset(
-    [
-        "employer",
-        "payer",
-        "payor",
-        "carrier",
-        "insurance",
-        "facility",
-        "company",
-        "pharmacy",
-        "practice",
-        "clinic",
-        "hospital",
-    ]
-)
+    ["employer", "payer", "payor", "carrier", "insurance", "facility", "company", "pharmacy", "practice", "clinic", "hospital"]
+)  # fmt: skip
 # Another record's number: filing under it would misfile. An institution's name right before
 # "MRN" is usually this hospital's letterhead, so institution words alone do not block.
 _OTHER_RECORD = _OTHER_PARTY | frozenset(
-    [
-        "old",
-        "previous",
-        "prior",
-        "former",
-        "merged",
-        "outside",
-        "external",
-        "alternate",
-        "alt",
-        "temp",
-        "temporary",
-        "other",
-    ]
-)
+    ["old", "previous", "prior", "former", "merged", "outside", "external", "alternate", "alt", "temp", "temporary", "other"]
+)  # fmt: skip
 _NOT_THIS_NAME = (
     _OTHER_PARTY
     | _INSTITUTIONS
@@ -138,7 +63,7 @@ _NOT_THIS_NAME = (
             "group",
         ]
     )
-)
+)  # fmt: skip
 _NOT_THIS_DATE = (
     _OTHER_PARTY
     | _INSTITUTIONS
@@ -187,7 +112,7 @@ _NOT_THIS_DATE = (
             "hire",
         ]
     )
-)
+)  # fmt: skip
 
 # The one or two words before a label ("Outside Hospital MRN"), across any spacing and OCR
 # specks ("Birth. Date"): a lone "Mother's" cell before "MRN" still qualifies that MRN.
@@ -502,10 +427,16 @@ def _is_combined(line: str, labels: list[_Label], i: int) -> bool:
     return any(m.lastgroup == "other" and _COMBINED.fullmatch(line, a, b) for m, a, b in neighbours)
 
 
+def _past(separator: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a separator (which may be empty, so always matches) ends."""
+    found = separator.match(text, pos)
+    return found.end() if found else pos
+
+
 def _mrn_for_label(lines: list[_Line], index: int, label: _Label, p: _Patterns) -> tuple[_Number, int, float] | None:
     """The number the label points at, its page offset and the confidence factor of where."""
     line = lines[index]
-    number = _read_number(line.text, _MRN_SEP.match(line.text, label.end()).end(), p.mrn_value)
+    number = _read_number(line.text, _past(_MRN_SEP, line.text, label.end()), p.mrn_value)
     if number:
         return number, line.offset + number.start, 1.0
     span = _is_header(line.text, label)
@@ -576,65 +507,10 @@ _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "v"})
 _DOCTOR = frozenset({"dr", "md", "do", "rn", "np", "pa", "pa-c", "phd", "dds", "dpm", "crna", "dmd"})
 # Surname particles: "Maria de la Cruz" is DE LA CRUZ, MARIA.
-_PARTICLES = frozenset(
-    ["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"]
-)
+_PARTICLES = frozenset(["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"])  # fmt: skip
 _NOT_NAME = frozenset(
-    [
-        "signature",
-        "sign",
-        "print",
-        "printed",
-        "name",
-        "patient",
-        "account",
-        "unknown",
-        "none",
-        "na",
-        "date",
-        "first",
-        "last",
-        "middle",
-        "physician",
-        "doctor",
-        "provider",
-        "of",
-        "or",
-        "the",
-        "and",
-        "for",
-        "to",
-        "is",
-        "was",
-        "who",
-        "with",
-        "see",
-        "above",
-        "below",
-        "attached",
-        "label",
-        "sticker",
-        "here",
-        "please",
-        "required",
-        "information",
-        "male",
-        "female",
-        "test",
-        "sample",
-        "copy",
-        "confidential",
-        "page",
-        "record",
-        "medical",
-        "number",
-        "legal",
-        "guardian",
-        "relationship",
-        "self",
-        "same",
-    ]
-)
+    ["signature", "sign", "print", "printed", "name", "patient", "account", "unknown", "none", "na", "date", "first", "last", "middle", "physician", "doctor", "provider", "of", "or", "the", "and", "for", "to", "is", "was", "who", "with", "see", "above", "below", "attached", "label", "sticker", "here", "please", "required", "information", "male", "female", "test", "sample", "copy", "confidential", "page", "record", "medical", "number", "legal", "guardian", "relationship", "self", "same"]
+)  # fmt: skip
 
 
 def _tokens(part: str) -> list[str] | None:
@@ -739,7 +615,7 @@ def find_name(text: str, settings: ExtractionSettings) -> str | None:
 
 def _date_for_label(lines: list[_Line], index: int, label: _Label, order: str) -> str | None:
     text = lines[index].text
-    m = _DATE.match(text, _DATE_SEP.match(text, label.end()).end())
+    m = _DATE.match(text, _past(_DATE_SEP, text, label.end()))
     if m:
         return _iso(m, order)
     span = _is_header(text, label)
@@ -748,7 +624,7 @@ def _date_for_label(lines: list[_Line], index: int, label: _Label, order: str) -
 
 
 def _labelled_dates(
-    text: str, labels: Callable[[str], Sequence[_Label]], order: str, skip: Callable[[str, _Label], bool]
+    text: str, labels: Callable[[str], Iterable[_Label]], order: str, skip: Callable[[str, _Label], bool]
 ) -> list[tuple[_Label, str | None]]:
     """Every label not skipped, with the date it holds (None when unreadable)."""
     lines = _lines(text)
@@ -791,8 +667,8 @@ def find_doc_date(text: str, settings: ExtractionSettings) -> str | None:
     if not found:
         return None
     births = {iso for _, iso in _labelled_dates(text, _dob_labels(p), settings.date_order, lambda *_: False)}
-    top = min(int(label.lastgroup[1:]) for label, _ in found)
-    dates = [iso for label, iso in found if int(label.lastgroup[1:]) == top and iso and iso not in births]
+    top = min(int(str(label.lastgroup)[1:]) for label, _ in found)
+    dates = [iso for label, iso in found if int(str(label.lastgroup)[1:]) == top and iso and iso not in births]
     return dates[0] if dates else None
 
 

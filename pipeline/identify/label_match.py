@@ -13,10 +13,11 @@ Pure functions throughout.
 from __future__ import annotations
 
 import re
-import re._parser as sre_parse  # the stdlib's own regex parser; no public equivalent
+import re._parser as sre_parse  # type: ignore[import-not-found]  # the stdlib's own regex parser; no public equivalent
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
@@ -116,7 +117,7 @@ def spellings(pattern: str) -> list[str]:
     return sorted(_expand(sre_parse.parse(pattern, re.IGNORECASE)))[:_MAX_SPELLINGS]
 
 
-def _expand(items: Iterable) -> set[str]:
+def _expand(items: Iterable[tuple[Any, Any]]) -> set[str]:
     out = {""}
     for op, arg in items:
         options = _expand_one(op, arg)
@@ -126,7 +127,7 @@ def _expand(items: Iterable) -> set[str]:
     return out
 
 
-def _expand_one(op, arg) -> set[str]:
+def _expand_one(op: object, arg: Any) -> set[str]:
     name = str(op)
     if name == "LITERAL":
         return {chr(arg)}
@@ -150,7 +151,7 @@ def _expand_one(op, arg) -> set[str]:
     return {""}  # anchors, lookarounds, back references: no letters of their own
 
 
-def _class_member(members) -> str:
+def _class_member(members: Iterable[tuple[Any, Any]]) -> str:
     for op, arg in members:
         if str(op) == "LITERAL":
             return chr(arg)
@@ -208,8 +209,9 @@ def _matches(key: str, words: int, spellings: Iterable[_Spelling]) -> list[_Matc
         if key == s.key + "s":
             continue  # a plural ("MRNs 0048, 0051") lists numbers, it labels none
         edits = Levenshtein.distance(key, s.key, score_cutoff=budget)
-        if edits <= budget and (edits == 0 or (edits := _word_by_word(key, s.words)) is not None):
-            found.append(_Match(words, edits, s))
+        by_word = _word_by_word(key, s.words) if 0 < edits <= budget else edits
+        if edits <= budget and by_word is not None:
+            found.append(_Match(words, by_word, s))
     return found
 
 

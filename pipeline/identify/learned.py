@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,11 +74,11 @@ class Figures:
     features: int
     seconds: float
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "confused": [list(c) for c in self.confused]}
 
     @classmethod
-    def from_json(cls, data: dict) -> Figures:
+    def from_json(cls, data: dict[str, Any]) -> Figures:
         return cls(**{**data, "confused": [tuple(c) for c in data["confused"]]})
 
 
@@ -106,7 +107,7 @@ class TypeModel:
         parts = [document_parts(texts) for texts in documents]
         counts = [
             _count(analyze, columns, [p[b.part] for p in parts])
-            for analyze, columns, b in zip(self._analyzers, self._columns, self.blocks)
+            for analyze, columns, b in zip(self._analyzers, self._columns, self.blocks, strict=True)
         ]
         return calibrated(self.decision(_features(self.blocks, self.idf, counts)), self.platt_a, self.platt_b)
 
@@ -151,7 +152,9 @@ def _counter(block: Block, min_df: int = 1) -> CountVectorizer:
 
 def _count(analyze: Callable[[str], list[str]], columns: dict[str, int], texts: Sequence[str]) -> sp.csr_matrix:
     """Term counts over a fixed vocabulary (what CountVectorizer.transform gives)."""
-    rows, cols, values = [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[int] = []
     for row, text in enumerate(texts):
         found = Counter(columns[t] for t in analyze(text) if t in columns)
         rows += [row] * len(found)
@@ -167,7 +170,7 @@ def _char_window(text: str) -> str:
 def _features(blocks: Sequence[Block], idf: Sequence[np.ndarray], counts: Sequence[sp.spmatrix]) -> sp.csr_matrix:
     """Sublinear TF-IDF per block, each block's rows of unit length times the block weight."""
     weighted = []
-    for block, weights, matrix in zip(blocks, idf, counts):
+    for block, weights, matrix in zip(blocks, idf, counts, strict=True):
         matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         np.log(matrix.data, out=matrix.data)
         matrix.data += 1
@@ -181,7 +184,8 @@ def _features(blocks: Sequence[Block], idf: Sequence[np.ndarray], counts: Sequen
 def _idf(counts: sp.spmatrix) -> np.ndarray:
     n = counts.shape[0]
     df = np.bincount(sp.csr_matrix(counts).indices, minlength=counts.shape[1])  # a CSR row's indices are its columns
-    return (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+    idf: np.ndarray = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+    return idf
 
 
 def calibrated(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,7 +194,8 @@ def calibrated(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if sig.shape[1] == 2:
         sig = np.column_stack([1 - sig[:, 1], sig[:, 1]])
     total = sig.sum(axis=1, keepdims=True)
-    return np.divide(sig, total, out=np.full_like(sig, 1 / sig.shape[1]), where=total > 0)
+    normalised: np.ndarray = np.divide(sig, total, out=np.full_like(sig, 1 / sig.shape[1]), where=total > 0)
+    return normalised
 
 
 def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +256,7 @@ def usable(examples: Sequence[Example], min_per_type: int) -> tuple[list[Example
 
 
 def _confused(y: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> list[tuple[str, str, int]]:
-    pairs = Counter((classes[t], classes[p]) for t, p in zip(y, predicted) if t != p)
+    pairs = Counter((classes[t], classes[p]) for t, p in zip(y, predicted, strict=True) if t != p)
     return [(t, p, n) for (t, p), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:_TOP_CONFUSED]]
 
 
@@ -265,7 +270,7 @@ def train(examples: Sequence[Example], *, min_per_type: int = 5, seed: int = 0) 
     y = np.array([classes.index(e.doc_type) for e in kept])
     parts = [document_parts(e.texts) for e in kept]
     counters = [_counter(block, min_df=2 if len(kept) >= 50 else 1) for block in BLOCKS]
-    counts = [c.fit_transform([p[b.part] for p in parts]) for c, b in zip(counters, BLOCKS)]
+    counts = [c.fit_transform([p[b.part] for p in parts]) for c, b in zip(counters, BLOCKS, strict=True)]
     del parts
     idf = tuple(_idf(c) for c in counts)
     matrix = _features(BLOCKS, idf, counts)
@@ -282,11 +287,11 @@ def train(examples: Sequence[Example], *, min_per_type: int = 5, seed: int = 0) 
     f1s = f1_score(y, predicted, average=None, labels=range(len(classes)))
     figures = Figures(
         examples=len(kept),
-        per_type={t: int(n) for t, n in zip(classes, np.bincount(y, minlength=len(classes)))},
+        per_type={t: int(n) for t, n in zip(classes, np.bincount(y, minlength=len(classes)), strict=True)},
         left_out=left_out,
         accuracy=round(float(accuracy_score(y, predicted)), 4),
         macro_f1=round(float(f1s.mean()), 4),
-        f1_per_type={t: round(float(f), 4) for t, f in zip(classes, f1s)},
+        f1_per_type={t: round(float(f), 4) for t, f in zip(classes, f1s, strict=True)},
         confused=_confused(y, predicted, classes),
         features=int(matrix.shape[1]),
         seconds=round(time.monotonic() - started, 2),

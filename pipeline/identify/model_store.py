@@ -19,10 +19,10 @@ import os
 import stat
 import zipfile
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -56,9 +56,9 @@ class _Header(BaseModel):
     created_at: str
     training_hash: str
     classes: list[str]
-    blocks: list
+    blocks: list[Any]
     features: list[int]
-    figures: dict
+    figures: dict[str, Any]
 
 
 class ModelUnusable(Exception):
@@ -68,11 +68,11 @@ class ModelUnusable(Exception):
 @dataclass(frozen=True)
 class StoredModel:
     model: TypeModel
-    header: dict
+    header: dict[str, Any]
 
     @property
     def training_hash(self) -> str:
-        return self.header["training_hash"]
+        return str(self.header["training_hash"])
 
     @property
     def figures(self) -> Figures:
@@ -92,10 +92,10 @@ def model_path(config: Config) -> Path:
 def _sklearn_version() -> str:
     import sklearn
 
-    return sklearn.__version__
+    return str(sklearn.__version__)
 
 
-def _block_spec() -> list:
+def _block_spec() -> list[list[object]]:
     from pipeline.identify.learned import BLOCKS
 
     return [[b.part, b.analyzer, list(b.ngrams), b.max_features, b.weight] for b in BLOCKS]
@@ -128,7 +128,7 @@ def save(config: Config, model: TypeModel, figures: Figures, training_hash: str)
     def fill(temp: Path) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, allow_pickle=False, **arrays)
 
     remove_stale_temps(model_path(config))  # a training the daemon's stop cut short
     return atomic_write(model_path(config), fill)
@@ -148,7 +148,7 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ()
 
 
-def _check_header(header: dict) -> None:
+def _check_header(header: dict[str, Any]) -> None:
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise ModelUnusable("not a medarchive document-type model of this version")
     if header.get("sklearn") != _sklearn_version():
@@ -157,7 +157,7 @@ def _check_header(header: dict) -> None:
         raise ModelUnusable("trained on other features than this version of medarchive computes")
 
 
-def _valid_header(raw: object, types: Collection[str] | None) -> dict:
+def _valid_header(raw: object, types: Collection[str] | None) -> dict[str, Any]:
     from pipeline.identify.learned import Figures
 
     if not isinstance(raw, dict):
@@ -239,7 +239,15 @@ def read(path: Path, types: Collection[str] | None = None) -> StoredModel:
     return StoredModel(model, header)
 
 
-def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
+def _check_shapes(
+    classes: Sequence[str],
+    vocabularies: Sequence[Sequence[str]],
+    idf: Sequence[np.ndarray],
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> None:
     from pipeline.identify.learned import BLOCKS
 
     features = sum(len(v) for v in vocabularies)
@@ -259,7 +267,7 @@ def _check_shapes(classes, vocabularies, idf, coef, intercept, a, b) -> None:
         raise ModelUnusable("; ".join(found))
 
 
-_loaded: dict[Path, tuple[tuple, StoredModel | None]] = {}
+_loaded: dict[Path, tuple[tuple[int, int, int], StoredModel | None]] = {}
 
 
 def current(config: Config) -> StoredModel | None:
@@ -277,9 +285,10 @@ def current(config: Config) -> StoredModel | None:
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        stored: StoredModel | None = read(path, config.classification.types)
+        stored: StoredModel | None
+        stored = found = read(path, config.classification.types)
         log.info(
-            "document-type model loaded: %d types, trained %s", len(stored.model.classes), stored.header["created_at"]
+            "document-type model loaded: %d types, trained %s", len(found.model.classes), found.header["created_at"]
         )
     except ModelUnusable as exc:
         log.warning(

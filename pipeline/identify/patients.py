@@ -145,14 +145,14 @@ class PatientIndex:
         with self._lock, sqlite.immediate(self._db) as db:
             yield db
 
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
     # -- patients ------------------------------------------------------------
 
     def count(self) -> int:
-        return self.query("SELECT count(*) FROM patients WHERE status = 'active'")[0][0]
+        return int(self.query("SELECT count(*) FROM patients WHERE status = 'active'")[0][0])
 
     def get(self, mrn: str) -> Patient | None:
         rows = self.query("SELECT * FROM patients WHERE mrn = ?", (mrn,))

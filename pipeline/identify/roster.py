@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from rapidfuzz import fuzz
 
@@ -89,6 +89,15 @@ def _split_name(name: str) -> tuple[str, str] | None:
         last, given = words[-1], words[0]
     parts = _last_key(last), _first_key(given)
     return parts if all(parts) else None
+
+
+class PatientLookup(Protocol):
+    """What filing asks of a roster: the CSV ``Roster`` or the patient index's ``PatientRoster``."""
+
+    def __len__(self) -> int: ...
+    def get(self, mrn: str) -> RosterPatient | None: ...
+    def confusable(self, mrn: str) -> list[RosterPatient]: ...
+    def by_name_dob(self, name: str, dob: str) -> list[RosterPatient]: ...
 
 
 class Roster:
@@ -174,7 +183,7 @@ def _columns(path: Path, header: list[str], settings: RosterSettings) -> tuple[i
 
 
 def _read_rows(
-    path: Path, reader: Iterator[list[str]], settings: RosterSettings, is_mrn: Callable[[str], bool] | None
+    path: Path, reader: Any, settings: RosterSettings, is_mrn: Callable[[str], bool] | None
 ) -> Iterator[RosterPatient]:
     header = next(reader, None)
     if not header or not "".join(header).strip():

@@ -82,7 +82,7 @@ def boxes_of(groups: Sequence[Sequence[int]], pages: Sequence[PageSignals]) -> l
     rather than letting the box of an earlier sheet run on.
     """
     sheets = [(p.page_no, p.box) for p in pages if p.box_sheet]
-    found = []
+    found: list[tuple[str | None, str | None]] = []
     for group in groups:
         before = [box for page_no, box in sheets if page_no < group[0]]
         if not before:

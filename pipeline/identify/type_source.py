@@ -10,7 +10,7 @@ its mistakes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from pipeline.archive.sidecar import Sidecar
 from pipeline.core.models import UNCLASSIFIED, Classification
@@ -41,11 +41,11 @@ class TypeSource:
         """The source back from its label (the sidecar's ``type_source``), None if not one."""
         head, sep, rest = label.partition(": ")
         if sep and head in ("clerk", "barcode", "title"):
-            return cls(head, rest)
+            return cls(cast(Kind, head), rest)
         head, sep, rest = label.partition(", ")
         if sep and head in ("model", "keywords"):
             try:
-                return cls(head, confidence=float(rest))
+                return cls(cast(Kind, head), confidence=float(rest))
             except ValueError:
                 return None
         return {"none (unclassified)": cls("none"), "drop folder's hint": cls("folder")}.get(label)
@@ -71,7 +71,7 @@ def from_classification(found: Classification) -> TypeSource:
     if found.doc_type == UNCLASSIFIED:
         return TypeSource("none", confidence=found.confidence)
     if kind in ("barcode", "title"):
-        return TypeSource(kind, detail, found.confidence)
+        return TypeSource(cast(Kind, kind), detail, found.confidence)
     if kind == "model":
         return TypeSource("model", confidence=found.confidence)
     if f"folder hint:{found.doc_type}" in cues:

@@ -60,7 +60,28 @@ def _check_header(path: Path, size: int, settings: IntakeSettings) -> None:
     with open(path, "rb") as handle:
         head = handle.read(_MAGIC_WINDOW)
     if b"%PDF-" not in head:
-        raise IntakeError(f"not a PDF (the file starts with {head[:8]!r})")
+        raise IntakeError(f"not a PDF ({_what_it_is(head)})")
+
+
+# What a file that is not a PDF often is, by its first bytes.
+_SIGNATURES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"PK\x03\x04": "a ZIP archive or an Office document",
+    b"\xd0\xcf\x11\xe0": "an old Office document",
+}
+
+
+def _what_it_is(head: bytes) -> str:
+    for magic, kind in _SIGNATURES.items():
+        if head.startswith(magic):
+            return f"it is {kind}"
+    start = head[:8]
+    if start and all(32 <= b < 127 for b in start):
+        return f'it starts with the text "{start.decode("ascii")}"'
+    return f"it starts with the bytes {start.hex(' ')}"
 
 
 def _open(path: Path) -> pikepdf.Pdf:

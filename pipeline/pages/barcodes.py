@@ -27,7 +27,9 @@ _CHECKED_CODE39 = frozenset({"]A1", "]A5"})
 # Linear and stacked codes (PDF417) are read along rows, so only with the page turned
 # too; turning it for the others costs a third of the whole read and finds nothing more.
 _ANY_ORIENTATION = frozenset(
-    f for f in zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormat.AllMatrix) if "PDF417" not in f.name
+    f
+    for f in zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllMatrix))
+    if "PDF417" not in f.name
 )
 # (for codes found in any orientation?, binarizer, try_rotate)
 _PASSES = (
@@ -84,7 +86,7 @@ def read_barcodes(image: Image.Image, formats: Sequence[str]) -> list[BarcodeRea
             continue
         found = zxingcpp.read_barcodes(
             gray,
-            formats=subset,
+            formats=zxingcpp.BarcodeFormats(subset),
             try_rotate=try_rotate,
             try_invert=False,
             binarizer=binarizer,
@@ -172,7 +174,7 @@ def separator_reads(page: Image.Image, formats: Sequence[str], separator_value: 
     step = max(1, int(ppi // _OVERVIEW_PPI), -(-max(pixels.shape) // _ZXING_MAX_SIDE))
     overview = zxingcpp.read_barcodes(
         np.ascontiguousarray(pixels[::step, ::step]),
-        formats=wanted,
+        formats=zxingcpp.BarcodeFormats(wanted),
         try_rotate=False,
         try_invert=False,
         binarizer=zxingcpp.Binarizer.LocalAverage,
@@ -213,7 +215,7 @@ def _runs_match(bar_rows: np.ndarray, ppi: float) -> bool:
         window = runs[i : i + len(_PATCH_T)]
         if len(window) == len(_PATCH_T) and all(
             lo <= size <= hi
-            for (_, size), kind in zip(window, _PATCH_T)
+            for (_, size), kind in zip(window, _PATCH_T, strict=True)
             for lo, hi in [_NARROW if kind == "n" else _WIDE]
         ):
             return True

@@ -23,7 +23,7 @@ _LOW_MEAN_CONF = 70.0
 _MIN_COMMON_RATIO = 0.05
 _COMMON = frozenset(
     ["the", "and", "of", "to", "a", "in", "is", "for", "with", "was", "on", "at", "by", "as", "from", "or", "be", "are", "this", "that", "no", "not", "he", "she", "his", "her", "patient", "date", "mg", "daily", "name"]
-)
+)  # fmt: skip
 _OSD_MIN_CONFIDENCE = 2.0
 _ROTATE = re.compile(r"Rotate:\s*(\d+)")
 _CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")

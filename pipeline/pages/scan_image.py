@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pikepdf
 from PIL import Image
@@ -59,8 +60,8 @@ def _sole_image(page: pikepdf.Page) -> tuple[list[float], pikepdf.Object] | None
     if xobjects is None or len(xobjects) != 1:
         return None
     matrix, drawn = None, None
-    for operands, operator in pikepdf.parse_content_stream(page):
-        name = str(operator)
+    for instruction in pikepdf.parse_content_stream(page):
+        operands, name = instruction.operands, str(instruction.operator)
         if name not in _PLACING_OPERATORS:
             return None
         if name == "cm":
@@ -70,7 +71,7 @@ def _sole_image(page: pikepdf.Page) -> tuple[list[float], pikepdf.Object] | None
         elif name == "Do":
             if drawn is not None:
                 return None
-            drawn = page.resources.XObject[operands[0]]
+            drawn = page.resources.XObject[str(operands[0])]
     if matrix is None or drawn is None or drawn.get("/Subtype") != "/Image":
         return None
     return matrix, drawn
@@ -84,7 +85,7 @@ def _drawn_at(page: pikepdf.Page, matrix: list[float], xobject: pikepdf.Object, 
     x0, y0, x1, y1 = (float(v) for v in page.cropbox)
     placed = (width, height, left, bottom)
     box = (x1 - x0, y1 - y0, x0, y0)
-    if b or c or any(abs(p - q) > _PLACEMENT_TOLERANCE_PT for p, q in zip(placed, box)):
+    if b or c or any(abs(p - q) > _PLACEMENT_TOLERANCE_PT for p, q in zip(placed, box, strict=True)):
         return False
     dpi_x = int(xobject.Width) * 72 / width
     dpi_y = int(xobject.Height) * 72 / height
@@ -115,7 +116,7 @@ def _plain_colour(space: pikepdf.Object | None) -> bool:
 
 
 def _decoded(xobject: pikepdf.Object) -> Image.Image:
-    image = pikepdf.PdfImage(xobject).as_pil_image()
+    image = pikepdf.PdfImage(cast(pikepdf.Stream, xobject)).as_pil_image()  # an image XObject is a stream
     # Pillow decodes lazily: a damaged JPEG must fail here, where pdftoppm takes over.
     image.load()
     return image if image.mode == "L" else image.convert("L")

@@ -90,16 +90,18 @@ class Release:
 
 def _patient_mrns(sidecar: Sidecar) -> set[str]:
     # A review-queue document has no confirmed MRN; the ones read from it are all it has.
+    own = {sidecar.mrn} if sidecar.mrn else set()
     if sidecar.status == "filed":
-        return {sidecar.mrn}
-    return {sidecar.mrn} | {c.value for c in sidecar.identifiers.mrn_candidates}
+        return own
+    return own | {c.value for c in sidecar.identifiers.mrn_candidates}
 
 
 def _in_range(doc_date: str | None, request: ReleaseRequest) -> bool:
     if not (request.date_from or request.date_to):
         return True
-    # An undated document cannot be shown to fall in the range asked for.
-    return bool(doc_date) and (request.date_from or "") <= doc_date <= (request.date_to or "9999")
+    if not doc_date:
+        return False  # an undated document cannot be shown to fall in the range asked for
+    return (request.date_from or "") <= doc_date <= (request.date_to or "9999")
 
 
 def _wanted(sidecar: Sidecar, request: ReleaseRequest) -> bool:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, ChainedLog, audit_dir, os_user
@@ -101,7 +101,7 @@ def keep_until(doc_type: str, doc_date: date, dob: date | None, rules: Retention
 
 def assess(sidecar: Sidecar, rules: RetentionSettings, today: date) -> Assessment:
     doc_date = _parse(sidecar.doc_date)
-    common = {
+    common: dict[str, Any] = {
         "doc_id": sidecar.doc_id,
         "mrn": sidecar.mrn,
         "doc_type": sidecar.doc_type,

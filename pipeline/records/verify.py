@@ -192,8 +192,8 @@ def check_remnants(config: Config, index: Index) -> list[Problem]:
 
 def repair_index(index: Index, found: _Archive, problems: list[Problem]) -> int:
     """Make the index agree with the archive for the documents in ``problems``; return how many."""
-    stale = {p.doc_id for p in problems if p.kind in ("not_indexed", "index_differs")}
-    gone = {p.doc_id for p in problems if p.kind == "index_only"}
+    stale = {p.doc_id for p in problems if p.kind in ("not_indexed", "index_differs") and p.doc_id}
+    gone = {p.doc_id for p in problems if p.kind == "index_only" and p.doc_id}
     if stale:
         index.add(record_from_sidecar(read_sidecar(found.sidecars[d])) for d in sorted(stale))
     if gone:

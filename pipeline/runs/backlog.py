@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexers.base import Index
+from indexers.base import Index, IndexRecord
 from pipeline.archive.audit import AuditLog
 from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import record_from_sidecar, sidecar_path
@@ -83,8 +83,8 @@ def _clear(config: Config, planned: list[str]) -> None:
 def recover(config: Config, index: Index, journal: Journal, run: Run) -> int:
     """Finish the inputs a stopped session left between filing and done; return how many were finished."""
     finished: list[tuple[Entry, Result]] = []
-    written = []
-    records = []
+    written: list[tuple[Entry, Sidecar]] = []
+    records: list[IndexRecord] = []
     for entry in list(journal.entries(run.run_id, ("filing", "archived"))):
         sidecars = _written(config, entry.planned)
         if sidecars is None:
@@ -228,7 +228,7 @@ def report(journal: Journal, run: Run) -> dict:
     counts = journal.counts(run.run_id)
     pages, ocr_seconds = journal.pages_done(run.run_id)
     wall = journal.wall_seconds(run.run_id)
-    attention = {"failed": [], "review": []}
+    attention: dict[str, list[dict[str, object]]] = {"failed": [], "review": []}
     for entry in journal.entries(run.run_id, ("done",)):
         if entry.status in attention:
             attention[entry.status].append(

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.core import sqlite
 from pipeline.core.errors import MedarchiveError
@@ -136,14 +137,14 @@ class Journal:
         self._db.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id))
 
     def begin_session(self, run_id: str) -> int:
-        return self._db.execute("INSERT INTO sessions VALUES (?, ?, NULL)", (run_id, time.time())).lastrowid
+        return int(self._db.execute("INSERT INTO sessions VALUES (?, ?, NULL)", (run_id, time.time())).lastrowid or 0)
 
     def end_session(self, session: int) -> None:
         self._db.execute("UPDATE sessions SET ended = ? WHERE rowid = ?", (time.time(), session))
 
     def wall_seconds(self, run_id: str) -> float:
         """Time spent running, over every session (a killed session counts to its last step)."""
-        row = self._row("SELECT SUM(COALESCE(ended, started) - started) FROM sessions WHERE run_id = ?", run_id)
+        row = self._totals("SELECT SUM(COALESCE(ended, started) - started) FROM sessions WHERE run_id = ?", run_id)
         return float(row[0] or 0)
 
     # inputs
@@ -206,7 +207,9 @@ class Journal:
         return {status: found.get(status, 0) for status in OUTCOME_STATUSES}
 
     def pages_done(self, run_id: str) -> tuple[int, float]:
-        row = self._row("SELECT SUM(pages), SUM(ocr_seconds) FROM inputs WHERE run_id = ? AND state = 'done'", run_id)
+        row = self._totals(
+            "SELECT SUM(pages), SUM(ocr_seconds) FROM inputs WHERE run_id = ? AND state = 'done'", run_id
+        )
         return int(row[0] or 0), float(row[1] or 0)
 
     def _set(self, run_id: str, name: str, state: str, **columns: object) -> None:
@@ -216,8 +219,14 @@ class Journal:
             (state, *columns.values(), run_id, name),
         )
 
-    def _row(self, sql: str, *args: object) -> tuple | None:
-        return self._db.execute(sql, args).fetchone()
+    def _row(self, sql: str, *args: object) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+        return row
+
+    def _totals(self, sql: str, *args: object) -> tuple[Any, ...]:
+        """An aggregate query's row (it always has one)."""
+        row: tuple[Any, ...] = self._db.execute(sql, args).fetchone()
+        return row
 
     def _transaction(self):
         return sqlite.immediate(self._db)

@@ -347,6 +347,8 @@ class Pipeline:
             item = next(self._job_tasks, None)
         except Exception as exc:  # cutting a page out for a cluster worker failed
             job = self._current_job
+            if job is None:
+                raise
             self._job_tasks = None
             self._set_aside(job.source, job.intake.sha256, "could not be read", exc)
             self._drop(job)
@@ -587,13 +589,11 @@ class Pipeline:
     def _report(self, outcome: Outcome) -> None:
         self._release_alone(outcome.source)
         log.info(
-            "%s %s: %s (%d pages, OCR %.1f s, %.1f s in all)%s",
+            "%s %s: %s%s%s",
             outcome.status,
             outcome.source.display_name,
             outcome.path or ", ".join(outcome.doc_ids),
-            outcome.pages,
-            outcome.ocr_seconds,
-            outcome.seconds,
+            _timings(outcome),
             f": {outcome.reason}" if outcome.reason else "",
         )
         if self.audit is not None:
@@ -621,6 +621,17 @@ def status_of(sidecars: list[Sidecar]) -> tuple[OutcomeStatus, str | None]:
         f"{s.doc_id}: {s.review_reason}" if len(sidecars) > 1 else s.review_reason for s in sidecars if s.review_reason
     ]
     return status, "; ".join(reasons) or None
+
+
+def _timings(outcome: Outcome) -> str:
+    """The input's time from start to end, and its pages' OCR time summed over the workers
+    that read them in parallel (so it can exceed the other); nothing for an input never read."""
+    if not outcome.pages:
+        return ""
+    pages = f"{outcome.pages} page{'s' if outcome.pages != 1 else ''} in {outcome.seconds:.1f} s"
+    if not outcome.ocr_seconds:
+        return f" ({pages}, text layer: no OCR)"
+    return f" ({pages}; OCR {outcome.ocr_seconds:.1f} s summed over workers)"
 
 
 def _outcome(source: InputFile, sidecars: list[Sidecar], pages: list[PageText], seconds: float) -> Outcome:

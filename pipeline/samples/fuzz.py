@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal
 from unittest import mock
@@ -129,12 +130,14 @@ def run_cases(
     mutate.seed_pdfs()  # made once here, inherited by every fork
     context = multiprocessing.get_context("fork")
     pending = iter(numbers)
-    running: dict[int, tuple[multiprocessing.Process, Connection, float, Path]] = {}
+    running: dict[int, tuple[BaseProcess, Connection, float, Path]] = {}
     while True:
         while len(running) < workers and (number := next(pending, None)) is not None:
             folder = Path(tempfile.mkdtemp(prefix=f"case-{number}-", dir=workdir))
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_child, args=(number, seed, folder, reading, sender), daemon=True)
+            process: BaseProcess = context.Process(
+                target=_child, args=(number, seed, folder, reading, sender), daemon=True
+            )
             process.start()
             sender.close()
             running[process.sentinel] = (process, receiver, time.monotonic(), folder)
@@ -169,9 +172,7 @@ def _meta(folder: Path) -> tuple[int, str, str]:
         return int(folder.name.split("-")[1]), "?", "?"
 
 
-def _finished(
-    process: multiprocessing.Process, receiver: Connection, started: float, limit: float, folder: Path
-) -> Verdict | None:
+def _finished(process: BaseProcess, receiver: Connection, started: float, limit: float, folder: Path) -> Verdict | None:
     """The case's verdict once its process is done (or killed past ``limit``), else None."""
     if receiver.poll():
         try:
@@ -194,11 +195,11 @@ def _finished(
     return Verdict(number, seed_name, kind, "crash", reason, elapsed)
 
 
-def _end(process: multiprocessing.Process, grace: float) -> None:
+def _end(process: BaseProcess, grace: float) -> None:
     """Reap ``process``, killing it after ``grace`` seconds with the pdftoppm or tesseract
     it may be waiting for (its process group)."""
     process.join(grace)
-    if process.is_alive():
+    if process.is_alive() and process.pid is not None:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -10,6 +10,7 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import zxingcpp
 from PIL import Image, ImageDraw, ImageFont
 
@@ -32,7 +33,7 @@ def _font(size_px: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFon
 def barcode_image(value: str, format: str, module_px: int) -> Image.Image:
     """The symbol with its quiet zones, black on white, ``module_px`` pixels per module."""
     symbol = zxingcpp.create_barcode(value, barcode_format(format))
-    pixels = memoryview(symbol.to_image(scale=module_px, add_quiet_zones=True))  # one byte per pixel
+    pixels = np.asarray(symbol.to_image(scale=module_px, add_quiet_zones=True))  # one byte per pixel
     height, width = pixels.shape
     return Image.frombytes("L", (width, height), pixels.tobytes())
 

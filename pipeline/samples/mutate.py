@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import pikepdf
 from reportlab.lib.pagesizes import letter
@@ -58,7 +58,7 @@ def seed_pdfs() -> dict[str, bytes]:
     }
     for encoding in ("jpeg", "g4", "flate"):
         seeds[f"scan_{encoding}"] = _plain(
-            _written(lambda out, e=encoding: scans.write_scanned_pdf(out, images[:1], encoding=e))
+            _written(partial(scans.write_scanned_pdf, images=images[:1], encoding=encoding))
         )
     return seeds
 
@@ -109,7 +109,7 @@ class _Anatomy:
     size: int  # the trailer's /Size: the first free object number
     prev: int  # the offset of the last cross-reference section
     root: int
-    root_dict: pikepdf.Dictionary
+    root_dict: pikepdf.Object
     pages: int
     page: int
     page_dict: pikepdf.Dictionary
@@ -134,7 +134,7 @@ def _anatomy(pdf: pikepdf.Pdf, data: bytes) -> _Anatomy:
     )
 
 
-def _dict_with(obj: pikepdf.Dictionary, **raw: bytes) -> bytes:
+def _dict_with(obj: pikepdf.Object, **raw: bytes) -> bytes:
     """``obj`` written out with the keys in ``raw`` replaced by those raw values."""
     kept = pikepdf.Dictionary({k: v for k, v in obj.items() if k[1:] not in raw})
     body = kept.unparse()
@@ -281,7 +281,7 @@ def _page_loop(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     """A /Kids that points back at its parent (or at the root), or a page that is its own parent."""
     shape = rng.choice(("self", "root_under_page", "parent_is_self", "two_cycle"))
     if shape == "self":
-        kids = [*_refs(a.root_dict.Pages.get("/Kids", [])), b"%d 0 R" % a.pages]
+        kids = [*_refs(a.root_dict.Pages.get("/Kids", pikepdf.Array())), b"%d 0 R" % a.pages]
         return _update(data, a, {a.pages: _dict_with(a.root_dict.Pages, Kids=b"[ %s ]" % b" ".join(kids))})
     if shape == "root_under_page":
         return _update(
@@ -300,7 +300,7 @@ def _page_loop(a: _Anatomy, data: bytes, rng: random.Random) -> bytes:
     )
 
 
-def _refs(array: pikepdf.Array) -> list[bytes]:
+def _refs(array: pikepdf.Object) -> list[bytes]:
     return [b"%d %d R" % item.objgen if item.is_indirect else item.unparse() for item in array]
 
 

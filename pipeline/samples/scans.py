@@ -16,13 +16,13 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import zip_longest
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 import pikepdf
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, TiffImagePlugin
 
 from pipeline.core.config import DEFAULT_TAXONOMY
 from pipeline.samples.box_labels import with_box_label
@@ -32,130 +32,8 @@ from pipeline.samples.box_labels import with_box_label
 # the authorization has one (``make_document``) and comes seventh in a demo set.
 DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)[:12]
 
-LAST_NAMES = [
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Nguyen",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Phillips",
-    "Evans",
-    "Turner",
-    "Parker",
-    "Collins",
-    "Edwards",
-    "Stewart",
-    "Morris",
-    "Murphy",
-    "Cook",
-]
-FIRST_NAMES = [
-    "James",
-    "Mary",
-    "Robert",
-    "Patricia",
-    "John",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "William",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Charles",
-    "Karen",
-    "Christopher",
-    "Lisa",
-    "Daniel",
-    "Nancy",
-    "Matthew",
-    "Betty",
-    "Anthony",
-    "Margaret",
-    "Mark",
-    "Sandra",
-    "Donald",
-    "Ashley",
-    "Steven",
-    "Kimberly",
-    "Paul",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Joshua",
-    "Michelle",
-    "Kenneth",
-    "Carol",
-    "Kevin",
-    "Amanda",
-    "Brian",
-    "Dorothy",
-    "George",
-    "Melissa",
-    "Timothy",
-    "Deborah",
-    "Ronald",
-    "Stephanie",
-    "Edward",
-    "Rebecca",
-    "Jason",
-    "Sharon",
-    "Jeffrey",
-    "Laura",
-    "Ryan",
-    "Cynthia",
-]
+LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Phillips", "Evans", "Turner", "Parker", "Collins", "Edwards", "Stewart", "Morris", "Murphy", "Cook"]  # fmt: skip
+FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty", "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian", "Dorothy", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Stephanie", "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey", "Laura", "Ryan", "Cynthia"]  # fmt: skip
 
 # Spellings as they appear on real forms; every one is matched by DEFAULT_MRN_LABELS.
 MRN_LABELS = (
@@ -204,20 +82,7 @@ _UNUSED_TITLES = {
     "Ultrasound Report",
 }
 
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]  # fmt: skip
 PAGE_INCHES = (8.5, 11.0)
 MARGIN_INCHES = 0.6
 LEADING = 1.3
@@ -914,9 +779,12 @@ def _lab(c: _Ctx) -> list[list[str]]:
     ]
 
 
+def _lab_panel(c: _Ctx, panel: str) -> list[str]:
+    return [panel, *_lab_rows(c, c.rng.randint(3, 5)), ""]
+
+
 _LAB_EXTRAS: tuple[_Extra, ...] = tuple(
-    (lambda c, panel=panel: [panel, *_lab_rows(c, c.rng.randint(3, 5)), ""])
-    for panel in ("Chemistry", "Hematology", "Additional tests", "Add-on results")
+    partial(_lab_panel, panel=panel) for panel in ("Chemistry", "Hematology", "Additional tests", "Add-on results")
 )
 
 _SPECIMENS = (
@@ -1404,6 +1272,10 @@ def _wrap(text: str, width: float, measure: Callable[[str], float]) -> list[str]
     return rows
 
 
+def _measuring(measure: Callable[[str, bool], float], heading: bool) -> Callable[[str], float]:
+    return lambda text: measure(text, heading)
+
+
 def _rows(line: str, width: float, measure: Callable[[str], float]) -> list[list[tuple[float, str]]]:
     """Tab cells go to equal columns, pushed right when the cell before runs long."""
     if "\t" not in line:
@@ -1431,7 +1303,7 @@ def _layout(
     for i, line in enumerate(lines):
         heading = i < heading_lines
         step = size * LEADING * (HEADING_SCALE if heading else 1)
-        for row in _rows(line, width, lambda s, heading=heading: measure(s, heading)):
+        for row in _rows(line, width, _measuring(measure, heading)):
             if y + step > bottom:
                 raise ValueError(f"{len(lines)} lines do not fit on one page at this font size")
             for x, text in row:
@@ -1532,7 +1404,7 @@ Encoding = Literal["jpeg", "g4", "flate"]
 
 
 def write_scanned_pdf(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str] | BinaryIO,
     images: Iterable[Image.Image],
     *,
     encoding: Encoding = "jpeg",
@@ -1609,18 +1481,23 @@ def _group4(bitonal: Image.Image) -> bytes:
     buffer = io.BytesIO()
     bitonal.save(buffer, "TIFF", compression="group4", tiffinfo={278: bitonal.height})
     tiff = Image.open(io.BytesIO(buffer.getvalue()))
+    assert isinstance(tiff, TiffImagePlugin.TiffImageFile)
     (offset,), (length,) = tiff.tag_v2[273], tiff.tag_v2[279]
     return buffer.getvalue()[offset : offset + length]
 
 
-def _save(pdf: pikepdf.Pdf, path: str | os.PathLike, **options: object) -> None:
+def _save(pdf: pikepdf.Pdf, path: str | os.PathLike[str] | BinaryIO, **options: Any) -> None:
     # A fixed /ID keeps the bytes a function of the seed alone; qpdf cannot fix one
     # for an encrypted file, whose salt is random anyway.
-    pdf.save(path, deterministic_id="encryption" not in options, **options)
+    pdf.save(
+        os.fspath(path) if isinstance(path, os.PathLike) else path,
+        deterministic_id="encryption" not in options,
+        **options,
+    )
 
 
 def write_born_digital_pdf(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str] | BinaryIO,
     pages: Sequence[Sequence[str]],
     *,
     heading_lines: int = 0,
@@ -1740,7 +1617,12 @@ _DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy",
 
 
 def write_sample_set(
-    folder: str | os.PathLike, *, count: int = 6, seed: int = 0, box: str | None = None
+    folder: str | os.PathLike[str],
+    *,
+    count: int = 6,
+    seed: int = 0,
+    box: str | None = None,
+    on_written: Callable[[Path], None] | None = None,
 ) -> list[tuple[Path, SampleDoc]]:
     """Sample scans for the demo drop folder, with their ground truth.
 
@@ -1749,7 +1631,7 @@ def write_sample_set(
     Patients recur across files, as in a real archive, and every sixth file (the 4th,
     10th...) carries a conflicting MRN so the demo shows the review queue too. Each
     file appears under its final name only once complete, so a watcher never sees
-    half a PDF.
+    half a PDF. ``on_written`` hears of each file as it appears (a few seconds apart).
     """
     rng = random.Random(seed)
     folder = Path(folder)
@@ -1776,6 +1658,8 @@ def write_sample_set(
             with_box_label(partial, box)
         os.replace(partial, path)
         written.append((path, doc))
+        if on_written is not None:
+            on_written(path)
     return written
 
 

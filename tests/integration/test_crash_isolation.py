@@ -99,7 +99,7 @@ class _Daemon:
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.config = config
         self.log_path = config.parent / "daemon.log"
-        self.log = open(self.log_path, "a")
+        self.log = open(self.log_path, "a")  # noqa: SIM115 (open for the daemon's life, closed when it stops)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "watch"],
             stdout=self.log,

@@ -71,7 +71,7 @@ def test_mdm_t02_carries_the_pdf_and_validates(tmp_path):
         [result] = send_once(config)
         assert (result.sent, result.retry, result.dead) == (2, 0, 0)
         assert [m.state for m in outbox_messages(config)] == ["sent", "sent"]
-        for raw, doc, loinc in zip(listener.received, docs, ["11502-2", "11506-3"]):
+        for raw, doc, loinc in zip(listener.received, docs, ["11502-2", "11506-3"], strict=True):
             message = _strict(raw)
             assert message.name == "MDM_T02"
             assert message.txa.txa_12.value == doc.doc_id

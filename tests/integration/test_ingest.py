@@ -125,7 +125,7 @@ def test_list_json_has_the_documented_keys(archive):
 
 
 def test_archived_pdf_keeps_every_page_and_is_searchable(archive):
-    config_path, inputs, truth, _ = archive
+    config_path, _inputs, truth, _ = archive
     rows = rows_by_source(config_path)
     for name in ("noisy-2pages.pdf", "fax-204x98.pdf", "born-digital.pdf"):
         row = rows[name]

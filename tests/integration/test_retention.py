@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.index import open_index
 from pipeline.archive.store import doc_id_for
-from pipeline.cli.main import open_index
 from pipeline.core.config import Config, RetentionSettings
 from pipeline.records.retention import (
     destruction_log,

@@ -36,7 +36,7 @@ def watch_config(tmp_path: Path, **watch) -> Path:
 class DaemonProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
-        self.log = open(config.parent / "daemon.log", "a")
+        self.log = open(config.parent / "daemon.log", "a")  # noqa: SIM115 (open for the daemon's life, closed when it stops)
         self._log_start = self.log.tell()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--config", str(config), "watch"],

@@ -12,13 +12,20 @@ def write(tmp_path, text):
     return path
 
 
-def test_empty_config_gives_defaults_relative_to_the_file(tmp_path):
-    config = load_config(write(tmp_path, ""))
+def test_a_config_of_one_key_gives_defaults_relative_to_the_file(tmp_path):
+    config = load_config(write(tmp_path, "data_root: data\n"))
     assert config.root == tmp_path / "data"
     assert config.archive_dir == tmp_path / "data" / "archive"
     assert config.ocr.dpi == 300
     assert "discharge_summary" in config.classification.types
     assert len(config.classification.types) == 17
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
+def test_an_empty_config_is_refused_and_creates_nothing(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"is empty; start from the project's config\.yaml"):
+        load_config(write(tmp_path, text))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
 
 def test_the_shipped_config_is_valid_and_complete():

@@ -123,7 +123,10 @@ ROSTER = Roster(
 )
 
 
-def with_roster(ids, roster_settings=RosterSettings(), pages=None):
+DEFAULT_ROSTER = RosterSettings()
+
+
+def with_roster(ids, roster_settings=DEFAULT_ROSTER, pages=None):
     return decide(pages or [ocr_page()], ids, SETTINGS, roster_settings, ROSTER)
 
 

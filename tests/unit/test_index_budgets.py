@@ -103,7 +103,10 @@ def test_the_budgets_are_options(tmp_path: Path) -> None:
 
 def test_a_search_past_its_time_budget_is_stopped(tmp_path: Path) -> None:
     ticks = itertools.count()
-    slow_clock = lambda: float(next(ticks))
+
+    def slow_clock() -> float:
+        return float(next(ticks))
+
     index = WhooshIndex(tmp_path / "index", IndexOptions(search_seconds=4), clock=slow_clock)
     index.add([record(f"a{n}", f"fever cough rash note{n}") for n in range(10)])
     index.add([record(f"b{n}", f"fever cough rash note{n}") for n in range(10)], merge=False)

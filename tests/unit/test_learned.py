@@ -200,7 +200,7 @@ def test_prediction_counts_terms_as_training_did(trained):
 
     model, _ = trained
     texts = [document_parts(e.texts)["body"] for e in examples(6, seed=4)]
-    for block, vocab in zip(BLOCKS, model.vocabularies):
+    for block, vocab in zip(BLOCKS, model.vocabularies, strict=True):
         if block.part != "body":
             continue
         reference = _counter(block).set_params(vocabulary=vocab, max_features=None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from pipeline.archive.audit import ACTIONS, AuditFilters
 from pipeline.ehr.outbox import STATES, Outbox, OutboxError

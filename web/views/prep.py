@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from itertools import groupby
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from werkzeug.wrappers import Response
 
 from pipeline.clinic.packets import PacketError
 from pipeline.clinic.prep import open_packet, plan_day, prepare_day
