@@ -42,6 +42,8 @@ from pipeline.cli.web import COMMANDS as WEB_COMMANDS
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import OUTCOME_STATUSES
+from pipeline.core.printable import PrintableFormatter
+from pipeline.ehr.merge_review import hl7_status
 from pipeline.ehr.outbox import outbox_counts
 from pipeline.identify.type_source import type_source
 from pipeline.records import review as review_docs
@@ -61,9 +63,9 @@ STATUSES = click.Choice(["filed", "review"])
 @click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
 def cli(config, user, verbose):
     """Scanned medical records in, a patient-keyed searchable archive out."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def _outcome_line(outcome: Outcome) -> str:
@@ -364,8 +366,11 @@ def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
     state = read_status(config)
     ehr = outbox_counts(config)
+    hl7 = hl7_status(config)
     if as_json:
-        click.echo(json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr}, ensure_ascii=False))
+        click.echo(
+            json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr, "hl7": hl7}, ensure_ascii=False)
+        )
         return
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
     click.echo(f"daemon:     {running}")
@@ -377,6 +382,10 @@ def status(config: Config, as_json: bool):
         click.echo(f"error:      {entry['at']} {entry['file']}: {entry['reason']}")
     for name, by_state in sorted(ehr.items()):
         click.echo(f"ehr:        {name}: " + ", ".join(f"{n} {state_}" for state_, n in by_state.items()))
+    click.echo(
+        f"hl7:        listener {'enabled' if hl7['enabled'] else 'not enabled'} on {hl7['listen']}, {hl7['transport']}; "
+        f"merge policy {hl7['merge_policy']}; {hl7['held_merges']} merge(s) held for review"
+    )
 
 
 for _command in [
