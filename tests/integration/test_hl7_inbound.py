@@ -207,13 +207,13 @@ def test_a_failure_while_acting_is_answered_ae(config, running, monkeypatch):
     )
 
 
-def _write_documents(config, mrn: str, count: int, tmp: Path) -> list:
+def _write_documents(config, mrn: str, count: int, tmp: Path, first: int = 0) -> list:
     sidecars = []
     for n in range(count):
         text = f"PROGRESS NOTE\nMRN: {mrn}\nvisit {n}"
         pdf = tmp / f"note-{n}.pdf"
         samples.write_born_digital_pdf(pdf, [text.splitlines()])
-        sha = f"{n + 1:016x}" + "f" * 48
+        sha = f"{first + n + 1:016x}" + "f" * 48
         doc = Document(
             doc_id_for(sha, 1),
             pdf.name,
