@@ -33,6 +33,7 @@ MAX_READ_CHARS = 16 * 1024
 _SEGMENT_BREAK = re.compile(r"\r\n|\n|\r")
 _HL7_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _SEX = frozenset({"F", "M", "O", "U", "A", "N", "X"})
+_MAX_MSA_TEXT = 199
 _MAX_ID = 64  # MSH-10 is at most 20 characters in 2.5, 199 in 2.7; longer is kept out of logs
 
 # HL7 table 0357 (message error condition codes) used in ERR-3.
@@ -332,7 +333,9 @@ def build_ack(
             header.version,
         ]
     )
-    segments = [msh, sep.join(["MSA", code, header.control_id] + ([_escape(text, header)] if text else []))]
+    # MSA-3 holds 199 characters at most (ST); ERR-8 carries the whole reason.
+    brief = [_escape(text, header)[:_MAX_MSA_TEXT]] if text else []
+    segments = [msh, sep.join(["MSA", code, header.control_id, *brief])]
     if error_code is not None:
         comp = header.encoding[0]
         err_code = comp.join([error_code, _CODE_NAMES.get(error_code, "Application internal error"), "HL70357"])

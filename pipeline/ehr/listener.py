@@ -150,10 +150,7 @@ class Listener:
                 reason=reason,
                 details={"review": review.id, "control_id": review.control_id},
             )
-        return (
-            f"{kind} of MRN {prior} into MRN {survivor} accepted and held for review as #{review.id} ({reason}); "
-            "nothing changes until a clerk confirms it"
-        )
+        return f"held for review as #{review.id}, nothing changed: {reason}"
 
     def _accept_merge(self, message: adt.AdtMessage) -> str:
         prior, survivor = message.prior_mrn, message.mrn

@@ -72,9 +72,13 @@ class Gate:
         self._lock = threading.Lock()
 
     def admit(self, address: str) -> str | None:
-        """None when the connection may proceed (and is counted); else the cause of refusal."""
-        if self._networks and not _in(address, self._networks):
+        """None when the connection may proceed (and is counted); else the cause of refusal.
+
+        ``release`` must then be called with the same ``address``."""
+        ip = _ip(address)
+        if self._networks and (ip is None or not any(ip in net for net in self._networks)):
             return "connection from an address not in hl7_listener.allowed_sources"
+        address = str(ip) if ip is not None else address
         with self._lock:
             if sum(self._open.values()) >= self.settings.max_connections:
                 return f"connection over hl7_listener.max_connections ({self.settings.max_connections})"
@@ -84,6 +88,8 @@ class Gate:
         return None
 
     def release(self, address: str) -> None:
+        ip = _ip(address)
+        address = str(ip) if ip is not None else address
         with self._lock:
             self._open[address] -= 1
             if self._open[address] <= 0:
@@ -95,14 +101,15 @@ class Gate:
             return sum(self._open.values())
 
 
-def _in(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address, an IPv4 client seen through an IPv6 socket as plain IPv4."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in networks)
+        return ip.ipv4_mapped
+    return ip
 
 
 class CauseLog:

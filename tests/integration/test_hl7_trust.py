@@ -452,7 +452,6 @@ def test_watch_survives_a_connection_flood_under_1024_file_handles(tmp_path):
             "port": port,
             "max_connections": 5000,
             "max_connections_per_source": 5000,
-            "idle_timeout_seconds": 8,
         },
         watch={"quiet_seconds": 1, "rescan_seconds": 2, "stop_grace_seconds": 30},
     )
@@ -483,7 +482,10 @@ def test_watch_survives_a_connection_flood_under_1024_file_handles(tmp_path):
         _wait(lambda: "Too many open files" in log.read_text() or daemon.poll() is not None, 60)
         for path in files:
             shutil.copy(path, cfg.drop_folders[0].path / path.name)
-        # The idle timeout frees the handles; every file is filed, the daemon never stopped.
+        time.sleep(5)  # sweeps and claims meet EMFILE meanwhile
+        assert daemon.poll() is None, log.read_text()[-3000:]
+        for sock in flood:  # the flood ends; the daemon catches up without a restart
+            sock.close()
         _wait(lambda: sum(1 for _ in iter_sidecars(cfg)) >= 3 or daemon.poll() is not None, 240)
         assert daemon.poll() is None, log.read_text()[-3000:]
     finally:
@@ -496,5 +498,6 @@ def test_watch_survives_a_connection_flood_under_1024_file_handles(tmp_path):
     assert sorted(s.source.file for s in iter_sidecars(cfg)) == sorted(p.name for p in files)
     assert not list(cfg.processing_dir.glob("*"))
     assert "Traceback" not in text
-    assert text.count("Too many open files") <= 3, text[-3000:]  # once per place it struck, then counted
+    # Once per place it struck (accept, the merge thread, the drop-folder loop), then a count.
+    assert text.count("Too many open files") <= 6, text[-3000:]
     assert len(text) < 200_000
