@@ -65,9 +65,9 @@ def _to_move(config: Config, patients: PatientIndex, merge: Merge) -> list[Path]
     paths = _sidecars_of(config, _source(merge))
     if merge.kind == "merge":
         return paths
-    moved = {r[0] for r in patients.query("SELECT doc_id FROM merge_moves WHERE merge_id = ?", (merge.undoes,))}
+    moved = {r["doc_id"] for r in patients.query("SELECT doc_id FROM merge_moves WHERE merge_id = ?", (merge.undoes,))}
     done = {
-        r[0]
+        r["doc_id"]
         for r in patients.query("SELECT doc_id FROM merge_moves WHERE merge_id = ? AND state = 'done'", (merge.id,))
     }
     note = retired_note(merge.prior, merge.survivor)
@@ -223,6 +223,8 @@ def resume_merges(
 
     Returns 0 at once when another process is carrying out the journal (it will do these too).
     """
+    if not patients.open_merges():
+        return 0
     lock = DaemonLock(config.root / LOCK_NAME)
     try:
         lock.acquire()

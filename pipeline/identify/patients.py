@@ -494,7 +494,7 @@ def _applied(db: sqlite3.Connection, prior: str, survivor: str) -> int | None:
         "ORDER BY id DESC",
         (prior, survivor),
     ).fetchone()
-    return row[0] if row else None
+    return row["id"] if row else None
 
 
 def _record_unmerge(
@@ -505,7 +505,9 @@ def _record_unmerge(
         raise PatientIndexError(f"merge {merge.id} of MRN {merge.prior} into {merge.survivor} was already undone")
     onward = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (merge.survivor,)).fetchone()
     if onward is not None:
-        raise PatientIndexError(f"MRN {merge.survivor} has since been merged into {onward[0]}; undo that merge first")
+        raise PatientIndexError(
+            f"MRN {merge.survivor} has since been merged into {onward['survivor']}; undo that merge first"
+        )
     now = now_utc()
     db.execute("DELETE FROM aliases WHERE mrn = ?", (merge.prior,))
     db.execute(
@@ -513,7 +515,7 @@ def _record_unmerge(
     )
     # MRNs merged into the prior one before lead to it again.
     earlier = [
-        r[0]
+        r["prior"]
         for r in db.execute(
             "SELECT prior FROM merges WHERE kind = 'merge' AND undone_by IS NULL AND survivor = ? AND id < ?",
             (merge.prior, merge.id),
