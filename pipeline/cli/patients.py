@@ -11,6 +11,7 @@ import click
 from pipeline.archive.audit import AuditLog
 from pipeline.cli.common import actor, json_option, with_config
 from pipeline.core.config import Config
+from pipeline.core.printable import printable, printable_json
 from pipeline.ehr.merge_review import carry_out, confirm_held, reject_held, unmerge_by_hand
 from pipeline.identify.patients import Merge, PatientIndex, PatientIndexError, Review
 from pipeline.identify.roster import Roster
@@ -63,18 +64,20 @@ def show(config: Config, mrn: str, as_json: bool):
         "history": [asdict(change) for change in history],
     }
     if as_json:
-        click.echo(json.dumps(row, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(row, ensure_ascii=False)))
         return
     for key in ("mrn", "family", "given", "dob", "sex", "status", "merged_into", "updated_at"):
         if key in row:
-            click.echo(f"{key:>12}: {row[key] if row[key] is not None else '-'}")
+            click.echo(printable(f"{key:>12}: {row[key] if row[key] is not None else '-'}"))
     click.echo(f"{'retired MRNs':>12}: {', '.join(retired) or '-'}")
     for change in history:
         (family, given, dob, sex), (new_family, new_given, new_dob, new_sex) = change.old, change.new
         click.echo(
-            f"{'was':>12}: {family}, {given}  {dob}  {sex or '-'}  (until {change.changed_at}, "
-            f"changed by {change.changed_by}{f' message {change.source}' if change.source else ''} "
-            f"to {new_family}, {new_given}  {new_dob}  {new_sex or '-'})"
+            printable(
+                f"{'was':>12}: {family}, {given}  {dob}  {sex or '-'}  (until {change.changed_at}, "
+                f"changed by {change.changed_by}{f' message {change.source}' if change.source else ''} "
+                f"to {new_family}, {new_given}  {new_dob}  {new_sex or '-'})"
+            )
         )
 
 
@@ -94,10 +97,10 @@ def list_(config: Config, status: str | None, as_json: bool):
     )
     for p in rows:
         if as_json:
-            click.echo(json.dumps(asdict(p), ensure_ascii=False))
+            click.echo(printable_json(json.dumps(asdict(p), ensure_ascii=False)))
         else:
             merged = f"  -> {p.merged_into}" if p.merged_into else ""
-            click.echo(f"{p.mrn:<12} {p.status:<7} {p.dob}  {p.sex or '-'}  {p.family}, {p.given}{merged}")
+            click.echo(printable(f"{p.mrn:<12} {p.status:<7} {p.dob}  {p.sex or '-'}  {p.family}, {p.given}{merged}"))
     if not as_json:
         click.echo(f"{len(rows)} patient(s)", err=True)
 
@@ -130,13 +133,16 @@ def merges(ctx: click.Context, config: Config, show_all: bool, as_json: bool):
     )
     for review in held:
         if as_json:
-            click.echo(json.dumps(_review_row(review), ensure_ascii=False))
+            click.echo(printable_json(json.dumps(_review_row(review), ensure_ascii=False)))
             continue
         decided = f"  {review.state} by {review.decided_by}" if review.state != "pending" else ""
         click.echo(
-            f"#{review.id:<5} {review.kind:<7} {review.prior} -> {review.survivor}  {review.received_at}  "
-            f"{review.requested_by}  {review.control_id or '-'}{decided}\n        held: {review.held_because}"
+            printable(
+                f"#{review.id:<5} {review.kind:<7} {review.prior} -> {review.survivor}  {review.received_at}  "
+                f"{review.requested_by}  {review.control_id or '-'}{decided}"
+            )
         )
+        click.echo(printable(f"        held: {review.held_because}"))
     if not as_json:
         click.echo(f"{len(held)} held merge(s)", err=True)
 

@@ -501,3 +501,27 @@ def test_watch_survives_a_connection_flood_under_1024_file_handles(tmp_path):
     # Once per place it struck (accept, the merge thread, the drop-folder loop), then a count.
     assert text.count("Too many open files") <= 6, text[-3000:]
     assert len(text) < 200_000
+
+
+def test_control_characters_from_hl7_fields_reach_no_terminal_raw(tmp_path):
+    cfg = _config(tmp_path, allowed_facilities=[])
+    hostile = _message(
+        "A08", "E\x1b]0;owned\x07", "PID|1||10000001^^^HOSP^MR||DOE\x1b[2J^JOHN||19800102|M", strict=False
+    ).replace("REGSYS", "REG\x9b31mSYS")
+    server = Running(cfg)
+    try:
+        with socket.create_connection(("127.0.0.1", server.listener.port), timeout=20) as sock:
+            sock.sendall(_frame(hostile))
+            assert b"MSA|AA|" in _read_ack(sock)
+    finally:
+        server.close()
+    outputs = [
+        invoke_cli(cfg.path, "patients", "show", SURVIVOR, check=True).stdout,
+        invoke_cli(cfg.path, "patients", "show", SURVIVOR, "--json", check=True).stdout,
+        invoke_cli(cfg.path, "audit", "--action", "hl7.receive", check=True).stdout,
+        invoke_cli(cfg.path, "audit", "--action", "hl7.receive", "--json", check=True).stdout,
+    ]
+    for text in outputs:
+        assert not any(c in text for c in "\x1b\x07\x9b"), text
+    assert "DOE\\x1b[2J" in outputs[0] and "REG\\x9b31mSYS" in outputs[2]
+    assert json.loads(outputs[1])["family"] == "DOE\x1b[2J"  # JSON keeps the value, escaped
