@@ -24,11 +24,13 @@ import trustme
 
 from pipeline.archive.dataroot import open_data_root
 from pipeline.archive.index import open_index
-from pipeline.archive.store import iter_sidecars
+from pipeline.archive.store import doc_id_for, iter_sidecars, record_from_sidecar, write_document
 from pipeline.core.config import load_config
+from pipeline.core.models import Classification, Decision, Document, Identifiers, PageText
 from pipeline.ehr.listener import Listener, ListenerError
-from pipeline.identify.patients import PatientIndex
+from pipeline.identify.patients import PatientIndex, retired_note
 from pipeline.identify.roster import RosterPatient
+from pipeline.samples import scans as samples
 from tests.conftest import ROOT, born_digital, document, free_port, invoke_cli, json_lines, write_config
 from tests.integration.test_hl7_inbound import (
     PRIOR,
@@ -276,6 +278,28 @@ def test_merge_policy(tmp_path, policy, held):
     patients.close()
 
 
+def _filed_by_retired_mrn(cfg, tmp_path: Path) -> str:
+    text = f"PROGRESS NOTE\nMRN: {PRIOR}\nafter the merge"
+    pdf = tmp_path / "late.pdf"
+    samples.write_born_digital_pdf(pdf, [text.splitlines()])
+    sha = "e" * 64
+    doc = Document(
+        doc_id_for(sha, 1),
+        pdf.name,
+        [1],
+        sha,
+        [PageText(1, text, "text-layer")],
+        Identifiers(doc_date="2024-02-01"),
+        Classification("progress_note", 0.9),
+        Decision("filed", SURVIVOR, corrections=(retired_note(PRIOR, SURVIVOR),)),
+    )
+    sidecar = write_document(cfg, doc, pdf)
+    index = open_index(cfg)
+    index.add([record_from_sidecar(sidecar)])
+    index.close()
+    return sidecar.doc_id
+
+
 def test_a37_and_patients_unmerge_put_the_documents_back(tmp_path):
     cfg = _config(tmp_path)
     (tmp_path / "src").mkdir()
@@ -286,6 +310,8 @@ def test_a37_and_patients_unmerge_put_the_documents_back(tmp_path):
     try:
         assert "accepted" in _ack(server.send(_a40("U1", SURVIVOR, PRIOR))[0])[2]
         _wait(lambda: _folder(cfg, SURVIVOR) == prior_docs | survivor_docs)
+        # Meanwhile a scan read with the retired MRN was filed under the survivor: it goes back too.
+        prior_docs.add(_filed_by_retired_mrn(cfg, tmp_path))
         # The A37 may name the two patients in either order; resent, it changes nothing.
         undone, resent, unknown = server.send(
             _a37("U2", SURVIVOR, PRIOR), _a37("U3", PRIOR, SURVIVOR), _a37("U4", SURVIVOR, OTHER)
@@ -305,7 +331,7 @@ def test_a37_and_patients_unmerge_put_the_documents_back(tmp_path):
     index.close()
     for sidecar in iter_sidecars(cfg):
         if sidecar.doc_id in prior_docs:
-            assert [e.action for e in sidecar.history][-2:] == ["merged", "unmerged"]
+            assert [e.action for e in sidecar.history][-2:] in (["merged", "unmerged"], ["filed", "unmerged"])
     assert [e["outcome"] for e in _audit(cfg, "patient.unmerge")] == ["accepted", "done"]
     assert {d for e in _audit(cfg, "patient.unmerge.move") for d in e["doc_ids"]} == prior_docs
 
@@ -320,7 +346,7 @@ def test_a37_and_patients_unmerge_put_the_documents_back(tmp_path):
     assert missing.returncode != 0 and "is not merged" in missing.stderr
     done = invoke_cli(cfg.path, "--user", "him1", "patients", "unmerge", PRIOR, "--reason", "two people")
     assert done.returncode == 0, done.stderr
-    assert "4 document(s) re-filed" in done.stdout
+    assert "5 document(s) re-filed" in done.stdout
     assert _folder(cfg, PRIOR) == prior_docs and _folder(cfg, SURVIVOR) == survivor_docs
     entry = _audit(cfg, "patient.unmerge")[-2]
     assert (entry["user"], entry["reason"], entry["outcome"]) == ("him1", "two people", "accepted")
