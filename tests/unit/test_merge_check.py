@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from pipeline.ehr.merge_check import merge_hold_reason, unmerge_hold_reason
+from pipeline.identify import patients as module
 from pipeline.identify.patients import Patient, PatientIndex, PatientIndexError
 
 DOE = Patient("1001", "DOE", "JOHN", "1980-01-02")
@@ -98,3 +101,23 @@ def test_demographic_changes_keep_the_old_values(index):
     assert change.old == ("DOE", "JOHN", "1980-01-02", None) and change.new[0] == "DOE-SMITH"
     assert (change.changed_by, change.source) == ("hl7:R@H", "M9")
     assert index.history("1003") == []
+
+
+def test_a_version_1_patient_index_opens_with_its_data(tmp_path):
+    path = tmp_path / "patients.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(module._SCHEMA + "PRAGMA user_version = 1;")
+    old.execute(
+        "INSERT INTO patients (mrn, family, given, dob, updated_at, last_key, first_key) "
+        "VALUES ('1001', 'DOE', 'JOHN', '1980-01-02', 'then', 'DOE', 'JOHN')"
+    )
+    old.execute(
+        "INSERT INTO merges (prior, survivor, requested_by, state, received_at) VALUES ('1002', '1001', 'r', 'done', 'then')"
+    )
+    old.commit()
+    old.close()
+    index = PatientIndex(path)
+    assert index.get("1001").family == "DOE" and index.merges()[0].kind == "merge"
+    assert index.query("PRAGMA user_version")[0][0] == module.SCHEMA_VERSION == 2
+    assert index.reviews() == [] and index.history("1001") == []
+    index.close()
