@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
@@ -129,11 +129,13 @@ class Listener:
             return f"patient {message.patient.mrn} updated; {note}"
         return f"patient {message.patient.mrn} {change}"
 
-    def _hold(self, kind: str, prior: str, survivor: str, message: adt.AdtMessage, reason: str) -> str:
+    def _hold(
+        self, kind: Literal["merge", "unmerge"], prior: str, survivor: str, message: adt.AdtMessage, reason: str
+    ) -> str:
         """Queue it for a clerk. Answered AA: the message was received and kept; AE would make the
         interface engine resend it for ever, and a resend changes nothing."""
         review, new = self.patients.hold(
-            "unmerge" if kind == "unmerge" else "merge",
+            kind,
             prior,
             survivor,
             patient=message.patient,
