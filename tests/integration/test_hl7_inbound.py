@@ -355,7 +355,7 @@ def test_watch_starts_the_listener_and_refuses_an_empty_index(tmp_path):
         busy = cfg.model_copy(
             update={"hl7_listener": cfg.hl7_listener.model_copy(update={"port": taken.getsockname()[1]})}
         )
-        with pytest.raises(ListenerError, match="cannot listen for HL7 on 127.0.0.1"):
+        with pytest.raises(ListenerError, match=r"cannot listen for HL7 on 127\.0\.0\.1"):
             start_listener(busy, threading.Event())
     stop = threading.Event()
     thread = start_listener(cfg, stop)
