@@ -68,9 +68,12 @@ def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
     return source
 
 
-def pending_claims(config: Config) -> tuple[list[InputFile], list[InputFile]]:
+def pending_claims(config: Config, *, count_crashes: bool = True) -> tuple[list[InputFile], list[InputFile]]:
     """Files claimed by an earlier run that did not reach an outcome, oldest first: those to
-    take again, and those that were in flight at too many of the daemon's deaths to retry."""
+    take again, and those that were in flight at too many of the daemon's deaths to retry.
+
+    ``count_crashes=False`` lists the claims of the running daemon (after a resource shortage)
+    without counting the ones it is reading as deaths."""
     processing = config.processing_dir
     if not processing.is_dir():
         return [], []
@@ -81,6 +84,11 @@ def pending_claims(config: Config) -> tuple[list[InputFile], list[InputFile]]:
             note.unlink()
     for path in sorted(processing.iterdir()):
         if path.name.endswith(NOTE_SUFFIX) or path.name.startswith(".tmp-"):
+            continue
+        if not count_crashes:
+            noted = _read_note(path)
+            name = noted.get("name") or path.name.split("-", 1)[-1]
+            retry.append(InputFile(path, name, noted.get("label"), noted.get("type_hint"), noted.get("box")))
             continue
         source, crashes = _count_crash(path)
         (poison if crashes >= config.watch.set_aside_after_crashes else retry).append(source)

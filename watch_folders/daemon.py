@@ -5,10 +5,16 @@ claimed when it has been quiet for the quiet period. Claimed files live in
 processing/ until their outcome (archive, review or failed copy) and the index
 commit are durable; a restart after any crash processes whatever is still there,
 and filing is idempotent by the input's SHA-256.
+
+Running out of file handles (EMFILE, ENFILE) or memory for a socket or a pipe is waited
+out, never fatal: the daemon logs it once (then a count), backs off and goes on; after
+it, whatever sits in processing/ but is not in the pipeline (a claim the error cut
+short) is fed again, so no input is lost.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -50,6 +56,8 @@ from watch_folders.tracker import QuietTracker, is_ignored
 
 log = logging.getLogger("medarchive.watch")
 _TICK = 0.25
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 
 
 class _Nominator(FileSystemEventHandler):
@@ -80,6 +88,9 @@ class Daemon:
         self._observers: list = []
         self._background: dict[str, threading.Thread] = {}
         self._reminded_on: date | None = None
+        self._fed: set[Path] = set()  # claims handed to the pipeline and not yet released
+        self._short_of: dict[int, int] = {}  # errno -> times hit since it was last logged
+        self._backoff = 0.0
 
     def request_stop(self, *_args) -> None:
         self._stop.set()
@@ -160,6 +171,7 @@ class Daemon:
             pipeline.set_aside(source, killed_too_often("the daemon", self.config.watch.set_aside_after_crashes))
         if leftovers:
             log.info("resuming %d file(s) left in processing by an earlier run", len(leftovers))
+            self._fed.update(s.path for s in leftovers)
             pipeline.feed(leftovers)
 
     def _start_observers(self) -> None:
@@ -183,19 +195,58 @@ class Daemon:
     def _loop(self, pipeline: Pipeline) -> None:
         next_sweep = 0.0
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_sweep:
-                self.sweep()
-                purge_processed(self.config)
-                self._in_background("retrain", self._retrain)
-                self._in_background("chart-prep", self._prepare_charts)
-                self._in_background("expunge", self._expunge_index)
-                self.remind_requests(today_local())
-                next_sweep = now + self.config.watch.rescan_seconds
-            self._claim_due(pipeline)
-            if not pipeline.step(timeout=_TICK):
-                self._stop.wait(_TICK)
-            pipeline.flush()
+            try:
+                now = time.monotonic()
+                if now >= next_sweep:
+                    if self._backoff:
+                        self._refeed_claims(pipeline)
+                    self.sweep()
+                    purge_processed(self.config)
+                    self._in_background("retrain", self._retrain)
+                    self._in_background("chart-prep", self._prepare_charts)
+                    self._in_background("expunge", self._expunge_index)
+                    self.remind_requests(today_local())
+                    next_sweep = now + self.config.watch.rescan_seconds
+                self._claim_due(pipeline)
+                if not pipeline.step(timeout=_TICK):
+                    self._stop.wait(_TICK)
+                pipeline.flush()
+                self._recovered()
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                self._wait_out(exc)
+                next_sweep = 0.0  # sweep again: events may have been lost meanwhile
+
+    def _wait_out(self, exc: OSError) -> None:
+        """Log a shortage once (and how often it recurred), then back off before trying again."""
+        code = exc.errno or 0
+        first = code not in self._short_of
+        self._short_of[code] = self._short_of.get(code, 0) + 1
+        self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, 2 * self._backoff))
+        if first:
+            log.error(
+                "%s (%s); waiting and retrying, nothing is lost (raise LimitNOFILE if it persists)",
+                os.strerror(code),
+                errno.errorcode.get(code, code),
+            )
+        self._stop.wait(self._backoff)
+
+    def _recovered(self) -> None:
+        if self._short_of:
+            for code, count in self._short_of.items():
+                log.warning("recovered from %s after %d attempt(s)", errno.errorcode.get(code, code), count)
+            self._short_of.clear()
+        self._backoff = 0.0
+
+    def _refeed_claims(self, pipeline: Pipeline) -> None:
+        """Claims in processing/ that a shortage cut short before they reached the pipeline."""
+        retry, _ = pending_claims(self.config, count_crashes=False)
+        lost = [source for source in retry if source.path not in self._fed]
+        if lost:
+            log.info("taking %d claimed file(s) again after running short of resources", len(lost))
+            self._fed.update(s.path for s in lost)
+            pipeline.feed(lost)
 
     def _in_background(self, name: str, work: Callable[[], None]) -> None:
         # Training and chart preparation take minutes on a large archive; filing goes on
@@ -263,6 +314,7 @@ class Daemon:
             source = claim(self.config, path, cast(DropFolder, folder))  # the daemon tags each path with its folder
             if source is not None:
                 log.info("claimed %s as %s", path.name, source.path.name)
+                self._fed.add(source.path)
                 pipeline.feed([source])
 
     def _drain(self, pipeline: Pipeline) -> None:
@@ -285,8 +337,17 @@ class Daemon:
 
     def _committed(self, outcomes: list[Outcome]) -> None:
         activity.record(self.config, outcomes)
+        short: OSError | None = None
         for outcome in outcomes:
-            release(self.config, outcome.source)
+            self._fed.discard(outcome.source.path)
+            try:
+                release(self.config, outcome.source)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                short = short or exc  # still in processing/: taken again, then released as a duplicate
+        if short is not None:
+            raise short
 
 
 def _openable(path: Path) -> bool:

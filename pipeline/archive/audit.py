@@ -73,6 +73,9 @@ ACTIONS = frozenset(
         "hl7.receive",
         "patient.merge",
         "patient.merge.move",
+        "patient.unmerge",
+        "patient.unmerge.move",
+        "patients.merges",
         # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
         # chart preparation: appointments in, packets built and opened (they show PHI)
         "appointments.import",

@@ -33,6 +33,7 @@ from pipeline.cli.common import (
 from pipeline.cli.lazy import Lazy, LazyGroup
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import OUTCOME_STATUSES
+from pipeline.core.printable import PrintableFormatter
 
 if TYPE_CHECKING:
     from pipeline.archive.sidecar import Sidecar
@@ -111,9 +112,9 @@ LAZY_COMMANDS: dict[str, Lazy] = {
 @click.option("-v", "--verbose", is_flag=True, help="log each step on stderr")
 def cli(config, user, verbose):
     """Scanned medical records in, a patient-keyed searchable archive out."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def _outcome_line(outcome: Outcome) -> str:
@@ -508,13 +509,18 @@ def status(config: Config, as_json: bool):
     state = read_status(config)
     ehr = outbox_counts(config)
     from pipeline.core.clock import today_local
+    from pipeline.ehr.merge_review import hl7_status
     from pipeline.requests.service import RequestDesk
 
     overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
+    hl7 = hl7_status(config)
     if as_json:
         due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
         click.echo(
-            json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr, "requests": due}, ensure_ascii=False)
+            json.dumps(
+                {**state.__dict__, "today": dict(state.today), "ehr": ehr, "hl7": hl7, "requests": due},
+                ensure_ascii=False,
+            )
         )
         return
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
@@ -533,6 +539,10 @@ def status(config: Config, as_json: bool):
         )
     for request in [*overdue, *due_soon]:
         click.echo(f"request:    {request.ref} due {request.due} ({request.kind}, MRN {request.mrn})")
+    click.echo(
+        f"hl7:        listener {'enabled' if hl7['enabled'] else 'not enabled'} on {hl7['listen']}, {hl7['transport']}; "
+        f"merge policy {hl7['merge_policy']}; {hl7['held_merges']} merge(s) held for review"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

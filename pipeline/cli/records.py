@@ -22,6 +22,7 @@ from pipeline.archive.audit import ACTIONS, AuditFilters, AuditLog
 from pipeline.archive.index import open_index
 from pipeline.cli.common import actor, date_option, json_option, with_config
 from pipeline.core.config import Config
+from pipeline.core.printable import printable, printable_json
 from pipeline.records import release as releases
 from pipeline.records import retention as retention_rules
 from pipeline.records.verify import verify as verify_archive
@@ -104,7 +105,7 @@ def audit(config: Config, mrn, by_user, action, doc_id, date_from, date_to, as_j
         details={"filters": asdict(filters), "results": len(rows)},
     )
     for entry in rows:
-        click.echo(json.dumps(entry, ensure_ascii=False) if as_json else _entry_line(entry))
+        click.echo(printable_json(json.dumps(entry, ensure_ascii=False)) if as_json else printable(_entry_line(entry)))
     if not as_json:
         click.echo(_entries(len(rows)), err=True)
 

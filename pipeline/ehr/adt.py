@@ -8,11 +8,14 @@ no separators and a list for one with them.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import hl7
+import hl7.containers
+import hl7.util
 
 from pipeline.core.errors import MedarchiveError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
@@ -21,9 +24,16 @@ from pipeline.identify.patients import Patient
 # Events that carry a patient's current demographics in PID.
 REGISTRATION_EVENTS = frozenset({"A04", "A08", "A28", "A31"})
 MERGE_EVENT = "A40"
+UNMERGE_EVENT = "A37"
+# Only these segments are parsed; the rest of a message (NK1, IN1, OBX ...) is never looked at.
+_READ_SEGMENTS = frozenset({"MSH", "EVN", "PID", "MRG"})
+# python-hl7 costs seconds on crafted fields (and its unescaping is quadratic in backslashes):
+# what it parses is capped, so that one message costs milliseconds. A real MSH+EVN+PID+MRG is 1-2 KB.
+MAX_READ_CHARS = 16 * 1024
 _SEGMENT_BREAK = re.compile(r"\r\n|\n|\r")
 _HL7_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _SEX = frozenset({"F", "M", "O", "U", "A", "N", "X"})
+_MAX_MSA_TEXT = 199
 _MAX_ID = 64  # MSH-10 is at most 20 characters in 2.5, 199 in 2.7; longer is kept out of logs
 
 # HL7 table 0357 (message error condition codes) used in ERR-3.
@@ -40,6 +50,11 @@ _CODE_NAMES = {
     UNKNOWN_KEY: "Unknown key identifier",
     APPLICATION_ERROR: "Application internal error",
 }
+
+
+# python-hl7 logs a field it cannot unescape with its value: patient data. Its log is not ours.
+for _module in (hl7.util, hl7.containers):
+    logging.getLogger(_module.__file__).disabled = True
 
 
 class AdtError(MedarchiveError):
@@ -77,6 +92,7 @@ class AdtMessage:
     mrn: str | None = None  # PID-3; for an A40 the surviving MRN
     patient: Patient | None = None  # PID's demographics (an A40 may leave them out)
     prior_mrn: str | None = None  # MRG-1 of an A40
+    unlinked_mrn: str | None = None  # an A37's second PID-3: the merge of the two MRNs is undone
 
 
 def normalise(raw: bytes) -> str:
@@ -122,10 +138,24 @@ def read_header(text: str) -> Header:
     )
 
 
-def parse(text: str) -> hl7.Message:
+def readable_part(text: str, segments: frozenset[str] = _READ_SEGMENTS) -> str:
+    """The segments the archive reads (for ADT: MSH, EVN, PID, MRG), refused when they are too large to be real."""
+    kept = [segment for segment in text.split("\r") if segment[:3] in segments]
+    if sum(len(segment) + 1 for segment in kept) > MAX_READ_CHARS:
+        raise AdtError(
+            f"the {', '.join(sorted(segments))} segments together are larger than {MAX_READ_CHARS // 1024} KB; "
+            "this is not a message the archive can read",
+            "100",
+        )
+    return "\r".join(kept)
+
+
+def parse(text: str, segments: frozenset[str] = _READ_SEGMENTS) -> hl7.Message:
     try:
-        message = hl7.parse(text)
+        message = hl7.parse(readable_part(text, segments))
         message.segment("MSH")
+    except AdtError:
+        raise
     except Exception as exc:
         # python-hl7's message may quote the message: only its type goes back, and into the log.
         raise AdtError(
@@ -233,12 +263,14 @@ def read_adt(message: hl7.Message, header: Header, settings: HL7ListenerSettings
             f"sending facility {header.sending_facility or '(none)'} is not allowed (hl7_listener.allowed_facilities)",
             APPLICATION_ERROR,
         )
-    if header.event not in REGISTRATION_EVENTS | {MERGE_EVENT}:
+    if header.event not in REGISTRATION_EVENTS | {MERGE_EVENT, UNMERGE_EVENT}:
         return AdtMessage(header)
     fields = _Fields(message)
     if not _present(message, "PID"):
         raise AdtError("the message has no PID segment", REQUIRED_FIELD_MISSING)
     mrn = _identifier(fields.repetitions("PID", 3), "PID-3", settings, is_mrn)
+    if header.event == UNMERGE_EVENT:
+        return _unlink(message, header, mrn, settings, is_mrn)
     if header.event != MERGE_EVENT:
         return AdtMessage(header, mrn, _demographics(fields, mrn, required=True))
     if not _present(message, "MRG"):
@@ -249,6 +281,18 @@ def read_adt(message: hl7.Message, header: Header, settings: HL7ListenerSettings
     if prior == mrn:
         raise AdtError(f"MRG-1 and PID-3 are the same MRN {mrn}; nothing to merge", UNKNOWN_KEY)
     return AdtMessage(header, mrn, _demographics(fields, mrn, required=False), prior_mrn=prior)
+
+
+def _unlink(message: hl7.Message, header: Header, mrn: str, settings: HL7ListenerSettings, is_mrn) -> AdtMessage:
+    """An A37 names the two patients (two PID segments) whose merge is undone, in either order."""
+    pids = message.segments("PID")
+    if len(pids) != 2:
+        raise AdtError("an A37 names two patients: one PID segment for each", REQUIRED_FIELD_MISSING)
+    second = hl7.parse(f"{message.segment('MSH')}\r{pids[1]}")
+    other = _identifier(_Fields(second).repetitions("PID", 3), "the second PID-3", settings, is_mrn)
+    if other == mrn:
+        raise AdtError(f"both PID segments name MRN {mrn}; nothing to unlink", UNKNOWN_KEY)
+    return AdtMessage(header, mrn, unlinked_mrn=other)
 
 
 def _escape(text: str, header: Header) -> str:
@@ -289,7 +333,9 @@ def build_ack(
             header.version,
         ]
     )
-    segments = [msh, sep.join(["MSA", code, header.control_id] + ([_escape(text, header)] if text else []))]
+    # MSA-3 holds 199 characters at most (ST); ERR-8 carries the whole reason.
+    brief = [_escape(text, header)[:_MAX_MSA_TEXT]] if text else []
+    segments = [msh, sep.join(["MSA", code, header.control_id, *brief])]
     if error_code is not None:
         comp = header.encoding[0]
         err_code = comp.join([error_code, _CODE_NAMES.get(error_code, "Application internal error"), "HL70357"])

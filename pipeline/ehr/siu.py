@@ -26,6 +26,8 @@ from pipeline.ehr.adt import (
 from pipeline.ehr.listener_settings import HL7ListenerSettings
 
 BOOKING_EVENTS = frozenset({"S12", "S13", "S14"})
+# Only these are parsed (python-hl7's unescaping is slow on crafted fields; see adt.readable_part).
+READ_SEGMENTS = frozenset({"MSH", "SCH", "PID", "PV1", "RGS", "AIS", "AIL", "AIP"})
 CANCEL_EVENTS = frozenset({"S15", "S17"})
 
 

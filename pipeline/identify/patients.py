@@ -6,7 +6,9 @@ through ``PatientRoster``, which answers exactly as the CSV ``Roster`` does, and
 ``resolve_mrn`` follows a retired (merged) MRN to the patient who survives it.
 
 The file is 0600 in WAL mode, so the daemon reads while the listener writes. It also
-holds the merge journal (``merges``, ``merge_moves``) that makes an A40 resumable.
+holds the merge journal (``merges``, ``merge_moves``) that makes an A40 (and the A37
+that undoes it) resumable, the merges held for a clerk (``merge_reviews``) and every
+earlier name and birth date of a patient (``patient_history``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pipeline.identify.roster import (
 )
 
 FILE_NAME = "patients.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_MS = 30_000  # the listener and a CLI import may write at once; wait, do not fail
 
 _SCHEMA = """
@@ -76,6 +78,52 @@ CREATE TABLE IF NOT EXISTS merge_moves (
 );
 """
 
+# Version 2: merges held for review, unmerges (a journal entry of kind 'unmerge' moves the
+# documents of the merge it undoes back), and the demographics each change replaced.
+_SCHEMA_2 = """
+ALTER TABLE merges ADD COLUMN kind TEXT NOT NULL DEFAULT 'merge';
+ALTER TABLE merges ADD COLUMN undoes INTEGER;
+ALTER TABLE merges ADD COLUMN undone_by INTEGER;
+ALTER TABLE merges ADD COLUMN reason TEXT;
+CREATE TABLE IF NOT EXISTS merge_reviews (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('merge', 'unmerge')),
+    prior TEXT NOT NULL,
+    survivor TEXT NOT NULL,
+    family TEXT,
+    given TEXT,
+    dob TEXT,
+    sex TEXT,
+    control_id TEXT,
+    requested_by TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    held_because TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'rejected')),
+    decided_by TEXT,
+    decided_at TEXT,
+    decision_reason TEXT,
+    merge_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS merge_reviews_pending ON merge_reviews (state, id);
+CREATE TABLE IF NOT EXISTS patient_history (
+    id INTEGER PRIMARY KEY,
+    mrn TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    source TEXT,
+    family TEXT NOT NULL,
+    given TEXT NOT NULL,
+    dob TEXT NOT NULL,
+    sex TEXT,
+    new_family TEXT NOT NULL,
+    new_given TEXT NOT NULL,
+    new_dob TEXT NOT NULL,
+    new_sex TEXT
+);
+CREATE INDEX IF NOT EXISTS patient_history_by_mrn ON patient_history (mrn, id);
+"""
+_MIGRATIONS = ((1, _SCHEMA), (2, _SCHEMA_2))
+
 Change = Literal["created", "updated", "unchanged"]
 
 
@@ -100,6 +148,8 @@ class Patient:
 
 @dataclass(frozen=True)
 class Merge:
+    """One entry of the merge journal: a merge (prior → survivor) or the unmerge that undoes one."""
+
     id: int
     prior: str
     survivor: str
@@ -107,6 +157,48 @@ class Merge:
     requested_by: str
     state: str
     moved: int
+    kind: Literal["merge", "unmerge"] = "merge"
+    undoes: int | None = None  # an unmerge: the merge it undoes
+    undone_by: int | None = None  # a merge: the unmerge that undid it
+    reason: str | None = None
+    received_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A merge or unmerge from the feed held until a clerk confirms or rejects it."""
+
+    id: int
+    kind: Literal["merge", "unmerge"]
+    prior: str
+    survivor: str
+    patient: Patient | None  # the survivor as the message described it (PID), when it did
+    control_id: str | None
+    requested_by: str
+    received_at: str
+    held_because: str
+    state: Literal["pending", "confirmed", "rejected"]
+    decided_by: str | None = None
+    decided_at: str | None = None
+    decision_reason: str | None = None
+    merge_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DemographicChange:
+    """A patient's name or birth date before a change, and what replaced it."""
+
+    mrn: str
+    changed_at: str
+    changed_by: str
+    source: str | None
+    old: tuple[str, str, str, str | None]  # family, given, dob, sex
+    new: tuple[str, str, str, str | None]
+
+
+def retired_note(prior: str, survivor: str) -> str:
+    """The correction a document read with a retired MRN carries (an unmerge looks for it)."""
+    return f"MRN {prior} was retired by a merge into MRN {survivor}; filed under {survivor}"
 
 
 def index_path(config: Config) -> Path:
@@ -125,8 +217,10 @@ class PatientIndex:
                 raise PatientIndexError(
                     f"{path} was written by a newer medarchive (schema {version}); upgrade medarchive"
                 )
-            if version < SCHEMA_VERSION:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            for step, script in _MIGRATIONS:
+                if step > version:
+                    # executescript commits first; each step and its version land together.
+                    self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {step};\nCOMMIT;")
         except sqlite3.DatabaseError as exc:
             raise PatientIndexError(f"cannot open the patient index {path}: {exc}") from None
         self._lock = threading.RLock()
@@ -162,12 +256,13 @@ class PatientIndex:
         where, params = ("WHERE status = ?", (status,)) if status else ("", ())
         return [_patient(r) for r in self.query(f"SELECT * FROM patients {where} ORDER BY mrn", params)]
 
-    def upsert(self, patient: Patient) -> Change:
-        """Create the patient or bring its demographics up to date; a retired MRN is refused."""
+    def upsert(self, patient: Patient, *, changed_by: str = "", source: str | None = None) -> Change:
+        """Create the patient or bring its demographics up to date (the old ones kept in the
+        history); a retired MRN is refused."""
         with self.transaction() as db:
-            return _upsert(db, patient)
+            return _upsert(db, patient, changed_by, source)
 
-    def import_roster(self, roster_patients: list[RosterPatient]) -> dict[str, int]:
+    def import_roster(self, roster_patients: list[RosterPatient], *, changed_by: str = "") -> dict[str, int]:
         """Upsert every roster row in one transaction; rows of retired MRNs are skipped."""
         counts = {"created": 0, "updated": 0, "unchanged": 0, "skipped (merged)": 0}
         with self.transaction() as db:
@@ -176,8 +271,23 @@ class PatientIndex:
                 if p.mrn in retired:
                     counts["skipped (merged)"] += 1
                     continue
-                counts[_upsert(db, Patient(p.mrn, p.last, p.first, p.dob))] += 1
+                counts[_upsert(db, Patient(p.mrn, p.last, p.first, p.dob), changed_by, "import")] += 1
         return counts
+
+    def history(self, mrn: str) -> list[DemographicChange]:
+        """Every change of the patient's name, birth date or sex, oldest first."""
+        rows = self.query("SELECT * FROM patient_history WHERE mrn = ? ORDER BY id", (mrn,))
+        return [
+            DemographicChange(
+                r["mrn"],
+                r["changed_at"],
+                r["changed_by"],
+                r["source"],
+                (r["family"], r["given"], r["dob"], r["sex"]),
+                (r["new_family"], r["new_given"], r["new_dob"], r["new_sex"]),
+            )
+            for r in rows
+        ]
 
     # -- merges --------------------------------------------------------------
 
@@ -200,50 +310,227 @@ class PatientIndex:
         Returns the entry and whether it is new: repeating a merge already recorded returns
         its entry (a resent A40 is not an error).
         """
-        if prior == survivor:
-            raise PatientIndexError(f"cannot merge MRN {prior} into itself")
         with self.transaction() as db:
-            done = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)).fetchone()
-            if done is not None:
-                if done[0] != survivor:
-                    raise PatientIndexError(f"MRN {prior} was already merged into {done[0]}, not {survivor}")
-                row = db.execute(
-                    "SELECT * FROM merges WHERE prior = ? AND survivor = ? ORDER BY id DESC", (prior, survivor)
-                ).fetchone()
-                return _merge(row), False
-            if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)).fetchone():
-                raise PatientIndexError(
-                    f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into"
-                )
-            if survivor_patient is not None:
-                _upsert(db, survivor_patient)
-            elif db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)).fetchone() is None:
-                raise PatientIndexError(
-                    f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it"
-                )
-            now = now_utc()
-            db.execute(
-                "UPDATE patients SET status = 'merged', merged_into = ?, updated_at = ? WHERE mrn = ?",
-                (survivor, now, prior),
-            )
-            # Earlier merges into the prior MRN now lead to the survivor directly.
-            db.execute("UPDATE aliases SET survivor = ? WHERE survivor = ?", (survivor, prior))
-            db.execute("UPDATE patients SET merged_into = ? WHERE merged_into = ?", (survivor, prior))
-            db.execute(
-                "INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)",
-                (prior, survivor, now, control_id),
-            )
-            cursor = db.execute(
-                "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) VALUES (?, ?, ?, ?, 'moving', ?)",
-                (prior, survivor, control_id, requested_by, now),
-            )
-            return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+            return _record_merge(db, prior, survivor, survivor_patient, control_id, requested_by)
 
     def open_merges(self) -> list[Merge]:
+        """Journal entries (merges and unmerges) whose documents are still to move, oldest first."""
         return [_merge(r) for r in self.query("SELECT * FROM merges WHERE state = 'moving' ORDER BY id")]
 
     def merge(self, merge_id: int) -> Merge:
-        return _merge(self.query("SELECT * FROM merges WHERE id = ?", (merge_id,))[0])
+        rows = self.query("SELECT * FROM merges WHERE id = ?", (merge_id,))
+        if not rows:
+            raise PatientIndexError(f"no merge {merge_id} in the merge journal")
+        return _merge(rows[0])
+
+    def merges(self) -> list[Merge]:
+        return [_merge(r) for r in self.query("SELECT * FROM merges ORDER BY id")]
+
+    def applied_merge(self, one: str, other: str) -> Merge | None:
+        """The merge, not undone, that retired one of the two MRNs into the other (either way round)."""
+        rows = self.query(
+            "SELECT * FROM merges WHERE kind = 'merge' AND undone_by IS NULL "
+            "AND ((prior = ? AND survivor = ?) OR (prior = ? AND survivor = ?)) ORDER BY id DESC",
+            (one, other, other, one),
+        )
+        return _merge(rows[0]) if rows else None
+
+    def record_unmerge(self, merge: Merge, *, requested_by: str, control_id: str | None, reason: str | None) -> Merge:
+        """Give the retired MRN back its own record and open the journal entry that moves its documents back."""
+        with self.transaction() as db:
+            return _record_unmerge(db, merge.id, requested_by, control_id, reason)
+
+    # -- merges held for a clerk ---------------------------------------------
+
+    def hold(
+        self,
+        kind: Literal["merge", "unmerge"],
+        prior: str,
+        survivor: str,
+        *,
+        patient: Patient | None,
+        control_id: str | None,
+        requested_by: str,
+        held_because: str,
+    ) -> tuple[Review, bool]:
+        """Queue a merge or unmerge for a clerk; a resent message finds the pending entry (False)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM merge_reviews WHERE state = 'pending' AND kind = ? AND prior = ? AND survivor = ?",
+                (kind, prior, survivor),
+            ).fetchone()
+            if row is not None:
+                return _review(row), False
+            p = patient
+            cursor = db.execute(
+                "INSERT INTO merge_reviews (kind, prior, survivor, family, given, dob, sex, control_id, requested_by, "
+                "received_at, held_because, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (
+                    kind,
+                    prior,
+                    survivor,
+                    p.family.upper() if p else None,
+                    p.given.upper() if p else None,
+                    p.dob if p else None,
+                    p.sex if p else None,
+                    control_id,
+                    requested_by,
+                    now_utc(),
+                    held_because,
+                ),
+            )
+            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+
+    def reviews(self, state: str | None = "pending") -> list[Review]:
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        return [_review(r) for r in self.query(f"SELECT * FROM merge_reviews {where} ORDER BY id", params)]
+
+    def review(self, review_id: int) -> Review:
+        rows = self.query("SELECT * FROM merge_reviews WHERE id = ?", (review_id,))
+        if not rows:
+            raise PatientIndexError(f"no held merge {review_id} (see `medarchive patients merges`)")
+        return _review(rows[0])
+
+    def confirm(self, review_id: int, *, user: str) -> Merge:
+        """Carry out a held merge or unmerge as its journal entry (the documents move afterwards)."""
+        with self.transaction() as db:
+            review = _pending(db, review_id)
+            if review.kind == "merge":
+                # The message's demographics register a survivor the index does not know; a known one keeps its own.
+                known = db.execute("SELECT 1 FROM patients WHERE mrn = ?", (review.survivor,)).fetchone()
+                merge, _ = _record_merge(
+                    db,
+                    review.prior,
+                    review.survivor,
+                    None if known else review.patient,
+                    review.control_id,
+                    review.requested_by,
+                )
+            else:
+                applied = _applied(db, review.prior, review.survivor)
+                if applied is None:
+                    raise PatientIndexError(f"MRN {review.prior} is not merged into {review.survivor} any more")
+                merge = _record_unmerge(db, applied, review.requested_by, review.control_id, f"confirmed by {user}")
+            db.execute(
+                "UPDATE merge_reviews SET state = 'confirmed', decided_by = ?, decided_at = ?, merge_id = ? WHERE id = ?",
+                (user, now_utc(), merge.id, review_id),
+            )
+            return merge
+
+    def reject(self, review_id: int, *, user: str, reason: str) -> Review:
+        if not reason.strip():
+            raise PatientIndexError("say why the merge is rejected (--reason)")
+        with self.transaction() as db:
+            _pending(db, review_id)
+            db.execute(
+                "UPDATE merge_reviews SET state = 'rejected', decided_by = ?, decided_at = ?, decision_reason = ? "
+                "WHERE id = ?",
+                (user, now_utc(), reason.strip(), review_id),
+            )
+            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,)).fetchone())
+
+
+def _pending(db: sqlite3.Connection, review_id: int) -> Review:
+    row = db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,)).fetchone()
+    if row is None:
+        raise PatientIndexError(f"no held merge {review_id} (see `medarchive patients merges`)")
+    review = _review(row)
+    if review.state != "pending":
+        raise PatientIndexError(f"held merge {review_id} was already {review.state} by {review.decided_by}")
+    return review
+
+
+def _record_merge(
+    db: sqlite3.Connection,
+    prior: str,
+    survivor: str,
+    survivor_patient: Patient | None,
+    control_id: str | None,
+    requested_by: str,
+) -> tuple[Merge, bool]:
+    if prior == survivor:
+        raise PatientIndexError(f"cannot merge MRN {prior} into itself")
+    done = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)).fetchone()
+    if done is not None:
+        if done[0] != survivor:
+            raise PatientIndexError(f"MRN {prior} was already merged into {done[0]}, not {survivor}")
+        row = db.execute(
+            "SELECT * FROM merges WHERE prior = ? AND survivor = ? AND kind = 'merge' ORDER BY id DESC",
+            (prior, survivor),
+        ).fetchone()
+        return _merge(row), False
+    if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)).fetchone():
+        raise PatientIndexError(
+            f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into"
+        )
+    if survivor_patient is not None:
+        _upsert(db, survivor_patient, requested_by, control_id)
+    elif db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)).fetchone() is None:
+        raise PatientIndexError(
+            f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it"
+        )
+    now = now_utc()
+    db.execute(
+        "UPDATE patients SET status = 'merged', merged_into = ?, updated_at = ? WHERE mrn = ?",
+        (survivor, now, prior),
+    )
+    # Earlier merges into the prior MRN now lead to the survivor directly.
+    db.execute("UPDATE aliases SET survivor = ? WHERE survivor = ?", (survivor, prior))
+    db.execute("UPDATE patients SET merged_into = ? WHERE merged_into = ?", (survivor, prior))
+    db.execute(
+        "INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)",
+        (prior, survivor, now, control_id),
+    )
+    cursor = db.execute(
+        "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) VALUES (?, ?, ?, ?, 'moving', ?)",
+        (prior, survivor, control_id, requested_by, now),
+    )
+    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+
+
+def _applied(db: sqlite3.Connection, prior: str, survivor: str) -> int | None:
+    row = db.execute(
+        "SELECT id FROM merges WHERE kind = 'merge' AND undone_by IS NULL AND prior = ? AND survivor = ? "
+        "ORDER BY id DESC",
+        (prior, survivor),
+    ).fetchone()
+    return row["id"] if row else None
+
+
+def _record_unmerge(
+    db: sqlite3.Connection, merge_id: int, requested_by: str, control_id: str | None, reason: str | None
+) -> Merge:
+    merge = _merge(db.execute("SELECT * FROM merges WHERE id = ?", (merge_id,)).fetchone())
+    if merge.kind != "merge" or merge.undone_by is not None:
+        raise PatientIndexError(f"merge {merge.id} of MRN {merge.prior} into {merge.survivor} was already undone")
+    onward = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (merge.survivor,)).fetchone()
+    if onward is not None:
+        raise PatientIndexError(
+            f"MRN {merge.survivor} has since been merged into {onward['survivor']}; undo that merge first"
+        )
+    now = now_utc()
+    db.execute("DELETE FROM aliases WHERE mrn = ?", (merge.prior,))
+    db.execute(
+        "UPDATE patients SET status = 'active', merged_into = NULL, updated_at = ? WHERE mrn = ?", (now, merge.prior)
+    )
+    # MRNs merged into the prior one before lead to it again.
+    earlier = [
+        r["prior"]
+        for r in db.execute(
+            "SELECT prior FROM merges WHERE kind = 'merge' AND undone_by IS NULL AND survivor = ? AND id < ?",
+            (merge.prior, merge.id),
+        )
+    ]
+    for mrn in earlier:
+        db.execute("UPDATE aliases SET survivor = ? WHERE mrn = ?", (merge.prior, mrn))
+        db.execute("UPDATE patients SET merged_into = ? WHERE mrn = ?", (merge.prior, mrn))
+    cursor = db.execute(
+        "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at, kind, undoes, reason) "
+        "VALUES (?, ?, ?, ?, 'moving', ?, 'unmerge', ?, ?)",
+        (merge.prior, merge.survivor, control_id, requested_by, now, merge.id, reason),
+    )
+    db.execute("UPDATE merges SET undone_by = ? WHERE id = ?", (cursor.lastrowid, merge.id))
+    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone())
 
 
 def _patient(row: sqlite3.Row) -> Patient:
@@ -261,11 +548,46 @@ def _patient(row: sqlite3.Row) -> Patient:
 
 def _merge(row: sqlite3.Row) -> Merge:
     return Merge(
-        row["id"], row["prior"], row["survivor"], row["control_id"], row["requested_by"], row["state"], row["moved"]
+        row["id"],
+        row["prior"],
+        row["survivor"],
+        row["control_id"],
+        row["requested_by"],
+        row["state"],
+        row["moved"],
+        row["kind"],
+        row["undoes"],
+        row["undone_by"],
+        row["reason"],
+        row["received_at"],
     )
 
 
-def _upsert(db: sqlite3.Connection, patient: Patient) -> Change:
+def _review(row: sqlite3.Row) -> Review:
+    patient = (
+        Patient(row["survivor"], row["family"], row["given"] or "", row["dob"], row["sex"])
+        if row["family"] and row["dob"]
+        else None
+    )
+    return Review(
+        row["id"],
+        row["kind"],
+        row["prior"],
+        row["survivor"],
+        patient,
+        row["control_id"],
+        row["requested_by"],
+        row["received_at"],
+        row["held_because"],
+        row["state"],
+        row["decided_by"],
+        row["decided_at"],
+        row["decision_reason"],
+        row["merge_id"],
+    )
+
+
+def _upsert(db: sqlite3.Connection, patient: Patient, changed_by: str, source: str | None) -> Change:
     row = db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)).fetchone()
     if row is not None and row["status"] == "merged":
         raise PatientIndexError(
@@ -275,12 +597,32 @@ def _upsert(db: sqlite3.Connection, patient: Patient) -> Change:
     sex = patient.sex if patient.sex is not None else (row["sex"] if row is not None else None)
     if row is not None and (row["family"], row["given"], row["dob"], row["sex"]) == (family, given, patient.dob, sex):
         return "unchanged"
+    now = now_utc()
+    if row is not None:
+        db.execute(
+            "INSERT INTO patient_history (mrn, changed_at, changed_by, source, family, given, dob, sex, "
+            "new_family, new_given, new_dob, new_sex) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                patient.mrn,
+                now,
+                changed_by or "unknown",
+                source,
+                row["family"],
+                row["given"],
+                row["dob"],
+                row["sex"],
+                family,
+                given,
+                patient.dob,
+                sex,
+            ),
+        )
     db.execute(
         "INSERT INTO patients (mrn, family, given, dob, sex, status, updated_at, last_key, first_key) "
         "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?) "
         "ON CONFLICT (mrn) DO UPDATE SET family = excluded.family, given = excluded.given, dob = excluded.dob, "
         "sex = excluded.sex, updated_at = excluded.updated_at, last_key = excluded.last_key, first_key = excluded.first_key",
-        (patient.mrn, family, given, patient.dob, sex, now_utc(), _last_key(family), _first_key(given)),
+        (patient.mrn, family, given, patient.dob, sex, now, _last_key(family), _first_key(given)),
     )
     return "created" if row is None else "updated"
 
@@ -332,7 +674,7 @@ def resolve_mrn(index: PatientIndex, mrn: str) -> tuple[str, str | None]:
     survivor = index.survivor_of(mrn)
     if survivor is None:
         return mrn, None
-    return survivor, f"MRN {mrn} was retired by a merge into MRN {survivor}; filed under {survivor}"
+    return survivor, retired_note(mrn, survivor)
 
 
 def load_patient_index(config: Config) -> PatientRoster | Roster | None:

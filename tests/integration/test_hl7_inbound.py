@@ -149,13 +149,17 @@ def test_a04_and_a08_create_and_update_patients(config, running, caplog):
     assert [_ack(a)[:2] for a in acks] == [("AA", "C1"), ("AA", "C2"), ("AA", "C3")]
     assert [_ack(a)[2] for a in acks] == [
         "patient 20000001 created",
-        "patient 20000001 updated",
+        "patient 20000001 updated; the earlier name and birth date are kept in its history",
         "patient 20000001 unchanged",
     ]
     index = PatientIndex.for_config(config)
     patient = index.get("20000001")
+    [change] = index.history("20000001")
     index.close()
     assert (patient.family, patient.given, patient.dob, patient.sex) == ("ROE-SMITH", "RICHARD", "1975-02-03", "M")
+    # The A08 kept what it replaced: who changed it, by which message, the old and the new values.
+    assert (change.changed_by, change.source) == ("hl7:REGSYS@HOSP", "C2")
+    assert change.old == ("ROE", "RICHARD", "1975-02-03", "M") and change.new[0] == "ROE-SMITH"
     received = _audit(config, "hl7.receive")
     assert [(e["details"]["control_id"], e["outcome"], e["mrns"], e["user"]) for e in received] == [
         (c, "AA", ["20000001"], "hl7:REGSYS@HOSP") for c in ("C1", "C2", "C3")
@@ -190,7 +194,7 @@ def test_unreadable_messages_get_ae_and_the_listener_goes_on(config, running, ca
 
 
 def test_a_failure_while_acting_is_answered_ae(config, running, monkeypatch):
-    def broken(patient):
+    def broken(patient, **_):
         raise OSError("disk on fire")
 
     monkeypatch.setattr(running.listener.patients, "upsert", broken)
@@ -203,13 +207,13 @@ def test_a_failure_while_acting_is_answered_ae(config, running, monkeypatch):
     )
 
 
-def _write_documents(config, mrn: str, count: int, tmp: Path) -> list:
+def _write_documents(config, mrn: str, count: int, tmp: Path, first: int = 0) -> list:
     sidecars = []
     for n in range(count):
         text = f"PROGRESS NOTE\nMRN: {mrn}\nvisit {n}"
         pdf = tmp / f"note-{n}.pdf"
         samples.write_born_digital_pdf(pdf, [text.splitlines()])
-        sha = f"{n + 1:016x}" + "f" * 48
+        sha = f"{first + n + 1:016x}" + "f" * 48
         doc = Document(
             doc_id_for(sha, 1),
             pdf.name,

@@ -9,7 +9,9 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from pipeline.archive.audit import ACTIONS, AuditFilters
+from pipeline.ehr.merge_review import confirm_held, reject_held
 from pipeline.ehr.outbox import STATES, Outbox, OutboxError
+from pipeline.identify.patients import PatientIndex, PatientIndexError
 from web.auth import requires
 from web.context import current_user, record, services
 from web.users import ROLES, UserError
@@ -154,3 +156,54 @@ def ehr_retry() -> tuple[str, int] | Response:
     )
     g.session.notice = f"{len(revived)} message(s) queued again."
     return redirect(url_for("admin.ehr"))
+
+
+# Merges and unmerges from the registration feed held for a person (hl7_listener.merge_policy).
+MERGE_ROWS = 200
+
+
+def _merges_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    patients = PatientIndex.for_config(services().config)
+    try:
+        pending = patients.reviews("pending")
+        decided = [r for r in reversed(patients.reviews(None)) if r.state != "pending"][:MERGE_ROWS]
+    finally:
+        patients.close()
+    shown = pending + decided
+    record(
+        "patients.merges",
+        mrns=sorted({m for r in shown for m in (r.prior, r.survivor)}),
+        details={"results": len(shown)},
+    )
+    return render_template("admin_merges.html", pending=pending, decided=decided, error=error), status
+
+
+@bp.get("/merges")
+@requires("admin")
+def merges() -> tuple[str, int]:
+    return _merges_page()
+
+
+@bp.post("/merges/<int:review_id>")
+@requires("admin")
+def decide_merge(review_id: int) -> tuple[str, int] | Response:
+    decision, reason = request.form.get("decision", ""), request.form.get("reason", "")
+    patients = PatientIndex.for_config(services().config)
+    try:
+        if decision == "confirm":
+            merge = confirm_held(services().config, patients, review_id, user=current_user().name)
+            notice = (
+                f"{merge.kind.capitalize()} of MRN {merge.prior} into MRN {merge.survivor} confirmed; "
+                "the HL7 listener re-files the documents."
+            )
+        elif decision == "reject":
+            review = reject_held(services().config, patients, review_id, user=current_user().name, reason=reason)
+            notice = f"{review.kind.capitalize()} of MRN {review.prior} into MRN {review.survivor} rejected."
+        else:
+            raise PatientIndexError(f"unknown decision {decision!r}")
+    except PatientIndexError as exc:
+        patients.close()
+        return _merges_page(str(exc), 400)
+    patients.close()
+    g.session.notice = notice
+    return redirect(url_for("admin.merges"))
