@@ -7,19 +7,17 @@ through ``PatientRoster``, which answers exactly as the CSV ``Roster`` does, and
 
 The file is 0600 in WAL mode, so the daemon reads while the listener writes. It also
 holds the merge journal (``merges``, ``merge_moves``) that makes an A40 resumable.
+With ``database.url`` set it is the ``patients`` schema of the shared database instead
+(``pipeline.stores``), the same SQL on both.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.core import sqlite
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
@@ -32,10 +30,9 @@ from pipeline.identify.roster import (
     _last_key,
     _split_name,
 )
+from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
 
 FILE_NAME = "patients.sqlite"
-SCHEMA_VERSION = 1
-_BUSY_MS = 30_000  # the listener and a CLI import may write at once; wait, do not fail
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -75,6 +72,8 @@ CREATE TABLE IF NOT EXISTS merge_moves (
     PRIMARY KEY (merge_id, doc_id)
 );
 """
+SCHEMA = Schema("patients", (Migration(1, _SCHEMA),), file=FILE_NAME)
+SCHEMA_VERSION = SCHEMA.version
 
 Change = Literal["created", "updated", "unchanged"]
 
@@ -114,45 +113,31 @@ def index_path(config: Config) -> Path:
 
 
 class PatientIndex:
-    """One connection to the patient index, usable from several threads of one process."""
+    """The patient index's database, usable from several threads of one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, db: Database, path: Path | str) -> None:
+        self._db = db
         self.path = path
-        try:
-            self._db = sqlite.connect(path, timeout=_BUSY_MS / 1000)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise PatientIndexError(
-                    f"{path} was written by a newer medarchive (schema {version}); upgrade medarchive"
-                )
-            if version < SCHEMA_VERSION:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-        except sqlite3.DatabaseError as exc:
-            raise PatientIndexError(f"cannot open the patient index {path}: {exc}") from None
-        self._lock = threading.RLock()
 
     @classmethod
     def for_config(cls, config: Config) -> PatientIndex:
-        return cls(index_path(config))
+        where = index_path(config) if config.database.url is None else "the shared database (patients)"
+        return cls(open_store(config, SCHEMA), where)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing, durable at the end (BEGIN IMMEDIATE: writers queue, never deadlock)."""
-        with self._lock, sqlite.immediate(self._db) as db:
-            yield db
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """All or nothing, durable at the end (writers queue, never deadlock)."""
+        return self._db.transaction()
 
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+    def query(self, sql: str, params: tuple = ()) -> list[Row]:
+        return self._db.query(sql, params)
 
     # -- patients ------------------------------------------------------------
 
     def count(self) -> int:
-        return self.query("SELECT count(*) FROM patients WHERE status = 'active'")[0][0]
+        return self.query("SELECT count(*) AS n FROM patients WHERE status = 'active'")[0]["n"]
 
     def get(self, mrn: str) -> Patient | None:
         rows = self.query("SELECT * FROM patients WHERE mrn = ?", (mrn,))
@@ -171,7 +156,7 @@ class PatientIndex:
         """Upsert every roster row in one transaction; rows of retired MRNs are skipped."""
         counts = {"created": 0, "updated": 0, "unchanged": 0, "skipped (merged)": 0}
         with self.transaction() as db:
-            retired = {r[0] for r in db.execute("SELECT mrn FROM aliases")}
+            retired = {r["mrn"] for r in db.execute("SELECT mrn FROM aliases")}
             for p in roster_patients:
                 if p.mrn in retired:
                     counts["skipped (merged)"] += 1
@@ -186,7 +171,7 @@ class PatientIndex:
         seen = {mrn}
         current = mrn
         while rows := self.query("SELECT survivor FROM aliases WHERE mrn = ?", (current,)):
-            current = rows[0][0]
+            current = rows[0]["survivor"]
             if current in seen:
                 raise PatientIndexError(f"the merges of MRN {mrn} form a loop; check the aliases table of {self.path}")
             seen.add(current)
@@ -203,21 +188,22 @@ class PatientIndex:
         if prior == survivor:
             raise PatientIndexError(f"cannot merge MRN {prior} into itself")
         with self.transaction() as db:
-            done = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)).fetchone()
+            db.lock("patients:merges")  # two listeners merging at once must not cross
+            done = _first(db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)))
             if done is not None:
-                if done[0] != survivor:
-                    raise PatientIndexError(f"MRN {prior} was already merged into {done[0]}, not {survivor}")
+                if done["survivor"] != survivor:
+                    raise PatientIndexError(f"MRN {prior} was already merged into {done['survivor']}, not {survivor}")
                 row = db.execute(
                     "SELECT * FROM merges WHERE prior = ? AND survivor = ? ORDER BY id DESC", (prior, survivor)
-                ).fetchone()
+                )[0]
                 return _merge(row), False
-            if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)).fetchone():
+            if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)):
                 raise PatientIndexError(
                     f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into"
                 )
             if survivor_patient is not None:
                 _upsert(db, survivor_patient)
-            elif db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)).fetchone() is None:
+            elif not db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)):
                 raise PatientIndexError(
                     f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it"
                 )
@@ -233,11 +219,12 @@ class PatientIndex:
                 "INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)",
                 (prior, survivor, now, control_id),
             )
-            cursor = db.execute(
-                "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) VALUES (?, ?, ?, ?, 'moving', ?)",
+            (created,) = db.execute(
+                "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) "
+                "VALUES (?, ?, ?, ?, 'moving', ?) RETURNING *",
                 (prior, survivor, control_id, requested_by, now),
             )
-            return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+            return _merge(created), True
 
     def open_merges(self) -> list[Merge]:
         return [_merge(r) for r in self.query("SELECT * FROM merges WHERE state = 'moving' ORDER BY id")]
@@ -246,7 +233,11 @@ class PatientIndex:
         return _merge(self.query("SELECT * FROM merges WHERE id = ?", (merge_id,))[0])
 
 
-def _patient(row: sqlite3.Row) -> Patient:
+def _first(rows: list[Row]) -> Row | None:
+    return rows[0] if rows else None
+
+
+def _patient(row: Row) -> Patient:
     return Patient(
         row["mrn"],
         row["family"],
@@ -259,14 +250,14 @@ def _patient(row: sqlite3.Row) -> Patient:
     )
 
 
-def _merge(row: sqlite3.Row) -> Merge:
+def _merge(row: Row) -> Merge:
     return Merge(
         row["id"], row["prior"], row["survivor"], row["control_id"], row["requested_by"], row["state"], row["moved"]
     )
 
 
-def _upsert(db: sqlite3.Connection, patient: Patient) -> Change:
-    row = db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)).fetchone()
+def _upsert(db: Transaction, patient: Patient) -> Change:
+    row = _first(db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)))
     if row is not None and row["status"] == "merged":
         raise PatientIndexError(
             f"MRN {patient.mrn} was merged into {row['merged_into']}; send updates for the surviving MRN"
@@ -338,9 +329,8 @@ def resolve_mrn(index: PatientIndex, mrn: str) -> tuple[str, str | None]:
 def load_patient_index(config: Config) -> PatientRoster | Roster | None:
     """What identification checks documents against: the SQLite index once it holds
     patients, else the CSV roster of ``roster.path``, else nothing."""
-    path = index_path(config)
-    if path.exists():
-        index = PatientIndex(path)
+    if config.database.url is not None or index_path(config).exists():
+        index = PatientIndex.for_config(config)
         if index.count():
             return PatientRoster(index)
         index.close()

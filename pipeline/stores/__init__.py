@@ -16,7 +16,17 @@ A schema is an ordered list of migrations; the database keeps the version it is 
 ``open_store`` refuses one newer than the code knows.
 """
 
-from pipeline.stores.base import Database, Migration, Row, Schema, StoreError, Transaction
-from pipeline.stores.opening import open_store
+from pipeline.stores.base import Database, DatabaseUnavailable, Migration, Row, Schema, StoreError, Transaction
+from pipeline.stores.opening import open_store, shared
 
-__all__ = ["Database", "Migration", "Row", "Schema", "StoreError", "Transaction", "open_store"]
+__all__ = [
+    "Database",
+    "DatabaseUnavailable",
+    "Migration",
+    "Row",
+    "Schema",
+    "StoreError",
+    "Transaction",
+    "open_store",
+    "shared",
+]
