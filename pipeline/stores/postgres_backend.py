@@ -269,7 +269,7 @@ def versions(pool: ConnectionPool, where: Target) -> dict[str, int]:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_VERSIONS,)).fetchone()
         if not exists or not exists[0]:
             return {}
-        return {store: version for store, version in conn.execute(f"SELECT store, version FROM {_VERSIONS}")}
+        return dict(conn.execute(f"SELECT store, version FROM {_VERSIONS}").fetchall())
 
 
 def upgrade(pool: ConnectionPool, where: Target, schema: Schema) -> tuple[int, int]:
