@@ -34,6 +34,7 @@ from pipeline.cli.common import (
     json_option,
     with_config,
 )
+from pipeline.cli.db import COMMANDS as DB_COMMANDS
 from pipeline.cli.ehr import COMMANDS as EHR_COMMANDS
 from pipeline.cli.hl7 import COMMANDS as HL7_COMMANDS
 from pipeline.cli.patients import COMMANDS as PATIENTS_COMMANDS
@@ -387,6 +388,7 @@ for _command in [
     *HL7_COMMANDS,
     *EHR_COMMANDS,
     *CLASSIFIER_COMMANDS,
+    *DB_COMMANDS,
 ]:
     cli.add_command(_command)
 

@@ -1,0 +1,207 @@
+"""Sessions and login lockouts in the shared database, for several `serve` processes behind a proxy.
+
+The same behaviour as ``web.sessions.SessionStore`` and ``web.logins.LoginLimiter`` (which
+keep them in one process's memory, the embedded default), kept where every server sees
+them: a login on one server is valid on the others, and failures counted on one lock the
+pair out on all. Times are wall-clock seconds, the one clock the servers share. The cap on
+password checks at a time (``VerifyGate``) stays per process: it guards that machine's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+
+from pipeline.stores import Database, Migration, Row, Schema, Transaction
+from web.sessions import Clock, Session
+
+SCHEMA = Schema(
+    "sessions",
+    (
+        Migration(
+            1,
+            """
+CREATE TABLE IF NOT EXISTS sessions (
+    sid TEXT PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    user_name TEXT,
+    notice TEXT,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_by_last_seen ON sessions (last_seen);
+CREATE TABLE IF NOT EXISTS login_tries (
+    user_name TEXT NOT NULL,
+    place TEXT NOT NULL,
+    failures TEXT NOT NULL DEFAULT '[]',
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL,
+    unlocks INTEGER NOT NULL DEFAULT 0,
+    touched REAL NOT NULL,
+    PRIMARY KEY (user_name, place)
+);
+CREATE INDEX IF NOT EXISTS login_tries_by_touched ON login_tries (touched);
+""",
+        ),
+    ),
+    file="web/sessions.sqlite",
+)
+
+
+def _session(row: Row) -> Session:
+    return Session(row["sid"], row["csrf"], row["last_seen"], row["user_name"], row["notice"], row["version"])
+
+
+class DatabaseSessionStore:
+    """``SessionStore`` over the shared database; ``save`` writes what a request changed."""
+
+    def __init__(self, db: Database, idle_seconds: float, clock: Clock) -> None:
+        self._db = db
+        self._idle = idle_seconds
+        self._clock = clock
+        self._loaded: dict[str, tuple[str | None, str | None, int]] = {}
+        self._lock = threading.Lock()
+
+    def new(self, user: str | None = None, version: int = 0) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self._clock(), user, version=version)
+        with self._db.transaction() as tx:
+            # Every new session sweeps the idle ones, so abandoned login pages cannot pile up.
+            tx.execute("DELETE FROM sessions WHERE last_seen < ?", (session.last_seen - self._idle,))
+            tx.execute(
+                "INSERT INTO sessions (sid, csrf, last_seen, user_name, notice, version) VALUES (?, ?, ?, ?, ?, ?)",
+                (session.sid, session.csrf, session.last_seen, user, None, version),
+            )
+        self._remember(session)
+        return session
+
+    def touch(self, sid: str | None) -> tuple[Session | None, Session | None]:
+        """(the live session, marked as used now; or the session it was, now ended, when idle too long)."""
+        if not sid:
+            return None, None
+        now = self._clock()
+        with self._db.transaction() as tx:
+            rows = tx.execute("SELECT * FROM sessions WHERE sid = ?", (sid,))
+            if not rows:
+                return None, None
+            session = _session(rows[0])
+            if now - session.last_seen > self._idle:
+                tx.execute("DELETE FROM sessions WHERE sid = ?", (sid,))
+                return None, session
+            tx.execute("UPDATE sessions SET last_seen = ? WHERE sid = ?", (now, sid))
+        session.last_seen = now
+        self._remember(session)
+        return session, None
+
+    def end(self, sid: str) -> None:
+        with self._lock:
+            self._loaded.pop(sid, None)
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM sessions WHERE sid = ?", (sid,))
+
+    def save(self, session: Session) -> None:
+        """Keep what the request changed (a notice for the next page, the account's new version)."""
+        with self._lock:
+            before = self._loaded.pop(session.sid, None)
+        if before is None or before == (session.user, session.notice, session.version):
+            return
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE sessions SET user_name = ?, notice = ?, version = ? WHERE sid = ?",
+                (session.user, session.notice, session.version, session.sid),
+            )
+
+    def _remember(self, session: Session) -> None:
+        with self._lock:
+            self._loaded[session.sid] = (session.user, session.notice, session.version)
+
+
+class DatabaseLoginLimiter:
+    """``LoginLimiter`` over the shared database: the same rules, one row per (user, where).
+
+    A try reserved by a server that died before it ended is given back once the window
+    has passed without news of it, so a crash cannot lock anyone out for good.
+    """
+
+    def __init__(self, db: Database, attempts: int, window_seconds: float, clock: Clock) -> None:
+        self._db = db
+        self._attempts = attempts
+        self._window = window_seconds
+        self._clock = clock
+
+    def begin(self, user: str, where: str, unlocks: int = 0) -> bool:
+        """Reserve a try; False when the pair is locked out (then nothing is reserved)."""
+        now = self._clock()
+        with self._db.transaction() as tx:
+            failures, in_flight, locked_until = self._current(tx, user, where, unlocks, now)
+            if locked_until is not None or len(failures) + in_flight >= self._attempts:
+                return False
+            self._put(tx, user, where, failures, in_flight + 1, locked_until, unlocks, now)
+            return True
+
+    def end(self, user: str, where: str, succeeded: bool) -> None:
+        now = self._clock()
+        with self._db.transaction() as tx:
+            row = self._row(tx, user, where)
+            unlocks = row["unlocks"] if row else 0
+            failures = json.loads(row["failures"]) if row else []
+            in_flight = max((row["in_flight"] if row else 0) - 1, 0)
+            locked_until = row["locked_until"] if row else None
+            if succeeded:
+                failures = []
+            else:
+                failures.append(now)
+                if len(failures) >= self._attempts:
+                    locked_until = now + self._window
+            self._put(tx, user, where, failures, in_flight, locked_until, unlocks, now)
+
+    def cancel(self, user: str, where: str) -> None:
+        with self._db.transaction() as tx:
+            tx.lock(f"login:{user}:{where}")
+            tx.execute(
+                "UPDATE login_tries SET in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END "
+                "WHERE user_name = ? AND place = ?",
+                (user, where),
+            )
+
+    def _row(self, tx: Transaction, user: str, where: str) -> Row | None:
+        tx.lock(f"login:{user}:{where}")
+        rows = tx.execute("SELECT * FROM login_tries WHERE user_name = ? AND place = ?", (user, where))
+        return rows[0] if rows else None
+
+    def _current(
+        self, tx: Transaction, user: str, where: str, unlocks: int, now: float
+    ) -> tuple[list[float], int, float | None]:
+        row = self._row(tx, user, where)
+        if row is None:
+            # Rows idle past their window go, so a stream of made-up names cannot fill the table.
+            tx.execute(
+                "DELETE FROM login_tries WHERE touched < ? AND (locked_until IS NULL OR locked_until <= ?)",
+                (now - self._window, now),
+            )
+            return [], 0, None
+        failures: list[float] = json.loads(row["failures"])
+        locked_until = row["locked_until"]
+        in_flight = row["in_flight"] if row["touched"] > now - self._window else 0
+        if row["unlocks"] != unlocks or (locked_until is not None and now >= locked_until):
+            failures, locked_until = [], None
+        return [t for t in failures if t > now - self._window], in_flight, locked_until
+
+    @staticmethod
+    def _put(
+        tx: Transaction,
+        user: str,
+        where: str,
+        failures: list[float],
+        in_flight: int,
+        locked_until: float | None,
+        unlocks: int,
+        now: float,
+    ) -> None:
+        tx.execute(
+            "INSERT INTO login_tries (user_name, place, failures, in_flight, locked_until, unlocks, touched) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_name, place) DO UPDATE SET failures = excluded.failures, "
+            "in_flight = excluded.in_flight, locked_until = excluded.locked_until, unlocks = excluded.unlocks, "
+            "touched = excluded.touched",
+            (user, where, json.dumps(failures), in_flight, locked_until, unlocks, now),
+        )
