@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -130,15 +132,39 @@ def _is_last_admin(db: Transaction, row: Row) -> bool:
     return others[0]["n"] == 0
 
 
+class _OpenedPerCall:
+    """The SQLite file opened for each call, as the store always did: a connection held open
+    would lose its POSIX locks whenever anything else in the process opens and closes the file."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def query(self, sql: str, params: tuple = ()) -> list[Row]:
+        db = open_store(self._config, SCHEMA)
+        try:
+            return db.query(sql, params)
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        db = open_store(self._config, SCHEMA)
+        try:
+            with db.transaction() as tx:
+                yield tx
+        finally:
+            db.close()
+
+
 class UserStore:
     """The accounts' database, safe across the server's threads."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database | _OpenedPerCall) -> None:
         self._db = db
 
     @classmethod
     def for_config(cls, config: Config) -> UserStore:
-        return cls(open_store(config, SCHEMA))
+        return cls(open_store(config, SCHEMA) if config.database.url else _OpenedPerCall(config))
 
     def get(self, name: str) -> User | None:
         rows = self._db.query(f"{_SELECT} WHERE name = ?", (name,))
