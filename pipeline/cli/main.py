@@ -360,14 +360,20 @@ def watch(config: Config):
 
 @cli.command()
 @json_option("as one JSON object")
+@click.option("--site", help="another site's daemon (several sites on the shared database)")
 @with_config
-def status(config: Config, as_json: bool):
+def status(config: Config, as_json: bool, site: str | None):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
+    if site is not None:
+        config = Config.model_validate({**config.model_dump(), "site": site})
     state = read_status(config)
     ehr = outbox_counts(config)
     if as_json:
-        click.echo(json.dumps({**state.__dict__, "today": dict(state.today), "ehr": ehr}, ensure_ascii=False))
+        body = {**state.__dict__, "today": dict(state.today), "ehr": ehr, "site": config.site}
+        click.echo(json.dumps(body, ensure_ascii=False))
         return
+    if config.database.url is not None:
+        click.echo(f"site:       {config.site}")
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
     click.echo(f"daemon:     {running}")
     click.echo(f"waiting:    {state.waiting} file(s) in the drop folders")

@@ -660,7 +660,8 @@ class Config(_Section):
 
     @property
     def processing_dir(self) -> Path:
-        return self.root / "processing"
+        # Several sites share the data root: each daemon recovers only its own claims.
+        return self.root / "processing" if self.database.url is None else self.root / "processing" / self.site
 
     @property
     def processed_dir(self) -> Path:
@@ -668,8 +669,9 @@ class Config(_Section):
 
     @property
     def scratch_dir(self) -> Path:
-        """Private working space for temp files that may hold patient data (see archive.scratch)."""
-        return self.root / "tmp"
+        """Private working space for temp files that may hold patient data (see archive.scratch);
+        one per site when several share the data root, as each sweeps its own at start."""
+        return self.root / "tmp" if self.database.url is None else self.root / "tmp" / self.site
 
     @property
     def workers(self) -> int:
