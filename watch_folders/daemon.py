@@ -33,6 +33,7 @@ from pipeline.ehr.sender import start_sender
 from pipeline.identify.training import maybe_retrain
 from pipeline.records.reconcile import reconcile_index
 from pipeline.runs.run import Outcome, Pipeline, killed_too_often, make_executor
+from pipeline.stores import DatabaseUnavailable
 from watch_folders import activity
 from watch_folders.claims import (
     claim,
@@ -63,7 +64,11 @@ class _Nominator(FileSystemEventHandler):
 
 class Daemon:
     def __init__(
-        self, config: Config, index: Index, executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor
+        self,
+        config: Config,
+        index: Index,
+        executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor,
+        stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.index = index
@@ -71,7 +76,7 @@ class Daemon:
         self.tracker = QuietTracker(config.watch.quiet_seconds)
         self.folders = config.drop_folders
         self._told_unsupported: set[Path] = set()
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._observers: list = []
         self._retrainer: threading.Thread | None = None
 
@@ -132,7 +137,11 @@ class Daemon:
                 )
                 self._recover(pipeline)
                 self._start_observers()
-                self._loop(pipeline)
+                try:
+                    self._loop(pipeline)
+                except DatabaseUnavailable:
+                    self._let_go(pipeline)
+                    raise
                 self._drain(pipeline)
         finally:
             self._stop.set()
@@ -232,6 +241,14 @@ class Daemon:
             pipeline.abandon()
         pipeline.close()
 
+    def _let_go(self, pipeline: Pipeline) -> None:
+        """The database went away: stop at once; the files stay in processing/ for the next try,
+        not counted as crashes (they did nothing wrong)."""
+        for source in pipeline.sources_in_flight():
+            mark_in_flight(source, False)
+        pipeline.abandon()
+        pipeline.close()
+
     def _committed(self, outcomes: list[Outcome]) -> None:
         activity.record(self.config, outcomes)
         for outcome in outcomes:
@@ -244,6 +261,28 @@ def _openable(path: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def watch_until_stopped(
+    config: Config, open_index: Callable[[Config], Index], stop: threading.Event, first_wait: float = 5
+) -> int:
+    """Run the daemon until ``stop``; while the shared database is away, wait and start again
+    (longer each time, at most a minute). Nothing is lost meanwhile: unclaimed files stay in the
+    drop folders and claimed ones in processing/."""
+    wait = first_wait
+    while not stop.is_set():
+        try:
+            return Daemon(config, open_index(config), stop=stop).run()
+        except DatabaseUnavailable as exc:
+            log.warning("%s; starting again in %g s", exc, wait)
+            stop.wait(wait)
+            wait = min(wait * 2, 60)
+    return 0
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
+    signal.signal(signal.SIGINT, lambda *_args: stop.set())
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -50,7 +51,7 @@ from pipeline.records.review import waiting as review_queue
 from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
 from pipeline.samples import scans as sample_scans
 from watch_folders.activity import status as read_status
-from watch_folders.daemon import Daemon, install_signal_handlers
+from watch_folders.daemon import stop_on_signals, watch_until_stopped
 
 EXIT_USAGE = 1
 STATUSES = click.Choice(["filed", "review"])
@@ -353,9 +354,9 @@ def watch(config: Config):
     """Run the drop-folder daemon until SIGTERM or Ctrl-C."""
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
-    daemon = Daemon(config, open_index(config))
-    install_signal_handlers(daemon)
-    sys.exit(daemon.run())
+    stop = threading.Event()
+    stop_on_signals(stop)
+    sys.exit(watch_until_stopped(config, open_index, stop))
 
 
 @cli.command()

@@ -155,7 +155,6 @@ class _Pools:
                     max_size=size,
                     timeout=_CONNECT_SECONDS,
                     check=ConnectionPool.check_connection,
-                    reconnect_timeout=0,  # never give up reconnecting: the database may come back
                     open=True,
                     name="medarchive",
                 )
