@@ -32,7 +32,7 @@ from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import FILE_MODE, atomic_write_json, ensure_dir, read_json
-from pipeline.stores import Database, Migration, Row, Schema, open_store
+from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
 
 GENESIS = "0" * 64
 _CHUNK = 1 << 16
@@ -106,6 +106,8 @@ ACTIONS = frozenset(
         # the document-type model reads every labelled document's text
         "classifier.train",
         "classifier.status",
+        # moving an embedded deployment into the shared database
+        "db.import",
     }
 )
 
@@ -348,9 +350,7 @@ class DatabaseChainedLog:
 
     def append(self, body: dict) -> dict:
         with self._db.transaction() as tx:
-            tx.lock(f"audit:{self.chain}")
-            rows = tx.execute("SELECT entry FROM entries WHERE chain = ? ORDER BY seq DESC LIMIT 1", (self.chain,))
-            last = json.loads(rows[0]["entry"]) if rows else None
+            last = self._last(tx)
             head = tx.execute("SELECT seq FROM heads WHERE chain = ?", (self.chain,))
             if head and head[0]["seq"] > (last["seq"] if last else 0):
                 raise AuditError(
@@ -358,16 +358,39 @@ class DatabaseChainedLog:
                     "so nothing more can be recorded; run `medarchive audit verify` and restore the database"
                 )
             entry = _seal({**body, "seq": last["seq"] + 1 if last else 1, "prev": last["hash"] if last else GENESIS})
-            tx.execute(
-                "INSERT INTO entries (chain, seq, entry) VALUES (?, ?, ?)",
-                (self.chain, entry["seq"], _canonical(entry).decode("utf-8")),
-            )
-            tx.execute(
-                "INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
-                "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (self.chain, entry["seq"], entry["hash"]),
-            )
+            self._insert(tx, entry)
         return entry
+
+    def append_sealed(self, entry: dict) -> None:
+        """Continue the chain with an entry sealed elsewhere (moving a file's chain in), unchanged;
+        refused unless it follows the last entry here."""
+        with self._db.transaction() as tx:
+            last = self._last(tx)
+            follows = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+            if (entry.get("seq"), entry.get("prev")) != follows:
+                raise AuditError(f"entry {entry.get('seq')} does not follow the last entry of {self.path}")
+            self._insert(tx, entry)
+
+    def hash_at(self, seq: int) -> str | None:
+        rows = self._db.query("SELECT entry FROM entries WHERE chain = ? AND seq = ?", (self.chain, seq))
+        return json.loads(rows[0]["entry"])["hash"] if rows else None
+
+    def _last(self, tx: Transaction) -> dict | None:
+        """The last entry, read under the chain's lock (held until the transaction ends)."""
+        tx.lock(f"audit:{self.chain}")
+        rows = tx.execute("SELECT entry FROM entries WHERE chain = ? ORDER BY seq DESC LIMIT 1", (self.chain,))
+        return json.loads(rows[0]["entry"]) if rows else None
+
+    def _insert(self, tx: Transaction, entry: dict) -> None:
+        tx.execute(
+            "INSERT INTO entries (chain, seq, entry) VALUES (?, ?, ?)",
+            (self.chain, entry["seq"], _canonical(entry).decode("utf-8")),
+        )
+        tx.execute(
+            "INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
+            "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (self.chain, entry["seq"], entry["hash"]),
+        )
 
     def _rows(self) -> Iterator[Row]:
         after = 0
