@@ -104,3 +104,20 @@ def pg_url(pg_cluster: Cluster) -> str:
     name = "t_" + uuid.uuid4().hex[:12]
     pg_cluster.psql(f"CREATE DATABASE {name}")
     return pg_cluster.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The config sections of the store backend under test: none (SQLite files under the data
+    root), or a fresh shared database with every store's schema created by `db upgrade`."""
+    if request.param == "sqlite":
+        return {}
+    url = request.getfixturevalue("pg_url")
+    from pipeline.cli.db import SCHEMAS  # here: collecting the tests needs no CLI imports
+    from pipeline.core.config import load_config
+    from pipeline.stores.admin import upgrade_all
+
+    folder = tmp_path_factory.mktemp("upgrade")
+    (folder / "config.yaml").write_text(f"data_root: data\ndatabase:\n  url: '{url}'\n")
+    upgrade_all(load_config(folder / "config.yaml"), SCHEMAS)
+    return {"database": {"url": url}}
