@@ -76,7 +76,10 @@ class Daemon:
         self.tracker = QuietTracker(config.watch.quiet_seconds)
         self.folders = config.drop_folders
         self._told_unsupported: set[Path] = set()
-        self._stop = stop if stop is not None else threading.Event()
+        self._stop = threading.Event()
+        # Set from outside (a signal while watch_until_stopped runs daemons one after another):
+        # this daemon then stops as if request_stop was called.
+        self._requested = stop if stop is not None else self._stop
         self._observers: list = []
         self._retrainer: threading.Thread | None = None
 
@@ -185,7 +188,7 @@ class Daemon:
 
     def _loop(self, pipeline: Pipeline) -> None:
         next_sweep = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._requested.is_set():
             now = time.monotonic()
             if now >= next_sweep:
                 self.sweep()

@@ -32,6 +32,9 @@ from pipeline.stores.base import DatabaseUnavailable, Dialect, Params, Row, Sche
 
 PASSWORD_ENV = "MEDARCHIVE_DB_PASSWORD"
 _CONNECT_SECONDS = 10
+# How long a statement waits for a pooled connection before the database counts as away:
+# short, so a web page answers 503 promptly rather than hanging.
+_CHECKOUT_SECONDS = 5
 _VERSIONS = "medarchive.schema_versions"
 _MIGRATE_LOCK = "medarchive:migrate"
 
@@ -153,7 +156,7 @@ class _Pools:
                     kwargs={"password": where.password} if where.password else {},
                     min_size=1,
                     max_size=size,
-                    timeout=_CONNECT_SECONDS,
+                    timeout=_CHECKOUT_SECONDS,
                     check=ConnectionPool.check_connection,
                     open=True,
                     name="medarchive",
