@@ -270,7 +270,7 @@ class UserStore:
     def _bump(db: Transaction, name: str, counter: str) -> None:
         db.execute(
             f"INSERT INTO account_marks (name, {counter}) VALUES (?, 1) "
-            f"ON CONFLICT (name) DO UPDATE SET {counter} = {counter} + 1",
+            f"ON CONFLICT (name) DO UPDATE SET {counter} = account_marks.{counter} + 1",
             (name,),
         )
 
