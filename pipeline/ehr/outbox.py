@@ -205,16 +205,22 @@ class Outbox:
         return [Message.from_row(r) for r in rows]
 
     def claim(
-        self, destination: str, limit: int, wait_if_lost: Callable[[int], float], now: float | None = None
+        self,
+        destination: str,
+        limit: int,
+        wait_if_lost: Callable[[int], float],
+        now: float | None = None,
+        lease_seconds: float = 0,
     ) -> list[Message]:
         """Take the ready messages to send now and count their attempt, in one step: each is due
-        again only after ``wait_if_lost(attempts)`` seconds, so no other sender takes it meanwhile
-        and a crash mid-send retries it then."""
+        again only after ``wait_if_lost(attempts)`` seconds, and never before ``lease_seconds``
+        (as long as sending them may take), so no other sender takes one meanwhile; a crash
+        mid-send retries them then."""
         due = time.time() if now is None else now
         with self.transaction() as db:
             rows = db.execute(_CLAIM[self._db.dialect], (destination, due, limit))
             claimed = [Message.from_row(r) for r in rows]
-            return self._count_attempts(db, claimed, wait_if_lost)
+            return self._count_attempts(db, claimed, lambda n: max(wait_if_lost(n), lease_seconds))
 
     def pending_count(self, destination: str) -> int:
         return self._rows(

@@ -31,6 +31,8 @@ from pipeline.ehr.settings import FhirDestination, Hl7Destination
 log = logging.getLogger(__name__)
 
 BATCH = 50
+SHARED_BATCH = 10
+_REQUESTS_PER_MESSAGE = 3
 
 
 class PdfUnavailable(MedarchiveError):
@@ -102,6 +104,11 @@ class DestinationSender:
         self.user = user
         self.audit = AuditLog.for_config(config)
         self.client = make_client(config, dest)
+        # Several senders on the shared database: a claimed message is theirs for as long as its
+        # batch may take (a few requests per message, each within the timeout), so smaller batches.
+        shared = config.database.url is not None
+        self._batch = SHARED_BATCH if shared else BATCH
+        self._lease = SHARED_BATCH * dest.timeout_seconds * _REQUESTS_PER_MESSAGE if shared else 0.0
 
     def close(self) -> None:
         self.client.close()
@@ -112,7 +119,9 @@ class DestinationSender:
         self.client.forget_patients()
         started = time.time()  # one try per message and pass: what fails now waits for a later pass
         while not (stop and stop.is_set()):
-            batch = self.outbox.claim(self.dest.name, BATCH, self._wait_if_lost, now=started)
+            batch = self.outbox.claim(
+                self.dest.name, self._batch, self._wait_if_lost, now=started, lease_seconds=self._lease
+            )
             if not batch:
                 break
             for delivery in self._send_claimed(batch, stop):
