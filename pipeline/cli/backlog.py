@@ -51,6 +51,8 @@ def _choose_run(config: Config, journal: Journal, folder: Path | None, run_id: s
     """The run to continue, or the root of a new one."""
     if run_id:
         run = journal.run(run_id)
+        if not journal.owns(run_id):
+            raise BacklogError(f"run {run_id} is another site's; run `medarchive backlog --resume {run_id}` there")
         if folder is not None and folder.resolve() != run.root:
             raise BacklogError(f"run {run_id} is over {run.root}, not {folder.resolve()}")
         return run

@@ -107,7 +107,9 @@ def _now() -> str:
 
 
 class Journal:
-    def __init__(self, store: Path | Database) -> None:
+    def __init__(self, store: Path | Database, site: str | None = None) -> None:
+        """``site``: on the shared database, the site whose runs this is (its run ids begin with it)."""
+        self._prefix = f"{site}-" if site else ""
         # FULL: a state the journal reports must survive a power cut, or a resumed run
         # could miss files it wrote. One fsync per input step is nothing next to OCR.
         self._db = SqliteDatabase(store, SCHEMA) if isinstance(store, Path) else store
@@ -118,7 +120,11 @@ class Journal:
 
     @classmethod
     def for_config(cls, config: Config) -> Journal:
-        return cls(open_store(config, SCHEMA))
+        return cls(open_store(config, SCHEMA), config.site if config.database.url else None)
+
+    def owns(self, run_id: str) -> bool:
+        """Whether the run is this site's to continue (every run is, embedded)."""
+        return run_id.startswith(self._prefix)
 
     def close(self) -> None:
         self._db.close()
@@ -126,13 +132,13 @@ class Journal:
     # runs
 
     def new_run(self, root: Path) -> Run:
-        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run_id = self._prefix + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         # Another site's backlog may start in the same second: the insert decides who has the id.
         while not self._write(
             "INSERT INTO runs VALUES (?, ?, ?, NULL) ON CONFLICT (run_id) DO NOTHING", run_id, str(root), _now()
         ):
             time.sleep(1)
-            run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            run_id = self._prefix + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return self.run(run_id)
 
     def run(self, run_id: str) -> Run:
@@ -143,10 +149,11 @@ class Journal:
 
     def unfinished_run(self, root: Path) -> Run | None:
         """The latest run over ``root`` that did not finish: re-running the same command resumes it."""
-        row = self._row(
-            "SELECT run_id FROM runs WHERE root = ? AND finished_at IS NULL ORDER BY run_id DESC LIMIT 1", str(root)
+        rows = self._db.query(
+            "SELECT run_id FROM runs WHERE root = ? AND finished_at IS NULL ORDER BY run_id DESC", (str(root),)
         )
-        return self.run(row["run_id"]) if row else None
+        mine = [row["run_id"] for row in rows if self.owns(row["run_id"])]
+        return self.run(mine[0]) if mine else None
 
     def runs(self) -> list[Run]:
         rows = self._db.query("SELECT run_id, root, started_at, finished_at FROM runs ORDER BY run_id")

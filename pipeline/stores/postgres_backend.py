@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import psycopg
@@ -196,7 +196,8 @@ class _PgTransaction:
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
         self._cursor.execute(_placeholders(sql), tuple(params))
         self._rowcount = self._cursor.rowcount
-        return self._cursor.fetchall() if self._cursor.description else []
+        # PgRow reads as a Mapping does (keys, [name]) while iterating values as sqlite3.Row does.
+        return cast(list[Row], self._cursor.fetchall()) if self._cursor.description else []
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self._cursor.executemany(_placeholders(sql), [tuple(r) for r in rows])

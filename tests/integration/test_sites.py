@@ -112,3 +112,17 @@ def test_two_sites_and_a_backlog_file_each_input_once(tmp_path, pg_url):
     assert "chain intact" in invoke_cli(south.path, "audit", "verify", check=True).stdout
     status = invoke_cli(north.path, "status", "--site", "south", check=True).stdout
     assert "site:       south" in status and "not running" in status
+
+
+def test_each_site_resumes_only_its_own_backlog_runs(tmp_path, pg_url):
+    shared_root = tmp_path / "archive-mount"
+    north, south = (_site(tmp_path / n, shared_root, pg_url, n) for n in ("north", "south"))
+    invoke_cli(north.path, "db", "upgrade", check=True)
+    tree = tmp_path / "old-charts"
+    tree.mkdir()
+    north_journal, south_journal = Journal.for_config(north), Journal.for_config(south)
+    run = north_journal.new_run(tree)
+    assert run.run_id.startswith("north-")
+    assert north_journal.unfinished_run(tree) == run and south_journal.unfinished_run(tree) is None
+    refused = invoke_cli(south.path, "backlog", "--resume", run.run_id)
+    assert refused.returncode == 1 and "is another site's" in refused.stderr
