@@ -153,12 +153,15 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     root), or a fresh shared database with every store's schema created by `db upgrade`."""
     if request.param == "sqlite":
         return {}
-    url = request.getfixturevalue("pg_url")
+    return upgraded(request.getfixturevalue("pg_url"), tmp_path_factory.mktemp("upgrade"))
+
+
+def upgraded(url: str, folder: Path) -> dict:
+    """The config sections of a database whose every store's schema `db upgrade` created."""
     from pipeline.cli.db import SCHEMAS  # here: collecting the tests needs no CLI imports
     from pipeline.core.config import load_config
     from pipeline.stores.admin import upgrade_all
 
-    folder = tmp_path_factory.mktemp("upgrade")
     (folder / "config.yaml").write_text(f"data_root: data\ndatabase:\n  url: '{url}'\n")
     upgrade_all(load_config(folder / "config.yaml"), SCHEMAS)
     return {"database": {"url": url}}

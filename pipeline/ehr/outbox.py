@@ -23,7 +23,16 @@ from typing import Self
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
-from pipeline.stores import Database, Migration, Row, Schema, StoreError, Transaction, open_store
+from pipeline.stores import (
+    Database,
+    DatabaseUnavailable,
+    Migration,
+    Row,
+    Schema,
+    StoreError,
+    Transaction,
+    open_store,
+)
 
 STATES = ("pending", "sent", "dead")
 ACTIONS = ("create", "cancel")
@@ -149,6 +158,8 @@ class Outbox:
         where = outbox_path(config) if config.database.url is None else "the shared database (outbox)"
         try:
             return cls(open_store(config, SCHEMA, durable=durable), where)
+        except DatabaseUnavailable:
+            raise  # waited out by the daemon, a 503 on the web: keep its kind
         except StoreError as exc:
             raise OutboxError(f"cannot open the EHR outbox: {exc}") from None
 
