@@ -5,10 +5,14 @@ keep them in one process's memory, the embedded default), kept where every serve
 them: a login on one server is valid on the others, and failures counted on one lock the
 pair out on all. Times are wall-clock seconds, the one clock the servers share. The cap on
 password checks at a time (``VerifyGate``) stays per process: it guards that machine's memory.
+
+Session ids and remembered-device tokens are credentials, so the database keeps only their
+SHA-256: someone who can read the tables cannot take over a session or dodge a lockout with them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
@@ -23,7 +27,7 @@ SCHEMA = Schema(
             1,
             """
 CREATE TABLE IF NOT EXISTS sessions (
-    sid TEXT PRIMARY KEY,
+    sid_hash TEXT PRIMARY KEY,
     csrf TEXT NOT NULL,
     last_seen REAL NOT NULL,
     user_name TEXT,
@@ -33,7 +37,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_by_last_seen ON sessions (last_seen);
 CREATE TABLE IF NOT EXISTS login_tries (
     user_name TEXT NOT NULL,
-    place TEXT NOT NULL,
+    place TEXT NOT NULL, -- the SHA-256 of the address or remembered device
     failures TEXT NOT NULL DEFAULT '[]',
     in_flight INTEGER NOT NULL DEFAULT 0,
     locked_until REAL,
@@ -49,8 +53,12 @@ CREATE INDEX IF NOT EXISTS login_tries_by_touched ON login_tries (touched);
 )
 
 
-def _session(row: Row) -> Session:
-    return Session(row["sid"], row["csrf"], row["last_seen"], row["user_name"], row["notice"], row["version"])
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _session(sid: str, row: Row) -> Session:
+    return Session(sid, row["csrf"], row["last_seen"], row["user_name"], row["notice"], row["version"])
 
 
 class DatabaseSessionStore:
@@ -69,8 +77,8 @@ class DatabaseSessionStore:
             # Every new session sweeps the idle ones, so abandoned login pages cannot pile up.
             tx.execute("DELETE FROM sessions WHERE last_seen < ?", (session.last_seen - self._idle,))
             tx.execute(
-                "INSERT INTO sessions (sid, csrf, last_seen, user_name, notice, version) VALUES (?, ?, ?, ?, ?, ?)",
-                (session.sid, session.csrf, session.last_seen, user, None, version),
+                "INSERT INTO sessions (sid_hash, csrf, last_seen, user_name, notice, version) VALUES (?, ?, ?, ?, ?, ?)",
+                (_digest(session.sid), session.csrf, session.last_seen, user, None, version),
             )
         self._remember(session)
         return session
@@ -80,15 +88,16 @@ class DatabaseSessionStore:
         if not sid:
             return None, None
         now = self._clock()
+        key = _digest(sid)
         with self._db.transaction() as tx:
-            rows = tx.execute("SELECT * FROM sessions WHERE sid = ?", (sid,))
+            rows = tx.execute("SELECT * FROM sessions WHERE sid_hash = ?", (key,))
             if not rows:
                 return None, None
-            session = _session(rows[0])
+            session = _session(sid, rows[0])
             if now - session.last_seen > self._idle:
-                tx.execute("DELETE FROM sessions WHERE sid = ?", (sid,))
+                tx.execute("DELETE FROM sessions WHERE sid_hash = ?", (key,))
                 return None, session
-            tx.execute("UPDATE sessions SET last_seen = ? WHERE sid = ?", (now, sid))
+            tx.execute("UPDATE sessions SET last_seen = ? WHERE sid_hash = ?", (now, key))
         session.last_seen = now
         self._remember(session)
         return session, None
@@ -97,7 +106,7 @@ class DatabaseSessionStore:
         with self._lock:
             self._loaded.pop(sid, None)
         with self._db.transaction() as tx:
-            tx.execute("DELETE FROM sessions WHERE sid = ?", (sid,))
+            tx.execute("DELETE FROM sessions WHERE sid_hash = ?", (_digest(sid),))
 
     def save(self, session: Session) -> None:
         """Keep what the request changed (a notice for the next page, the account's new version)."""
@@ -107,8 +116,8 @@ class DatabaseSessionStore:
             return
         with self._db.transaction() as tx:
             tx.execute(
-                "UPDATE sessions SET user_name = ?, notice = ?, version = ? WHERE sid = ?",
-                (session.user, session.notice, session.version, session.sid),
+                "UPDATE sessions SET user_name = ?, notice = ?, version = ? WHERE sid_hash = ?",
+                (session.user, session.notice, session.version, _digest(session.sid)),
             )
 
     def _remember(self, session: Session) -> None:
@@ -131,7 +140,7 @@ class DatabaseLoginLimiter:
 
     def begin(self, user: str, where: str, unlocks: int = 0) -> bool:
         """Reserve a try; False when the pair is locked out (then nothing is reserved)."""
-        now = self._clock()
+        where, now = _digest(where), self._clock()
         with self._db.transaction() as tx:
             failures, in_flight, locked_until = self._current(tx, user, where, unlocks, now)
             if locked_until is not None or len(failures) + in_flight >= self._attempts:
@@ -140,7 +149,7 @@ class DatabaseLoginLimiter:
             return True
 
     def end(self, user: str, where: str, succeeded: bool) -> None:
-        now = self._clock()
+        where, now = _digest(where), self._clock()
         with self._db.transaction() as tx:
             row = self._row(tx, user, where)
             unlocks = row["unlocks"] if row else 0
@@ -156,6 +165,7 @@ class DatabaseLoginLimiter:
             self._put(tx, user, where, failures, in_flight, locked_until, unlocks, now)
 
     def cancel(self, user: str, where: str) -> None:
+        where = _digest(where)
         with self._db.transaction() as tx:
             tx.lock(f"login:{user}:{where}")
             tx.execute(

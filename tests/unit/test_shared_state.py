@@ -91,6 +91,11 @@ def test_sessions_expire_when_idle_and_keep_what_a_request_changed(shared):
     clock.now += 30
     seen, expired = other.touch(session.sid)
     assert expired is None and (seen.user, seen.version, seen.csrf) == ("kim", 3, session.csrf)
+    with psycopg.connect(shared.database.url) as conn:  # a credential: only its digest is kept
+        (kept,) = conn.execute("SELECT sid_hash FROM sessions.sessions").fetchone()
+        assert kept != session.sid and len(kept) == 64
+        device = conn.execute("SELECT count(*) FROM sessions.login_tries").fetchone()
+    assert device == (0,)
     seen.notice = "Filed."
     other.save(seen)
     assert one.touch(session.sid)[0].notice == "Filed."
@@ -109,6 +114,8 @@ def test_lockouts_follow_the_same_rules_as_in_memory(shared):
         assert limiter.begin("rey", "10.0.0.7")
         limiter.end("rey", "10.0.0.7", succeeded=False)
     assert not b.begin("rey", "10.0.0.7")  # locked out on every server
+    with psycopg.connect(shared.database.url) as conn:
+        assert conn.execute("SELECT place FROM sessions.login_tries").fetchone()[0] != "10.0.0.7"
     assert b.begin("rey", "10.0.0.8")  # not from elsewhere
     b.cancel("rey", "10.0.0.8")
     assert a.begin("rey", "10.0.0.7", unlocks=1)  # `medarchive user unlock` ends it
