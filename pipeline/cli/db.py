@@ -54,6 +54,9 @@ def upgrade(config: Config):
 def status(config: Config):
     """Each store's schema version in the database and the one this medarchive needs."""
     rows = schema_status(config, SCHEMAS)
+    from pipeline.stores.postgres_backend import server_version, target  # psycopg: loaded only here
+
+    click.echo(f"database {target(config).shown} (PostgreSQL {server_version(config)}), site {config.site}")
     for row in rows:
         click.echo(f"{row.store:<10} database {row.database}  code {row.code}  {row.state}")
     if any(row.state != "current" for row in rows):

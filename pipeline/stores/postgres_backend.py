@@ -14,10 +14,12 @@ import atexit
 import functools
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -95,6 +97,7 @@ class Target:
     url: str
     password: str | None
     shown: str
+    application: str = "medarchive"  # what the database's administrators see in pg_stat_activity
 
     def scrub(self, text: str) -> str:
         return text.replace(self.password, "***") if self.password else text
@@ -113,12 +116,20 @@ def target(config: Config) -> Target:
         raise StoreError("database.url is not set; this deployment keeps its stores under the data root")
     password = os.environ.get(PASSWORD_ENV)
     if settings.password_file is not None:
-        path = config.resolve(settings.password_file)
-        try:
-            password = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise StoreError(f"cannot read database.password_file {path}: {exc.strerror}") from None
-    return Target(settings.url, password or None, _shown(settings.url))
+        password = _read_password(config.resolve(settings.password_file))
+    return Target(settings.url, password or None, _shown(settings.url), f"medarchive {config.site}")
+
+
+def _read_password(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise StoreError(
+                f"database.password_file {path} can be read by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
+            )
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise StoreError(f"cannot read database.password_file {path}: {exc.strerror}") from None
 
 
 def explain(exc: BaseException, where: Target) -> StoreError:
@@ -153,7 +164,7 @@ class _Pools:
                 _probe(where)
                 pool = ConnectionPool(
                     where.url,
-                    kwargs={"password": where.password} if where.password else {},
+                    kwargs=_connect_kwargs(where),
                     min_size=1,
                     max_size=size,
                     timeout=_CHECKOUT_SECONDS,
@@ -180,9 +191,24 @@ def _probe(where: Target) -> None:
     """Connect once before the pool does, so a wrong URL or password is a clear error now
     (a pool would keep retrying it quietly in the background)."""
     try:
-        psycopg.connect(where.url, password=where.password, connect_timeout=_CONNECT_SECONDS, autocommit=True).close()
+        psycopg.connect(where.url, connect_timeout=_CONNECT_SECONDS, autocommit=True, **_connect_kwargs(where)).close()
     except psycopg.Error as exc:
         raise explain(exc, where) from None
+
+
+def _connect_kwargs(where: Target) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"application_name": where.application}
+    if where.password:
+        kwargs["password"] = where.password
+    return kwargs
+
+
+def server_version(config: Config) -> str:
+    """The server's version, as `db status` shows it."""
+    pool, where = pool_for(config)
+    with _connection(pool, where) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "unknown"
 
 
 # -- transactions -------------------------------------------------------------------------

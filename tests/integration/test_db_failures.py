@@ -31,18 +31,24 @@ def test_a_refused_password_never_shows_it(tmp_path, own_cluster, monkeypatch):
     own_cluster.psql("CREATE DATABASE archive OWNER archivist")
     secret = tmp_path / "db-password"
     secret.write_text("the-wrong-one\n")
+    secret.chmod(0o600)
     path = write_config(
         tmp_path, database={"url": own_cluster.url("archive", "archivist"), "password_file": str(secret)}
     )
     done = invoke_cli(path, "db", "upgrade")
     _one_clear_line(done, "refused the password", "database.password_file or MEDARCHIVE_DB_PASSWORD")
     assert "the-wrong-one" not in done.stderr + done.stdout
-    missing = write_config(tmp_path, database={"url": own_cluster.url("archive", "archivist")})
+    (tmp_path / "no-password").mkdir()
+    missing = write_config(tmp_path / "no-password", database={"url": own_cluster.url("archive", "archivist")})
     _one_clear_line(invoke_cli(missing, "db", "upgrade"), "refused the password")
     monkeypatch.setenv("MEDARCHIVE_DB_PASSWORD", "the-right-one")
     assert "created" in invoke_cli(missing, "db", "upgrade", check=True).stdout
+    monkeypatch.delenv("MEDARCHIVE_DB_PASSWORD")
     secret.write_text("the-right-one\n")
-    invoke_cli(path, "db", "status", check=True)  # the file is read as well
+    status = invoke_cli(path, "db", "status", check=True)
+    assert "archivist@local socket/archive (PostgreSQL 1" in status.stdout and "the-right-one" not in status.stdout
+    secret.chmod(0o644)
+    _one_clear_line(invoke_cli(path, "db", "status"), "can be read by others (mode 0644); chmod 600 it")
 
 
 def test_a_database_down_is_one_line_and_the_web_answers_503_until_it_is_back(tmp_path, own_cluster):
