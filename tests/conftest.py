@@ -27,7 +27,14 @@ pytest_plugins = ["tests.postgres"]
 
 def write_config(folder: Path, **sections) -> Path:
     """A config.yaml in ``folder`` with its data root beside it; sections override defaults."""
-    body = {"data_root": "data", "ocr": {"workers": 2, "page_timeout_seconds": 120}}
+    # Most fixtures are one-page scans printing the MRN once, written before issue #25 asked
+    # for a second witness; they test other things, so a clear single read files here.
+    # tests/integration/test_corroboration.py runs the default (second_witness on).
+    body = {
+        "data_root": "data",
+        "ocr": {"workers": 2, "page_timeout_seconds": 120},
+        "filing": {"second_witness": False},
+    }
     for key, value in sections.items():
         body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
     path = folder / "config.yaml"

@@ -39,7 +39,7 @@ def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
     claim_id = _claim_id(path.name)
     target = processing / claim_id
     note = processing / (claim_id + NOTE_SUFFIX)
-    source = InputFile(target, path.name, folder.source_label, folder.doc_type_hint)
+    source = InputFile(target, path.name, folder.source_label, folder.doc_type_hint, folder.box)
     atomic_write_json(
         note,
         {
@@ -47,6 +47,7 @@ def claim(config: Config, path: Path, folder: DropFolder) -> InputFile | None:
             "folder": str(folder.path),
             "label": folder.source_label,
             "type_hint": folder.doc_type_hint,
+            "box": folder.box,
             "claimed_at": datetime.now().isoformat(timespec="seconds"),
         },
     )
@@ -105,7 +106,7 @@ def _count_crash(path: Path) -> tuple[InputFile, int]:
         crashes += 1
         atomic_write_json(_note_path(path), {**note, "in_flight": False, "crashes": crashes})
     name = note.get("name") or path.name.split("-", 1)[-1]
-    return InputFile(path, name, note.get("label"), note.get("type_hint")), crashes
+    return InputFile(path, name, note.get("label"), note.get("type_hint"), note.get("box")), crashes
 
 
 def mark_in_flight(source: InputFile, in_flight: bool = True) -> None:

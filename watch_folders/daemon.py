@@ -25,6 +25,7 @@ from watchdog.observers.polling import PollingObserver
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, os_user
+from pipeline.clinic.schedule import maybe_prepare
 from pipeline.core.config import Config, DropFolder
 from pipeline.core.errors import ConfigError
 from pipeline.core.locks import DaemonLock
@@ -81,7 +82,7 @@ class Daemon:
         # this daemon then stops as if request_stop was called.
         self._requested = stop if stop is not None else self._stop
         self._observers: list = []
-        self._retrainer: threading.Thread | None = None
+        self._background: dict[str, threading.Thread] = {}
 
     def request_stop(self, *_args) -> None:
         self._stop.set()
@@ -193,19 +194,21 @@ class Daemon:
             if now >= next_sweep:
                 self.sweep()
                 purge_processed(self.config)
-                self._retrain_in_background()
+                self._in_background("retrain", self._retrain)
+                self._in_background("chart-prep", self._prepare_charts)
                 next_sweep = now + self.config.watch.rescan_seconds
             self._claim_due(pipeline)
             if not pipeline.step(timeout=_TICK):
                 self._stop.wait(_TICK)
             pipeline.flush()
 
-    def _retrain_in_background(self) -> None:
-        # Training takes minutes on a large archive; filing goes on meanwhile. It writes
-        # only the model file (atomically), which the filing side rereads when it changes.
-        if self._retrainer is None or not self._retrainer.is_alive():
-            self._retrainer = threading.Thread(target=self._retrain, name="retrain", daemon=True)
-            self._retrainer.start()
+    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+        # Training and chart preparation take minutes on a large archive; filing goes on
+        # meanwhile. Each writes only its own files (atomically); one run of each at a time.
+        thread = self._background.get(name)
+        if thread is None or not thread.is_alive():
+            self._background[name] = threading.Thread(target=work, name=name, daemon=True)
+            self._background[name].start()
 
     def _retrain(self) -> None:
         try:
@@ -214,6 +217,14 @@ class Daemon:
             message = (
                 f"document-type model retraining failed ({type(exc).__name__}: {exc}); the previous model stays in use"
             )
+        if message:
+            log.info(message)
+
+    def _prepare_charts(self) -> None:
+        try:
+            message = maybe_prepare(self.config, datetime.now())
+        except Exception as exc:
+            message = f"chart preparation failed ({type(exc).__name__}: {exc}); it is tried again at the next run_at"
         if message:
             log.info(message)
 

@@ -23,7 +23,9 @@ from web.shared_logins import SCHEMA as SESSIONS_SCHEMA
 from web.shared_logins import DatabaseLoginLimiter, DatabaseSessionStore
 from web.users import UserStore
 from web.views import admin as views_admin
+from web.views import boxes as views_boxes
 from web.views import documents as views_documents
+from web.views import prep as views_prep
 from web.views import release as views_release
 from web.views import review as views_review
 from web.views import search as views_search
@@ -62,7 +64,16 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
         failures=FailureLog(web.lockout_minutes * 60, clock),
     )
     app.config.update(_LIMITS)
-    for blueprint in (auth.bp, views_search.bp, views_documents.bp, views_review.bp, views_release.bp, views_admin.bp):
+    for blueprint in (
+        auth.bp,
+        views_search.bp,
+        views_documents.bp,
+        views_review.bp,
+        views_release.bp,
+        views_admin.bp,
+        views_prep.bp,
+        views_boxes.bp,
+    ):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_session)
     app.after_request(auth.save_cookie)

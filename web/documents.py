@@ -68,7 +68,7 @@ def pdf_of(sidecar: Sidecar) -> Path:
 def mrns_of(sidecar: Sidecar) -> list[str | None]:
     """The MRNs a view of the document is audited under: a review-queue document's are every one read from it."""
     candidates = sidecar.identifiers.mrn_candidates
-    return [sidecar.mrn, sidecar.suggested_mrn, *(c.value for c in candidates)]
+    return [sidecar.mrn, sidecar.suggested_mrn, *(c.value for c in candidates), *sidecar.candidate_mrns]
 
 
 def hit_page(sidecar: Sidecar | None, snippet: str) -> int | None:

@@ -99,6 +99,20 @@ ACTIONS = frozenset(
         "patient.merge",
         "patient.merge.move",
         # documents handed to the EHR (outbound): each attempt, the receiver's answer, an operator's retry
+        # chart preparation: appointments in, packets built and opened (they show PHI)
+        "appointments.import",
+        "appointments.list",
+        "prep.build",
+        "prep.open",
+        "prep.list",
+        # paper originals in off-site boxes
+        "box.assign",
+        "box.close",
+        "box.ship",
+        "box.recall",
+        "box.destroy",
+        "box.list",
+        "box.show",
         "ehr.send",
         "ehr.ack",
         "ehr.retry",

@@ -8,6 +8,7 @@ is found by its sidecar alone.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -39,6 +40,34 @@ def remove_page_images(config: Config, sha256s: Iterable[str]) -> int:
     if removed:
         fsync_dir(folder)
     return removed
+
+
+def packets_dir(config: Config) -> Path:
+    """Chart-preparation packets (pipeline/clinic): ``prep/<visit day>/<appointment>.pdf`` + ``.json``."""
+    return config.root / "prep"
+
+
+def remove_packets(config: Config, sha256s: Iterable[str]) -> int:
+    """Delete every packet holding a copy of one of these PDFs; return how many went."""
+    wanted = set(sha256s)
+    removed = 0
+    for manifest in sorted(packets_dir(config).glob("*/*.json")) if wanted else ():
+        try:
+            held = set(json.loads(manifest.read_text(encoding="utf-8")).get("sha256s", ()))
+        except (OSError, ValueError):
+            held = wanted  # unreadable: it may hold a copy, so it goes too
+        if held & wanted:
+            manifest.with_suffix(".pdf").unlink(missing_ok=True)
+            manifest.unlink(missing_ok=True)
+            fsync_dir(manifest.parent)
+            removed += 1
+    return removed
+
+
+def remove_derived(config: Config, sha256s: Iterable[str]) -> int:
+    """Destroy every copy derived from these PDFs: page images and chart packets."""
+    sha256s = set(sha256s)
+    return remove_page_images(config, sha256s) + remove_packets(config, sha256s)
 
 
 def orphan_page_images(config: Config, sha256s: set[str]) -> Iterator[Path]:

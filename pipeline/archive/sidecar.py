@@ -234,11 +234,40 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True)
+class PaperRef:
+    """Where the paper original is kept: its off-site box (pipeline/paper), and how that became known.
+
+    ``how`` is "label sheet", "drop folder", "assigned" or "label unreadable" (a box label
+    sheet was scanned but its barcode could not be read: ``box`` is None, the box unknown).
+    """
+
+    box: str | None
+    how: str
+    at: str | None = None
+    by: str | None = None
+
+    @property
+    def unknown(self) -> bool:
+        return self.box is None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PaperRef:
+        data = _mapping(data, "paper")
+        return cls(data.get("box"), data.get("how") or "assigned", data.get("at"), data.get("by"))
+
+    def to_json(self) -> Json:
+        return {"box": self.box, "how": self.how, "at": self.at, "by": self.by}
+
+
+@dataclass(frozen=True)
 class Sidecar:
     """One archived document: who it is about, what it is, where its PDF is, and its history.
 
     ``path`` is the PDF's path relative to the data root. ``type_source`` says what
     decided ``doc_type`` (a title, a model and its confidence), when that is known.
+    ``corroboration`` says what confirmed the MRN of a filing ("barcode", "second_page",
+    "patient_index:dob", "archive:name"...); ``candidate_mrns`` the MRNs a doubtful read
+    may be, for the clerk. Both are written only when set, so older sidecars read as before.
     """
 
     doc_id: str
@@ -258,15 +287,19 @@ class Sidecar:
     review_reason: str | None = None
     suggested_mrn: str | None = None
     corrections: tuple[str, ...] = ()
+    corroboration: tuple[str, ...] = ()
+    candidate_mrns: tuple[str, ...] = ()
     identifiers: RecordedIdentifiers = field(default_factory=RecordedIdentifiers)
     page_texts: tuple[PageRecord, ...] = ()
     history: tuple[HistoryEvent, ...] = ()
+    paper: PaperRef | None = None
     schema: int = SIDECAR_SCHEMA
     extra: Json = field(default_factory=dict, compare=False, repr=False)
 
     _KEYS = frozenset(
         (
             "schema",
+            "paper",
             "doc_id",
             "status",
             "mrn",
@@ -283,6 +316,8 @@ class Sidecar:
             "review_reason",
             "suggested_mrn",
             "corrections",
+            "corroboration",
+            "candidate_mrns",
             "source",
             "identifiers",
             "page_texts",
@@ -339,9 +374,12 @@ class Sidecar:
             review_reason=data.get("review_reason"),
             suggested_mrn=data.get("suggested_mrn"),
             corrections=tuple(data.get("corrections") or ()),
+            corroboration=tuple(data.get("corroboration") or ()),
+            candidate_mrns=tuple(data.get("candidate_mrns") or ()),
             identifiers=RecordedIdentifiers.from_json(data.get("identifiers") or {}),
             page_texts=tuple(PageRecord.from_json(p) for p in data.get("page_texts") or ()),
             history=tuple(HistoryEvent.from_json(e) for e in data.get("history") or ()),
+            paper=PaperRef.from_json(data["paper"]) if data.get("paper") else None,
             schema=schema,
             extra=_extra(data, cls._KEYS),
         )
@@ -349,6 +387,9 @@ class Sidecar:
     def to_json(self) -> Json:
         # type_source is left out until something sets it, so sidecars without it read as before.
         type_source = {} if self.type_source is None else {"type_source": self.type_source}
+        paper = {} if self.paper is None else {"paper": self.paper.to_json()}
+        witnesses = {"corroboration": list(self.corroboration)} if self.corroboration else {}
+        candidates = {"candidate_mrns": list(self.candidate_mrns)} if self.candidate_mrns else {}
         return {
             "schema": self.schema,
             "doc_id": self.doc_id,
@@ -367,10 +408,13 @@ class Sidecar:
             "review_reason": self.review_reason,
             "suggested_mrn": self.suggested_mrn,
             "corrections": list(self.corrections),
+            **witnesses,
+            **candidates,
             "source": self.source.to_json(),
             "identifiers": self.identifiers.to_json(),
             "page_texts": [p.to_json() for p in self.page_texts],
             "history": [e.to_json() for e in self.history],
+            **paper,
             **self.extra,
         }
 

@@ -16,6 +16,7 @@ from indexers.base import Index, IndexRecord
 from pipeline.archive.sidecar import (
     HistoryEvent,
     PageRecord,
+    PaperRef,
     RecordedIdentifiers,
     Sidecar,
     SourceRef,
@@ -83,10 +84,13 @@ def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> Sid
         review_reason=decision.reason,
         suggested_mrn=decision.suggested_mrn or (ids.distinct_mrns[0] if len(ids.distinct_mrns) == 1 else None),
         corrections=tuple(decision.corrections),
+        corroboration=tuple(decision.corroboration),
+        candidate_mrns=tuple(decision.candidates),
         source=SourceRef(doc.source_file, doc.sha256, tuple(doc.source_pages), doc.source_label),
         identifiers=RecordedIdentifiers.from_json(doc.identifiers_json()),
         page_texts=tuple(PageRecord.from_json(p.to_json()) for p in doc.pages),
         history=(HistoryEvent(now_utc(), getpass.getuser(), action, decision.reason),),
+        paper=PaperRef(doc.box, doc.box_how, now_utc()) if doc.box_how else None,
     )
 
 
@@ -185,8 +189,10 @@ def find_sidecar(config: Config, doc_id: str, index: Index | None = None, *, sca
     raise ArchiveError(f"no document with id {doc_id} in the archive or the review queue")
 
 
-def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha256: str | None) -> Path:
-    """Copy an input that cannot be taken into failed/, with its reason beside it."""
+def set_aside_failed(
+    config: Config, source: Path, name: str, reason: str, sha256: str | None, box: str | None = None
+) -> Path:
+    """Copy an input that cannot be taken into failed/, with its reason (and its paper's box) beside it."""
     stem = f"{(sha256 or 'unreadable')[:16]}_{safe_file_name(name)}"
     target = config.failed_dir / stem
     if source.exists() and source.is_file():
@@ -199,6 +205,7 @@ def set_aside_failed(config: Config, source: Path, name: str, reason: str, sha25
             "at": now_utc(),
             "sha256": sha256,
             "path": target.relative_to(config.root).as_posix(),
+            **({"box": box} if box else {}),
         },
     )
     return target

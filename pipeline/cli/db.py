@@ -11,9 +11,11 @@ from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
 from pipeline.archive.store import iter_sidecars, record_from_sidecar
 from pipeline.cli.common import actor, with_config
+from pipeline.clinic.appointments import SCHEMA as APPOINTMENTS_SCHEMA
 from pipeline.core.config import Config
 from pipeline.ehr.outbox import SCHEMA as OUTBOX_SCHEMA
 from pipeline.identify.patients import SCHEMA as PATIENTS_SCHEMA
+from pipeline.paper.store import SCHEMA as BOXES_SCHEMA
 from pipeline.records.db_import import import_embedded
 from pipeline.runs.journal import SCHEMA as JOURNAL_SCHEMA
 from pipeline.stores import Schema
@@ -30,6 +32,8 @@ SCHEMAS: tuple[Schema, ...] = (
     USERS_SCHEMA,
     SESSIONS_SCHEMA,
     AUDIT_SCHEMA,
+    APPOINTMENTS_SCHEMA,
+    BOXES_SCHEMA,
 )
 
 

@@ -27,7 +27,9 @@ from pipeline.archive.store import (
     record_from_sidecar,
 )
 from pipeline.cli.backlog import COMMANDS as BACKLOG_COMMANDS
+from pipeline.cli.boxes import COMMANDS as BOXES_COMMANDS
 from pipeline.cli.classifier import COMMANDS as CLASSIFIER_COMMANDS
+from pipeline.cli.clinic import COMMANDS as CLINIC_COMMANDS
 from pipeline.cli.common import (
     EXIT_FAILED_INPUTS,
     actor,
@@ -46,6 +48,7 @@ from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import OUTCOME_STATUSES
 from pipeline.ehr.outbox import outbox_counts
 from pipeline.identify.type_source import type_source
+from pipeline.paper.boxes import paper_line
 from pipeline.records import review as review_docs
 from pipeline.records.review import waiting as review_queue
 from pipeline.runs.run import Outcome, Pipeline, collect_inputs, make_executor
@@ -245,7 +248,13 @@ def show(config: Config, doc_id: str, as_json: bool):
         click.echo(f"{key:>14}: {row[key] if row[key] is not None else '-'}")
     click.echo(f"{'type source':>14}: {type_source(sidecar).label}")
     click.echo(f"{'type cues':>14}: {', '.join(sidecar.type_cues) or '-'}")
+    if sidecar.status == "filed":
+        click.echo(f"{'corroborated':>14}: {', '.join(sidecar.corroboration) or '-'}")
+    if sidecar.candidate_mrns:
+        click.echo(f"{'candidates':>14}: {', '.join(sidecar.candidate_mrns)}")
     click.echo(f"{'source':>14}: {row['source']['file']} pages {row['source']['pages']}")
+    if (paper := paper_line(config, sidecar)) is not None:
+        click.echo(f"{'paper':>14}: {paper}")
     for event in sidecar.history:
         click.echo(f"{'history':>14}: {event.at} {event.by}: {event.action}")
 
@@ -264,15 +273,18 @@ def reindex(config: Config):
 @click.option("--count", default=6, show_default=True, type=click.IntRange(1, 500))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--if-empty", is_flag=True, help="do nothing when the folder already holds files")
+@click.option("--box", help="start the first file with a box label sheet naming this off-site box (BOX-000123)")
 @with_config
-def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty: bool):
+def samples(config: Config, folder: Path | None, count: int, seed: int, if_empty: bool, box: str | None):
     """Write generated sample scans (fictional patients) into FOLDER (default: the drop folder)."""
     target = folder or config.drop_dir
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     if if_empty and any(target.iterdir()):
         click.echo(f"{target} already holds files; no samples written", err=True)
         return
-    written = sample_scans.write_sample_set(target, count=count, seed=seed)
+    if box is not None and not config.boxes.is_box(box):
+        raise click.BadParameter(f"{box!r} does not match boxes.label_pattern {config.boxes.label_pattern!r}")
+    written = sample_scans.write_sample_set(target, count=count, seed=seed, box=box)
     click.echo(f"wrote {len(written)} sample scan(s) to {target}", err=True)
 
 
@@ -396,6 +408,8 @@ for _command in [
     *EHR_COMMANDS,
     *CLASSIFIER_COMMANDS,
     *DB_COMMANDS,
+    *CLINIC_COMMANDS,
+    *BOXES_COMMANDS,
 ]:
     cli.add_command(_command)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.ehr.listener_settings import HL7ListenerSettings
@@ -414,6 +414,35 @@ class FilingSettings(_Section):
     min_candidate_confidence: float = Field(
         0.6, ge=0, le=1, description="lowest extractor confidence of an MRN reading that may file"
     )
+    second_witness: bool = Field(
+        True,
+        description="an MRN read once by OCR files only when another read, a barcode, the patient index "
+        "or the archive's history corroborates it",
+    )
+    min_digit_confidence: float = Field(
+        75,
+        ge=0,
+        le=100,
+        description="lowest tesseract confidence of one MRN digit that may file without both name and DOB",
+    )
+    confusable_digits: list[str] = Field(
+        default_factory=lambda: ["035689", "17", "27", "49"],
+        description="groups of digits OCR takes for one another; a swap that gives another known MRN is doubt",
+    )
+    archive_history: bool = Field(
+        True, description="documents already filed under an MRN corroborate it when their name or DOB agree"
+    )
+    tolerant_agreement: bool = Field(
+        True, description="a name or DOB one OCR slip from the patient's agrees when the other agrees exactly"
+    )
+
+    @field_validator("confusable_digits")
+    @classmethod
+    def _digit_groups(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if len(group) < 2 or not group.isdigit():
+                raise ValueError(f"{group!r} is not a group of two or more digits")
+        return groups
 
 
 class RosterColumns(_Section):
@@ -498,6 +527,7 @@ class DropFolder(_Section):
     poll_interval_seconds: float = Field(5, gt=0)
     doc_type_hint: str | None = Field(None, description="type used when the classifier cannot tell")
     source_label: str | None = Field(None, description="recorded in each document's sidecar")
+    box: str | None = Field(None, description="the off-site box the paper scanned here goes into (boxes.label_pattern)")
 
 
 class WatchSettings(_Section):
@@ -597,6 +627,65 @@ class DatabaseSettings(_Section):
         return url
 
 
+class PacketRule(_Section):
+    """One line of what a clinic wants in a chart: "latest 1 discharge_summary", "all consent_form in 365 days"."""
+
+    type: str = Field(description="a document type of classification.types")
+    select: Literal["latest", "all"] = "latest"
+    count: int = Field(1, ge=1, description="with select: latest, how many (newest first)")
+    within_days: int | None = Field(None, ge=1, description="only documents dated this many days before the visit")
+
+
+class ChartPrepSettings(_Section):
+    """Charts ready for upcoming appointments (pipeline/clinic)."""
+
+    packets: dict[str, list[PacketRule]] = Field(
+        default_factory=lambda: {
+            "default": [
+                PacketRule(type="discharge_summary"),
+                PacketRule(type="lab_result", select="all", within_days=90),
+                PacketRule(type="consent_form", select="all"),
+            ]
+        },
+        description="{clinic: [rules]}; 'default' for every clinic not named",
+    )
+    run_at: str | None = Field(None, description="'HH:MM': the daemon builds the next day's packets then")
+    keep_days: int = Field(7, ge=0, description="packets are removed this many days after their appointment")
+    send_to_ehr: bool = Field(False, description="queue a packet's documents not yet sent to the EHR destinations")
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value):
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value)):
+            raise ValueError(f"{value!r} is not a time of day; write it in quotes as 'HH:MM' (24-hour)")
+        return value
+
+    @field_validator("packets")
+    @classmethod
+    def _has_default(cls, value):
+        if "default" not in value:
+            raise ValueError("name a 'default' list of rules for clinics not listed")
+        return value
+class BoxSettings(_Section):
+    """Paper originals in numbered off-site boxes (pipeline/paper)."""
+
+    label_pattern: str = Field(r"BOX-\d{4,10}", description="what a box label's barcode reads (a regular expression)")
+    label_title: str = Field("STORAGE BOX LABEL", description="the printed title that marks a box label sheet")
+    keep_paper_days: int = Field(90, ge=0, description="paper is kept this long after the last scan in its box")
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _compiles(cls, value):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    def is_box(self, value: str) -> bool:
+        return re.fullmatch(self.label_pattern, value) is not None
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -619,6 +708,31 @@ class Config(_Section):
     ehr: EhrSettings = Field(default_factory=EhrSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     site: str = Field("main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="this site's name (several sites)")
+
+
+    chart_prep: ChartPrepSettings = Field(default_factory=ChartPrepSettings)
+    boxes: BoxSettings = Field(default_factory=BoxSettings)
+
+    @model_validator(mode="after")
+    def _packet_types_known(self) -> Config:
+        known = set(self.classification.types)
+        for clinic, rules in self.chart_prep.packets.items():
+            for n, rule in enumerate(rules):
+                if rule.type not in known:
+                    raise ValueError(
+                        f"chart_prep.packets.{clinic}[{n}].type: unknown document type {rule.type!r}; "
+                        f"known: {', '.join(sorted(known))}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _folder_boxes_match(self) -> Config:
+        for n, folder in enumerate(self.watch.folders):
+            if folder.box is not None and not self.boxes.is_box(folder.box):
+                raise ValueError(
+                    f"watch.folders[{n}].box: {folder.box!r} does not match boxes.label_pattern {self.boxes.label_pattern!r}"
+                )
+        return self
 
     @property
     def base_dir(self) -> Path:

@@ -31,7 +31,12 @@ class BarcodeRead:
 
 @dataclass(frozen=True)
 class Word:
-    """One OCR word with tesseract's confidence (0-100) and its box in pixels."""
+    """One OCR word with tesseract's confidence (0-100) and its box in pixels.
+
+    ``char_confs`` holds tesseract's confidence (0-100) of each character, for words
+    with a digit in them only (MRNs and dates are where one misread character misfiles);
+    empty when unknown.
+    """
 
     text: str
     conf: float
@@ -39,6 +44,7 @@ class Word:
     top: int = 0
     width: int = 0
     height: int = 0
+    char_confs: tuple[float, ...] = ()
 
 
 @dataclass
@@ -109,6 +115,16 @@ class Identifiers:
 
 
 @dataclass(frozen=True)
+class FiledPatient:
+    """What the documents already filed under one MRN say of its patient (the archive's history)."""
+
+    mrn: str
+    names: tuple[str, ...] = ()
+    dobs: tuple[str, ...] = ()
+    documents: int = 0
+
+
+@dataclass(frozen=True)
 class Classification:
     doc_type: str
     confidence: float
@@ -124,6 +140,10 @@ class Decision:
     reason: str | None = None
     suggested_mrn: str | None = None
     corrections: tuple[str, ...] = ()
+    # What corroborated the MRN of a filing ("barcode", "second_page", "patient_index:dob"...).
+    corroboration: tuple[str, ...] = ()
+    # Other MRNs the read may be (a doubtful or confusable digit), for the clerk.
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass
@@ -139,6 +159,8 @@ class Document:
     classification: Classification
     decision: Decision
     source_label: str | None = None
+    box: str | None = None  # the off-site box of the paper original (pipeline/paper)
+    box_how: str | None = None  # "label sheet", "drop folder", "label unreadable"
 
     def identifiers_json(self) -> dict:
         return asdict(self.identifiers)

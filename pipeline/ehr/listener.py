@@ -23,9 +23,10 @@ import hl7.mllp
 
 from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
+from pipeline.clinic.appointments import AppointmentBook
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
-from pipeline.ehr import adt
+from pipeline.ehr import adt, siu
 from pipeline.ehr.merge import resume_merges
 from pipeline.identify.patients import PatientIndex
 
@@ -70,9 +71,13 @@ class Listener:
         text = adt.normalise(raw)
         header = adt.read_header(text)
         try:
-            message = adt.read_adt(adt.parse(text), header, self.settings, self.config.extraction.is_mrn)
-            code, reason, error = "AA", self._apply(message), None
-            mrns = [m for m in (message.prior_mrn, message.mrn) if m]
+            if header.message_type == "SIU":
+                reason, mrns = self._schedule(text, header)
+                code, error = "AA", None
+            else:
+                message = adt.read_adt(adt.parse(text), header, self.settings, self.config.extraction.is_mrn)
+                code, reason, error = "AA", self._apply(message), None
+                mrns = [m for m in (message.prior_mrn, message.mrn) if m]
         except adt.AdtError as exc:
             code, reason, error, mrns = "AE", str(exc), exc.code, []
         except MedarchiveError as exc:
@@ -100,6 +105,22 @@ class Listener:
             return f"event {event or '(none)'} is not used by the archive; nothing changed"
         change = self.patients.upsert(message.patient)
         return f"patient {message.patient.mrn} {change}"
+
+    def _schedule(self, text: str, header: adt.Header) -> tuple[str, list[str]]:
+        """Book, move or cancel one appointment (SIU); the reason for the ACK and the MRN it concerns."""
+        message = siu.read_siu(adt.parse(text), header, self.settings, self.config.extraction.is_mrn)
+        appointment = message.appointment
+        book = AppointmentBook.for_config(self.config)
+        try:
+            known = book.get(appointment.appointment_id)
+            if appointment.status == "cancelled" and (known is not None or not message.has_start):
+                cancelled = book.cancel(appointment.appointment_id)
+                change = "cancelled" if cancelled else "unchanged (not booked)"
+            else:
+                change = book.save(appointment)
+        finally:
+            book.close()
+        return f"appointment {appointment.appointment_id} {change}", [appointment.mrn]
 
     def _accept_merge(self, message: adt.AdtMessage) -> str:
         merge, new = self.patients.record_merge(

@@ -154,10 +154,16 @@ def _heading(line: str, tax: _Taxonomy) -> tuple[str, str] | None:
     return tax.title_owner[index]
 
 
-def _heading_scores(texts: Sequence[str], tax: _Taxonomy) -> tuple[dict[str, float], dict[str, str]]:
+def _heading_scores(
+    texts: Sequence[str], tax: _Taxonomy, titles: Sequence[str] = ()
+) -> tuple[dict[str, float], dict[str, str]]:
     scores: dict[str, float] = {}
     cues: dict[str, str] = {}
-    top_found = False
+    # A title printed large at the top is the title, wherever the text layer lists it.
+    hit = next((h for line in titles if (h := _heading(line, tax))), None)
+    if hit:
+        scores[hit[0]], cues[hit[0]] = _TOP_TITLE, f"title:{hit[1]}"
+    top_found = hit is not None
     for page_no, text in enumerate(texts):
         for line_no, line in enumerate(line for line in text.splitlines() if line.strip()):
             hit = _heading(line, tax)
@@ -172,8 +178,8 @@ def _heading_scores(texts: Sequence[str], tax: _Taxonomy) -> tuple[dict[str, flo
     return scores, cues
 
 
-def _scores(texts: Sequence[str], tax: _Taxonomy) -> dict[str, tuple[float, list[str]]]:
-    headings, heading_cues = _heading_scores(texts, tax)
+def _scores(texts: Sequence[str], tax: _Taxonomy, titles: Sequence[str] = ()) -> dict[str, tuple[float, list[str]]]:
+    headings, heading_cues = _heading_scores(texts, tax, titles)
     found = _phrases_in("\n".join(texts), tax)
     result = {}
     for t in tax.types:
@@ -203,10 +209,17 @@ class TypePredictor(Protocol):
 
 
 def classify(
-    texts: Sequence[str], settings: ClassificationSettings, model: TypePredictor | None = None
+    texts: Sequence[str],
+    settings: ClassificationSettings,
+    model: TypePredictor | None = None,
+    titles: Sequence[str] = (),
 ) -> Classification:
-    """The document type of a document given its page texts in order."""
-    rules = _by_rules(texts, settings)
+    """The document type of a document given its page texts in order.
+
+    ``titles`` are the first page's lines printed large at its top (layout.title_lines),
+    largest first: the first that names a type is the top title.
+    """
+    rules = _by_rules(texts, settings, titles)
     if model is None or _title_decides(rules) or not any(t.strip() for t in texts):
         return rules
     return _by_model(model.predict(texts), rules, settings)
@@ -247,8 +260,8 @@ def review_reason(found: Classification, settings: ClassificationSettings) -> st
     )
 
 
-def _by_rules(texts: Sequence[str], settings: ClassificationSettings) -> Classification:
-    scores = _scores(texts, _taxonomy(settings))
+def _by_rules(texts: Sequence[str], settings: ClassificationSettings, titles: Sequence[str] = ()) -> Classification:
+    scores = _scores(texts, _taxonomy(settings), titles)
     ranked = sorted(scores.items(), key=lambda item: item[1][0], reverse=True)
     best_type, (best, cues) = ranked[0]
     runner_type, (runner_up, _) = ranked[1] if len(ranked) > 1 else ("", (0.0, []))

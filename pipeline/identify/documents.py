@@ -7,7 +7,7 @@ identified and decided on its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pipeline.archive.store import doc_id_for
@@ -17,18 +17,23 @@ from pipeline.core.models import (
     Classification,
     Decision,
     Document,
+    FiledPatient,
     Identifiers,
     MrnCandidate,
     PageText,
 )
 from pipeline.identify import model_store
 from pipeline.identify.classify import classify, review_reason
-from pipeline.identify.decide import decide
-from pipeline.identify.extract import extract_identifiers
+from pipeline.identify.decide import decide, mrns_to_look_up
+from pipeline.identify.extract import extract_identifiers, layout_identifiers
+from pipeline.identify.layout import title_lines
 from pipeline.identify.patients import PatientRoster, resolve_mrn
 from pipeline.identify.roster import Roster
-from pipeline.identify.split import page_signals, split_pages
+from pipeline.identify.split import boxes_of, page_signals, split_pages
 from pipeline.pages.barcodes import doc_type_from, mrn_values
+
+# The archive's history of some MRNs (pipeline.archive.history.filed_patients, bound to a config).
+HistoryLookup = Callable[[Iterable[str]], Mapping[str, FiledPatient]]
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,11 @@ class SourceFacts:
     sha256: str
     label: str | None = None
     type_hint: str | None = None
+    box: str | None = None  # the drop folder's box
 
 
-def page_groups(pages: Sequence[PageText], config: Config) -> list[list[int]]:
+def page_groups(pages: Sequence[PageText], config: Config) -> list[tuple[list[int], str | None, str | None]]:
+    """Each document's page numbers, with the box of its paper and how that is known (box label sheets)."""
     signals = [
         page_signals(
             p.page_no,
@@ -50,10 +57,12 @@ def page_groups(pages: Sequence[PageText], config: Config) -> list[list[int]]:
             extraction=config.extraction,
             classification=config.classification,
             barcodes=config.barcodes,
+            boxes=config.boxes,
         )
         for p in pages
     ]
-    return split_pages(signals, separator_sheets=config.split.separator_sheets, automatic=config.split.automatic)
+    groups = split_pages(signals, separator_sheets=config.split.separator_sheets, automatic=config.split.automatic)
+    return [(group, box, how) for group, (box, how) in zip(groups, boxes_of(groups, signals), strict=True)]
 
 
 def _barcode_candidates(pages: Sequence[PageText], config: Config) -> list[MrnCandidate]:
@@ -72,7 +81,8 @@ def _classify(pages: Sequence[PageText], source: SourceFacts, config: Config) ->
     if coded:
         return Classification(coded, 1.0, (f"barcode:{coded}",))
     stored = model_store.current(config)  # read once per process, not per document
-    found = classify([p.text for p in pages], config.classification, stored.model if stored else None)
+    titles = title_lines(pages[0].words) if pages else []
+    found = classify([p.text for p in pages], config.classification, stored.model if stored else None, titles)
     if found.doc_type == UNCLASSIFIED and source.type_hint:
         return Classification(source.type_hint, found.confidence, (*found.cues, f"folder hint:{source.type_hint}"))
     return found
@@ -85,7 +95,16 @@ def _type_checked(decision: Decision, found: Classification, config: Config) -> 
 
 def _identify(pages: Sequence[PageText], config: Config) -> Identifiers:
     ids = extract_identifiers([(p.page_no, p.text) for p in pages], config.extraction)
-    return replace(ids, mrn_candidates=[*_barcode_candidates(pages, config), *ids.mrn_candidates])
+    # A form's labelled boxes read by position beat the text layer's reading order.
+    name, dob = layout_identifiers(pages[0].words, config.extraction) if pages else (None, None)
+    if dob and ids.doc_date and ids.doc_date <= dob:
+        dob = None
+    return replace(
+        ids,
+        name=name or ids.name,
+        dob=dob or ids.dob,
+        mrn_candidates=[*_barcode_candidates(pages, config), *ids.mrn_candidates],
+    )
 
 
 def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) -> Decision:
@@ -97,16 +116,27 @@ def _follow_merges(decision: Decision, roster: Roster | PatientRoster | None) ->
 
 
 def build_documents(
-    pages: Sequence[PageText], source: SourceFacts, config: Config, roster: Roster | PatientRoster | None
+    pages: Sequence[PageText],
+    source: SourceFacts,
+    config: Config,
+    roster: Roster | PatientRoster | None,
+    history: HistoryLookup | None = None,
 ) -> list[Document]:
-    """The documents in one input, in page order (separator sheets belong to none)."""
+    """The documents in one input, in page order (separator sheets belong to none).
+
+    ``history`` looks up what the archive already holds under a few MRNs; it is asked
+    only when there is no patient index (the index, when there is one, is the authority).
+    """
     by_no = {p.page_no: p for p in pages}
     documents = []
-    for group in page_groups(pages, config):
+    for group, box, how in page_groups(pages, config):
+        if how is None and source.box:
+            box, how = source.box, "drop folder"
         doc_pages = [by_no[n] for n in group]
         ids = _identify(doc_pages, config)
         found = _classify(doc_pages, source, config)
-        decision = _follow_merges(decide(doc_pages, ids, config.filing, config.roster, roster), roster)
+        known = history(mrns_to_look_up(doc_pages, ids, config.filing)) if history and roster is None else None
+        decision = _follow_merges(decide(doc_pages, ids, config.filing, config.roster, roster, known), roster)
         documents.append(
             Document(
                 doc_id=doc_id_for(source.sha256, group[0]),
@@ -118,6 +148,8 @@ def build_documents(
                 classification=found,
                 decision=_type_checked(decision, found, config),
                 source_label=source.label,
+                box=box,
+                box_how=how,
             )
         )
     return documents

@@ -14,8 +14,8 @@ from datetime import date
 from functools import lru_cache
 
 from pipeline.core.config import ExtractionSettings
-from pipeline.core.models import Identifiers, MrnCandidate
-from pipeline.identify import label_match
+from pipeline.core.models import Identifiers, MrnCandidate, Word
+from pipeline.identify import label_match, layout
 from pipeline.identify.label_match import LabelHit, Vocabulary
 
 _Label = re.Match[str] | LabelHit  # a label as configured, or as OCR garbled it
@@ -26,28 +26,166 @@ _BELOW_FACTOR = 0.7
 # Words that, right before a label, make it about someone else ("Mother's MRN", "Physician
 # Name", "Guarantor DOB").
 _OTHER_PARTY = frozenset(
-    ["mother", "father", "parent", "guardian", "baby", "infant", "newborn", "spouse", "husband", "wife", "partner", "child", "son", "daughter", "sibling", "brother", "sister", "relative", "caregiver", "representative", "proxy", "guarantor", "insured", "subscriber", "policyholder", "member", "emergency", "contact", "physician", "provider", "doctor", "pcp", "attending", "resident", "referring", "ordering", "consultant", "surgeon", "anesthesiologist", "radiologist", "pathologist", "nurse", "therapist", "technician", "tech", "witness", "interpreter", "signer", "responsible"]
+    [
+        "mother",
+        "father",
+        "parent",
+        "guardian",
+        "baby",
+        "infant",
+        "newborn",
+        "spouse",
+        "husband",
+        "wife",
+        "partner",
+        "child",
+        "son",
+        "daughter",
+        "sibling",
+        "brother",
+        "sister",
+        "relative",
+        "caregiver",
+        "representative",
+        "proxy",
+        "guarantor",
+        "insured",
+        "subscriber",
+        "policyholder",
+        "member",
+        "emergency",
+        "contact",
+        "physician",
+        "provider",
+        "doctor",
+        "pcp",
+        "attending",
+        "resident",
+        "referring",
+        "ordering",
+        "consultant",
+        "surgeon",
+        "anesthesiologist",
+        "radiologist",
+        "pathologist",
+        "nurse",
+        "therapist",
+        "technician",
+        "tech",
+        "witness",
+        "interpreter",
+        "signer",
+        "responsible",
+    ]
 )
 _INSTITUTIONS = frozenset(
-    ["employer", "payer", "payor", "carrier", "insurance", "facility", "company", "pharmacy", "practice", "clinic", "hospital"]
+    [
+        "employer",
+        "payer",
+        "payor",
+        "carrier",
+        "insurance",
+        "facility",
+        "company",
+        "pharmacy",
+        "practice",
+        "clinic",
+        "hospital",
+    ]
 )
 # Another record's number: filing under it would misfile. An institution's name right before
 # "MRN" is usually this hospital's letterhead, so institution words alone do not block.
 _OTHER_RECORD = _OTHER_PARTY | frozenset(
-    ["old", "previous", "prior", "former", "merged", "outside", "external", "alternate", "alt", "temp", "temporary", "other"]
+    [
+        "old",
+        "previous",
+        "prior",
+        "former",
+        "merged",
+        "outside",
+        "external",
+        "alternate",
+        "alt",
+        "temp",
+        "temporary",
+        "other",
+    ]
 )
 _NOT_THIS_NAME = (
     _OTHER_PARTY
     | _INSTITUTIONS
     | frozenset(
-        ["last", "first", "middle", "maiden", "preferred", "alias", "nick", "nickname", "user", "file", "drug", "medication", "test", "procedure", "plan", "product", "vendor"]
+        [
+            "last",
+            "first",
+            "middle",
+            "maiden",
+            "preferred",
+            "alias",
+            "nick",
+            "nickname",
+            "user",
+            "file",
+            "drug",
+            "medication",
+            "test",
+            "procedure",
+            "plan",
+            "product",
+            "vendor",
+            "program",
+            "school",
+            "group",
+        ]
     )
 )
 _NOT_THIS_DATE = (
     _OTHER_PARTY
     | _INSTITUTIONS
     | frozenset(
-        ["birth", "death", "print", "printed", "due", "expiration", "expiry", "exp", "effective", "termination", "next", "last", "return", "fax", "faxed", "sent", "revised", "review", "reviewed", "order", "ordered", "scheduled", "appointment", "injury", "accident", "onset", "diagnosis", "lmp", "immunization", "vaccine", "vaccination", "payment", "paid", "posted", "posting", "check", "transaction", "coverage", "eligibility", "enrollment", "hire"]
+        [
+            "birth",
+            "death",
+            "print",
+            "printed",
+            "due",
+            "expiration",
+            "expiry",
+            "exp",
+            "effective",
+            "termination",
+            "next",
+            "last",
+            "return",
+            "fax",
+            "faxed",
+            "sent",
+            "revised",
+            "review",
+            "reviewed",
+            "order",
+            "ordered",
+            "scheduled",
+            "appointment",
+            "injury",
+            "accident",
+            "onset",
+            "diagnosis",
+            "lmp",
+            "immunization",
+            "vaccine",
+            "vaccination",
+            "payment",
+            "paid",
+            "posted",
+            "posting",
+            "check",
+            "transaction",
+            "coverage",
+            "eligibility",
+            "enrollment",
+            "hire",
+        ]
     )
 )
 
@@ -438,9 +576,64 @@ _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "v"})
 _DOCTOR = frozenset({"dr", "md", "do", "rn", "np", "pa", "pa-c", "phd", "dds", "dpm", "crna", "dmd"})
 # Surname particles: "Maria de la Cruz" is DE LA CRUZ, MARIA.
-_PARTICLES = frozenset(["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"])
+_PARTICLES = frozenset(
+    ["van", "von", "de", "del", "della", "der", "da", "di", "la", "le", "du", "st", "ter", "ten", "al", "el", "bin"]
+)
 _NOT_NAME = frozenset(
-    ["signature", "sign", "print", "printed", "name", "patient", "account", "unknown", "none", "na", "date", "first", "last", "middle", "physician", "doctor", "provider", "of", "or", "the", "and", "for", "to", "is", "was", "who", "with", "see", "above", "below", "attached", "label", "sticker", "here", "please", "required", "information", "male", "female", "test", "sample", "copy", "confidential", "page", "record", "medical", "number", "legal", "guardian", "relationship", "self", "same"]
+    [
+        "signature",
+        "sign",
+        "print",
+        "printed",
+        "name",
+        "patient",
+        "account",
+        "unknown",
+        "none",
+        "na",
+        "date",
+        "first",
+        "last",
+        "middle",
+        "physician",
+        "doctor",
+        "provider",
+        "of",
+        "or",
+        "the",
+        "and",
+        "for",
+        "to",
+        "is",
+        "was",
+        "who",
+        "with",
+        "see",
+        "above",
+        "below",
+        "attached",
+        "label",
+        "sticker",
+        "here",
+        "please",
+        "required",
+        "information",
+        "male",
+        "female",
+        "test",
+        "sample",
+        "copy",
+        "confidential",
+        "page",
+        "record",
+        "medical",
+        "number",
+        "legal",
+        "guardian",
+        "relationship",
+        "self",
+        "same",
+    ]
 )
 
 
@@ -601,6 +794,54 @@ def find_doc_date(text: str, settings: ExtractionSettings) -> str | None:
     top = min(int(label.lastgroup[1:]) for label, _ in found)
     dates = [iso for label, iso in found if int(label.lastgroup[1:]) == top and iso and iso not in births]
     return dates[0] if dates else None
+
+
+# ---------------------------------------------------------------- forms, by position
+
+# A date in boxes: "05 | 27 | 1953", "05   27   53".
+_BOXED_DATE = re.compile(r"\s*(\d{1,2})\s*[|/.\- ]\s*(\d{1,2})\s*[|/.\- ]\s*(\d{4}|\d{2})\b")
+
+
+_TRAILING_INITIAL = re.compile(r",\s*([A-Za-z])\.?\s*$")
+
+
+def _boxed_date(value: str, order: str) -> str | None:
+    m = _BOXED_DATE.match(value)
+    return parse_date(value, order) or (parse_date(f"{m[1]}/{m[2]}/{m[3]}", order) if m else None)
+
+
+def _one(found: set[str]) -> str | None:
+    return found.pop() if len(found) == 1 else None
+
+
+def layout_identifiers(words: Sequence[Word], settings: ExtractionSettings) -> tuple[str | None, str | None]:
+    """Name and DOB read from labelled boxes by position: the value under a label that has
+    nothing but format hints beside it ("2. PATIENT'S NAME (Last Name, First Name)").
+
+    Labels of another person (the insured, the employer) are skipped as find_name skips
+    them; (None, None) where no such box holds a value.
+    """
+    p = _patterns(settings)
+    lines = layout.lines_of(words)
+    names: set[str] = set()
+    dobs: set[str] = set()
+    for index, line in enumerate(lines):
+        text = line.text
+        for label in p.labels(text, p.name, "name"):
+            if _qualified(text, label.start(), _NOT_THIS_NAME) or not layout.rest_is_hint(text[label.end() :]):
+                continue
+            value = layout.value_below(lines, index)
+            # Forms print "LAST, FIRST, M": the middle initial after a second comma.
+            value = value and _TRAILING_INITIAL.sub(r" \1", value)
+            if value and not p.name_stop.search(value) and (name := _normalise_name(value)):
+                names.add(name)
+        for label in p.labels(text, p.dob, "dob"):
+            if _not_this_date(text, label) or not layout.rest_is_hint(text[label.end() :]):
+                continue
+            value = layout.value_below(lines, index)
+            if value and (iso := _boxed_date(value, settings.date_order)) and iso <= date.today().isoformat():
+                dobs.add(iso)
+    return _one(names), _one(dobs)
 
 
 # ---------------------------------------------------------------- whole document

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from rapidfuzz import fuzz
 
@@ -235,6 +236,42 @@ def name_agrees(doc_name: str | None, patient: RosterPatient) -> bool | None:
 def dob_agrees(doc_dob: str | None, patient: RosterPatient) -> bool | None:
     """Exact ISO comparison: a date misread by OCR is a different date."""
     return None if doc_dob is None else doc_dob == patient.dob
+
+
+Agreement = Literal["exact", "close", "differs"]
+# An OCR slip, not another person: both name parts this near once digits are read back as letters.
+_CLOSE_NAME_RATIO = 70.0
+
+
+def _name_parts(name: str | None) -> tuple[str, str] | None:
+    parts = _split_name(name.translate(_DIGIT_AS_LETTER)) if name else None
+    return None if parts is None else (parts[0].replace("L", "I"), parts[1].replace("L", "I"))
+
+
+def name_agreement(doc_name: str | None, known_name: str) -> Agreement | None:
+    """How the document's name agrees with a known 'LAST, FIRST' name; None when it names no one.
+
+    "exact" is name_agrees' sense (the last name may carry OCR noise, the first given name
+    not); "close" is a garbled name both of whose parts are still near the known one's.
+    """
+    doc, known = _name_parts(doc_name), _name_parts(known_name)
+    if doc is None or known is None:
+        return None
+    last_ratio = fuzz.ratio(doc[0], known[0])
+    if last_ratio >= _LAST_NAME_RATIO and doc[1] == known[1]:
+        return "exact"
+    return "close" if min(last_ratio, fuzz.ratio(doc[1], known[1])) >= _CLOSE_NAME_RATIO else "differs"
+
+
+def dob_agreement(doc_dob: str | None, known_dob: str) -> Agreement | None:
+    """ "close" is one digit misread: the same ISO date but for one digit."""
+    if doc_dob is None:
+        return None
+    if doc_dob == known_dob:
+        return "exact"
+    slips = [(a, b) for a, b in zip(doc_dob, known_dob, strict=False) if a != b]
+    one_slip = len(doc_dob) == len(known_dob) and len(slips) == 1 and all(c.isdigit() for c in slips[0])
+    return "close" if one_slip else "differs"
 
 
 def luhn_valid(mrn: str) -> bool:

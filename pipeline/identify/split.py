@@ -16,6 +16,7 @@ from rapidfuzz import fuzz, process
 
 from pipeline.core.config import (
     BarcodeSettings,
+    BoxSettings,
     ClassificationSettings,
     ExtractionSettings,
 )
@@ -41,10 +42,12 @@ class PageSignals:
     mrns: tuple[str, ...]
     title: str | None  # the doc_type whose title heads the page, if any
     continued: bool = False  # the page numbers itself as a later page ("Page 2 of 3")
+    box_sheet: bool = False  # a box label sheet (pipeline/paper): never a page of a document
+    box: str | None = None  # what its barcode read; None on a label sheet whose barcode did not read
 
 
 def split_pages(pages: Sequence[PageSignals], *, separator_sheets: bool, automatic: bool) -> list[list[int]]:
-    """The page numbers of each document, in order; separator pages belong to none.
+    """The page numbers of each document, in order; separator and box label pages belong to none.
 
     With ``automatic``, a page also starts a new document when it carries an MRN the
     current document has not shown (even when it has shown none: those pages may be
@@ -56,7 +59,7 @@ def split_pages(pages: Sequence[PageSignals], *, separator_sheets: bool, automat
     mrns: set[str] = set()
     titles: set[str] = set()
     for page in pages:
-        if separator_sheets and page.separator:
+        if page.box_sheet or (separator_sheets and page.separator):
             documents.append(current)
             current, mrns, titles = [], set(), set()
             continue
@@ -72,6 +75,33 @@ def split_pages(pages: Sequence[PageSignals], *, separator_sheets: bool, automat
     return [doc for doc in documents if doc]
 
 
+def boxes_of(groups: Sequence[Sequence[int]], pages: Sequence[PageSignals]) -> list[tuple[str | None, str | None]]:
+    """Each document's (box, how it is known): from the last box label sheet before its first page.
+
+    A sheet whose barcode did not read makes the box of what follows unknown ("label unreadable")
+    rather than letting the box of an earlier sheet run on.
+    """
+    sheets = [(p.page_no, p.box) for p in pages if p.box_sheet]
+    found = []
+    for group in groups:
+        before = [box for page_no, box in sheets if page_no < group[0]]
+        if not before:
+            found.append((None, None))
+        else:
+            found.append((before[-1], "label sheet" if before[-1] else "label unreadable"))
+    return found
+
+
+def box_label(text: str, reads: Sequence[BarcodeRead], boxes: BoxSettings) -> tuple[bool, str | None]:
+    """Whether a page is a box label sheet, and the box its barcode names (None if none read)."""
+    values = [r for read in reads for r in read.readings if boxes.is_box(r)]
+    if values:
+        return True, values[0]
+    head = " ".join(" ".join(_normalise(line)) for line in text.splitlines()[:_TOP_LINES] if line.strip())
+    title = " ".join(_normalise(boxes.label_title))
+    return bool(title) and fuzz.partial_ratio(title, head) >= _TITLE_RATIO, None
+
+
 def page_signals(
     page_no: int,
     text: str,
@@ -80,9 +110,11 @@ def page_signals(
     extraction: ExtractionSettings,
     classification: ClassificationSettings,
     barcodes: BarcodeSettings,
+    boxes: BoxSettings | None = None,
 ) -> PageSignals:
-    """What one page says about where documents begin: separator, MRNs (text and barcode), title."""
+    """What one page says about where documents begin: separator, box label, MRNs (text and barcode), title."""
     reads = reads if barcodes.enabled else ()
+    box_sheet, box = box_label(text, reads, boxes) if boxes is not None else (False, None)
     mrns = [c.value for c in find_mrn_candidates(page_no, text, extraction)]
     mrns += mrn_values(reads, extraction.mrn_pattern)
     lines = [line for line in text.splitlines() if line.strip()]
@@ -94,6 +126,8 @@ def page_signals(
         tuple(dict.fromkeys(mrns)),
         top_title(text, classification),
         continued,
+        box_sheet,
+        box,
     )
 
 

@@ -12,14 +12,14 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.archive.audit import AuditLog, os_user
 from pipeline.archive.sidecar import read_sidecar
 from pipeline.archive.store import iter_sidecar_paths
-from pipeline.core.clock import now_utc
+from pipeline.core.clock import last_scheduled, now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError, MedarchiveError
 from pipeline.core.fsutil import atomic_write_json, read_json
@@ -114,9 +114,7 @@ def _state_path(config: Config) -> Path:
 
 def _last_due(config: Config, now: datetime) -> datetime:
     """The latest scheduled retrain time at or before ``now`` (local time)."""
-    hour, minute = map(int, (config.classification.retrain_at or "00:00").split(":"))
-    due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return due if due <= now else due - timedelta(days=1)
+    return last_scheduled(config.classification.retrain_at or "00:00", now)
 
 
 def _last_check(config: Config) -> datetime | None:

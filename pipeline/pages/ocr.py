@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytesseract
@@ -53,11 +54,39 @@ def parse_tsv(tsv: str) -> list[Word]:
     return words
 
 
+# tesseract's own hOCR: a word span, then one span per character with its confidence.
+_HOCR_WORD = re.compile(r"<span class='ocrx_word'[^>]*title='bbox (\d+) (\d+) \d+ \d+;[^>]*>(.*?)\n\s*</span>", re.S)
+_HOCR_CHAR_CONF = re.compile(r"x_conf ([0-9.]+)")
+
+
+def char_confidences(hocr: str) -> dict[tuple[int, int], tuple[float, ...]]:
+    """Per-character confidences of the words with a digit, by the word's top-left corner."""
+    found = {}
+    for m in _HOCR_WORD.finditer(hocr):
+        body = m.group(3)
+        if any(ch.isdigit() for ch in re.sub(r"<[^>]*>", "", body)):
+            found[(int(m.group(1)), int(m.group(2)))] = tuple(float(c) for c in _HOCR_CHAR_CONF.findall(body))
+    return found
+
+
+def with_char_confidences(words: list[Word], hocr: str) -> list[Word]:
+    """``words`` with the character confidences of the same recognition run attached."""
+    confs = char_confidences(hocr)
+    return [
+        replace(w, char_confs=c) if (c := confs.get((w.left, w.top))) and len(c) == len(w.text) else w for w in words
+    ]
+
+
 def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -> OcrResult:
     """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote."""
     base = out_dir / image.stem
     # preserve_interword_spaces keeps table columns apart, so a value under its label is found.
-    config = f"--dpi {dpi} --psm 3 -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+    # The hOCR with character boxes is written by the same recognition (no second run):
+    # its per-character confidences show which digit of an MRN is doubtful.
+    config = (
+        f"--dpi {dpi} --psm 3 -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+        " -c tessedit_create_hocr=1 -c hocr_char_boxes=1"
+    )
     started = time.monotonic()
     try:
         pytesseract.pytesseract.run_tesseract(str(image), str(base), "txt pdf", lang, config=config, timeout=timeout)
@@ -71,6 +100,7 @@ def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -
     try:
         text = Path(f"{base}.txt").read_text(encoding="utf-8", errors="replace")
         words = parse_tsv(Path(f"{base}.tsv").read_text(encoding="utf-8", errors="replace"))
+        words = with_char_confidences(words, Path(f"{base}.hocr").read_text(encoding="utf-8", errors="replace"))
         layer = Path(f"{base}.pdf").read_bytes()
     except OSError as exc:
         raise OcrError(f"OCR produced no output ({exc.strerror})") from None

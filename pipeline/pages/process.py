@@ -24,6 +24,7 @@ from pipeline.pages.raster import (
     has_real_text,
     render_page,
     text_layer,
+    text_layer_words,
 )
 from pipeline.pages.scan_image import BareScan, bare_scan
 
@@ -86,7 +87,8 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
         if scan is None:
             own = text_layer(pdf, number, deadline.left())
             if has_real_text(own, task.min_text_chars, task.scanned):
-                return PageText(task.page_no, own, "text-layer")
+                words = text_layer_words(pdf, number, task.dpi, deadline.left())
+                return PageText(task.page_no, own, "text-layer", words=words)
         try:
             page, image = _page_image(scan, pdf, number, task, work, deadline)
             result = ocr_image(image, work, task.lang, task.dpi, deadline.left())

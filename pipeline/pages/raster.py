@@ -7,6 +7,8 @@ compression costs more than the render itself).
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 from bisect import bisect_left
 from collections.abc import Callable
@@ -14,6 +16,8 @@ from itertools import accumulate
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter
+
+from pipeline.core.models import Word
 
 # A scanned page may carry a little real text (a fax header, a stamp); only a
 # page with much more than that is trusted to carry all its words as text.
@@ -36,6 +40,34 @@ def text_layer(pdf_path: Path, page_no: int, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         return ""
     return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else ""
+
+
+_BBOX_WORD = re.compile(r'<word xMin="([0-9.]+)" yMin="([0-9.]+)" xMax="([0-9.]+)" yMax="([0-9.]+)">([^<]*)</word>')
+
+
+def text_layer_words(pdf_path: Path, page_no: int, dpi: int, timeout: float) -> list[Word]:
+    """The page's own words with their boxes, in pixels at ``dpi`` (pdftotext -bbox).
+
+    A form's layout (a title printed large, a value inside its label's box) is in the
+    boxes, not in the order the text layer lists its words. [] when it cannot be read.
+    """
+    try:
+        done = subprocess.run(
+            ["pdftotext", "-q", "-bbox", "-f", str(page_no), "-l", str(page_no), str(pdf_path), "-"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return []
+    if done.returncode != 0:
+        return []
+    scale = dpi / 72
+    words = []
+    for m in _BBOX_WORD.finditer(done.stdout.decode("utf-8", errors="replace")):
+        x0, y0, x1, y1 = (float(v) * scale for v in m.groups()[:4])
+        words.append(Word(html.unescape(m[5]), 100.0, round(x0), round(y0), round(x1 - x0), round(y1 - y0)))
+    return words
 
 
 def has_real_text(text: str, min_chars: int, scanned: bool) -> bool:

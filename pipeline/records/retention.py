@@ -16,7 +16,7 @@ from typing import Literal
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog, ChainedLog, DatabaseChainedLog, chained_log, os_user
-from pipeline.archive.derived import remove_page_images
+from pipeline.archive.derived import remove_derived
 from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import iter_sidecar_paths
 from pipeline.core.clock import now_utc
@@ -164,7 +164,7 @@ def _destroy(config: Config, item: Assessment, ledger: ChainedLog | DatabaseChai
     pdf.with_suffix(".json").unlink()
     pdf.unlink()
     fsync_dir(pdf.parent)
-    remove_page_images(config, [item.sha256])
+    remove_derived(config, [item.sha256])
     return None
 
 

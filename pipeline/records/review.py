@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
-from pipeline.archive.derived import remove_page_images
+from pipeline.archive.derived import remove_derived
 from pipeline.archive.sidecar import HistoryEvent, Placement, Sidecar
 from pipeline.archive.store import (
     find_sidecar,
@@ -105,7 +105,7 @@ def _move(
         raise
     audit.record(action, user=user, doc_ids=[sidecar.doc_id], mrns=[sidecar.mrn, mrn], reason=reason, details=details)
     # Its page images belong to the patient it left; they are made again on the next view.
-    remove_page_images(config, [sidecar.sha256])
+    remove_derived(config, [sidecar.sha256])
     index.add([record_from_sidecar(moved)])
     # The EHR follows: a first filing is sent; a document already sent is cancelled there and sent anew.
     enqueue_filed(config, [moved])

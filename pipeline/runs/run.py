@@ -34,6 +34,7 @@ import pikepdf
 from indexers.base import Index, IndexRecord
 from pipeline.archive import scratch
 from pipeline.archive.audit import AuditLog
+from pipeline.archive.history import filed_patients
 from pipeline.archive.sidecar import Sidecar
 from pipeline.archive.store import (
     document_pdf_path,
@@ -44,7 +45,7 @@ from pipeline.archive.store import (
 from pipeline.core.config import Config
 from pipeline.core.errors import ArchiveError, IntakeError, MedarchiveError
 from pipeline.core.fsutil import sha256_file
-from pipeline.core.models import PageText
+from pipeline.core.models import FiledPatient, PageText
 from pipeline.ehr.enqueue import enqueue_filed
 from pipeline.identify.documents import SourceFacts, build_documents
 from pipeline.identify.patients import load_patient_index
@@ -78,6 +79,7 @@ class InputFile:
     name: str = ""
     label: str | None = None
     type_hint: str | None = None
+    box: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -466,11 +468,15 @@ class Pipeline:
         if waiting and self._feeding:
             self._feeds.appendleft(iter(waiting))
 
+    def _history(self, mrns: Iterable[str]) -> dict[str, FiledPatient]:
+        """What the archive already holds under ``mrns`` (a witness for filing without an index)."""
+        return filed_patients(self.config, mrns)
+
     def _file(self, job: _Job) -> None:
         intake, source = job.intake, job.source
         pages = [job.results[n] for n in range(1, intake.page_count + 1)]
-        facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint)
-        documents = build_documents(pages, facts, self.config, self.roster)
+        facts = SourceFacts(source.display_name, intake.sha256, source.label, source.type_hint, source.box)
+        documents = build_documents(pages, facts, self.config, self.roster, self._history)
         if not documents:
             reason = f"holds only separator sheets ({intake.page_count} pages); nothing archived"
             self._report(Outcome(source, "skipped", reason=reason, pages=intake.page_count))
@@ -570,7 +576,7 @@ class Pipeline:
 
     def _fail(self, source: InputFile, reason: str, sha256: str | None) -> None:
         try:
-            target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256)
+            target = set_aside_failed(self.config, source.path, source.display_name, reason, sha256, source.box)
         except OSError as exc:
             raise _disk_error(exc) from None
         self._report(Outcome(source, "failed", reason=reason, path=target.relative_to(self.config.root).as_posix()))

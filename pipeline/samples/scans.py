@@ -25,6 +25,7 @@ import pikepdf
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pipeline.core.config import DEFAULT_TAXONOMY
+from pipeline.samples.box_labels import with_box_label
 
 DOC_TYPES: tuple[str, ...] = tuple(DEFAULT_TAXONOMY)
 
@@ -1556,8 +1557,12 @@ def write_sample_pdf(path: str | os.PathLike, doc: SampleDoc, style: str = "scan
 _DEMO_PLAN = (("scan", 1), ("fax", 2), ("bitonal", 1), ("digital", 1), ("noisy", 2), ("upside_down", 1))
 
 
-def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0) -> list[tuple[Path, SampleDoc]]:
+def write_sample_set(
+    folder: str | os.PathLike, *, count: int = 6, seed: int = 0, box: str | None = None
+) -> list[tuple[Path, SampleDoc]]:
     """Sample scans for the demo drop folder, with their ground truth.
+
+    With ``box``, the first file starts with a box label sheet naming that off-site box.
 
     Patients recur across files, as in a real archive, and every sixth file (the 4th,
     10th...) carries a conflicting MRN so the demo shows the review queue too. Each
@@ -1578,6 +1583,8 @@ def write_sample_set(folder: str | os.PathLike, *, count: int = 6, seed: int = 0
         path = folder / f"{i + 1:02d}-{style}.pdf"
         partial = folder / f".{path.name}.part"
         write_sample_pdf(partial, doc, style, seed=rng.randrange(2**32))
+        if box is not None and i == 0:
+            with_box_label(partial, box)
         os.replace(partial, path)
         written.append((path, doc))
     return written

@@ -19,14 +19,23 @@ def ocr_page(page_no=1, words=(), error=None):
     )
 
 
-def test_one_mrn_files():
+def test_one_mrn_read_once_by_ocr_is_not_filed_alone():
+    # Stricter since issue #25: a single OCR read needs a second witness.
     decision = decide([ocr_page()], Identifiers([cand("00482913")]), SETTINGS)
-    assert (decision.status, decision.mrn, decision.reason) == ("filed", "00482913", None)
+    assert (decision.status, decision.mrn, decision.suggested_mrn) == ("review", None, "00482913")
+    assert "read once by OCR and nothing corroborates it" in decision.reason
+
+
+def test_one_mrn_in_the_text_layer_files():
+    page = PageText(1, "MRN 00482913", "text-layer")
+    decision = decide([page], Identifiers([cand("00482913")]), SETTINGS)
+    assert (decision.status, decision.mrn, decision.corroboration) == ("filed", "00482913", ("text_layer",))
 
 
 def test_same_mrn_on_several_pages_files():
     ids = Identifiers([cand("482913", 1), cand("482913", 2), cand("482913", 3)])
-    assert decide([ocr_page(1), ocr_page(2), ocr_page(3)], ids, SETTINGS).mrn == "482913"
+    decision = decide([ocr_page(1), ocr_page(2), ocr_page(3)], ids, SETTINGS)
+    assert (decision.mrn, decision.corroboration) == ("482913", ("second_page",))
 
 
 def test_no_mrn_goes_to_review():
@@ -61,9 +70,11 @@ def test_low_ocr_confidence_of_the_mrn_words_sends_to_review():
     assert "low OCR confidence (31 < 60)" in decision.reason
 
 
-def test_confident_ocr_words_file():
+def test_confident_ocr_words_file_when_a_single_read_may():
     words = [Word("MRN:", 95), Word("00482913", 93), Word("Acct", 20), Word("99887766", 10)]
-    assert decide([ocr_page(1, words)], Identifiers([cand("00482913")]), SETTINGS).status == "filed"
+    alone = FilingSettings(second_witness=False)
+    decision = decide([ocr_page(1, words)], Identifiers([cand("00482913")]), alone)
+    assert (decision.status, decision.corroboration) == ("filed", ("single_read",))
 
 
 def test_uncertain_extraction_sends_to_review():
@@ -122,7 +133,7 @@ def barcode(value, page=1):
 
 def test_roster_agreement_files():
     ids = Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-14")
-    assert with_roster(ids) == Decision("filed", "00482913")
+    assert with_roster(ids) == Decision("filed", "00482913", corroboration=("patient_index:name", "patient_index:dob"))
 
 
 def test_name_alone_or_dob_alone_agreeing_files():
@@ -131,7 +142,7 @@ def test_name_alone_or_dob_alone_agreeing_files():
 
 
 def test_disagreeing_dob_sends_to_review():
-    decision = with_roster(Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-15"))
+    decision = with_roster(Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-07-15"))
     assert decision.status == "review"
     assert decision.reason == "the date of birth on the document differ from the patient index for MRN 00482913"
 
@@ -144,6 +155,7 @@ def test_another_patients_name_sends_to_review():
 def test_nothing_to_confirm_with_goes_to_review_with_the_suggestion():
     decision = with_roster(Identifiers([cand("00482913")]))
     assert decision.status == "review" and decision.suggested_mrn == "00482913"
+    assert decision.candidates == ("00482913", "00482918")  # 3 and 8 look alike: ROE's MRN
 
 
 def test_unknown_mrn_goes_to_review():
@@ -200,8 +212,12 @@ def test_two_barcode_mrns_go_to_review():
 
 def test_check_digit_failure_goes_to_review():
     luhn = RosterSettings(check_digit="luhn")
-    assert decide([ocr_page()], Identifiers([cand("79927398713")]), SETTINGS, luhn).status == "filed"
-    assert decide([ocr_page()], Identifiers([cand("79927398714")]), SETTINGS, luhn).status == "review"
+    twice = [ocr_page(1), ocr_page(2)]
+    assert (
+        decide(twice, Identifiers([cand("79927398713", 1), cand("79927398713", 2)]), SETTINGS, luhn).status == "filed"
+    )
+    decision = decide(twice, Identifiers([cand("79927398714", 1), cand("79927398714", 2)]), SETTINGS, luhn)
+    assert decision.status == "review" and "check digit" in decision.reason
 
 
 # --- low-confidence MRNs corroborated by the patient index ------------------------------
@@ -214,7 +230,9 @@ BLURRED = [ocr_page(1, [Word("00482913", 57)])]  # the issue's case: word confid
 def test_low_confidence_mrn_with_name_and_dob_of_its_patient_files_and_says_why():
     ids = Identifiers([cand("00482913")], name="DOE, JANE", dob="1962-03-14")
     decision = with_roster(ids, pages=BLURRED)
-    assert decision == Decision("filed", "00482913", corrections=(CORROBORATED,))
+    assert decision == Decision(
+        "filed", "00482913", corrections=(CORROBORATED,), corroboration=("patient_index:name", "patient_index:dob")
+    )
 
 
 def test_low_extractor_confidence_is_corroborated_the_same_way():

@@ -166,3 +166,14 @@ def test_a_move_files_the_document_and_appends_its_history(tmp_path):
     path = write_sidecar(tmp_path / "doc.json", moved)
     assert (path.stat().st_mode & 0o777) == 0o600
     assert json.loads(path.read_text()) == WRITTEN and read_sidecar(path) == moved
+
+
+def test_corroboration_and_candidates_are_written_only_when_set():
+    sidecar = Sidecar.from_json({**WRITTEN, "corroboration": ["barcode", "patient_index:dob"]})
+    assert sidecar.corroboration == ("barcode", "patient_index:dob")
+    assert sidecar.to_json()["corroboration"] == ["barcode", "patient_index:dob"]
+    older = Sidecar.from_json(WRITTEN)
+    assert (older.corroboration, older.candidate_mrns) == ((), ())
+    assert "corroboration" not in older.to_json() and "candidate_mrns" not in older.to_json()
+    doubtful = Sidecar.from_json({**WRITTEN, "candidate_mrns": ["00482919", "00482913"]})
+    assert doubtful.to_json()["candidate_mrns"] == ["00482919", "00482913"]

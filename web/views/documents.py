@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, render_template, request, send_fil
 
 from indexers.base import SearchFilters, SearchHit
 from pipeline.identify.type_source import type_source
+from pipeline.paper.boxes import paper_line
 from web.context import record, services
 from web.documents import load, mrns_of, pdf_of, read_at
 from web.thumbs import PREVIEW_DPI, THUMB_DPI, page_image
@@ -54,7 +55,11 @@ def document(doc_id: str) -> str:
     sidecar = load(doc_id)
     record("view", doc_ids=[doc_id], mrns=mrns_of(sidecar), details={"what": "document page"})
     return render_template(
-        "document.html", doc=sidecar, pages=range(1, sidecar.pages + 1), type_source=type_source(sidecar).label
+        "document.html",
+        doc=sidecar,
+        pages=range(1, sidecar.pages + 1),
+        type_source=type_source(sidecar).label,
+        paper=paper_line(services().config, sidecar),
     )
 
 

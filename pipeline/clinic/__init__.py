@@ -1,0 +1,1 @@
+"""Charts ready for upcoming appointments: the appointments feed, what each clinic wants, the packets."""
