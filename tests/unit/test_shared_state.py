@@ -149,3 +149,21 @@ def test_accounts_on_both_backends(config):
     token = users.remember_device("cal")
     assert users.device_owner(token) == "cal" and users.device_owner("nope") is None
     assert [u.name for u in users.all()] == ["ada", "cal"]
+
+
+def test_boxes_and_appointments_on_both_backends(config):
+    from datetime import date
+
+    from pipeline.clinic.appointments import Appointment, AppointmentBook
+    from pipeline.paper.store import BoxStore
+
+    boxes = BoxStore.for_config(config)
+    boxes.change("BOX-0001", "closed", user="kim", action="close")
+    assert boxes.change("BOX-0001", "shipped", user="kim", action="ship", vendor="Iron").vendor == "Iron"
+    assert [e.action for e in boxes.events("BOX-0001")] == ["close", "ship"]
+    assert boxes.get("BOX-0001").state == "shipped" and [b.box for b in boxes.all()] == ["BOX-0001"]
+    book = AppointmentBook.for_config(config)
+    visit = Appointment("A1", "1000001", "2025-03-04T09:30", "cardiology")
+    assert book.save(visit) == "created" and book.save(visit) == "unchanged"
+    assert book.cancel("A1") and not book.cancel("A1")
+    assert book.on(date(2025, 3, 4), include_cancelled=True)[0].status == "cancelled"
