@@ -119,6 +119,7 @@ class MllpListener:
     error_text: str = "patient unknown"
     keep: bool = True
     tls: ssl.SSLContext | None = None
+    delay_seconds: float = 0  # before each answer, as a busy receiver takes
     received: list[str] = field(default_factory=list)
     count: int = 0
 
@@ -150,6 +151,8 @@ class MllpListener:
                     self.received.append(str(message))
                 if self.answer == "close":
                     break
+                if self.delay_seconds:
+                    await asyncio.sleep(self.delay_seconds)
                 if self.answer == "silent":
                     continue
                 text = self.error_text if self.answer != "AA" else ""

@@ -72,14 +72,43 @@ def start_cluster(base: Path) -> tuple[Cluster, list[str]]:
         capture_output=True,
     )
     port = _free_port()
-    options = f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off -c max_connections=200"
-    subprocess.run(
-        _as_owner([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
+    subprocess.run(_start_command(base, port), check=True, capture_output=True)
     stop = _as_owner([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
     return Cluster(sock, port), stop
+
+
+def _start_command(base: Path, port: int) -> list[str]:
+    sock, data = base / "sock", base / "pgdata"
+    options = f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off -c max_connections=200"
+    return _as_owner([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"])
+
+
+class OwnCluster:
+    """A cluster of one test's own, to stop and start again (the database going away and coming
+    back) and to require a password of one role, without disturbing the session's cluster."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.cluster, self._stop = start_cluster(base)
+
+    def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return self.cluster.url(dbname).replace("postgres@", f"{user}@", 1)
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        return self.cluster.psql(sql, dbname)
+
+    def stop(self) -> None:
+        subprocess.run(self._stop, capture_output=True, check=True)
+
+    def start(self) -> None:
+        subprocess.run(_start_command(self.base, self.cluster.port), check=True, capture_output=True)
+
+    def require_password(self, role: str, password: str) -> None:
+        """``role`` may log in only with ``password`` (scram); everyone else is trusted as before."""
+        self.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' CREATEDB")
+        hba = self.base / "pgdata" / "pg_hba.conf"
+        hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
+        self.psql("SELECT pg_reload_conf()")
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +128,40 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster) -> Iterator[OwnCluster]:
+    """A cluster of this test's own (``pg_cluster`` first: it opens the temp folders to the postgres user)."""
+    folder = tmp_path_factory.mktemp("pg-own")
+    os.chmod(folder, 0o711)  # the postgres user passes through to its cluster
+    own = OwnCluster(folder / "cluster")
+    try:
+        yield own
+    finally:
+        subprocess.run(own._stop, capture_output=True)
+
+
+@pytest.fixture
 def pg_url(pg_cluster: Cluster) -> str:
     """A fresh, empty database for one test."""
     name = "t_" + uuid.uuid4().hex[:12]
     pg_cluster.psql(f"CREATE DATABASE {name}")
     return pg_cluster.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The config sections of the store backend under test: none (SQLite files under the data
+    root), or a fresh shared database with every store's schema created by `db upgrade`."""
+    if request.param == "sqlite":
+        return {}
+    return upgraded(request.getfixturevalue("pg_url"), tmp_path_factory.mktemp("upgrade"))
+
+
+def upgraded(url: str, folder: Path) -> dict:
+    """The config sections of a database whose every store's schema `db upgrade` created."""
+    from pipeline.cli.db import SCHEMAS  # here: collecting the tests needs no CLI imports
+    from pipeline.core.config import load_config
+    from pipeline.stores.admin import upgrade_all
+
+    (folder / "config.yaml").write_text(f"data_root: data\ndatabase:\n  url: '{url}'\n")
+    upgrade_all(load_config(folder / "config.yaml"), SCHEMAS)
+    return {"database": {"url": url}}

@@ -18,12 +18,17 @@ from pipeline.runs.run import Outcome
 from watch_folders.tracker import is_ignored
 
 
+def _per_site(config: Config, stem: str, suffix: str) -> Path:
+    # Several sites share the data root: each runs its own daemon and keeps its own activity.
+    return config.root / (f"{stem}{suffix}" if config.database.url is None else f"{stem}.{config.site}{suffix}")
+
+
 def activity_path(config: Config) -> Path:
-    return config.root / "activity.jsonl"
+    return _per_site(config, "activity", ".jsonl")
 
 
 def lock_path(config: Config) -> Path:
-    return config.root / "daemon.lock"
+    return _per_site(config, "daemon", ".lock")
 
 
 def record(config: Config, outcomes: list[Outcome]) -> None:

@@ -44,6 +44,7 @@ from pipeline.identify.training import maybe_retrain
 from pipeline.records.reconcile import reconcile_index
 from pipeline.requests.service import RequestDesk
 from pipeline.runs.run import Outcome, Pipeline, killed_too_often, make_executor
+from pipeline.stores import DatabaseUnavailable
 from watch_folders import activity
 from watch_folders.claims import (
     claim,
@@ -76,7 +77,11 @@ class _Nominator(FileSystemEventHandler):
 
 class Daemon:
     def __init__(
-        self, config: Config, index: Index, executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor
+        self,
+        config: Config,
+        index: Index,
+        executor_factory: Callable[[Config], ProcessPoolExecutor] = make_executor,
+        stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.index = index
@@ -85,6 +90,9 @@ class Daemon:
         self.folders = config.drop_folders
         self._told_unsupported: set[Path] = set()
         self._stop = threading.Event()
+        # Set from outside (a signal while watch_until_stopped runs daemons one after another):
+        # this daemon then stops as if request_stop was called.
+        self._requested = stop if stop is not None else self._stop
         self._observers: list = []
         self._background: dict[str, threading.Thread] = {}
         self._reminded_on: date | None = None
@@ -149,7 +157,11 @@ class Daemon:
                 )
                 self._recover(pipeline)
                 self._start_observers()
-                self._loop(pipeline)
+                try:
+                    self._loop(pipeline)
+                except DatabaseUnavailable:
+                    self._let_go(pipeline)
+                    raise
                 self._drain(pipeline)
         finally:
             self._stop.set()
@@ -194,7 +206,7 @@ class Daemon:
 
     def _loop(self, pipeline: Pipeline) -> None:
         next_sweep = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._requested.is_set():
             try:
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -335,6 +347,14 @@ class Daemon:
             pipeline.abandon()
         pipeline.close()
 
+    def _let_go(self, pipeline: Pipeline) -> None:
+        """The database went away: stop at once; the files stay in processing/ for the next try,
+        not counted as crashes (they did nothing wrong)."""
+        for source in pipeline.sources_in_flight():
+            mark_in_flight(source, False)
+        pipeline.abandon()
+        pipeline.close()
+
     def _committed(self, outcomes: list[Outcome]) -> None:
         activity.record(self.config, outcomes)
         short: OSError | None = None
@@ -356,6 +376,28 @@ def _openable(path: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def watch_until_stopped(
+    config: Config, open_index: Callable[[Config], Index], stop: threading.Event, first_wait: float = 5
+) -> int:
+    """Run the daemon until ``stop``; while the shared database is away, wait and start again
+    (longer each time, at most a minute). Nothing is lost meanwhile: unclaimed files stay in the
+    drop folders and claimed ones in processing/."""
+    wait = first_wait
+    while not stop.is_set():
+        try:
+            return Daemon(config, open_index(config), stop=stop).run()
+        except DatabaseUnavailable as exc:
+            log.warning("%s; starting again in %g s", exc, wait)
+            stop.wait(wait)
+            wait = min(wait * 2, 60)
+    return 0
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
+    signal.signal(signal.SIGINT, lambda *_args: stop.set())
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

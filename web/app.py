@@ -14,10 +14,13 @@ from pipeline.archive.audit import AuditLog
 from pipeline.archive.index import open_index
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
+from pipeline.stores import DatabaseUnavailable, open_store
 from web import auth
 from web.context import EXTENSION, Services
 from web.logins import FailureLog, LoginLimiter, Pacer, VerifyGate
 from web.sessions import Clock, SessionStore
+from web.shared_logins import SCHEMA as SESSIONS_SCHEMA
+from web.shared_logins import DatabaseLoginLimiter, DatabaseSessionStore
 from web.users import UserStore
 from web.views import admin as views_admin
 from web.views import boxes as views_boxes
@@ -52,13 +55,14 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
     # the key only has to exist and stay secret.
     app.secret_key = secrets.token_bytes(32)
     web = config.web
+    sessions, limiter = _sessions_and_limiter(config, clock)
     app.extensions[EXTENSION] = Services(
         config=config,
         index=open_index(config),
         audit=AuditLog.for_config(config),
         users=UserStore.for_config(config),
-        sessions=SessionStore(web.idle_timeout_minutes * 60, clock),
-        limiter=LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock, web.account_login_attempts),
+        sessions=sessions,
+        limiter=limiter,
         gate=VerifyGate(web.concurrent_logins, web.login_wait_seconds),
         failures=FailureLog(web.lockout_minutes * 60, clock),
         pacer=Pacer(),
@@ -82,12 +86,34 @@ def create_app(config: Config, clock: Clock = time.monotonic) -> Flask:
     app.context_processor(_template_globals)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(MedarchiveError, _archive_error)
+    app.register_error_handler(DatabaseUnavailable, _database_away)
     if web.trusted_proxy:
         # One hop: only the address the proxy put there. Anything further left came from
         # the client and could be forged to dodge the login lockout. Nothing else is taken
         # from the proxy's headers: redirects are relative and cookies are set by config.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)  # type: ignore[method-assign]  # Flask's documented way
     return app
+
+
+def _sessions_and_limiter(
+    config: Config, clock: Clock
+) -> tuple[SessionStore | DatabaseSessionStore, LoginLimiter | DatabaseLoginLimiter]:
+    """In this process's memory, or in the shared database so every server behind the proxy agrees."""
+    web = config.web
+    if config.database.url is None:
+        return (
+            SessionStore(web.idle_timeout_minutes * 60, clock),
+            LoginLimiter(web.login_attempts, web.lockout_minutes * 60, clock, web.account_login_attempts),
+        )
+    # The servers share wall-clock time; each one's monotonic clock starts at its own boot.
+    shared_clock = time.time if clock is time.monotonic else clock
+    db = open_store(config, SESSIONS_SCHEMA)
+    return (
+        DatabaseSessionStore(db, web.idle_timeout_minutes * 60, shared_clock),
+        DatabaseLoginLimiter(
+            db, web.login_attempts, web.lockout_minutes * 60, shared_clock, web.account_login_attempts
+        ),
+    )
 
 
 def warm_up(app: Flask) -> None:
@@ -125,3 +151,12 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
 
 def _archive_error(exc: MedarchiveError) -> tuple[str, int]:
     return render_template("error.html", title="The archive could not do that", message=str(exc)), 409
+
+
+def _database_away(exc: DatabaseUnavailable) -> tuple[str, int, dict[str, str]]:
+    page = render_template(
+        "error.html",
+        title="The archive's database is unavailable",
+        message="The shared database cannot be reached just now. Try again in a minute; nothing was lost.",
+    )
+    return page, 503, {"Retry-After": "30"}

@@ -91,6 +91,8 @@ def _start(user: User | None = None, notice: str | None = None) -> Session:
 def save_cookie(response: Response) -> Response:
     """After every request: hand a new session id to the browser, or take a dead one away."""
     secure = services().config.web.secure_cookies
+    if g.get("session") is not None:
+        services().sessions.save(g.session)
     if g.get("new_device"):
         response.set_cookie(
             DEVICE_COOKIE,

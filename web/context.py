@@ -12,6 +12,7 @@ from pipeline.archive.audit import AuditLog
 from pipeline.core.config import Config
 from web.logins import FailureLog, LoginLimiter, Pacer, VerifyGate
 from web.sessions import SessionStore
+from web.shared_logins import DatabaseLoginLimiter, DatabaseSessionStore
 from web.users import User, UserStore
 
 EXTENSION = "medarchive"
@@ -23,8 +24,8 @@ class Services:
     index: Index
     audit: AuditLog
     users: UserStore
-    sessions: SessionStore
-    limiter: LoginLimiter
+    sessions: SessionStore | DatabaseSessionStore
+    limiter: LoginLimiter | DatabaseLoginLimiter
     gate: VerifyGate
     failures: FailureLog
     pacer: Pacer

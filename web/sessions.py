@@ -1,7 +1,8 @@
 """Server-side sessions: the browser holds only a random id; idle sessions expire.
 
 Held in memory by the one server process, so a restart logs everybody out,
-which is the safe direction for a records system.
+which is the safe direction for a records system. Several servers on the shared
+database keep them there instead (``web.shared_logins``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class SessionStore:
     def end(self, sid: str) -> None:
         with self._lock:
             self._sessions.pop(sid, None)
+
+    def save(self, session: Session) -> None:
+        """Nothing to do: the request changed the session in place (the shared store writes it)."""
 
     def _forget_idle(self) -> None:
         # Run on every new session, so abandoned login pages cannot pile up.

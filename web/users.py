@@ -1,12 +1,11 @@
-"""Web accounts: names, roles and argon2 password hashes in a private SQLite file in the data root."""
+"""Web accounts: names, roles and argon2 password hashes in a private SQLite file in the data root
+(or the ``users`` schema of the shared database, so every site's `serve` knows the same accounts)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
-from pipeline.core.fsutil import FILE_MODE, ensure_dir
+from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
 
 ROLES = ("clerk", "release", "admin")
 MIN_PASSWORD_CHARS = 10
@@ -61,6 +60,7 @@ CREATE TABLE IF NOT EXISTS devices (
     created TEXT NOT NULL
 );
 """
+SCHEMA = Schema("users", (Migration(1, _SCHEMA),), file="web/users.sqlite")
 _SELECT = (
     "SELECT users.*, COALESCE(marks.version, 0) AS version, COALESCE(marks.unlocks, 0) AS unlocks "
     "FROM users LEFT JOIN account_marks AS marks USING (name)"
@@ -117,67 +117,75 @@ def _check_role(role: str) -> None:
         raise UserError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(
         row["name"], row["role"], bool(row["enabled"]), row["created"], row["updated"], row["version"], row["unlocks"]
     )
 
 
-def _is_last_admin(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+def _is_last_admin(db: Transaction, row: Row) -> bool:
     if row["role"] != "admin" or not row["enabled"]:
         return False
-    others = db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND enabled = 1 AND name != ?", (row["name"],))
-    return others.fetchone()[0] == 0
+    others = db.execute(
+        "SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND enabled = 1 AND name != ?", (row["name"],)
+    )
+    return others[0]["n"] == 0
 
 
-class UserStore:
-    """Every call opens its own connection, so the store is safe across the server's threads."""
+class _OpenedPerCall:
+    """The SQLite file opened for each call, as the store always did: a connection held open
+    would lose its POSIX locks whenever anything else in the process opens and closes the file."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, config: Config) -> None:
+        self._config = config
 
-    @classmethod
-    def for_config(cls, config: Config) -> UserStore:
-        return cls(users_path(config))
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        ensure_dir(self.path.parent)
-        # Created 0600 before SQLite opens it; SQLite gives its journal the same mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
+    def query(self, sql: str, params: tuple = ()) -> list[Row]:
+        db = open_store(self._config, SCHEMA)
         try:
-            db.executescript(_SCHEMA)
-            with db:
-                yield db
+            return db.query(sql, params)
         finally:
             db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        db = open_store(self._config, SCHEMA)
+        try:
+            with db.transaction() as tx:
+                yield tx
+        finally:
+            db.close()
+
+
+class UserStore:
+    """The accounts' database, safe across the server's threads."""
+
+    def __init__(self, db: Database | _OpenedPerCall) -> None:
+        self._db = db
+
+    @classmethod
+    def for_config(cls, config: Config) -> UserStore:
+        return cls(open_store(config, SCHEMA) if config.database.url else _OpenedPerCall(config))
+
     def get(self, name: str) -> User | None:
-        with self._db() as db:
-            row = db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
-        return _user(row) if row else None
+        rows = self._db.query(f"{_SELECT} WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
 
     def all(self) -> list[User]:
-        with self._db() as db:
-            return [_user(row) for row in db.execute(f"{_SELECT} ORDER BY name")]
+        return [_user(row) for row in self._db.query(f"{_SELECT} ORDER BY name")]
 
     def add(self, name: str, role: str, password: str) -> User:
         _check_name(name)
         _check_role(role)
         check_password(password)
         now = now_utc()
-        try:
-            with self._db() as db:
-                db.execute(
-                    "INSERT INTO users (name, role, password_hash, enabled, created, updated) VALUES (?, ?, ?, 1, ?, ?)",
-                    (name, role, _HASHER.hash(password), now, now),
-                )
-        except sqlite3.IntegrityError:
-            raise UserError(
-                f"user {name} already exists; use `medarchive user passwd` to change the password"
-            ) from None
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO users (name, role, password_hash, enabled, created, updated) VALUES (?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, role, _HASHER.hash(password), now, now),
+            )
+            if not db.rowcount():
+                raise UserError(f"user {name} already exists; use `medarchive user passwd` to change the password")
         return self._existing(name)
 
     # A password, role or enabled change ends the account's sessions: each bumps its version.
@@ -195,8 +203,8 @@ class UserStore:
 
     def unlock(self, name: str) -> User:
         """End the account's login lockouts (the running server sees the new count on the next try)."""
-        with self._db() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+        with self._db.transaction() as db:
+            if not db.execute("SELECT 1 FROM users WHERE name = ?", (name,)):
                 raise UserError(f"no user {name!r}; `medarchive user list` shows the accounts")
             self._bump(db, name, "unlocks")
         return self._existing(name)
@@ -205,7 +213,7 @@ class UserStore:
         """A new token for the browser ``name`` just logged in from (only its hash is kept)."""
         token = secrets.token_urlsafe(32)
         cutoff = _device_cutoff()
-        with self._db() as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM devices WHERE created < ?", (cutoff,))
             db.execute(
                 "INSERT INTO devices (token_hash, name, created) VALUES (?, ?, ?)", (_digest(token), name, now_utc())
@@ -217,16 +225,15 @@ class UserStore:
         if not token or len(token) > 64:
             return None
         cutoff = _device_cutoff()
-        with self._db() as db:
-            row = db.execute(
-                "SELECT name FROM devices WHERE token_hash = ? AND created >= ?", (_digest(token), cutoff)
-            ).fetchone()
-        return row["name"] if row else None
+        rows = self._db.query(
+            "SELECT name FROM devices WHERE token_hash = ? AND created >= ?", (_digest(token), cutoff)
+        )
+        return rows[0]["name"] if rows else None
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when the name and password match an enabled account, else None."""
-        with self._db() as db:
-            row = db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
+        rows = self._db.query(f"{_SELECT} WHERE name = ?", (name,))
+        row = rows[0] if rows else None
         try:
             _HASHER.verify(row["password_hash"] if row else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
@@ -241,11 +248,12 @@ class UserStore:
         self, name: str, assignment: str, value: object, *, keep_an_admin: bool = False, new_version: bool = False
     ) -> User:
         """Change one account; ``keep_an_admin`` refuses the change when it would leave no enabled admin."""
-        with self._db() as db:
-            # IMMEDIATE: no other writer between the check and the update, so two
+        with self._db.transaction() as db:
+            # No other writer between the check and the update (on any server), so two
             # admins demoting each other at once cannot both succeed.
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            db.lock("users:accounts")
+            rows = db.execute("SELECT * FROM users WHERE name = ?", (name,))
+            row = rows[0] if rows else None
             if row is None:
                 raise UserError(f"no user {name!r}; add one with `medarchive user add`")
             if keep_an_admin and _is_last_admin(db, row):
@@ -259,10 +267,10 @@ class UserStore:
         return self._existing(name)
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, name: str, counter: str) -> None:
+    def _bump(db: Transaction, name: str, counter: str) -> None:
         db.execute(
             f"INSERT INTO account_marks (name, {counter}) VALUES (?, 1) "
-            f"ON CONFLICT (name) DO UPDATE SET {counter} = {counter} + 1",
+            f"ON CONFLICT (name) DO UPDATE SET {counter} = account_marks.{counter} + 1",
             (name,),
         )
 

@@ -7,6 +7,11 @@ the whole file could recompute the chain: keep a copy of the head hash that
 `medarchive audit verify` prints somewhere they cannot write, and compare.
 
 The same chained log (``ChainedLog``) keeps the retention destruction log.
+
+With ``database.url`` set, both chains live in the shared database instead
+(``DatabaseChainedLog``): the same entries, sealed the same way, one row each; the
+sites append under an advisory lock per chain, so concurrent writers never fork it,
+and a heads table plays the head file's part.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import FILE_MODE, atomic_write_json, ensure_dir, read_json
+from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
 
 GENESIS = "0" * 64
 _CHUNK = 1 << 16
@@ -34,6 +40,29 @@ _CHUNK = 1 << 16
 # tells one value from another): a clerk's 60,000-digit "MRN" wrote 120 kB each time.
 MAX_VALUE_CHARS = 256
 _KEPT_CHARS = 64
+_PAGE = 5000  # entries read at a time from the database
+
+SCHEMA = Schema(
+    "audit",
+    (
+        Migration(
+            1,
+            """
+CREATE TABLE IF NOT EXISTS entries (
+    chain TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (chain, seq)
+);
+CREATE TABLE IF NOT EXISTS heads (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+""",
+        ),
+    ),
+)
 
 ACTIONS = frozenset(
     {
@@ -109,6 +138,8 @@ ACTIONS = frozenset(
         "request.withdraw",
         "request.letter",
         "request.report",
+        # moving an embedded deployment into the shared database
+        "db.import",
     }
 )
 
@@ -356,18 +387,125 @@ def bounded(value: object) -> object:
     return value
 
 
+class DatabaseChainedLog:
+    """A chained log as rows of the shared database: ``entry`` is the line the file would hold."""
+
+    def __init__(self, db: Database, chain: str) -> None:
+        self._db = db
+        self.chain = chain
+        self.path = f"the shared database (audit chain {chain})"
+
+    def append(self, body: dict) -> dict:
+        with self._db.transaction() as tx:
+            last = self._last(tx)
+            head = tx.execute("SELECT seq FROM heads WHERE chain = ?", (self.chain,))
+            if head and head[0]["seq"] > (last["seq"] if last else 0):
+                raise AuditError(
+                    f"{self.path} has lost entries (entry {head[0]['seq']} was written, the chain ends before it), "
+                    "so nothing more can be recorded; run `medarchive audit verify` and restore the database"
+                )
+            entry = _seal({**body, "seq": last["seq"] + 1 if last else 1, "prev": last["hash"] if last else GENESIS})
+            self._insert(tx, entry)
+        return entry
+
+    def append_sealed(self, entry: dict) -> None:
+        """Continue the chain with an entry sealed elsewhere (moving a file's chain in), unchanged;
+        refused unless it follows the last entry here."""
+        with self._db.transaction() as tx:
+            last = self._last(tx)
+            follows = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+            if (entry.get("seq"), entry.get("prev")) != follows:
+                raise AuditError(f"entry {entry.get('seq')} does not follow the last entry of {self.path}")
+            self._insert(tx, entry)
+
+    def hash_at(self, seq: int) -> str | None:
+        rows = self._db.query("SELECT entry FROM entries WHERE chain = ? AND seq = ?", (self.chain, seq))
+        return json.loads(rows[0]["entry"])["hash"] if rows else None
+
+    def _last(self, tx: Transaction) -> dict | None:
+        """The last entry, read under the chain's lock (held until the transaction ends)."""
+        tx.lock(f"audit:{self.chain}")
+        rows = tx.execute("SELECT entry FROM entries WHERE chain = ? ORDER BY seq DESC LIMIT 1", (self.chain,))
+        return json.loads(rows[0]["entry"]) if rows else None
+
+    def _insert(self, tx: Transaction, entry: dict) -> None:
+        tx.execute(
+            "INSERT INTO entries (chain, seq, entry) VALUES (?, ?, ?)",
+            (self.chain, entry["seq"], _canonical(entry).decode("utf-8")),
+        )
+        tx.execute(
+            "INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
+            "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (self.chain, entry["seq"], entry["hash"]),
+        )
+
+    def _rows(self) -> Iterator[Row]:
+        after = 0
+        while rows := self._db.query(
+            "SELECT seq, entry FROM entries WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (self.chain, after, _PAGE),
+        ):
+            yield from rows
+            after = rows[-1]["seq"]
+
+    def entries(self) -> Iterator[dict]:
+        for row in self._rows():
+            yield json.loads(row["entry"])
+
+    def verify(self) -> ChainCheck:
+        heads = self._db.query("SELECT seq, hash FROM heads WHERE chain = ?", (self.chain,))
+        head = {"seq": heads[0]["seq"], "hash": heads[0]["hash"]} if heads else None
+        prev, count, at_head = GENESIS, 0, None
+        for count, row in enumerate(self._rows(), 1):
+            problem = _line_problem(row["entry"].encode("utf-8") + b"\n", prev, count)
+            if problem:
+                return ChainCheck(False, count - 1, prev, count, problem)
+            prev = json.loads(row["entry"])["hash"]
+            if head and count == head["seq"]:
+                at_head = prev
+        if not head:
+            return (
+                ChainCheck(True, 0, GENESIS)
+                if not count
+                else ChainCheck(
+                    False, count, prev, count + 1, "the chain's head row is missing: entries may have been removed"
+                )
+            )
+        if head["seq"] > count:
+            return ChainCheck(
+                False,
+                count,
+                prev,
+                count + 1,
+                f"the chain ends at entry {count} but entry {head['seq']} was written: entries were removed from the end",
+            )
+        if at_head != head["hash"]:
+            return ChainCheck(
+                False, count, prev, head["seq"], f"entry {head['seq']} is not the one its head row records"
+            )
+        return ChainCheck(True, count, prev)
+
+
+def chained_log(config: Config, name: str) -> ChainedLog | DatabaseChainedLog:
+    """The chain ``name`` (audit, destruction): a file under ``audit/``, or rows of the shared database."""
+    if config.database.url is not None:
+        return DatabaseChainedLog(open_store(config, SCHEMA), name)
+    return ChainedLog(audit_dir(config) / f"{name}.jsonl")
+
+
 class AuditLog:
     """Who did what to which patient's records, when, why and with what outcome."""
 
-    def __init__(self, path: Path) -> None:
-        self._log = ChainedLog(path)
+    def __init__(self, path: Path | DatabaseChainedLog) -> None:
+        self._log = ChainedLog(path) if isinstance(path, Path) else path
 
     @classmethod
     def for_config(cls, config: Config) -> AuditLog:
-        return cls(audit_dir(config) / "audit.jsonl")
+        log = chained_log(config, "audit")
+        return cls(log.path if isinstance(log, ChainedLog) else log)
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
         return self._log.path
 
     def record(

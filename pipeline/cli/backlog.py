@@ -36,15 +36,23 @@ class BacklogError(MedarchiveError):
 
 def _journal(config: Config) -> tuple[Journal, DaemonLock]:
     folder = ensure_dir(config.root / "backlog")
-    lock = DaemonLock(folder / "backlog.lock", busy=_BUSY.replace("{root}", str(config.root)))
+    # On the shared database each site runs its own backlog; embedded, one per data root.
+    name = "backlog.lock" if config.database.url is None else f"backlog.{config.site}.lock"
+    lock = DaemonLock(folder / name, busy=_BUSY.replace("{root}", str(config.root)))
     lock.acquire()
-    return Journal(folder / "journal.sqlite"), lock
+    try:
+        return Journal.for_config(config), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _choose_run(config: Config, journal: Journal, folder: Path | None, run_id: str | None) -> Run | Path:
     """The run to continue, or the root of a new one."""
     if run_id:
         run = journal.run(run_id)
+        if not journal.owns(run_id):
+            raise BacklogError(f"run {run_id} is another site's; run `medarchive backlog --resume {run_id}` there")
         if folder is not None and folder.resolve() != run.root:
             raise BacklogError(f"run {run_id} is over {run.root}, not {folder.resolve()}")
         return run

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,7 @@ LAZY_COMMANDS: dict[str, Lazy] = {
         "pipeline.cli.boxes:boxes",
         "Paper originals in numbered off-site boxes: list, show, assign, close, ship, recall, destroy.",
     ),
+    "db": Lazy("pipeline.cli.db:db", "The shared database of a several-site deployment (database.url)."),
     "requests": Lazy(
         "pipeline.cli.requests:requests",
         "Requests for information: logged, on the clock, checked against their authorization, fulfilled.",
@@ -489,40 +491,42 @@ def reassign(config: Config, doc_id: str, mrn: str, doc_type: str | None, reason
 def watch(config: Config):
     """Run the drop-folder daemon until SIGTERM or Ctrl-C."""
     from pipeline.archive.index import open_index
-    from watch_folders.daemon import Daemon, install_signal_handlers
+    from watch_folders.daemon import stop_on_signals, watch_until_stopped
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
-    daemon = Daemon(config, open_index(config))
-    install_signal_handlers(daemon)
-    sys.exit(daemon.run())
+    stop = threading.Event()
+    stop_on_signals(stop)
+    sys.exit(watch_until_stopped(config, open_index, stop))
 
 
 @cli.command()
 @json_option("as one JSON object")
+@click.option("--site", help="another site's daemon (several sites on the shared database)")
 @with_config
-def status(config: Config, as_json: bool):
+def status(config: Config, as_json: bool, site: str | None):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
+    from pipeline.core.clock import today_local
+    from pipeline.core.config import Config
+    from pipeline.ehr.merge_review import hl7_status
     from pipeline.ehr.outbox import outbox_counts
+    from pipeline.requests.service import RequestDesk
     from watch_folders.activity import status as read_status
 
+    if site is not None:
+        config = Config.model_validate({**config.model_dump(), "site": site})
     state = read_status(config)
     ehr = outbox_counts(config)
-    from pipeline.core.clock import today_local
-    from pipeline.ehr.merge_review import hl7_status
-    from pipeline.requests.service import RequestDesk
 
     overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
     hl7 = hl7_status(config)
     if as_json:
         due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
-        click.echo(
-            json.dumps(
-                {**state.__dict__, "today": dict(state.today), "ehr": ehr, "hl7": hl7, "requests": due},
-                ensure_ascii=False,
-            )
-        )
+        body = {**state.__dict__, "today": dict(state.today), "ehr": ehr, "hl7": hl7, "requests": due}
+        click.echo(json.dumps({**body, "site": config.site}, ensure_ascii=False))
         return
+    if config.database.url is not None:
+        click.echo(f"site:       {config.site}")
     running = f"running (pid {state.daemon_pid})" if state.daemon_pid else "not running"
     click.echo(f"daemon:     {running}")
     click.echo(f"waiting:    {state.waiting} file(s) in the drop folders")

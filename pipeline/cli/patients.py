@@ -49,7 +49,7 @@ def show(config: Config, mrn: str, as_json: bool):
     try:
         patient = index.get(mrn)
         survivor = index.survivor_of(mrn)
-        retired = [r[0] for r in index.query("SELECT mrn FROM aliases WHERE survivor = ? ORDER BY mrn", (mrn,))]
+        retired = [r["mrn"] for r in index.query("SELECT mrn FROM aliases WHERE survivor = ? ORDER BY mrn", (mrn,))]
         history = index.history(mrn)
     finally:
         index.close()

@@ -1,4 +1,4 @@
-"""One daemon per data root: an flock that dies with its process, so a crash never leaves it stuck."""
+"""One daemon per data root (per site when several share it): an flock that dies with its process, so a crash never leaves it stuck."""
 
 from __future__ import annotations
 

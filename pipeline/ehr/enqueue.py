@@ -125,7 +125,7 @@ def enqueue_filed(
         with outbox.transaction() as db:
             for filing in filings:
                 for destination in config.ehr.destinations:
-                    latest = outbox.latest_create(destination.name, filing.doc_id)
+                    latest = outbox.latest_create(destination.name, filing.doc_id, db)
                     planned = plan(destination.name, filing, latest)
                     if planned and latest is not None and latest.state == "dead":
                         outbox.mark_superseded(db, latest.id, planned[-1].version)

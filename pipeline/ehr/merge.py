@@ -91,16 +91,18 @@ def _read(config: Config, merge: Merge, path: Path):
 def _begin(patients: PatientIndex, merge: Merge, doc_id: str) -> None:
     with patients.transaction() as db:
         db.execute(
-            "INSERT OR IGNORE INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving')", (merge.id, doc_id)
+            "INSERT INTO merge_moves (merge_id, doc_id, state) VALUES (?, ?, 'moving') ON CONFLICT DO NOTHING",
+            (merge.id, doc_id),
         )
 
 
 def _done(patients: PatientIndex, merge: Merge, doc_id: str) -> None:
     with patients.transaction() as db:
-        changed = db.execute(
+        db.execute(
             "UPDATE merge_moves SET state = 'done' WHERE merge_id = ? AND doc_id = ? AND state = 'moving'",
             (merge.id, doc_id),
-        ).rowcount
+        )
+        changed = db.rowcount()
         db.execute("UPDATE merges SET moved = moved + ? WHERE id = ?", (changed, merge.id))
 
 
@@ -145,7 +147,7 @@ def _move_one(config: Config, patients: PatientIndex, index: Index, audit: Audit
 def _finish_interrupted(config: Config, patients: PatientIndex, index: Index, audit: AuditLog, merge: Merge) -> None:
     """Documents a crash left moved but not yet indexed and audited."""
     rows = patients.query("SELECT doc_id FROM merge_moves WHERE merge_id = ? AND state = 'moving'", (merge.id,))
-    for (doc_id,) in rows:
+    for doc_id in (row["doc_id"] for row in rows):
         found = sorted((config.archive_dir / _target(merge)).glob(f"*_{doc_id}.json"))
         if found:
             _indexed(index, audit, merge, read_sidecar(found[0]))

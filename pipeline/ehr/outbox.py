@@ -1,6 +1,8 @@
 """The durable outbox: every message for the EHR, from queued to delivered or dead.
 
-One SQLite file in the data root (0600, WAL). A row is one message to one destination
+One SQLite file in the data root (0600, WAL), or the ``outbox`` schema of the shared
+database (``pipeline.stores``), where several senders claim messages with
+``FOR UPDATE SKIP LOCKED`` so each is sent by one of them. A row is one message to one destination
 about one version of one document; (destination, doc_id, action, version) is unique,
 so queueing the same filing twice adds nothing. A message is ``pending`` until the
 receiver accepts it (``sent``) or refuses it for good (``dead``, with its answer).
@@ -11,7 +13,6 @@ pending one for the same MRN or the same document is still undelivered.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -19,10 +20,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
 
-from pipeline.core import sqlite
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
+from pipeline.stores import (
+    Database,
+    DatabaseUnavailable,
+    Migration,
+    Row,
+    Schema,
+    StoreError,
+    Transaction,
+    open_store,
+)
 
 STATES = ("pending", "sent", "dead")
 ACTIONS = ("create", "cancel")
@@ -49,6 +59,7 @@ CREATE INDEX IF NOT EXISTS lane_by_mrn ON messages (destination, state, mrn, id)
 CREATE INDEX IF NOT EXISTS lane_by_doc ON messages (destination, state, doc_id, id);
 CREATE INDEX IF NOT EXISTS by_doc ON messages (doc_id, destination, action, version);
 """
+SCHEMA = Schema("outbox", (Migration(1, _SCHEMA),))
 
 # Ready = pending, due, and no older pending message in the same lane (patient or document).
 # Two NOT EXISTS rather than one with OR, so each is one look-up in its index.
@@ -63,6 +74,8 @@ SELECT * FROM messages AS m
         WHERE p.destination = m.destination AND p.state = 'pending' AND p.doc_id = m.doc_id AND p.id < m.id)
  ORDER BY m.id LIMIT ?
 """
+# Several senders on the shared database: each takes the ready rows no other holds.
+_CLAIM = {"sqlite": _READY, "postgres": _READY.rstrip() + " FOR UPDATE OF m SKIP LOCKED\n"}
 
 
 class OutboxError(MedarchiveError):
@@ -89,7 +102,7 @@ class Message:
     receiver_id: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Message:
+    def from_row(cls, row: Row) -> Message:
         return cls(**{**dict(row), "payload": json.loads(row["payload"])})
 
     def status_row(self) -> dict:
@@ -129,24 +142,26 @@ def backoff_seconds(attempts: int, first: float, most: float) -> float:
 
 
 class Outbox:
-    """The outbox file; one connection per instance (open one per thread).
+    """The outbox's database, usable from the threads of one process.
 
     ``durable`` commits survive a power cut (fsync per commit): what queueing needs.
     The sender's own marks (attempts, sent) may be lost to a power cut and only cause
-    a resend the receiver recognises, so its connection skips the fsync.
+    a resend the receiver recognises, so its SQLite connection skips the fsync.
     """
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, db: Database, path: Path | str) -> None:
+        self._db = db
         self.path = path
-        try:
-            self._db = sqlite.connect(path, durable=durable)
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot open the EHR outbox {path}: {exc}") from None
 
     @classmethod
     def for_config(cls, config: Config, *, durable: bool = True) -> Outbox:
-        return cls(outbox_path(config), durable=durable)
+        where = outbox_path(config) if config.database.url is None else "the shared database (outbox)"
+        try:
+            return cls(open_store(config, SCHEMA, durable=durable), where)
+        except DatabaseUnavailable:
+            raise  # waited out by the daemon, a 503 on the web: keep its kind
+        except StoreError as exc:
+            raise OutboxError(f"cannot open the EHR outbox: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -157,33 +172,38 @@ class Outbox:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Transaction]:
         """One atomic, durable step."""
-        return sqlite.immediate(self._db)
+        return self._db.transaction()
+
+    def _rows(self, sql: str, params: tuple | list = ()) -> list[Row]:
+        return self._db.query(sql, tuple(params))
 
     # -- queueing -------------------------------------------------------------------------
 
-    def latest_create(self, destination: str, doc_id: str) -> Message | None:
-        row = self._db.execute(
+    def latest_create(self, destination: str, doc_id: str, db: Transaction | None = None) -> Message | None:
+        """The newest create for the document; inside ``db`` when given (it sees that transaction's writes)."""
+        read = db.execute if db is not None else self._rows
+        rows = read(
             "SELECT * FROM messages WHERE destination = ? AND doc_id = ? AND action = 'create' ORDER BY version DESC LIMIT 1",
             (destination, doc_id),
-        ).fetchone()
-        return Message.from_row(row) if row else None
+        )
+        return Message.from_row(rows[0]) if rows else None
 
-    def add(self, db: sqlite3.Connection, messages: Iterable[NewMessage]) -> int:
+    def add(self, db: Transaction, messages: Iterable[NewMessage]) -> int:
         """Insert inside ``transaction()``; a message already there is left as it is. Returns how many were new."""
         now = now_utc()
         added = 0
         for m in messages:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO messages (destination, doc_id, action, version, mrn, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute(
+                "INSERT INTO messages (destination, doc_id, action, version, mrn, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (m.destination, m.doc_id, m.action, m.version, m.mrn, json.dumps(m.payload, sort_keys=True), now),
             )
-            added += cursor.rowcount
+            added += db.rowcount()
         return added
 
-    def mark_superseded(self, db: sqlite3.Connection, message_id: int, version: int) -> None:
+    def mark_superseded(self, db: Transaction, message_id: int, version: int) -> None:
         db.execute(
             "UPDATE messages SET last_error = ? WHERE id = ? AND state = 'dead'",
             (f"superseded by version {version} (the document was moved or retyped)", message_id),
@@ -192,24 +212,48 @@ class Outbox:
     # -- delivery -------------------------------------------------------------------------
 
     def ready(self, destination: str, limit: int = 50, now: float | None = None) -> list[Message]:
-        rows = self._db.execute(_READY, (destination, time.time() if now is None else now, limit)).fetchall()
+        rows = self._rows(_READY, (destination, time.time() if now is None else now, limit))
         return [Message.from_row(r) for r in rows]
 
+    def claim(
+        self,
+        destination: str,
+        limit: int,
+        wait_if_lost: Callable[[int], float],
+        now: float | None = None,
+        lease_seconds: float = 0,
+    ) -> list[Message]:
+        """Take the ready messages to send now and count their attempt, in one step: each is due
+        again only after ``wait_if_lost(attempts)`` seconds, and never before ``lease_seconds``
+        (as long as sending them may take), so no other sender takes one meanwhile; a crash
+        mid-send retries them then."""
+        due = time.time() if now is None else now
+        with self.transaction() as db:
+            rows = db.execute(_CLAIM[self._db.dialect], (destination, due, limit))
+            claimed = [Message.from_row(r) for r in rows]
+            return self._count_attempts(db, claimed, lambda n: max(wait_if_lost(n), lease_seconds))
+
     def pending_count(self, destination: str) -> int:
-        return self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE destination = ? AND state = 'pending'", (destination,)
-        ).fetchone()[0]
+        return self._rows(
+            "SELECT COUNT(*) AS n FROM messages WHERE destination = ? AND state = 'pending'", (destination,)
+        )[0]["n"]
 
     def begin_attempts(self, messages: list[Message], wait_if_lost: Callable[[int], float]) -> list[Message]:
         """Count the attempts before sending, so a crash mid-send retries each message after
         ``wait_if_lost(attempts)`` seconds. Returns the messages as now counted."""
-        now = time.time()
         with self.transaction() as db:
-            for m in messages:
-                db.execute(
-                    "UPDATE messages SET attempts = ?, next_at = ? WHERE id = ?",
-                    (m.attempts + 1, now + wait_if_lost(m.attempts + 1), m.id),
-                )
+            return self._count_attempts(db, messages, wait_if_lost)
+
+    @staticmethod
+    def _count_attempts(
+        db: Transaction, messages: list[Message], wait_if_lost: Callable[[int], float]
+    ) -> list[Message]:
+        now = time.time()
+        for m in messages:
+            db.execute(
+                "UPDATE messages SET attempts = ?, next_at = ? WHERE id = ?",
+                (m.attempts + 1, now + wait_if_lost(m.attempts + 1), m.id),
+            )
         return [replace(m, attempts=m.attempts + 1) for m in messages]
 
     def delivered(self, message_id: int, receiver_id: str | None) -> None:
@@ -232,10 +276,10 @@ class Outbox:
     # -- operators ------------------------------------------------------------------------
 
     def get(self, message_id: int) -> Message:
-        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
             raise OutboxError(f"no message {message_id} in the EHR outbox; `medarchive ehr status` lists them")
-        return Message.from_row(row)
+        return Message.from_row(rows[0])
 
     def retry(self, message_ids: Iterable[int] | None = None) -> list[Message]:
         """Put dead messages back in the queue, due now (all of them when ``message_ids`` is None).
@@ -245,7 +289,7 @@ class Outbox:
         """
         with self.transaction() as db:
             if message_ids is None:
-                ids = [r[0] for r in db.execute("SELECT id FROM messages WHERE state = 'dead' ORDER BY id")]
+                ids = [r["id"] for r in db.execute("SELECT id FROM messages WHERE state = 'dead' ORDER BY id")]
             else:
                 ids = list(message_ids)
             revived = []
@@ -259,17 +303,17 @@ class Outbox:
                 revived.append(message)
         return revived
 
-    def _check_retryable(self, db: sqlite3.Connection, message_id: int) -> Message | None:
-        row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-        if row is None:
+    def _check_retryable(self, db: Transaction, message_id: int) -> Message | None:
+        rows = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
             raise OutboxError(f"no message {message_id} in the EHR outbox; `medarchive ehr status` lists them")
-        message = Message.from_row(row)
+        message = Message.from_row(rows[0])
         if message.state != "dead":
             raise OutboxError(f"message {message_id} is {message.state}, not dead; only dead messages can be retried")
         newer = db.execute(
             "SELECT 1 FROM messages WHERE destination = ? AND doc_id = ? AND action = 'create' AND version > ?",
             (message.destination, message.doc_id, message.version),
-        ).fetchone()
+        )
         if message.action == "create" and newer:
             return None
         return message
@@ -281,21 +325,19 @@ class Outbox:
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql, args = sql + " LIMIT ?", [*args, limit]
-        return [Message.from_row(r) for r in self._db.execute(sql, args)]
+        return [Message.from_row(r) for r in self._rows(sql, args)]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """destination -> state -> number of messages."""
         result: dict[str, dict[str, int]] = {}
-        for destination, state, n in self._db.execute(
-            "SELECT destination, state, COUNT(*) FROM messages GROUP BY 1, 2"
-        ):
-            result.setdefault(destination, dict.fromkeys(STATES, 0))[state] = n
+        for row in self._rows("SELECT destination, state, COUNT(*) AS n FROM messages GROUP BY destination, state"):
+            result.setdefault(row["destination"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
         return result
 
 
 def outbox_counts(config: Config) -> dict[str, dict[str, int]]:
     """Counts for `medarchive status` and the admin page; empty when nothing was ever queued."""
-    if not outbox_path(config).exists():
+    if config.database.url is None and not outbox_path(config).exists():
         return {}
     with Outbox.for_config(config) as outbox:
         return outbox.counts()

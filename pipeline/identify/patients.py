@@ -8,20 +8,17 @@ through ``PatientRoster``, which answers exactly as the CSV ``Roster`` does, and
 The file is 0600 in WAL mode, so the daemon reads while the listener writes. It also
 holds the merge journal (``merges``, ``merge_moves``) that makes an A40 (and the A37
 that undoes it) resumable, the merges held for a clerk (``merge_reviews``) and every
-earlier name and birth date of a patient (``patient_history``).
+earlier name and birth date of a patient (``patient_history``). With ``database.url`` set
+it is the ``patients`` schema of the shared database instead (``pipeline.stores``), the same SQL on both.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.core import sqlite
 from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
@@ -34,10 +31,9 @@ from pipeline.identify.roster import (
     _last_key,
     _split_name,
 )
+from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
 
 FILE_NAME = "patients.sqlite"
-SCHEMA_VERSION = 2
-_BUSY_MS = 30_000  # the listener and a CLI import may write at once; wait, do not fail
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -122,7 +118,8 @@ CREATE TABLE IF NOT EXISTS patient_history (
 );
 CREATE INDEX IF NOT EXISTS patient_history_by_mrn ON patient_history (mrn, id);
 """
-_MIGRATIONS = ((1, _SCHEMA), (2, _SCHEMA_2))
+SCHEMA = Schema("patients", (Migration(1, _SCHEMA), Migration(2, _SCHEMA_2)), file=FILE_NAME)
+SCHEMA_VERSION = SCHEMA.version
 
 Change = Literal["created", "updated", "unchanged"]
 
@@ -206,47 +203,31 @@ def index_path(config: Config) -> Path:
 
 
 class PatientIndex:
-    """One connection to the patient index, usable from several threads of one process."""
+    """The patient index's database, usable from several threads of one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, db: Database, path: Path | str) -> None:
+        self._db = db
         self.path = path
-        try:
-            self._db = sqlite.connect(path, timeout=_BUSY_MS / 1000)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise PatientIndexError(
-                    f"{path} was written by a newer medarchive (schema {version}); upgrade medarchive"
-                )
-            for step, script in _MIGRATIONS:
-                if step > version:
-                    # executescript commits first; each step and its version land together.
-                    self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {step};\nCOMMIT;")
-        except sqlite3.DatabaseError as exc:
-            raise PatientIndexError(f"cannot open the patient index {path}: {exc}") from None
-        self._lock = threading.RLock()
 
     @classmethod
     def for_config(cls, config: Config) -> PatientIndex:
-        return cls(index_path(config))
+        where = index_path(config) if config.database.url is None else "the shared database (patients)"
+        return cls(open_store(config, SCHEMA), where)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing, durable at the end (BEGIN IMMEDIATE: writers queue, never deadlock)."""
-        with self._lock, sqlite.immediate(self._db) as db:
-            yield db
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """All or nothing, durable at the end (writers queue, never deadlock)."""
+        return self._db.transaction()
 
-    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[Row]:
+        return self._db.query(sql, params)
 
     # -- patients ------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self.query("SELECT count(*) FROM patients WHERE status = 'active'")[0][0])
+        return int(self.query("SELECT count(*) AS n FROM patients WHERE status = 'active'")[0]["n"])
 
     def get(self, mrn: str) -> Patient | None:
         rows = self.query("SELECT * FROM patients WHERE mrn = ?", (mrn,))
@@ -266,7 +247,7 @@ class PatientIndex:
         """Upsert every roster row in one transaction; rows of retired MRNs are skipped."""
         counts = {"created": 0, "updated": 0, "unchanged": 0, "skipped (merged)": 0}
         with self.transaction() as db:
-            retired = {r[0] for r in db.execute("SELECT mrn FROM aliases")}
+            retired = {r["mrn"] for r in db.execute("SELECT mrn FROM aliases")}
             for p in roster_patients:
                 if p.mrn in retired:
                     counts["skipped (merged)"] += 1
@@ -296,7 +277,7 @@ class PatientIndex:
         seen = {mrn}
         current = mrn
         while rows := self.query("SELECT survivor FROM aliases WHERE mrn = ?", (current,)):
-            current = rows[0][0]
+            current = rows[0]["survivor"]
             if current in seen:
                 raise PatientIndexError(f"the merges of MRN {mrn} form a loop; check the aliases table of {self.path}")
             seen.add(current)
@@ -311,6 +292,7 @@ class PatientIndex:
         its entry (a resent A40 is not an error).
         """
         with self.transaction() as db:
+            db.lock("patients:merges")  # two listeners merging at once must not cross
             return _record_merge(db, prior, survivor, survivor_patient, control_id, requested_by)
 
     def open_merges(self) -> list[Merge]:
@@ -355,16 +337,18 @@ class PatientIndex:
     ) -> tuple[Review, bool]:
         """Queue a merge or unmerge for a clerk; a resent message finds the pending entry (False)."""
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT * FROM merge_reviews WHERE state = 'pending' AND kind = ? AND prior = ? AND survivor = ?",
-                (kind, prior, survivor),
-            ).fetchone()
+            row = _first(
+                db.execute(
+                    "SELECT * FROM merge_reviews WHERE state = 'pending' AND kind = ? AND prior = ? AND survivor = ?",
+                    (kind, prior, survivor),
+                )
+            )
             if row is not None:
                 return _review(row), False
             p = patient
-            cursor = db.execute(
+            inserted = db.execute(
                 "INSERT INTO merge_reviews (kind, prior, survivor, family, given, dob, sex, control_id, requested_by, "
-                "received_at, held_because, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                "received_at, held_because, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id",
                 (
                     kind,
                     prior,
@@ -379,7 +363,7 @@ class PatientIndex:
                     held_because,
                 ),
             )
-            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (inserted[0]["id"],))[0]), True
 
     def reviews(self, state: str | None = "pending") -> list[Review]:
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
@@ -397,7 +381,7 @@ class PatientIndex:
             review = _pending(db, review_id)
             if review.kind == "merge":
                 # The message's demographics register a survivor the index does not know; a known one keeps its own.
-                known = db.execute("SELECT 1 FROM patients WHERE mrn = ?", (review.survivor,)).fetchone()
+                known = _first(db.execute("SELECT 1 FROM patients WHERE mrn = ?", (review.survivor,)))
                 merge, _ = _record_merge(
                     db,
                     review.prior,
@@ -427,11 +411,11 @@ class PatientIndex:
                 "WHERE id = ?",
                 (user, now_utc(), reason.strip(), review_id),
             )
-            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,)).fetchone())
+            return _review(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,))[0])
 
 
-def _pending(db: sqlite3.Connection, review_id: int) -> Review:
-    row = db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,)).fetchone()
+def _pending(db: Transaction, review_id: int) -> Review:
+    row = _first(db.execute("SELECT * FROM merge_reviews WHERE id = ?", (review_id,)))
     if row is None:
         raise PatientIndexError(f"no held merge {review_id} (see `medarchive patients merges`)")
     review = _review(row)
@@ -441,7 +425,7 @@ def _pending(db: sqlite3.Connection, review_id: int) -> Review:
 
 
 def _record_merge(
-    db: sqlite3.Connection,
+    db: Transaction,
     prior: str,
     survivor: str,
     survivor_patient: Patient | None,
@@ -450,22 +434,22 @@ def _record_merge(
 ) -> tuple[Merge, bool]:
     if prior == survivor:
         raise PatientIndexError(f"cannot merge MRN {prior} into itself")
-    done = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)).fetchone()
+    done = _first(db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (prior,)))
     if done is not None:
-        if done[0] != survivor:
-            raise PatientIndexError(f"MRN {prior} was already merged into {done[0]}, not {survivor}")
+        if done["survivor"] != survivor:
+            raise PatientIndexError(f"MRN {prior} was already merged into {done['survivor']}, not {survivor}")
         row = db.execute(
             "SELECT * FROM merges WHERE prior = ? AND survivor = ? AND kind = 'merge' ORDER BY id DESC",
             (prior, survivor),
-        ).fetchone()
+        )[0]
         return _merge(row), False
-    if db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,)).fetchone():
+    if _first(db.execute("SELECT 1 FROM aliases WHERE mrn = ?", (survivor,))):
         raise PatientIndexError(
             f"the surviving MRN {survivor} is itself retired; send the merge for the MRN it was merged into"
         )
     if survivor_patient is not None:
         _upsert(db, survivor_patient, requested_by, control_id)
-    elif db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,)).fetchone() is None:
+    elif _first(db.execute("SELECT 1 FROM patients WHERE mrn = ?", (survivor,))) is None:
         raise PatientIndexError(
             f"the surviving MRN {survivor} is not in the patient index and the message has no name and birth date for it"
         )
@@ -481,29 +465,32 @@ def _record_merge(
         "INSERT INTO aliases (mrn, survivor, merged_at, control_id) VALUES (?, ?, ?, ?)",
         (prior, survivor, now, control_id),
     )
-    cursor = db.execute(
-        "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) VALUES (?, ?, ?, ?, 'moving', ?)",
+    inserted = db.execute(
+        "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at) "
+        "VALUES (?, ?, ?, ?, 'moving', ?) RETURNING id",
         (prior, survivor, control_id, requested_by, now),
     )
-    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone()), True
+    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (inserted[0]["id"],))[0]), True
 
 
-def _applied(db: sqlite3.Connection, prior: str, survivor: str) -> int | None:
-    row = db.execute(
-        "SELECT id FROM merges WHERE kind = 'merge' AND undone_by IS NULL AND prior = ? AND survivor = ? "
-        "ORDER BY id DESC",
-        (prior, survivor),
-    ).fetchone()
+def _applied(db: Transaction, prior: str, survivor: str) -> int | None:
+    row = _first(
+        db.execute(
+            "SELECT id FROM merges WHERE kind = 'merge' AND undone_by IS NULL AND prior = ? AND survivor = ? "
+            "ORDER BY id DESC",
+            (prior, survivor),
+        )
+    )
     return row["id"] if row else None
 
 
 def _record_unmerge(
-    db: sqlite3.Connection, merge_id: int, requested_by: str, control_id: str | None, reason: str | None
+    db: Transaction, merge_id: int, requested_by: str, control_id: str | None, reason: str | None
 ) -> Merge:
-    merge = _merge(db.execute("SELECT * FROM merges WHERE id = ?", (merge_id,)).fetchone())
+    merge = _merge(db.execute("SELECT * FROM merges WHERE id = ?", (merge_id,))[0])
     if merge.kind != "merge" or merge.undone_by is not None:
         raise PatientIndexError(f"merge {merge.id} of MRN {merge.prior} into {merge.survivor} was already undone")
-    onward = db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (merge.survivor,)).fetchone()
+    onward = _first(db.execute("SELECT survivor FROM aliases WHERE mrn = ?", (merge.survivor,)))
     if onward is not None:
         raise PatientIndexError(
             f"MRN {merge.survivor} has since been merged into {onward['survivor']}; undo that merge first"
@@ -524,16 +511,20 @@ def _record_unmerge(
     for mrn in earlier:
         db.execute("UPDATE aliases SET survivor = ? WHERE mrn = ?", (merge.prior, mrn))
         db.execute("UPDATE patients SET merged_into = ? WHERE mrn = ?", (merge.prior, mrn))
-    cursor = db.execute(
+    inserted = db.execute(
         "INSERT INTO merges (prior, survivor, control_id, requested_by, state, received_at, kind, undoes, reason) "
-        "VALUES (?, ?, ?, ?, 'moving', ?, 'unmerge', ?, ?)",
+        "VALUES (?, ?, ?, ?, 'moving', ?, 'unmerge', ?, ?) RETURNING id",
         (merge.prior, merge.survivor, control_id, requested_by, now, merge.id, reason),
     )
-    db.execute("UPDATE merges SET undone_by = ? WHERE id = ?", (cursor.lastrowid, merge.id))
-    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (cursor.lastrowid,)).fetchone())
+    db.execute("UPDATE merges SET undone_by = ? WHERE id = ?", (inserted[0]["id"], merge.id))
+    return _merge(db.execute("SELECT * FROM merges WHERE id = ?", (inserted[0]["id"],))[0])
 
 
-def _patient(row: sqlite3.Row) -> Patient:
+def _first(rows: list[Row]) -> Row | None:
+    return rows[0] if rows else None
+
+
+def _patient(row: Row) -> Patient:
     return Patient(
         row["mrn"],
         row["family"],
@@ -546,7 +537,7 @@ def _patient(row: sqlite3.Row) -> Patient:
     )
 
 
-def _merge(row: sqlite3.Row) -> Merge:
+def _merge(row: Row) -> Merge:
     return Merge(
         row["id"],
         row["prior"],
@@ -563,7 +554,7 @@ def _merge(row: sqlite3.Row) -> Merge:
     )
 
 
-def _review(row: sqlite3.Row) -> Review:
+def _review(row: Row) -> Review:
     patient = (
         Patient(row["survivor"], row["family"], row["given"] or "", row["dob"], row["sex"])
         if row["family"] and row["dob"]
@@ -587,8 +578,8 @@ def _review(row: sqlite3.Row) -> Review:
     )
 
 
-def _upsert(db: sqlite3.Connection, patient: Patient, changed_by: str, source: str | None) -> Change:
-    row = db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)).fetchone()
+def _upsert(db: Transaction, patient: Patient, changed_by: str, source: str | None) -> Change:
+    row = _first(db.execute("SELECT * FROM patients WHERE mrn = ?", (patient.mrn,)))
     if row is not None and row["status"] == "merged":
         raise PatientIndexError(
             f"MRN {patient.mrn} was merged into {row['merged_into']}; send updates for the surviving MRN"
@@ -680,9 +671,8 @@ def resolve_mrn(index: PatientIndex, mrn: str) -> tuple[str, str | None]:
 def load_patient_index(config: Config) -> PatientRoster | Roster | None:
     """What identification checks documents against: the SQLite index once it holds
     patients, else the CSV roster of ``roster.path``, else nothing."""
-    path = index_path(config)
-    if path.exists():
-        index = PatientIndex(path)
+    if config.database.url is not None or index_path(config).exists():
+        index = PatientIndex.for_config(config)
         if index.count():
             return PatientRoster(index)
         index.close()

@@ -86,6 +86,7 @@ class BoxStore:
         """Move the box to ``state`` and record why, in one transaction."""
         now = now_utc()
         with self.db.transaction() as tx:
+            tx.lock(f"boxes:{box}")  # sites sharing the database change one box one at a time
             rows = tx.execute("SELECT * FROM boxes WHERE box = ?", (box,))
             old = _box(rows[0]) if rows else Box(box)
             kept_vendor = vendor if vendor is not None else old.vendor

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any, Literal
 
 from indexers.base import Index
-from pipeline.archive.audit import AuditLog, ChainedLog, audit_dir, os_user
+from pipeline.archive.audit import AuditLog, ChainedLog, DatabaseChainedLog, chained_log, os_user
 from pipeline.archive.derived import remove_derived
 from pipeline.archive.sidecar import Sidecar, read_sidecar
 from pipeline.archive.store import iter_sidecar_paths
@@ -33,8 +33,8 @@ class RetentionError(MedarchiveError):
     """Documents cannot be assessed or destroyed as asked."""
 
 
-def destruction_log(config: Config) -> ChainedLog:
-    return ChainedLog(audit_dir(config) / "destruction.jsonl")
+def destruction_log(config: Config) -> ChainedLog | DatabaseChainedLog:
+    return chained_log(config, "destruction")
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class PurgeResult:
     refused: list[tuple[Assessment, str]] = field(default_factory=list)
 
 
-def _destroy(config: Config, item: Assessment, ledger: ChainedLog, user: str) -> str | None:
+def _destroy(config: Config, item: Assessment, ledger: ChainedLog | DatabaseChainedLog, user: str) -> str | None:
     """Log, then delete one document; return why it was refused instead, if it was."""
     pdf = config.root / item.path
     if not pdf.is_file() or sha256_file(pdf) != item.sha256:

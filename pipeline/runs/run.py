@@ -54,6 +54,7 @@ from pipeline.intake.opening import Opened, OpenTask, open_input
 from pipeline.intake.vet import Intake
 from pipeline.pages.process import PageTask, process_page
 from pipeline.pages.worker import start_worker
+from pipeline.stores import DatabaseUnavailable
 
 log = logging.getLogger("medarchive")
 
@@ -455,6 +456,8 @@ class Pipeline:
             # A full or failing disk is the machine's fault, not the input's: stop, and
             # let the input be taken again once the disk is fixed.
             raise _disk_error(exc) from None
+        except DatabaseUnavailable:
+            raise  # the database's fault, not the input's: it is taken again once the database is back
         except (MedarchiveError, pikepdf.PdfError) as exc:
             self._fail(job.source, f"could not be archived: {exc}", job.intake.sha256)
         except Exception as exc:

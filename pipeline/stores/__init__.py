@@ -7,8 +7,11 @@ writes is the portable subset both engines run:
 - ``?`` placeholders, values always as parameters (the PostgreSQL backend rewrites
   ``?`` to ``%s``; so a literal ``?`` or ``%`` never appears in a store's SQL);
 - rows read by column name (``row["mrn"]``), never by position;
-- ``INSERT … ON CONFLICT … DO UPDATE/NOTHING`` for upserts, ``RETURNING id`` instead of
-  ``lastrowid``;
+- ``INSERT … ON CONFLICT … DO UPDATE/NOTHING`` for upserts (in ``DO UPDATE`` name the
+  existing row's columns with the table's name, ``n = things.n + 1``: PostgreSQL finds a bare
+  ``n`` ambiguous), ``RETURNING id`` instead of ``lastrowid``;
+- ``tx.lock(name)`` where a writer must be alone between a read and its write (a PostgreSQL
+  advisory lock until the transaction ends; SQLite's write lock already is one);
 - types ``TEXT``, ``INTEGER``, ``REAL``, ``BLOB`` and ``id INTEGER PRIMARY KEY``
   (an identity column on PostgreSQL); timestamps as ISO-8601 text in UTC.
 
@@ -16,7 +19,17 @@ A schema is an ordered list of migrations; the database keeps the version it is 
 ``open_store`` refuses one newer than the code knows.
 """
 
-from pipeline.stores.base import Database, Migration, Row, Schema, StoreError, Transaction
-from pipeline.stores.opening import open_store
+from pipeline.stores.base import Database, DatabaseUnavailable, Migration, Row, Schema, StoreError, Transaction
+from pipeline.stores.opening import open_store, shared
 
-__all__ = ["Database", "Migration", "Row", "Schema", "StoreError", "Transaction", "open_store"]
+__all__ = [
+    "Database",
+    "DatabaseUnavailable",
+    "Migration",
+    "Row",
+    "Schema",
+    "StoreError",
+    "Transaction",
+    "open_store",
+    "shared",
+]

@@ -18,6 +18,10 @@ class StoreError(MedarchiveError):
     """A store cannot be opened, migrated or used (the message names which and why)."""
 
 
+class DatabaseUnavailable(StoreError):
+    """The shared database cannot be reached now (down, restarting, network): wait and retry."""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step. ``sql`` runs on both engines unless ``postgres`` gives that engine its own text."""
@@ -32,10 +36,18 @@ class Migration:
 
 @dataclass(frozen=True)
 class Schema:
-    """A store's name (its SQLite file stem, its PostgreSQL version-table key) and migrations in order."""
+    """A store's name (its PostgreSQL schema and version-table key) and migrations in order.
+
+    ``file`` is its SQLite file under the data root (default ``<name>.sqlite``).
+    """
 
     name: str
     migrations: tuple[Migration, ...]
+    file: str | None = None
+
+    @property
+    def sqlite_file(self) -> str:
+        return self.file or f"{self.name}.sqlite"
 
     @property
     def version(self) -> int:
@@ -51,6 +63,11 @@ class Transaction(Protocol):
 
     def rowcount(self) -> int:
         """Rows changed by the last ``execute``."""
+        ...
+
+    def lock(self, name: str) -> None:
+        """Be the only writer holding ``name`` until this transaction ends (a PostgreSQL advisory
+        lock; SQLite's write lock already makes every writer alone)."""
         ...
 
 

@@ -28,6 +28,9 @@ class _SqliteTransaction:
     def rowcount(self) -> int:
         return self._rowcount
 
+    def lock(self, name: str) -> None:
+        """BEGIN IMMEDIATE already made this the only writer."""
+
 
 class SqliteDatabase:
     """One connection, shared by the threads of one process under a lock."""

@@ -28,8 +28,9 @@ MDM = {"name": "ehr-mdm", "kind": "hl7v2", "host": "127.0.0.1", "port": 9}
 
 
 @pytest.fixture
-def config(tmp_path) -> Config:
-    loaded = load_config(write_config(tmp_path, ehr={"destinations": [FHIR, MDM]}))
+def config(tmp_path, backend) -> Config:
+    """Every outbox test runs on both store backends."""
+    loaded = load_config(write_config(tmp_path, ehr={"destinations": [FHIR, MDM]}, **backend))
     open_data_root(loaded)
     return loaded
 
@@ -151,4 +152,5 @@ def test_status_counts_and_outbox_is_private(config):
     done = CliRunner().invoke(cli, ["--config", str(config.path), "status"])
     assert done.exit_code == 0, done.output
     assert "ehr:        ehr-fhir: 1 pending, 0 sent, 0 dead" in done.output
-    assert oct((config.root / "outbox.sqlite").stat().st_mode & 0o777) == "0o600"
+    if config.database.url is None:
+        assert oct((config.root / "outbox.sqlite").stat().st_mode & 0o777) == "0o600"

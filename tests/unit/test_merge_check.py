@@ -9,6 +9,7 @@ import pytest
 from pipeline.ehr.merge_check import merge_hold_reason, unmerge_hold_reason
 from pipeline.identify import patients as module
 from pipeline.identify.patients import Patient, PatientIndex, PatientIndexError
+from pipeline.stores.sqlite_backend import SqliteDatabase
 
 DOE = Patient("1001", "DOE", "JOHN", "1980-01-02")
 DOE_DUP = Patient("1002", "Doe", "John A", "1980-01-02")  # the same person registered twice
@@ -44,7 +45,7 @@ def test_unmerges_wait_only_under_the_review_policy():
 
 @pytest.fixture
 def index(tmp_path):
-    patients = PatientIndex(tmp_path / "patients.sqlite")
+    patients = PatientIndex(SqliteDatabase(tmp_path / "patients.sqlite", module.SCHEMA), tmp_path)
     for p in (DOE, DOE_DUP, ROE):
         patients.upsert(p, changed_by="test")
     yield patients
@@ -116,7 +117,7 @@ def test_a_version_1_patient_index_opens_with_its_data(tmp_path):
     )
     old.commit()
     old.close()
-    index = PatientIndex(path)
+    index = PatientIndex(SqliteDatabase(path, module.SCHEMA), path)
     assert index.get("1001").family == "DOE" and index.merges()[0].kind == "merge"
     assert index.query("PRAGMA user_version")[0][0] == module.SCHEMA_VERSION == 2
     assert index.reviews() == [] and index.history("1001") == []
