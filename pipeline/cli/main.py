@@ -379,7 +379,8 @@ def status(config: Config, as_json: bool):
     """Whether the daemon runs, what waits, what is in flight, today's counts, last errors."""
     state = read_status(config)
     ehr = outbox_counts(config)
-    overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
+    with RequestDesk.for_config(config) as desk:
+        overdue, due_soon = desk.due_soon(today_local())
     if as_json:
         due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
         click.echo(

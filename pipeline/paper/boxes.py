@@ -68,11 +68,8 @@ def _failed(config: Config, box: str) -> list[FailedInput]:
 def overview(config: Config) -> tuple[list[BoxView], list[BoxedDocument]]:
     """Every box (those only the sidecars know are open), and the documents whose box is unknown."""
     by_box = contents(config)
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         known = {b.box: b for b in store.all()}
-    finally:
-        store.close()
     names = sorted(set(known) | {b for b in by_box if b is not None})
     views = [BoxView(known.get(name, Box(name)), tuple(by_box.get(name, ()))) for name in names]
     return views, by_box.get(None, [])
@@ -80,11 +77,8 @@ def overview(config: Config) -> tuple[list[BoxView], list[BoxedDocument]]:
 
 def view(config: Config, box: str) -> BoxView:
     _check_name(config, box)
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         stored, events = store.get(box), store.events(box)
-    finally:
-        store.close()
     documents = contents(config).get(box, [])
     if stored is None and not documents:
         raise BoxError(f"no box {box}: no document records it and it was never assigned")
@@ -213,11 +207,8 @@ def _record(
     detail: str | None = None,
     vendor: str | None = None,
 ) -> Box:
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         return store.change(box, state, user=user, action=action, detail=detail, vendor=vendor)
-    finally:
-        store.close()
 
 
 def paper_line(config: Config, sidecar: Sidecar) -> str | None:
@@ -240,8 +231,5 @@ def paper_line(config: Config, sidecar: Sidecar) -> str | None:
 
 
 def _state_of(config: Config, box: str) -> Box:
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         return store.get(box) or Box(box)
-    finally:
-        store.close()

@@ -87,6 +87,15 @@ class RequestDesk:
     def for_config(cls, config: Config, index: Index | None = None) -> RequestDesk:
         return cls(config, RequestStore.for_config(config), AuditLog.for_config(config), index)
 
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> RequestDesk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def sensitive(self) -> set[str]:
         return checks.sensitive_types(self.config.classification.types)

@@ -12,10 +12,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.requests.records import Ask, Authorization, Extension, HistoryEvent, Request, Requester
-from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
+from pipeline.stores import Migration, Row, Schema, SchemaStore, Transaction
 
 SCHEMA = Schema(
     "requests",
@@ -144,16 +143,8 @@ def column_values(**changes: Any) -> dict[str, Any]:
     return out
 
 
-class RequestStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @classmethod
-    def for_config(cls, config: Config) -> RequestStore:
-        return cls(open_store(config, SCHEMA))
-
-    def close(self) -> None:
-        self.db.close()
+class RequestStore(SchemaStore):
+    SCHEMA = SCHEMA
 
     def add(self, request: Request, *, at: str) -> Request:
         """Store a new request (its id is assigned here) with its first history entry."""

@@ -17,6 +17,7 @@ A schema is an ordered list of migrations; the database keeps the version it is 
 """
 
 from pipeline.stores.base import Database, Migration, Row, Schema, StoreError, Transaction
+from pipeline.stores.bound import SchemaStore
 from pipeline.stores.opening import open_store
 
-__all__ = ["Database", "Migration", "Row", "Schema", "StoreError", "Transaction", "open_store"]
+__all__ = ["Database", "Migration", "Row", "Schema", "SchemaStore", "StoreError", "Transaction", "open_store"]
