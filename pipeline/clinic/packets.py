@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
-from reportlab.lib.pagesizes import letter
-from reportlab.pdfgen.canvas import Canvas
 
 from pipeline.archive.derived import packets_dir
 from pipeline.clinic.appointments import Appointment
@@ -27,6 +25,7 @@ from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import atomic_write, atomic_write_json, fsync_dir, read_json, sha256_file
+from pipeline.records.sheet import Sheet
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -156,30 +155,22 @@ def _title(entry: PacketEntry) -> str:
     return f"{entry.doc_type.replace('_', ' ').capitalize()} - {entry.doc_date or 'undated'}"
 
 
-_MARGIN, _LEADING = 54, 14
-
-
 def _cover(manifest: PacketManifest) -> bytes:
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=letter, pageCompression=1)
-    height = letter[1]
-    y = height - _MARGIN
+    sheet = Sheet(buffer, leading=14)
 
     def line(text: str, font: str = "Helvetica", size: float = 10, indent: float = 0) -> None:
-        nonlocal y
-        canvas.setFont(font, size)
-        canvas.drawString(_MARGIN + indent, y, text[:110])
-        y -= _LEADING
+        sheet.line(text[:110], font, size, indent)  # past 110 characters a line runs off the page
 
     line("Chart for appointment", "Helvetica-Bold", 16)
-    y -= 6
+    sheet.gap(0.5)
     line(f"Patient:   {manifest.patient or '(not in the patient index)'}   MRN {manifest.mrn}", "Helvetica-Bold", 11)
     line(f"When:      {manifest.starts_at.replace('T', ' ')}")
     line(f"Clinic:    {manifest.clinic}" + (f"   Provider: {manifest.provider}" if manifest.provider else ""))
     line(f"Prepared:  {manifest.built_at} (UTC) by {manifest.built_by}")
-    y -= 8
+    sheet.gap(0.5)
     line("Contents", "Helvetica-Bold", 12)
-    room = int((y - _MARGIN - _LEADING * (3 + len(manifest.missing) + len(manifest.skipped))) // _LEADING)
+    room = sheet.rows_left(sheet.margin, keep=3 + len(manifest.missing) + len(manifest.skipped))
     shown = manifest.documents if len(manifest.documents) <= room else manifest.documents[: max(room - 1, 0)]
     for entry in shown:
         line(f"page {entry.first_page:>4}   {_title(entry)}   ({entry.pages} p, {entry.doc_id})", "Courier", 9, 8)
@@ -191,12 +182,8 @@ def _cover(manifest: PacketManifest) -> bytes:
         line(f"Missing: {text}", "Helvetica-Bold", 10)
     for text in manifest.skipped:
         line(f"Left out: {text}", "Helvetica-Oblique", 9)
-    canvas.setFont("Helvetica-Oblique", 8)
-    canvas.drawString(
-        _MARGIN, _MARGIN / 2, "Confidential health information: a copy for this visit, destroyed after it."
-    )
-    canvas.showPage()
-    canvas.save()
+    sheet.footer("Confidential health information: a copy for this visit, destroyed after it.")
+    sheet.save()
     return buffer.getvalue()
 
 
