@@ -7,11 +7,11 @@ tests pass a fixed one), so due dates and expiries are decided on one day throug
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
@@ -35,12 +35,9 @@ from pipeline.requests.records import (
     RequestView,
     fee_text,
 )
-from pipeline.requests.store import RequestStore
+from pipeline.requests.store import RequestConflict, RequestStore
 
 log = logging.getLogger("medarchive")
-
-# A fulfilment takes seconds to minutes; a claim this old was left by a process that died.
-_CLAIM_STALE = timedelta(hours=1)
 
 
 class RequestError(MedarchiveError):
@@ -225,12 +222,13 @@ class RequestDesk:
             cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
             if out_dir is not None:
                 releases.check_destination(self.config, out_dir.resolve())
-        stale = (datetime.now(UTC) - _CLAIM_STALE).isoformat(timespec="seconds")
-        self.store.claim(request, at=now_utc(), stale_before=stale)
+        claim = self.store.claim(request, at=now_utc())
         try:
             if not plan.release:
-                return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
-            return self._release(request, plan, cents, how, user=user, today=today, out_dir=out_dir, as_zip=as_zip)
+                return self._no_records(request, plan, claim, user=user, today=today, out_dir=out_dir)
+            return self._release(
+                request, plan, cents, how, claim, user=user, today=today, out_dir=out_dir, as_zip=as_zip
+            )
         except BaseException:
             self.store.unclaim(request.id)
             raise
@@ -241,6 +239,7 @@ class RequestDesk:
         plan: checks.Plan,
         cents: int,
         how: str,
+        claim: str,
         *,
         user: str,
         today: date,
@@ -275,6 +274,7 @@ class RequestDesk:
             fee_cents=cents,
             fee_note=how,
             closed_on=today.isoformat(),
+            claim=claim,
         )
         return Fulfilment(changed, done, None, plan.withheld, download)
 
@@ -286,30 +286,19 @@ class RequestDesk:
         reasons = self.config.requests.denial_reasons
         if reason not in reasons:
             raise RequestError(f"unknown denial reason {reason!r}; the reasons are {', '.join(sorted(reasons))}")
-        letter = self._letter(
+        return self._close_with_letter(
             request,
-            "denial",
-            lambda temp: letters.draw_denial(
-                temp,
-                facility=self.config.requests.facility,
-                today=today,
-                request=request,
-                reason=reasons[reason],
-                note=(note or "").strip() or None,
-            ),
-        )
-        changed = self._change(
-            request,
+            letters.draw_denial,
+            {"reason": reasons[reason], "note": (note or "").strip() or None},
             "deny",
             "denied",
             user,
             f"{reason}" + (f": {note.strip()}" if note and note.strip() else ""),
+            today=today,
+            out_dir=out_dir,
             details={"reason": reason, "reviewable": reasons[reason].reviewable},
             denial_reason=reason,
-            letter=self._relative(letter),
-            closed_on=today.isoformat(),
         )
-        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), ())
 
     def withdraw(self, request_id: int, *, note: str, user: str, today: date) -> Request:
         request = self.store.get(request_id)
@@ -379,38 +368,62 @@ class RequestDesk:
         )
 
     def _no_records(
-        self, request: Request, plan: checks.Plan, *, user: str, today: date, out_dir: Path | None
+        self, request: Request, plan: checks.Plan, claim: str, *, user: str, today: date, out_dir: Path | None
     ) -> Fulfilment:
-        letter = self._letter(
+        return self._close_with_letter(
             request,
-            "no-records",
-            lambda temp: letters.draw_no_records(
-                temp,
-                facility=self.config.requests.facility,
-                today=today,
-                request=request,
-                protected=checks.requester_note(request, self.sensitive),
-            ),
-        )
-        note = "no records" + (f"; {plan.withheld_note()}" if plan.withheld else "")
-        changed = self._change(
-            request,
+            letters.draw_no_records,
+            {"protected": checks.requester_note(request, self.sensitive)},
             "fulfil",
             "fulfilled",
             user,
-            note,
+            "no records" + (f"; {plan.withheld_note()}" if plan.withheld else ""),
+            today=today,
+            out_dir=out_dir,
+            withheld=plan.withheld,
             details={"no_records": True, "withheld": [s.doc_id for s in plan.withheld]},
-            letter=self._relative(letter),
             fee_cents=0,
             fee_note="no records, no charge",
-            closed_on=today.isoformat(),
+            claim=claim,
         )
-        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), plan.withheld)
 
-    def _letter(self, request: Request, what: str, draw) -> Path:
-        path = ensure_dir(letters_dir(self.config)) / f"{request.ref}-{what}.pdf"
-        atomic_write(path, draw)
-        return path
+    def _close_with_letter(
+        self,
+        request: Request,
+        draw: Callable[..., None],
+        drawn: dict[str, Any],
+        action: str,
+        status: str,
+        user: str,
+        note: str,
+        *,
+        today: date,
+        out_dir: Path | None,
+        withheld: tuple[Sidecar, ...] = (),
+        details: dict | None = None,
+        **fields: Any,
+    ) -> Fulfilment:
+        """Write the request's letter, then close it; a request that changed meanwhile keeps no letter."""
+        what = "denial" if status == "denied" else "no-records"
+        letter = ensure_dir(letters_dir(self.config)) / f"{request.ref}-{what}.pdf"
+        facility = self.config.requests.facility
+        atomic_write(letter, lambda temp: draw(temp, facility=facility, today=today, request=request, **drawn))
+        try:
+            changed = self._change(
+                request,
+                action,
+                status,
+                user,
+                note,
+                details=details,
+                letter=self._relative(letter),
+                closed_on=today.isoformat(),
+                **fields,
+            )
+        except RequestConflict:
+            letter.unlink(missing_ok=True)
+            raise
+        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), withheld)
 
     def _deliver_letter(self, letter: Path, out_dir: Path | None) -> Path:
         if out_dir is None:

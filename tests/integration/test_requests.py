@@ -316,6 +316,24 @@ def test_a_second_fulfilment_while_one_runs_is_refused_before_anything_is_releas
     assert desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out").request.status == "fulfilled"
 
 
+def test_no_other_change_while_a_fulfilment_runs(config: Config, tmp_path: Path):
+    # A release under way must not end as a denied or withdrawn request whose records went out anyway.
+    desk = RequestDesk.for_config(config)
+    request = desk.add(_new("patient"), user="c", today=TODAY)
+    desk.store.claim(request, at="2999-01-01T00:00:00+00:00", stale_before="2000-01-01")
+    first_reason = next(iter(config.requests.denial_reasons))
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.deny(request.id, reason=first_reason, note=None, user="c", today=TODAY)
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.withdraw(request.id, note="letter of withdrawal", user="c", today=TODAY)
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.extend(request.id, reason="records off site", told=TODAY, user="c", today=TODAY)
+    assert desk.store.get(request.id).status == "received" and not any((config.root / "requests").glob("*.pdf"))
+    desk.store.unclaim(request.id)
+    desk.store.claim(request, at="2000-01-01T00:00:00+00:00", stale_before="2000-01-01")  # left by a dead process
+    assert desk.withdraw(request.id, note="letter", user="c", today=TODAY).status == "withdrawn"
+
+
 def test_a_failed_fulfilment_lets_go_of_the_request(config: Config, tmp_path: Path):
     desk = RequestDesk.for_config(config)
     request = desk.add(_new("patient"), user="c", today=TODAY)
