@@ -101,6 +101,7 @@ def assign(config: Config, box: str, doc_ids: Iterable[str], *, user: str) -> li
     if state != "open":
         raise BoxError(f"box {box} is {state}; documents go only into an open box")
     sidecars = [find_sidecar(config, doc_id) for doc_id in doc_ids]
+    _check_unsealed(config, box, sidecars)
     written = []
     for sidecar in sidecars:
         moved = replace(sidecar, paper=PaperRef(box, "assigned", now_utc(), user))
@@ -115,6 +116,21 @@ def assign(config: Config, box: str, doc_ids: Iterable[str], *, user: str) -> li
         details={"box": box, "from": sorted({s.paper.box or UNKNOWN for s in sidecars if s.paper})},
     )
     return written
+
+
+def _check_unsealed(config: Config, box: str, sidecars: Iterable[Sidecar]) -> None:
+    # A closed box's manifest lists the paper, a shipped one holds it off site, a destroyed one no
+    # longer holds it: recording it elsewhere would make the archive lie about where the paper is.
+    for sidecar in sidecars:
+        held = sidecar.paper.box if sidecar.paper else None
+        if held is None or held == box:
+            continue
+        state = _state(config, held)
+        if state in ("closed", "shipped", "destroyed"):
+            raise BoxError(
+                f"the paper of document {sidecar.doc_id} is in box {held}, which is {state}; "
+                "only paper in an open or recalled box can be moved to another box (nothing was recorded)"
+            )
 
 
 def close(config: Config, box: str, *, user: str) -> Path:
