@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,20 +58,17 @@ class PacketManifest:
     missing: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # chosen but not taken: their file is missing or altered
     pages: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def sha256s(self) -> list[str]:
         return [d.sha256 for d in self.documents]
 
     def to_json(self) -> dict[str, Any]:
-        body = {k: v for k, v in asdict(self).items() if k != "extra"}
-        body["documents"] = [asdict(d) for d in self.documents]
-        return {**body, "sha256s": self.sha256s}
+        return {**asdict(self), "sha256s": self.sha256s}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PacketManifest:
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["documents"] = tuple(PacketEntry(**d) for d in data.get("documents", ()))
         values["missing"] = tuple(data.get("missing", ()))
