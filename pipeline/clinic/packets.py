@@ -93,8 +93,7 @@ def build_packet(
     config: Config, appointment: Appointment, patient: str | None, picks: list[Pick], *, user: str
 ) -> PacketManifest:
     """Write the appointment's packet (replacing an older one) and return its manifest."""
-    chosen, skipped = _checked(config, [d for p in picks for d in p.documents])
-    sources = [(doc, pikepdf.open(config.root / doc.path)) for doc in chosen]
+    sources, skipped = _opened(config, [d for p in picks for d in p.documents])
     try:
         entries, page = [], 2  # the cover is page 1
         for doc, pdf in sources:
@@ -125,14 +124,19 @@ def build_packet(
     return manifest
 
 
-def _checked(config: Config, documents: list[OnFile]) -> tuple[list[OnFile], list[str]]:
+def _opened(config: Config, documents: list[OnFile]) -> tuple[list[tuple[OnFile, pikepdf.Pdf]], list[str]]:
+    """The documents' PDFs, open; one that is missing, altered or unreadable is left out with why,
+    so one bad file costs its own pages, not the whole day's packets."""
     good, skipped = [], []
     for doc in documents:
         path = config.root / doc.path
-        if path.is_file() and sha256_file(path) == doc.sha256:
-            good.append(doc)
-        else:
+        if not path.is_file() or sha256_file(path) != doc.sha256:
             skipped.append(f"{doc.doc_id}: file missing or altered; run `medarchive verify`")
+            continue
+        try:
+            good.append((doc, pikepdf.open(path)))
+        except pikepdf.PdfError:
+            skipped.append(f"{doc.doc_id}: not a readable PDF; run `medarchive verify`")
     return good, skipped
 
 

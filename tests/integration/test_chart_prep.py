@@ -133,6 +133,17 @@ def test_the_packet_holds_exactly_what_the_clinic_wants_in_order(config, archive
     assert [e["mrns"] for e in built] == [[KNOWN], [OTHER]]
 
 
+def test_a_document_that_is_no_readable_pdf_is_left_out_and_the_day_goes_on(config, archive):
+    broken = file_document(
+        config, 8, mrn=OTHER, doc_type="discharge_summary", doc_date="2026-12-01", pdf_bytes=b"%PDF-1.4 torn"
+    )
+    book(config, visit("A2", OTHER, "Dermatology", "08:00"), visit("A1", KNOWN, "Cardiology"))
+    first, second = prepare_day(config, DAY, user="clerk", today=DAY)
+    assert first.packet is not None and second.packet is not None
+    assert first.packet.documents == () and first.packet.skipped[0].startswith(f"{broken.doc_id}: not a readable PDF")
+    assert len(second.packet.documents) == 4
+
+
 def test_an_unknown_patient_is_shown_and_gets_no_packet(config, archive):
     book(config, visit("A9", STRANGER, "Cardiology"))
     (only,) = prepare_day(config, DAY, user="clerk", today=DAY)
