@@ -404,6 +404,7 @@ class RequestDesk:
         **fields: Any,
     ) -> Fulfilment:
         """Write the request's letter, then close it; a request that changed meanwhile keeps no letter."""
+        folder = self._letter_folder(out_dir)
         what = "denial" if status == "denied" else "no-records"
         letter = ensure_dir(letters_dir(self.config)) / f"{request.ref}-{what}.pdf"
         facility = self.config.requests.facility
@@ -423,15 +424,19 @@ class RequestDesk:
         except RequestConflict:
             letter.unlink(missing_ok=True)
             raise
-        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), withheld)
+        return Fulfilment(changed, None, atomic_copy(letter, folder / letter.name) if folder else letter, withheld)
 
-    def _deliver_letter(self, letter: Path, out_dir: Path | None) -> Path:
+    def _letter_folder(self, out_dir: Path | None) -> Path | None:
+        """The folder a copy of the letter goes to, checked and made before the request changes."""
         if out_dir is None:
-            return letter
+            return None
         out_dir = out_dir.resolve()
         if out_dir.is_relative_to(self.config.root):
             raise RequestError(f"{out_dir} is inside the data root; give a folder outside {self.config.root}")
-        return atomic_copy(letter, ensure_dir(out_dir) / letter.name)
+        try:
+            return ensure_dir(out_dir)
+        except OSError as exc:
+            raise RequestError(f"cannot make the folder {out_dir} for the letter: {exc.strerror}") from None
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self.config.root))

@@ -280,6 +280,31 @@ def test_the_cli_adds_lists_shows_fulfils_and_reports(config: Config, tmp_path: 
     assert report["total"] == 1 and report["by_kind"]["patient"]["fulfilled"] == 1 and report["median_days"] == 0
 
 
+def test_the_cli_refuses_unknown_requests_and_bad_input_in_one_line(config: Config, tmp_path: Path):
+    desk = RequestDesk.for_config(config)
+    order = desk.add(_new("legal", received=today_local()), user="c", today=today_local())
+    desk.close()
+    for args in (["show", "999"], ["withdraw", "999", "--note", "x"], ["fulfil", "999", "--out", str(tmp_path / "a")]):
+        missing = invoke_cli(config.path, "requests", *args)
+        assert missing.returncode == 1 and missing.stderr.startswith("error: there is no request 999"), missing.stderr
+    for fee in ("inf", "nan", "-3"):
+        refused = invoke_cli(
+            config.path, "requests", "fulfil", str(order.id), "--out", str(tmp_path / "b"), "--fee", fee
+        )
+        assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused.stderr
+        assert "Traceback" not in refused.stderr and not (tmp_path / "b").exists()
+    no_expiry = invoke_cli(config.path, "requests", "link-auth", str(order.id), "0123456789abcdef-1")
+    assert no_expiry.returncode != 0 and "--expires" in no_expiry.stderr
+    inside = invoke_cli(
+        config.path, "requests", "deny", str(order.id), "--reason", "identity_not_verified", "--out", str(config.root)
+    )
+    assert inside.returncode == 1 and "inside the data root" in inside.stderr
+    assert RequestDesk.for_config(config).store.get(order.id).status == "received"  # refused means not denied
+    backwards = invoke_cli(config.path, "requests", "report", "--from", "2026-02-01", "--to", "2026-01-01")
+    assert backwards.returncode != 0 and "is after" in backwards.stderr
+    assert _trail(config, "export") == []
+
+
 def test_status_shows_requests_due_soon_and_overdue(config: Config):
     today = today_local()
     desk = RequestDesk.for_config(config)
