@@ -213,6 +213,21 @@ def test_csv_import_and_prep_commands(config, archive, tmp_path):
     assert packet_path(config, visit("C1", KNOWN, "x")).is_file()
 
 
+def test_a_schedule_export_that_cannot_be_read_is_refused_whole(config, tmp_path):
+    no_clinic = tmp_path / "no-clinic.csv"
+    no_clinic.write_text(f"appointment_id,mrn,start\nC1,{KNOWN},{DAY} 08:15\n")
+    refused = invoke_cli(config.path, "appointments", "import", str(no_clinic))
+    assert refused.returncode == 1 and "no-clinic.csv has no column clinic" in refused.stderr
+    binary = tmp_path / "export.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81binary")
+    unreadable = invoke_cli(config.path, "appointments", "import", str(binary))
+    assert unreadable.returncode == 1 and "cannot read export.csv" in unreadable.stderr
+    bad_day = invoke_cli(config.path, "prep", "--date", "09/12/2026")
+    assert bad_day.returncode != 0 and "YYYY-MM-DD" in bad_day.stderr
+    with AppointmentBook.for_config(config) as store:
+        assert store.on(DAY, include_cancelled=True) == []
+
+
 def _siu(event: str, control: str, appointment_id: str, mrn: str, start: str | None, clinic: str = "Cardiology") -> str:
     lines = [
         f"MSH|^~\\&|SCHED|HOSP|MEDARCHIVE|HOSP|20261208120000||SIU^{event}^SIU_S12|{control}|P|2.5",
