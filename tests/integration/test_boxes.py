@@ -130,5 +130,11 @@ def test_a_legal_hold_keeps_the_box_and_the_cli_says_why(config):
     assert invoke_cli(config.path, "boxes", "destroy", "BOX-000555").returncode != 0  # no --confirm
     bad = invoke_cli(config.path, "boxes", "assign", "CRATE-1", held.doc_id)
     assert bad.returncode == 1 and "is not a box label" in bad.stderr
+    for action in (
+        ["ship", "CRATE-1", "--to", "Iron Vault"],
+        ["recall", "CRATE-1", "--reason", "x", "--requested-by", "y"],
+    ):
+        misnamed = invoke_cli(config.path, "boxes", *action)
+        assert misnamed.returncode == 1 and "'CRATE-1' is not a box label" in misnamed.stderr, misnamed.stderr
     row = json.loads(invoke_cli(config.path, "boxes", "show", "BOX-000555", "--json", check=True).stdout)
     assert (row["state"], row["vendor"], row["documents"]) == ("shipped", "Iron Vault", 1)
