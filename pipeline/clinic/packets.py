@@ -56,7 +56,7 @@ class PacketManifest:
     built_by: str
     documents: tuple[PacketEntry, ...] = ()
     missing: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()  # chosen but not taken: their file is missing or altered
+    skipped: tuple[str, ...] = ()  # chosen but not taken, each with why (missing, altered, unreadable)
     pages: int = 0
 
     @property

@@ -97,8 +97,6 @@ class RequestDesk:
     def sensitive(self) -> set[str]:
         return checks.sensitive_types(self.config.classification.types)
 
-    # -- reading -------------------------------------------------------------
-
     def queue(
         self, *, user: str, status: str | None = None, mrn: str | None = None, open_only: bool = False
     ) -> list[Request]:
@@ -133,8 +131,6 @@ class RequestDesk:
             return find_sidecar(self.config, doc_id, self.index)
         except (ArchiveError, OSError, ValueError, KeyError):
             return None
-
-    # -- changes -------------------------------------------------------------
 
     def add(self, new: NewRequest, *, user: str, today: date) -> Request:
         self._check_new(new, today)
@@ -314,8 +310,6 @@ class RequestDesk:
             raise RequestError(f"request {request.id} has no letter (only denied and no-records requests have one)")
         self.audit.record("request.letter", user=user, mrns=[request.mrn], details={"request": request.id})
         return self.config.root / request.letter
-
-    # -- helpers -------------------------------------------------------------
 
     def _check_new(self, new: NewRequest, today: date) -> None:
         if new.kind not in KINDS:
