@@ -402,7 +402,8 @@ def status(config: Config, as_json: bool):
             f"requests:   {len(overdue)} overdue, {len(due_soon)} due in the next {config.requests.due_soon_days} days"
         )
     for request in [*overdue, *due_soon]:
-        click.echo(f"request:    {request.ref} due {request.due} ({request.kind}, MRN {request.mrn})")
+        # Ids only: status is the unaudited operations view; `requests show` (audited) names the patient.
+        click.echo(f"request:    {request.ref} due {request.due} ({request.kind})")
 
 
 for _command in [

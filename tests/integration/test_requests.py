@@ -315,6 +315,7 @@ def test_status_shows_requests_due_soon_and_overdue(config: Config):
     assert state == {"overdue": [late.id], "due_soon": [soon.id]}
     text = invoke_cli(config.path, "status", check=True).stdout
     assert "requests:   1 overdue, 1 due in the next 3 days" in text and f"REQ-{late.id}" in text
+    assert MRN not in text and _trail(config, "request.show") == []  # no patient shown, none to account for
 
 
 def test_a_legal_order_is_charged_the_actual_cost_given_but_no_records_cost_nothing(config: Config, tmp_path: Path):
