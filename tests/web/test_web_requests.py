@@ -154,3 +154,17 @@ def test_unknown_requests_and_bad_input_are_answered_in_words(site):
     backwards = client.get("/requests/report?from=2026-02-01&to=2026-01-01")
     assert backwards.status_code == 400 and "is after" in backwards.text
     assert not list(AuditLog.for_config(config).entries(AuditFilters(action="export")))
+
+
+def test_a_request_for_named_documents_releases_only_those(site):
+    config, app, mrn, _ = site
+    client = logged_in(app, "rey")
+    mine = sorted(s["doc_id"] for s in filed(config) if s["mrn"] == mrn)
+    theirs = next(s["doc_id"] for s in filed(config) if s["mrn"] != mrn)
+    page = client.get("/requests")
+    form = {"csrf_token": csrf_of(page.text), "mrn": mrn, "kind": "patient", "requester": "Jo", "purpose": "own copy"}
+    refused = client.post("/requests", data={**form, "docs": theirs})
+    assert refused.status_code == 400 and f"document {theirs} is not a document of MRN {mrn}" in refused.text
+    request_id = _log(client, mrn, kind="patient", everything="", docs=mine[0])
+    item = client.get(f"/requests/{request_id}").text
+    assert re.findall(r'href="/doc/([0-9a-f]{16}-\d+)">\1</a></td><td>\d+</td><td>released', item) == [mine[0]]

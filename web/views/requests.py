@@ -91,6 +91,7 @@ def _new() -> NewRequest:
             doc_types=tuple(form.getlist("type")),
             date_from=iso_date(form.get("from", ""), "from"),
             date_to=iso_date(form.get("to", ""), "to"),
+            doc_ids=tuple(form.get("docs", "").replace(",", " ").split()),
         ),
         channel=form.get("channel", "mail"),
         received=_day("received") or today_local(),
