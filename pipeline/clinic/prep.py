@@ -113,7 +113,8 @@ def prepare_day(
             details={"appointment": visit.appointment.appointment_id, "missing": len(manifest.missing)},
         )
         if config.chart_prep.send_to_ehr:
-            enqueue_filed(config, [{"path": d.path, "status": "filed"} for d in visit.documents])
+            taken = {entry.doc_id for entry in manifest.documents}
+            enqueue_filed(config, [{"path": d.path, "status": "filed"} for d in visit.documents if d.doc_id in taken])
         visits.append(Visit(visit.appointment, visit.patient, True, visit.picks, manifest))
     log.info(
         "prep %s: %d appointment(s), %d packet(s) built", day, len(visits), sum(v.packet is not None for v in visits)

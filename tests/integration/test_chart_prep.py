@@ -304,6 +304,9 @@ def test_a_packets_documents_not_yet_sent_are_queued_for_the_ehr(tmp_path):
     open_data_root(cfg)
     labs = [file_document(cfg, n, mrn=KNOWN, doc_type="lab_result", doc_date=f"2026-11-0{n}") for n in (1, 2)]
     file_document(cfg, 3, mrn=KNOWN, doc_type="consent_form")
+    # left out of the packet (altered since filing), so not sent either
+    altered = file_document(cfg, 4, mrn=KNOWN, doc_type="lab_result", doc_date="2026-11-04")
+    (cfg.root / altered.path).write_bytes(b"%PDF-1.4 changed after filing")
     book(cfg, visit("A1", KNOWN, "Any"))
     prepare_day(cfg, DAY, user="clerk", today=DAY)
     queued = outbox_messages(cfg)
