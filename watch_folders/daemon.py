@@ -274,7 +274,8 @@ class Daemon:
             return
         self._reminded_on = today
         try:
-            overdue, soon = RequestDesk.for_config(self.config).due_soon(today)
+            with RequestDesk.for_config(self.config) as desk:
+                overdue, soon = desk.due_soon(today)
         except MedarchiveError as exc:
             log.warning("cannot read the requests for information: %s", exc)
             return

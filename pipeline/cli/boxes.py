@@ -41,7 +41,14 @@ def list_(config: Config, state: str | None, as_json: bool):
     """Every box with its state, documents and pages; and the documents whose box is unknown."""
     views, unknown = paper.overview(config)
     views = [v for v in views if state is None or v.box.state == state]
-    AuditLog.for_config(config).record("box.list", user=actor(), details={"boxes": len(views), "unknown": len(unknown)})
+    shown = unknown if state is None else []
+    AuditLog.for_config(config).record(
+        "box.list",
+        user=actor(),
+        doc_ids=[d.doc_id for d in shown],
+        mrns=[d.mrn for d in shown],
+        details={"boxes": len(views), "unknown": len(unknown)},
+    )
     for v in views:
         row = _summary(v)
         if as_json:

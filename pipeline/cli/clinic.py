@@ -32,14 +32,11 @@ def appointments():
 def import_(config: Config, csv_file: Path):
     """Create or update appointments from a CSV: appointment_id, mrn, start, clinic[, provider, patient_name, status]."""
     found = read_csv(csv_file, config.extraction.is_mrn)
-    book = AppointmentBook.for_config(config)
     counts: dict[str, int] = {}
-    try:
+    with AppointmentBook.for_config(config) as book:
         for appointment in found.appointments:
             change = book.save(appointment)
             counts[change] = counts.get(change, 0) + 1
-    finally:
-        book.close()
     AuditLog.for_config(config).record(
         "appointments.import",
         user=actor(),
@@ -62,11 +59,8 @@ def import_(config: Config, csv_file: Path):
 def list_(config: Config, day: str | None, include_cancelled: bool, as_json: bool):
     """One day's appointments, by time."""
     when = _day(day)
-    book = AppointmentBook.for_config(config)
-    try:
+    with AppointmentBook.for_config(config) as book:
         rows = book.on(when, include_cancelled=include_cancelled)
-    finally:
-        book.close()
     AuditLog.for_config(config).record(
         "appointments.list", user=actor(), mrns=[a.mrn for a in rows], details={"date": when.isoformat()}
     )

@@ -16,8 +16,8 @@ from pipeline.core.config import Config
 from pipeline.ehr.outbox import SCHEMA as OUTBOX_SCHEMA
 from pipeline.identify.patients import SCHEMA as PATIENTS_SCHEMA
 from pipeline.paper.store import SCHEMA as BOXES_SCHEMA
-from pipeline.requests.store import SCHEMA as REQUESTS_SCHEMA
 from pipeline.records.db_import import import_embedded
+from pipeline.requests.store import SCHEMA as REQUESTS_SCHEMA
 from pipeline.runs.journal import SCHEMA as JOURNAL_SCHEMA
 from pipeline.stores import Schema
 from pipeline.stores.admin import status as schema_status

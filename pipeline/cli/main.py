@@ -518,7 +518,8 @@ def status(config: Config, as_json: bool, site: str | None):
     state = read_status(config)
     ehr = outbox_counts(config)
 
-    overdue, due_soon = RequestDesk.for_config(config).due_soon(today_local())
+    with RequestDesk.for_config(config) as desk:
+        overdue, due_soon = desk.due_soon(today_local())
     hl7 = hl7_status(config)
     if as_json:
         due = {"overdue": [r.id for r in overdue], "due_soon": [r.id for r in due_soon]}
@@ -542,7 +543,8 @@ def status(config: Config, as_json: bool, site: str | None):
             f"requests:   {len(overdue)} overdue, {len(due_soon)} due in the next {config.requests.due_soon_days} days"
         )
     for request in [*overdue, *due_soon]:
-        click.echo(f"request:    {request.ref} due {request.due} ({request.kind}, MRN {request.mrn})")
+        # Ids only: status is the unaudited operations view; `requests show` (audited) names the patient.
+        click.echo(f"request:    {request.ref} due {request.due} ({request.kind})")
     click.echo(
         f"hl7:        listener {'enabled' if hl7['enabled'] else 'not enabled'} on {hl7['listen']}, {hl7['transport']}; "
         f"merge policy {hl7['merge_policy']}; {hl7['held_merges']} merge(s) held for review"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,6 +47,18 @@ def _line(request: Request, today: date) -> str:
     )
 
 
+def with_desk(command: Callable[..., None]) -> Callable[..., None]:
+    """Give the command the records office's request desk, closed when the command ends."""
+
+    @with_config
+    @functools.wraps(command)
+    def wrapper(config: Config, **kwargs: Any) -> None:
+        with RequestDesk.for_config(config) as desk:
+            command(desk, **kwargs)
+
+    return wrapper
+
+
 def _echo(request: Request, as_json: bool, today: date) -> None:
     click.echo(json.dumps(_row(request, today), ensure_ascii=False) if as_json else _line(request, today))
 
@@ -71,9 +86,9 @@ def requests():
 @date_option("--received", "received", "the day it arrived (default today)")
 @date_option("--due", "due", "a due date set from outside, e.g. a court's return date (default: by the kind's rule)")
 @json_option("the request as JSON")
-@with_config
+@with_desk
 def add(
-    config: Config,
+    desk: RequestDesk,
     mrn,
     kind,
     requester,
@@ -102,7 +117,7 @@ def add(
         received=_day(received) or today,
         due=_day(due),
     )
-    request = RequestDesk.for_config(config).add(new, user=actor(), today=today)
+    request = desk.add(new, user=actor(), today=today)
     _echo(request, as_json, today)
     if not as_json:
         click.echo(f"request {request.id} logged; due {request.due}", err=True)
@@ -113,11 +128,11 @@ def add(
 @click.option("--mrn")
 @click.option("--open", "open_only", is_flag=True, help="only requests not yet closed")
 @json_option()
-@with_config
-def list_(config: Config, status, mrn, open_only, as_json):
+@with_desk
+def list_(desk: RequestDesk, status, mrn, open_only, as_json):
     """Requests by due date, overdue first; counts on stderr."""
     today = today_local()
-    rows = RequestDesk.for_config(config).queue(user=actor(), status=status, mrn=mrn, open_only=open_only)
+    rows = desk.queue(user=actor(), status=status, mrn=mrn, open_only=open_only)
     rows.sort(key=lambda r: (not r.overdue(today), not r.is_open, r.due, r.id))
     for request in rows:
         _echo(request, as_json, today)
@@ -129,11 +144,11 @@ def list_(config: Config, status, mrn, open_only, as_json):
 @requests.command()
 @click.argument("request_id", type=int)
 @json_option("the request and its history as JSON")
-@with_config
-def show(config: Config, request_id: int, as_json: bool):
+@with_desk
+def show(desk: RequestDesk, request_id: int, as_json: bool):
     """One request: what is asked, due, authorization, fee, release or letter, and its history."""
     today = today_local()
-    view = RequestDesk.for_config(config).show(request_id, user=actor())
+    view = desk.show(request_id, user=actor())
     r = view.request
     if as_json:
         body = {**_row(r, today), "history": [asdict(e) for e in view.history]}
@@ -163,7 +178,7 @@ def show(config: Config, request_id: int, as_json: bool):
         ("fee", f"{fee_text(r.fee_cents)} ({r.fee_note})" if r.fee_cents is not None else "-"),
         ("release", f"{r.release_id}: {len(r.released_docs)} document(s)" if r.release_id else "-"),
         ("denial", r.denial_reason or "-"),
-        ("letter", str(Path(config.root) / r.letter) if r.letter else "-"),
+        ("letter", str(desk.config.root / r.letter) if r.letter else "-"),
     ]
     for key, value in fields:
         click.echo(f"{key:>14}: {value}")
@@ -178,12 +193,10 @@ def show(config: Config, request_id: int, as_json: bool):
 @click.argument("request_id", type=int)
 @click.option("--reason", required=True, help="why more time is needed (goes into the request's history)")
 @date_option("--told", "told", "the day the requester was told in writing")
-@with_config
-def extend(config: Config, request_id: int, reason: str, told):
+@with_desk
+def extend(desk: RequestDesk, request_id: int, reason: str, told):
     """Give a request the one extension its rule allows."""
-    request = RequestDesk.for_config(config).extend(
-        request_id, reason=reason, told=_day(told), user=actor(), today=today_local()
-    )
+    request = desk.extend(request_id, reason=reason, told=_day(told), user=actor(), today=today_local())
     click.echo(f"request {request.id} extended: due {request.due}")
 
 
@@ -192,12 +205,12 @@ def extend(config: Config, request_id: int, reason: str, told):
 @click.argument("doc_id")
 @date_option("--expires", "expires", "the day the authorization expires")
 @click.option("--covers", multiple=True, help="a sensitive type the authorization names specifically (repeatable)")
-@with_config
-def link_auth(config: Config, request_id: int, doc_id: str, expires, covers):
+@with_desk
+def link_auth(desk: RequestDesk, request_id: int, doc_id: str, expires, covers):
     """Link the patient's signed authorization (a filed document of type authorization) to a request."""
     if not expires:
         raise click.UsageError("give the authorization's expiry date with --expires YYYY-MM-DD")
-    request = RequestDesk.for_config(config).link_authorization(
+    request = desk.link_authorization(
         request_id, doc_id, expires=date.fromisoformat(expires), covers=covers, user=actor(), today=today_local()
     )
     click.echo(f"request {request.id}: authorization {doc_id} linked, expires {expires}")
@@ -214,10 +227,10 @@ def link_auth(config: Config, request_id: int, doc_id: str, expires, covers):
 )
 @click.option("--zip", "as_zip", is_flag=True, help="one zip in --out instead of loose files")
 @click.option("--fee", "actual_cost", type=float, help="the actual cost, for kinds charged at cost")
-@with_config
-def fulfil(config: Config, request_id: int, out_dir: Path, as_zip: bool, actual_cost: float | None):
+@with_desk
+def fulfil(desk: RequestDesk, request_id: int, out_dir: Path, as_zip: bool, actual_cost: float | None):
     """Release exactly what the request covers (or a "no records" letter) and close it."""
-    done = RequestDesk.for_config(config).fulfil(
+    done = desk.fulfil(
         request_id, user=actor(), today=today_local(), out_dir=out_dir, as_zip=as_zip, actual_cost=actual_cost
     )
     r = done.request
@@ -242,22 +255,20 @@ def fulfil(config: Config, request_id: int, out_dir: Path, as_zip: bool, actual_
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="also copy the letter into this folder"
 )
-@with_config
-def deny(config: Config, request_id: int, reason: str, note: str | None, out_dir: Path | None):
+@with_desk
+def deny(desk: RequestDesk, request_id: int, reason: str, note: str | None, out_dir: Path | None):
     """Deny a request for a configured reason and write the denial letter."""
-    done = RequestDesk.for_config(config).deny(
-        request_id, reason=reason, note=note, user=actor(), today=today_local(), out_dir=out_dir
-    )
+    done = desk.deny(request_id, reason=reason, note=note, user=actor(), today=today_local(), out_dir=out_dir)
     click.echo(f"request {done.request.id} denied ({reason}); letter {done.letter}")
 
 
 @requests.command()
 @click.argument("request_id", type=int)
 @click.option("--note", required=True, help="why (e.g. the requester's letter of withdrawal)")
-@with_config
-def withdraw(config: Config, request_id: int, note: str):
+@with_desk
+def withdraw(desk: RequestDesk, request_id: int, note: str):
     """Close a request the requester withdrew."""
-    request = RequestDesk.for_config(config).withdraw(request_id, note=note, user=actor(), today=today_local())
+    request = desk.withdraw(request_id, note=note, user=actor(), today=today_local())
     click.echo(f"request {request.id} withdrawn")
 
 
@@ -269,14 +280,13 @@ def _days(value: float | None) -> str:
 @date_option("--from", "date_from", "received on or after (default 90 days ago)")
 @date_option("--to", "date_to", "received on or before (default today)")
 @json_option("the report as one JSON object")
-@with_config
-def report(config: Config, date_from, date_to, as_json: bool):
+@with_desk
+def report(desk: RequestDesk, date_from, date_to, as_json: bool):
     """Counts by kind and outcome, median and 90th-percentile turnaround, overdue."""
     today = today_local()
     start, end = _day(date_from) or today - timedelta(days=90), _day(date_to) or today
     if start > end:
         raise click.UsageError(f"--from {start} is after --to {end}")
-    desk = RequestDesk.for_config(config)
     summary = build_report(desk.store.find(), start, end, today)
     desk.audit.record(
         "request.report",

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.core.clock import now_utc
-from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
-from pipeline.stores import Database, Migration, Row, Schema, open_store
+from pipeline.stores import Migration, Row, Schema, SchemaStore
 
 Status = Literal["booked", "cancelled"]
 Change = Literal["created", "updated", "unchanged", "cancelled"]
@@ -89,18 +88,10 @@ def parse_start(value: str, where: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-class AppointmentBook:
+class AppointmentBook(SchemaStore):
     """The appointments store of one data root (or the shared database)."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @classmethod
-    def for_config(cls, config: Config) -> AppointmentBook:
-        return cls(open_store(config, SCHEMA))
-
-    def close(self) -> None:
-        self.db.close()
+    SCHEMA = SCHEMA
 
     def get(self, appointment_id: str) -> Appointment | None:
         rows = self.db.query("SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,))

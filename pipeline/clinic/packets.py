@@ -11,14 +11,12 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pikepdf
-from reportlab.lib.pagesizes import letter
-from reportlab.pdfgen.canvas import Canvas
 
 from pipeline.archive.derived import packets_dir
 from pipeline.clinic.appointments import Appointment
@@ -27,6 +25,7 @@ from pipeline.core.clock import now_utc
 from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.fsutil import atomic_write, atomic_write_json, fsync_dir, read_json, sha256_file
+from pipeline.records.sheet import Sheet
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -57,22 +56,19 @@ class PacketManifest:
     built_by: str
     documents: tuple[PacketEntry, ...] = ()
     missing: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()  # chosen but not taken: their file is missing or altered
+    skipped: tuple[str, ...] = ()  # chosen but not taken, each with why (missing, altered, unreadable)
     pages: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def sha256s(self) -> list[str]:
         return [d.sha256 for d in self.documents]
 
     def to_json(self) -> dict[str, Any]:
-        body = {k: v for k, v in asdict(self).items() if k != "extra"}
-        body["documents"] = [asdict(d) for d in self.documents]
-        return {**body, "sha256s": self.sha256s}
+        return {**asdict(self), "sha256s": self.sha256s}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PacketManifest:
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["documents"] = tuple(PacketEntry(**d) for d in data.get("documents", ()))
         values["missing"] = tuple(data.get("missing", ()))
@@ -97,8 +93,7 @@ def build_packet(
     config: Config, appointment: Appointment, patient: str | None, picks: list[Pick], *, user: str
 ) -> PacketManifest:
     """Write the appointment's packet (replacing an older one) and return its manifest."""
-    chosen, skipped = _checked(config, [d for p in picks for d in p.documents])
-    sources = [(doc, pikepdf.open(config.root / doc.path)) for doc in chosen]
+    sources, skipped = _opened(config, [d for p in picks for d in p.documents])
     try:
         entries, page = [], 2  # the cover is page 1
         for doc, pdf in sources:
@@ -129,14 +124,19 @@ def build_packet(
     return manifest
 
 
-def _checked(config: Config, documents: list[OnFile]) -> tuple[list[OnFile], list[str]]:
+def _opened(config: Config, documents: list[OnFile]) -> tuple[list[tuple[OnFile, pikepdf.Pdf]], list[str]]:
+    """The documents' PDFs, open; one that is missing, altered or unreadable is left out with why,
+    so one bad file costs its own pages, not the whole day's packets."""
     good, skipped = [], []
     for doc in documents:
         path = config.root / doc.path
-        if path.is_file() and sha256_file(path) == doc.sha256:
-            good.append(doc)
-        else:
+        if not path.is_file() or sha256_file(path) != doc.sha256:
             skipped.append(f"{doc.doc_id}: file missing or altered; run `medarchive verify`")
+            continue
+        try:
+            good.append((doc, pikepdf.open(path)))
+        except pikepdf.PdfError:
+            skipped.append(f"{doc.doc_id}: not a readable PDF; run `medarchive verify`")
     return good, skipped
 
 
@@ -156,30 +156,22 @@ def _title(entry: PacketEntry) -> str:
     return f"{entry.doc_type.replace('_', ' ').capitalize()} - {entry.doc_date or 'undated'}"
 
 
-_MARGIN, _LEADING = 54, 14
-
-
 def _cover(manifest: PacketManifest) -> bytes:
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=letter, pageCompression=1)
-    height = letter[1]
-    y = height - _MARGIN
+    sheet = Sheet(buffer, leading=14)
 
     def line(text: str, font: str = "Helvetica", size: float = 10, indent: float = 0) -> None:
-        nonlocal y
-        canvas.setFont(font, size)
-        canvas.drawString(_MARGIN + indent, y, text[:110])
-        y -= _LEADING
+        sheet.line(text[:110], font, size, indent)  # past 110 characters a line runs off the page
 
     line("Chart for appointment", "Helvetica-Bold", 16)
-    y -= 6
+    sheet.gap(0.5)
     line(f"Patient:   {manifest.patient or '(not in the patient index)'}   MRN {manifest.mrn}", "Helvetica-Bold", 11)
     line(f"When:      {manifest.starts_at.replace('T', ' ')}")
     line(f"Clinic:    {manifest.clinic}" + (f"   Provider: {manifest.provider}" if manifest.provider else ""))
     line(f"Prepared:  {manifest.built_at} (UTC) by {manifest.built_by}")
-    y -= 8
+    sheet.gap(0.5)
     line("Contents", "Helvetica-Bold", 12)
-    room = int((y - _MARGIN - _LEADING * (3 + len(manifest.missing) + len(manifest.skipped))) // _LEADING)
+    room = sheet.rows_left(sheet.margin, keep=3 + len(manifest.missing) + len(manifest.skipped))
     shown = manifest.documents if len(manifest.documents) <= room else manifest.documents[: max(room - 1, 0)]
     for entry in shown:
         line(f"page {entry.first_page:>4}   {_title(entry)}   ({entry.pages} p, {entry.doc_id})", "Courier", 9, 8)
@@ -191,12 +183,8 @@ def _cover(manifest: PacketManifest) -> bytes:
         line(f"Missing: {text}", "Helvetica-Bold", 10)
     for text in manifest.skipped:
         line(f"Left out: {text}", "Helvetica-Oblique", 9)
-    canvas.setFont("Helvetica-Oblique", 8)
-    canvas.drawString(
-        _MARGIN, _MARGIN / 2, "Confidential health information: a copy for this visit, destroyed after it."
-    )
-    canvas.showPage()
-    canvas.save()
+    sheet.footer("Confidential health information: a copy for this visit, destroyed after it.")
+    sheet.save()
     return buffer.getvalue()
 
 

@@ -75,11 +75,8 @@ def patient_documents(config: Config, mrn: str) -> list[OnFile]:
 
 def plan_day(config: Config, day: date, *, clinic: str | None = None) -> list[Visit]:
     """Every booked appointment of ``day`` (of one clinic, when named) with what its packet would hold."""
-    book = AppointmentBook.for_config(config)
-    try:
+    with AppointmentBook.for_config(config) as book:
         appointments = [a for a in book.on(day) if clinic is None or a.clinic.lower() == clinic.lower()]
-    finally:
-        book.close()
     patients = PatientIndex.for_config(config)
     try:
         return [_visit(config, patients, a) for a in appointments]
@@ -116,7 +113,8 @@ def prepare_day(
             details={"appointment": visit.appointment.appointment_id, "missing": len(manifest.missing)},
         )
         if config.chart_prep.send_to_ehr:
-            enqueue_filed(config, [{"path": d.path, "status": "filed"} for d in visit.documents])
+            taken = {entry.doc_id for entry in manifest.documents}
+            enqueue_filed(config, [{"path": d.path, "status": "filed"} for d in visit.documents if d.doc_id in taken])
         visits.append(Visit(visit.appointment, visit.patient, True, visit.picks, manifest))
     log.info(
         "prep %s: %d appointment(s), %d packet(s) built", day, len(visits), sum(v.packet is not None for v in visits)
@@ -126,11 +124,8 @@ def prepare_day(
 
 def open_packet(config: Config, appointment_id: str, *, user: str) -> Path:
     """The packet PDF of one appointment, for a person to read; the opening is audited."""
-    book = AppointmentBook.for_config(config)
-    try:
+    with AppointmentBook.for_config(config) as book:
         appointment = book.get(appointment_id)
-    finally:
-        book.close()
     path = packet_path(config, appointment) if appointment else None
     manifest = read_manifest(path) if path else None
     if appointment is None or path is None or manifest is None or not path.is_file():

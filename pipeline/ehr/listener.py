@@ -138,16 +138,13 @@ class Listener:
         """Book, move or cancel one appointment (SIU); the reason for the ACK and the MRN it concerns."""
         message = siu.read_siu(adt.parse(text, siu.READ_SEGMENTS), header, self.settings, self.config.extraction.is_mrn)
         appointment = message.appointment
-        book = AppointmentBook.for_config(self.config)
-        try:
+        with AppointmentBook.for_config(self.config) as book:
             known = book.get(appointment.appointment_id)
             if appointment.status == "cancelled" and (known is not None or not message.has_start):
                 cancelled = book.cancel(appointment.appointment_id)
                 change = "cancelled" if cancelled else "unchanged (not booked)"
             else:
                 change = book.save(appointment)
-        finally:
-            book.close()
         return f"appointment {appointment.appointment_id} {change}", [appointment.mrn]
 
     def _hold(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pipeline.archive.audit import AuditLog
 from pipeline.archive.sidecar import PaperRef, Sidecar, write_sidecar
@@ -68,11 +69,8 @@ def _failed(config: Config, box: str) -> list[FailedInput]:
 def overview(config: Config) -> tuple[list[BoxView], list[BoxedDocument]]:
     """Every box (those only the sidecars know are open), and the documents whose box is unknown."""
     by_box = contents(config)
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         known = {b.box: b for b in store.all()}
-    finally:
-        store.close()
     names = sorted(set(known) | {b for b in by_box if b is not None})
     views = [BoxView(known.get(name, Box(name)), tuple(by_box.get(name, ()))) for name in names]
     return views, by_box.get(None, [])
@@ -80,11 +78,8 @@ def overview(config: Config) -> tuple[list[BoxView], list[BoxedDocument]]:
 
 def view(config: Config, box: str) -> BoxView:
     _check_name(config, box)
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         stored, events = store.get(box), store.events(box)
-    finally:
-        store.close()
     documents = contents(config).get(box, [])
     if stored is None and not documents:
         raise BoxError(f"no box {box}: no document records it and it was never assigned")
@@ -107,20 +102,38 @@ def assign(config: Config, box: str, doc_ids: Iterable[str], *, user: str) -> li
     if state != "open":
         raise BoxError(f"box {box} is {state}; documents go only into an open box")
     sidecars = [find_sidecar(config, doc_id) for doc_id in doc_ids]
+    _check_unsealed(config, box, sidecars)
     written = []
     for sidecar in sidecars:
         moved = replace(sidecar, paper=PaperRef(box, "assigned", now_utc(), user))
         write_sidecar(sidecar_path(config.root / sidecar.path), moved)
         written.append(moved)
-    _record(config, box, "open", user=user, action="box.assign", detail=", ".join(s.doc_id for s in sidecars))
-    AuditLog.for_config(config).record(
-        "box.assign",
+    _record(
+        config,
+        box,
+        "open",
         user=user,
-        doc_ids=[s.doc_id for s in sidecars],
-        mrns=[s.mrn for s in sidecars],
-        details={"box": box, "from": sorted({s.paper.box or UNKNOWN for s in sidecars if s.paper})},
+        action="box.assign",
+        detail=", ".join(s.doc_id for s in sidecars),
+        documents=sidecars,
+        audited={"from": sorted({s.paper.box or UNKNOWN for s in sidecars if s.paper})},
     )
     return written
+
+
+def _check_unsealed(config: Config, box: str, sidecars: Iterable[Sidecar]) -> None:
+    # A closed box's manifest lists the paper, a shipped one holds it off site, a destroyed one no
+    # longer holds it: recording it elsewhere would make the archive lie about where the paper is.
+    for sidecar in sidecars:
+        held = sidecar.paper.box if sidecar.paper else None
+        if held is None or held == box:
+            continue
+        state = _state(config, held)
+        if state in ("closed", "shipped", "destroyed"):
+            raise BoxError(
+                f"the paper of document {sidecar.doc_id} is in box {held}, which is {state}; "
+                "only paper in an open or recalled box can be moved to another box (nothing was recorded)"
+            )
 
 
 def close(config: Config, box: str, *, user: str) -> Path:
@@ -132,13 +145,15 @@ def close(config: Config, box: str, *, user: str) -> Path:
     closed_at = now_utc()
     path = manifest_path(config, box)
     atomic_write_bytes(path, manifest_pdf(box, current.documents, closed_at=closed_at, closed_by=user))
-    _record(config, box, "closed", user=user, action="box.close", detail=f"{len(current.documents)} document(s)")
-    AuditLog.for_config(config).record(
-        "box.close",
+    _record(
+        config,
+        box,
+        "closed",
         user=user,
-        doc_ids=[d.doc_id for d in current.documents],
-        mrns=[d.mrn for d in current.documents],
-        details={"box": box, "pages": current.pages},
+        action="box.close",
+        detail=f"{len(current.documents)} document(s)",
+        documents=current.documents,
+        audited={"pages": current.pages},
     )
     return path
 
@@ -148,28 +163,36 @@ def manifest_path(config: Config, box: str) -> Path:
 
 
 def ship(config: Config, box: str, *, vendor: str, user: str) -> Box:
+    _check_name(config, box)
     state = _state(config, box)
     if state not in ("closed", "recalled"):
         raise BoxError(f"box {box} is {state}; close it before it is shipped")
     if not vendor.strip():
         raise BoxError("name the storage vendor (--to)")
-    done = _record(config, box, "shipped", user=user, action="box.ship", detail=vendor, vendor=vendor.strip())
-    AuditLog.for_config(config).record("box.ship", user=user, details={"box": box, "vendor": vendor.strip()})
-    return done
+    vendor = vendor.strip()
+    return _record(
+        config, box, "shipped", user=user, action="box.ship", detail=vendor, vendor=vendor, audited={"vendor": vendor}
+    )
 
 
 def recall(config: Config, box: str, *, reason: str, requested_by: str, user: str) -> Box:
+    _check_name(config, box)
     state = _state(config, box)
     if state != "shipped":
         raise BoxError(f"box {box} is {state}, not at a storage vendor; only a shipped box is recalled")
     if not reason.strip() or not requested_by.strip():
         raise BoxError("a recall needs who asked for it (--requested-by) and why (--reason)")
     detail = f"requested by {requested_by.strip()}: {reason.strip()}"
-    done = _record(config, box, "recalled", user=user, action="box.recall", detail=detail)
-    AuditLog.for_config(config).record(
-        "box.recall", user=user, reason=reason.strip(), details={"box": box, "requested_by": requested_by.strip()}
+    return _record(
+        config,
+        box,
+        "recalled",
+        user=user,
+        action="box.recall",
+        detail=detail,
+        reason=reason.strip(),
+        audited={"requested_by": requested_by.strip()},
     )
-    return done
 
 
 def destroy(config: Config, box: str, *, user: str, today: date) -> Box:
@@ -192,15 +215,16 @@ def destroy(config: Config, box: str, *, user: str, today: date) -> Box:
             "pages": current.pages,
         }
     )
-    done = _record(config, box, "destroyed", user=user, action="box.destroy", detail=f"{current.pages} page(s)")
-    AuditLog.for_config(config).record(
-        "box.destroy",
+    return _record(
+        config,
+        box,
+        "destroyed",
         user=user,
-        doc_ids=[d.doc_id for d in current.documents],
-        mrns=[d.mrn for d in current.documents],
-        details={"box": box, "pages": current.pages},
+        action="box.destroy",
+        detail=f"{current.pages} page(s)",
+        documents=current.documents,
+        audited={"pages": current.pages},
     )
-    return done
 
 
 def _record(
@@ -212,12 +236,23 @@ def _record(
     action: str,
     detail: str | None = None,
     vendor: str | None = None,
+    documents: Iterable[BoxedDocument | Sidecar] = (),
+    reason: str | None = None,
+    audited: dict[str, Any] | None = None,
 ) -> Box:
-    store = BoxStore.for_config(config)
-    try:
-        return store.change(box, state, user=user, action=action, detail=detail, vendor=vendor)
-    finally:
-        store.close()
+    """Move the box in its store and write the audit entry of the same action."""
+    with BoxStore.for_config(config) as store:
+        done = store.change(box, state, user=user, action=action, detail=detail, vendor=vendor)
+    documents = list(documents)
+    AuditLog.for_config(config).record(
+        action,
+        user=user,
+        doc_ids=[d.doc_id for d in documents],
+        mrns=[d.mrn for d in documents],
+        reason=reason,
+        details={"box": box, **(audited or {})},
+    )
+    return done
 
 
 def paper_line(config: Config, sidecar: Sidecar) -> str | None:
@@ -240,8 +275,5 @@ def paper_line(config: Config, sidecar: Sidecar) -> str | None:
 
 
 def _state_of(config: Config, box: str) -> Box:
-    store = BoxStore.for_config(config)
-    try:
+    with BoxStore.for_config(config) as store:
         return store.get(box) or Box(box)
-    finally:
-        store.close()

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core.clock import now_utc
-from pipeline.core.config import Config
 from pipeline.paper.rules import State
-from pipeline.stores import Database, Migration, Row, Schema, open_store
+from pipeline.stores import Migration, Row, Schema, SchemaStore
 
 SCHEMA = Schema(
     "boxes",
@@ -58,16 +57,8 @@ class BoxEvent:
     detail: str | None
 
 
-class BoxStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @classmethod
-    def for_config(cls, config: Config) -> BoxStore:
-        return cls(open_store(config, SCHEMA))
-
-    def close(self) -> None:
-        self.db.close()
+class BoxStore(SchemaStore):
+    SCHEMA = SCHEMA
 
     def get(self, box: str) -> Box | None:
         rows = self.db.query("SELECT * FROM boxes WHERE box = ?", (box,))

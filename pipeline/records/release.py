@@ -22,10 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from reportlab.lib.pagesizes import letter
-from reportlab.lib.utils import simpleSplit
-from reportlab.pdfgen.canvas import Canvas
-
 from pipeline.archive.audit import AuditFilters, AuditLog
 from pipeline.archive.scratch import work_dir
 from pipeline.archive.sidecar import Sidecar
@@ -41,6 +37,7 @@ from pipeline.core.fsutil import (
     sha256_file,
 )
 from pipeline.core.models import UNCLASSIFIED
+from pipeline.records.sheet import Sheet
 
 log = logging.getLogger("medarchive")
 
@@ -182,48 +179,15 @@ def _patient_name(sidecars: list[Sidecar]) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-class _Cover:
-    """A one-page cover sheet drawn top-down; rows that do not fit are summarised."""
-
-    MARGIN, LEADING, FOOTER = 54, 13, 72
-
-    def __init__(self, path: Path) -> None:
-        self.canvas = Canvas(str(path), pagesize=letter, pageCompression=1)
-        self.width, height = letter
-        self.y = height - self.MARGIN
-
-    def line(self, text: str, font: str = "Helvetica", size: float = 10) -> None:
-        self.canvas.setFont(font, size)
-        self.canvas.drawString(self.MARGIN, self.y, text)
-        self.y -= self.LEADING
-
-    def field(self, label: str, value: str, max_lines: int = 4) -> None:
-        lines = simpleSplit(value or "-", "Helvetica", 10, self.width - 2 * self.MARGIN - 110) or ["-"]
-        if len(lines) > max_lines:
-            lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " ... (full text in manifest.json)"]
-        self.canvas.setFont("Helvetica-Bold", 10)
-        self.canvas.drawString(self.MARGIN, self.y, label)
-        for text in lines:
-            self.canvas.setFont("Helvetica", 10)
-            self.canvas.drawString(self.MARGIN + 110, self.y, text)
-            self.y -= self.LEADING
-
-    def rows_left(self) -> int:
-        return max(0, int((self.y - self.FOOTER) // self.LEADING))
-
-    def save(self) -> None:
-        self.canvas.showPage()
-        self.canvas.save()
-
-
 def _document_line(row: dict) -> str:
     return f"{row['doc_date'] or 'undated':<10}  {row['doc_type'][:22]:<22}  {row['doc_id']:<20} {row['pages'] or 0:>4}p  {row['sha256'][:16]}"
 
 
 def _draw_cover(path: Path, manifest: dict) -> None:
-    cover = _Cover(path)
+    cover = Sheet(path)
+    cover.overflow = f" ... (full text in {MANIFEST_JSON})"
     cover.line("Release of Information - Cover Sheet", "Helvetica-Bold", 16)
-    cover.y -= cover.LEADING
+    cover.gap()
     name = manifest["patient_name"]
     cover.field("Patient", f"MRN {manifest['mrn']}" + (f" - {name}" if name else ""))
     cover.field("Released to", manifest["requester"])
@@ -240,9 +204,9 @@ def _draw_cover(path: Path, manifest: dict) -> None:
     docs = manifest["documents"]
     pages = sum(int(d["pages"] or 0) for d in docs)
     cover.field("Contents", f"{len(docs)} document(s), {pages} page(s); SHA-256 of each file in {MANIFEST_CSV}")
-    cover.y -= cover.LEADING
+    cover.gap()
     cover.line(f"{'Date':<10}  {'Type':<22}  {'Document id':<20} {'Pages':>5}  SHA-256 (first 16)", "Courier-Bold", 8)
-    room = cover.rows_left()
+    room = cover.rows_left(72)
     shown = docs if len(docs) <= room else docs[: max(room - 1, 0)]
     for row in shown:
         cover.line(_document_line(row), "Courier", 8)
@@ -250,10 +214,7 @@ def _draw_cover(path: Path, manifest: dict) -> None:
         cover.line(
             f"... and {len(docs) - len(shown)} more document(s), listed in {MANIFEST_CSV}", "Helvetica-Oblique", 9
         )
-    cover.canvas.setFont("Helvetica-Oblique", 8)
-    cover.canvas.drawString(
-        cover.MARGIN, cover.MARGIN, "Confidential health information, released under the purpose stated above."
-    )
+    cover.footer("Confidential health information, released under the purpose stated above.", at=cover.margin)
     cover.save()
 
 

@@ -1,4 +1,4 @@
-"""Letters to the requester (denial, no records), one page each, drawn with reportlab like the cover sheet."""
+"""Letters to the requester (denial, no records), one page each, drawn like the release cover sheet."""
 
 from __future__ import annotations
 
@@ -6,49 +6,36 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from reportlab.lib.pagesizes import letter
-from reportlab.lib.utils import simpleSplit
-from reportlab.pdfgen.canvas import Canvas
-
 from pipeline.core.config import DenialReason
+from pipeline.records.sheet import Sheet
 from pipeline.requests.records import Request
 
-_MARGIN, _LEADING, _SIZE = 72, 14, 11
+_SIZE = 11
 
 
 def _draw(path: Path, facility: str, today: date, request: Request, title: str, paragraphs: Iterable[str]) -> None:
-    canvas = Canvas(str(path), pagesize=letter, pageCompression=1)
-    width, height = letter
-    y = height - _MARGIN
-
-    def line(text: str, font: str = "Helvetica", size: float = _SIZE) -> None:
-        nonlocal y
-        canvas.setFont(font, size)
-        canvas.drawString(_MARGIN, y, text)
-        y -= _LEADING
-
-    line(facility, "Helvetica-Bold", 12)
-    line(today.isoformat())
-    y -= _LEADING
+    sheet = Sheet(path, margin=72, leading=14)
+    sheet.line(facility, "Helvetica-Bold", 12)
+    sheet.line(today.isoformat(), size=_SIZE)
+    sheet.gap()
     who = request.requester
     for text in (who.name, who.organisation, *who.address.splitlines()):
         if text.strip():
-            line(text.strip())
-    y -= _LEADING
-    line(title, "Helvetica-Bold", 14)
-    line(f"Your request {request.ref}, received {request.received}, about the records of MRN {request.mrn}")
-    y -= _LEADING / 2
+            sheet.line(text.strip(), size=_SIZE)
+    sheet.gap()
+    sheet.line(title, "Helvetica-Bold", 14)
+    sheet.line(
+        f"Your request {request.ref}, received {request.received}, about the records of MRN {request.mrn}", size=_SIZE
+    )
+    sheet.gap(0.5)
     for paragraph in paragraphs:
-        for text in simpleSplit(paragraph, "Helvetica", _SIZE, width - 2 * _MARGIN):
-            line(text)
-        y -= _LEADING / 2
-    y -= _LEADING
-    line("Sincerely,")
-    line(facility)
-    canvas.setFont("Helvetica-Oblique", 8)
-    canvas.drawString(_MARGIN, _MARGIN / 2, "Confidential: this letter concerns protected health information.")
-    canvas.showPage()
-    canvas.save()
+        sheet.paragraph(paragraph, size=_SIZE)
+        sheet.gap(0.5)
+    sheet.gap()
+    sheet.line("Sincerely,", size=_SIZE)
+    sheet.line(facility, size=_SIZE)
+    sheet.footer("Confidential: this letter concerns protected health information.")
+    sheet.save()
 
 
 def draw_denial(

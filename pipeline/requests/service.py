@@ -7,11 +7,11 @@ tests pass a fixed one), so due dates and expiries are decided on one day throug
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from indexers.base import Index
 from pipeline.archive.audit import AuditLog
@@ -35,12 +35,9 @@ from pipeline.requests.records import (
     RequestView,
     fee_text,
 )
-from pipeline.requests.store import RequestStore
+from pipeline.requests.store import RequestConflict, RequestStore
 
 log = logging.getLogger("medarchive")
-
-# A fulfilment takes seconds to minutes; a claim this old was left by a process that died.
-_CLAIM_STALE = timedelta(hours=1)
 
 
 class RequestError(MedarchiveError):
@@ -87,11 +84,18 @@ class RequestDesk:
     def for_config(cls, config: Config, index: Index | None = None) -> RequestDesk:
         return cls(config, RequestStore.for_config(config), AuditLog.for_config(config), index)
 
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> RequestDesk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def sensitive(self) -> set[str]:
         return checks.sensitive_types(self.config.classification.types)
-
-    # -- reading -------------------------------------------------------------
 
     def queue(
         self, *, user: str, status: str | None = None, mrn: str | None = None, open_only: bool = False
@@ -127,8 +131,6 @@ class RequestDesk:
             return find_sidecar(self.config, doc_id, self.index)
         except (ArchiveError, OSError, ValueError, KeyError):
             return None
-
-    # -- changes -------------------------------------------------------------
 
     def add(self, new: NewRequest, *, user: str, today: date) -> Request:
         self._check_new(new, today)
@@ -216,12 +218,13 @@ class RequestDesk:
             cents, how = fees.fee_cents(FeeRule(**request.rule["fee"]), pages, actual_cost)
             if out_dir is not None:
                 releases.check_destination(self.config, out_dir.resolve())
-        stale = (datetime.now(UTC) - _CLAIM_STALE).isoformat(timespec="seconds")
-        self.store.claim(request, at=now_utc(), stale_before=stale)
+        claim = self.store.claim(request, at=now_utc())
         try:
             if not plan.release:
-                return self._no_records(request, plan, user=user, today=today, out_dir=out_dir)
-            return self._release(request, plan, cents, how, user=user, today=today, out_dir=out_dir, as_zip=as_zip)
+                return self._no_records(request, plan, claim, user=user, today=today, out_dir=out_dir)
+            return self._release(
+                request, plan, cents, how, claim, user=user, today=today, out_dir=out_dir, as_zip=as_zip
+            )
         except BaseException:
             self.store.unclaim(request.id)
             raise
@@ -232,6 +235,7 @@ class RequestDesk:
         plan: checks.Plan,
         cents: int,
         how: str,
+        claim: str,
         *,
         user: str,
         today: date,
@@ -266,6 +270,7 @@ class RequestDesk:
             fee_cents=cents,
             fee_note=how,
             closed_on=today.isoformat(),
+            claim=claim,
         )
         return Fulfilment(changed, done, None, plan.withheld, download)
 
@@ -277,30 +282,19 @@ class RequestDesk:
         reasons = self.config.requests.denial_reasons
         if reason not in reasons:
             raise RequestError(f"unknown denial reason {reason!r}; the reasons are {', '.join(sorted(reasons))}")
-        letter = self._letter(
+        return self._close_with_letter(
             request,
-            "denial",
-            lambda temp: letters.draw_denial(
-                temp,
-                facility=self.config.requests.facility,
-                today=today,
-                request=request,
-                reason=reasons[reason],
-                note=(note or "").strip() or None,
-            ),
-        )
-        changed = self._change(
-            request,
+            letters.draw_denial,
+            {"reason": reasons[reason], "note": (note or "").strip() or None},
             "deny",
             "denied",
             user,
             f"{reason}" + (f": {note.strip()}" if note and note.strip() else ""),
+            today=today,
+            out_dir=out_dir,
             details={"reason": reason, "reviewable": reasons[reason].reviewable},
             denial_reason=reason,
-            letter=self._relative(letter),
-            closed_on=today.isoformat(),
         )
-        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), ())
 
     def withdraw(self, request_id: int, *, note: str, user: str, today: date) -> Request:
         request = self.store.get(request_id)
@@ -316,8 +310,6 @@ class RequestDesk:
             raise RequestError(f"request {request.id} has no letter (only denied and no-records requests have one)")
         self.audit.record("request.letter", user=user, mrns=[request.mrn], details={"request": request.id})
         return self.config.root / request.letter
-
-    # -- helpers -------------------------------------------------------------
 
     def _check_new(self, new: NewRequest, today: date) -> None:
         if new.kind not in KINDS:
@@ -370,46 +362,75 @@ class RequestDesk:
         )
 
     def _no_records(
-        self, request: Request, plan: checks.Plan, *, user: str, today: date, out_dir: Path | None
+        self, request: Request, plan: checks.Plan, claim: str, *, user: str, today: date, out_dir: Path | None
     ) -> Fulfilment:
-        letter = self._letter(
+        return self._close_with_letter(
             request,
-            "no-records",
-            lambda temp: letters.draw_no_records(
-                temp,
-                facility=self.config.requests.facility,
-                today=today,
-                request=request,
-                protected=checks.requester_note(request, self.sensitive),
-            ),
-        )
-        note = "no records" + (f"; {plan.withheld_note()}" if plan.withheld else "")
-        changed = self._change(
-            request,
+            letters.draw_no_records,
+            {"protected": checks.requester_note(request, self.sensitive)},
             "fulfil",
             "fulfilled",
             user,
-            note,
+            "no records" + (f"; {plan.withheld_note()}" if plan.withheld else ""),
+            today=today,
+            out_dir=out_dir,
+            withheld=plan.withheld,
             details={"no_records": True, "withheld": [s.doc_id for s in plan.withheld]},
-            letter=self._relative(letter),
             fee_cents=0,
             fee_note="no records, no charge",
-            closed_on=today.isoformat(),
+            claim=claim,
         )
-        return Fulfilment(changed, None, self._deliver_letter(letter, out_dir), plan.withheld)
 
-    def _letter(self, request: Request, what: str, draw) -> Path:
-        path = ensure_dir(letters_dir(self.config)) / f"{request.ref}-{what}.pdf"
-        atomic_write(path, draw)
-        return path
+    def _close_with_letter(
+        self,
+        request: Request,
+        draw: Callable[..., None],
+        drawn: dict[str, Any],
+        action: str,
+        status: str,
+        user: str,
+        note: str,
+        *,
+        today: date,
+        out_dir: Path | None,
+        withheld: tuple[Sidecar, ...] = (),
+        details: dict | None = None,
+        **fields: Any,
+    ) -> Fulfilment:
+        """Write the request's letter, then close it; a request that changed meanwhile keeps no letter."""
+        folder = self._letter_folder(out_dir)
+        what = "denial" if status == "denied" else "no-records"
+        letter = ensure_dir(letters_dir(self.config)) / f"{request.ref}-{what}.pdf"
+        facility = self.config.requests.facility
+        atomic_write(letter, lambda temp: draw(temp, facility=facility, today=today, request=request, **drawn))
+        try:
+            changed = self._change(
+                request,
+                action,
+                status,
+                user,
+                note,
+                details=details,
+                letter=self._relative(letter),
+                closed_on=today.isoformat(),
+                **fields,
+            )
+        except RequestConflict:
+            letter.unlink(missing_ok=True)
+            raise
+        return Fulfilment(changed, None, atomic_copy(letter, folder / letter.name) if folder else letter, withheld)
 
-    def _deliver_letter(self, letter: Path, out_dir: Path | None) -> Path:
+    def _letter_folder(self, out_dir: Path | None) -> Path | None:
+        """The folder a copy of the letter goes to, checked and made before the request changes."""
         if out_dir is None:
-            return letter
+            return None
         out_dir = out_dir.resolve()
         if out_dir.is_relative_to(self.config.root):
             raise RequestError(f"{out_dir} is inside the data root; give a folder outside {self.config.root}")
-        return atomic_copy(letter, ensure_dir(out_dir) / letter.name)
+        try:
+            return ensure_dir(out_dir)
+        except OSError as exc:
+            raise RequestError(f"cannot make the folder {out_dir} for the letter: {exc.strerror}") from None
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self.config.root))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.core.config import Config
 from pipeline.core.errors import MedarchiveError
 from pipeline.requests.records import Ask, Authorization, Extension, HistoryEvent, Request, Requester
-from pipeline.stores import Database, Migration, Row, Schema, Transaction, open_store
+from pipeline.stores import Migration, Row, Schema, SchemaStore, Transaction
 
 SCHEMA = Schema(
     "requests",
@@ -65,6 +65,9 @@ SCHEMA = Schema(
         ),
     ),
 )
+
+# A fulfilment takes seconds to minutes; a claim this old was left by a process that died.
+CLAIM_STALE = timedelta(hours=1)
 
 # Columns a change may set, besides the status (never built from input).
 _CHANGEABLE = frozenset(
@@ -144,16 +147,8 @@ def column_values(**changes: Any) -> dict[str, Any]:
     return out
 
 
-class RequestStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @classmethod
-    def for_config(cls, config: Config) -> RequestStore:
-        return cls(open_store(config, SCHEMA))
-
-    def close(self) -> None:
-        self.db.close()
+class RequestStore(SchemaStore):
+    SCHEMA = SCHEMA
 
     def add(self, request: Request, *, at: str) -> Request:
         """Store a new request (its id is assigned here) with its first history entry."""
@@ -209,40 +204,57 @@ class RequestStore:
             HistoryEvent(r["at"], r["by_user"], r["action"], r["from_status"], r["to_status"], r["note"]) for r in rows
         ]
 
-    def claim(self, request: Request, *, at: str, stale_before: str) -> None:
-        """Hold the request for one fulfilment; a claim older than ``stale_before`` was left by a crash."""
+    def claim(self, request: Request, *, at: str, stale_before: str | None = None) -> str:
+        """Hold the request for one fulfilment; return the claim, which only its own changes pass.
+        A claim older than ``stale_before`` (default: an hour ago) was left by a crash."""
         with self.db.transaction() as tx:
-            tx.execute(_claim_sql(), (at, request.id, request.status, request.due, stale_before))
+            tx.execute(_claim_sql(), (at, request.id, request.status, request.due, stale_before or _stale_before()))
             if tx.rowcount() != 1:
                 raise RequestConflict(
                     f"request {request.id} is being fulfilled by someone else or was changed meanwhile; "
                     f"nothing was released (look at it again: `medarchive requests show {request.id}`)"
                 )
+        return at
 
     def unclaim(self, request_id: int) -> None:
         with self.db.transaction() as tx:
             tx.execute("UPDATE requests SET claimed_at = NULL WHERE id = ?", (request_id,))
 
     def change(
-        self, request: Request, *, action: str, status: str, by: str, at: str, note: str | None = None, **fields: Any
+        self,
+        request: Request,
+        *,
+        action: str,
+        status: str,
+        by: str,
+        at: str,
+        note: str | None = None,
+        claim: str | None = None,
+        **fields: Any,
     ) -> Request:
-        """Set the status (and fields) if the request is still as ``request`` saw it; log it in the history."""
+        """Set the status (and fields) if the request is still as ``request`` saw it and no fulfilment but
+        the one holding ``claim`` runs on it; log it in the history."""
         columns = column_values(**fields)
         if not set(columns) <= _CHANGEABLE:
             raise ValueError(f"not a changeable column: {sorted(set(columns) - _CHANGEABLE)}")
         assignments = ", ".join(f"{name} = ?" for name in ("status", *columns)) + ", claimed_at = NULL"
         with self.db.transaction() as tx:
             tx.execute(
-                f"UPDATE requests SET {assignments} WHERE id = ? AND status = ? AND due = ?",
-                (status, *columns.values(), request.id, request.status, request.due),
+                f"UPDATE requests SET {assignments} WHERE id = ? AND status = ? AND due = ?"
+                " AND (claimed_at IS NULL OR claimed_at = ? OR claimed_at < ?)",
+                (status, *columns.values(), request.id, request.status, request.due, claim, _stale_before()),
             )
             if tx.rowcount() != 1:
                 raise RequestConflict(
-                    f"request {request.id} was changed by someone else meanwhile; look at it again "
-                    f"(`medarchive requests show {request.id}`)"
+                    f"request {request.id} is being fulfilled or was changed by someone else meanwhile; "
+                    f"nothing was changed (look at it again: `medarchive requests show {request.id}`)"
                 )
             _history(tx, request.id, at, by, action, request.status, status, note)
         return self.get(request.id)
+
+
+def _stale_before() -> str:
+    return (datetime.now(UTC) - CLAIM_STALE).isoformat(timespec="seconds")
 
 
 def _claim_sql() -> str:

@@ -20,6 +20,7 @@ A schema is an ordered list of migrations; the database keeps the version it is 
 """
 
 from pipeline.stores.base import Database, DatabaseUnavailable, Migration, Row, Schema, StoreError, Transaction
+from pipeline.stores.bound import SchemaStore
 from pipeline.stores.opening import open_store, shared
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Migration",
     "Row",
     "Schema",
+    "SchemaStore",
     "StoreError",
     "Transaction",
     "open_store",

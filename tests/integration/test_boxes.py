@@ -98,6 +98,27 @@ def test_a_box_life_from_open_to_destroyed(config):
     assert history == ["box.assign", "box.close", "box.ship", "box.recall", "box.ship", "box.destroy"]
 
 
+def test_paper_sealed_in_a_box_is_not_moved_to_another_and_unknown_documents_are_named(config):
+    doc = file_document(config, 5, mrn="30000001")
+    paper.assign(config, BOX, [doc.doc_id], user="clerk")
+    paper.close(config, BOX, user="clerk")
+    with pytest.raises(paper.BoxError, match=rf"{doc.doc_id} is in box {BOX}, which is closed"):
+        paper.assign(config, "BOX-000777", [doc.doc_id], user="clerk")
+    assert [d.doc_id for d in paper.view(config, BOX).documents] == [doc.doc_id]
+    paper.ship(config, BOX, vendor="Iron Vault", user="clerk")
+    paper.recall(config, BOX, reason="misfiled paper", requested_by="records office", user="clerk")
+    paper.assign(config, "BOX-000777", [doc.doc_id], user="clerk")  # back on site: it may be taken out
+    assert [d.doc_id for d in paper.view(config, "BOX-000777").documents] == [doc.doc_id]
+
+    unknown = invoke_cli(config.path, "boxes", "assign", "BOX-000777", "0123456789abcdef-1")
+    assert unknown.returncode == 1 and "no document with id 0123456789abcdef-1" in unknown.stderr
+    missing = invoke_cli(config.path, "boxes", "show", "BOX-000888")
+    assert missing.returncode == 1 and "no box BOX-000888" in missing.stderr
+    for action in (["close"], ["ship", "--to", "Iron Vault"], ["recall", "--reason", "x", "--requested-by", "y"]):
+        refused = invoke_cli(config.path, "boxes", action[0], "BOX-000888", *action[1:])
+        assert refused.returncode == 1 and "BOX-000888" in refused.stderr, refused.stderr
+
+
 def test_a_legal_hold_keeps_the_box_and_the_cli_says_why(config):
     held = file_document(config, 4, mrn="30000009")
     invoke_cli(config.path, "boxes", "assign", "BOX-000555", held.doc_id, check=True)
@@ -109,5 +130,11 @@ def test_a_legal_hold_keeps_the_box_and_the_cli_says_why(config):
     assert invoke_cli(config.path, "boxes", "destroy", "BOX-000555").returncode != 0  # no --confirm
     bad = invoke_cli(config.path, "boxes", "assign", "CRATE-1", held.doc_id)
     assert bad.returncode == 1 and "is not a box label" in bad.stderr
+    for action in (
+        ["ship", "CRATE-1", "--to", "Iron Vault"],
+        ["recall", "CRATE-1", "--reason", "x", "--requested-by", "y"],
+    ):
+        misnamed = invoke_cli(config.path, "boxes", *action)
+        assert misnamed.returncode == 1 and "'CRATE-1' is not a box label" in misnamed.stderr, misnamed.stderr
     row = json.loads(invoke_cli(config.path, "boxes", "show", "BOX-000555", "--json", check=True).stdout)
     assert (row["state"], row["vendor"], row["documents"]) == ("shipped", "Iron Vault", 1)

@@ -133,6 +133,17 @@ def test_the_packet_holds_exactly_what_the_clinic_wants_in_order(config, archive
     assert [e["mrns"] for e in built] == [[KNOWN], [OTHER]]
 
 
+def test_a_document_that_is_no_readable_pdf_is_left_out_and_the_day_goes_on(config, archive):
+    broken = file_document(
+        config, 8, mrn=OTHER, doc_type="discharge_summary", doc_date="2026-12-01", pdf_bytes=b"%PDF-1.4 torn"
+    )
+    book(config, visit("A2", OTHER, "Dermatology", "08:00"), visit("A1", KNOWN, "Cardiology"))
+    first, second = prepare_day(config, DAY, user="clerk", today=DAY)
+    assert first.packet is not None and second.packet is not None
+    assert first.packet.documents == () and first.packet.skipped[0].startswith(f"{broken.doc_id}: not a readable PDF")
+    assert len(second.packet.documents) == 4
+
+
 def test_an_unknown_patient_is_shown_and_gets_no_packet(config, archive):
     book(config, visit("A9", STRANGER, "Cardiology"))
     (only,) = prepare_day(config, DAY, user="clerk", today=DAY)
@@ -200,6 +211,21 @@ def test_csv_import_and_prep_commands(config, archive, tmp_path):
     assert "missing: no operative report on file" in built.stdout
     assert "2 appointment(s) on 2026-12-09: 0 ready, 1 incomplete, 1 unknown patient" in built.stderr
     assert packet_path(config, visit("C1", KNOWN, "x")).is_file()
+
+
+def test_a_schedule_export_that_cannot_be_read_is_refused_whole(config, tmp_path):
+    no_clinic = tmp_path / "no-clinic.csv"
+    no_clinic.write_text(f"appointment_id,mrn,start\nC1,{KNOWN},{DAY} 08:15\n")
+    refused = invoke_cli(config.path, "appointments", "import", str(no_clinic))
+    assert refused.returncode == 1 and "no-clinic.csv has no column clinic" in refused.stderr
+    binary = tmp_path / "export.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81binary")
+    unreadable = invoke_cli(config.path, "appointments", "import", str(binary))
+    assert unreadable.returncode == 1 and "cannot read export.csv" in unreadable.stderr
+    bad_day = invoke_cli(config.path, "prep", "--date", "09/12/2026")
+    assert bad_day.returncode != 0 and "YYYY-MM-DD" in bad_day.stderr
+    with AppointmentBook.for_config(config) as store:
+        assert store.on(DAY, include_cancelled=True) == []
 
 
 def _siu(event: str, control: str, appointment_id: str, mrn: str, start: str | None, clinic: str = "Cardiology") -> str:
@@ -278,6 +304,9 @@ def test_a_packets_documents_not_yet_sent_are_queued_for_the_ehr(tmp_path):
     open_data_root(cfg)
     labs = [file_document(cfg, n, mrn=KNOWN, doc_type="lab_result", doc_date=f"2026-11-0{n}") for n in (1, 2)]
     file_document(cfg, 3, mrn=KNOWN, doc_type="consent_form")
+    # left out of the packet (altered since filing), so not sent either
+    altered = file_document(cfg, 4, mrn=KNOWN, doc_type="lab_result", doc_date="2026-11-04")
+    (cfg.root / altered.path).write_bytes(b"%PDF-1.4 changed after filing")
     book(cfg, visit("A1", KNOWN, "Any"))
     prepare_day(cfg, DAY, user="clerk", today=DAY)
     queued = outbox_messages(cfg)

@@ -280,6 +280,31 @@ def test_the_cli_adds_lists_shows_fulfils_and_reports(config: Config, tmp_path: 
     assert report["total"] == 1 and report["by_kind"]["patient"]["fulfilled"] == 1 and report["median_days"] == 0
 
 
+def test_the_cli_refuses_unknown_requests_and_bad_input_in_one_line(config: Config, tmp_path: Path):
+    desk = RequestDesk.for_config(config)
+    order = desk.add(_new("legal", received=today_local()), user="c", today=today_local())
+    desk.close()
+    for args in (["show", "999"], ["withdraw", "999", "--note", "x"], ["fulfil", "999", "--out", str(tmp_path / "a")]):
+        missing = invoke_cli(config.path, "requests", *args)
+        assert missing.returncode == 1 and missing.stderr.startswith("error: there is no request 999"), missing.stderr
+    for fee in ("inf", "nan", "-3"):
+        refused = invoke_cli(
+            config.path, "requests", "fulfil", str(order.id), "--out", str(tmp_path / "b"), "--fee", fee
+        )
+        assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused.stderr
+        assert "Traceback" not in refused.stderr and not (tmp_path / "b").exists()
+    no_expiry = invoke_cli(config.path, "requests", "link-auth", str(order.id), "0123456789abcdef-1")
+    assert no_expiry.returncode != 0 and "--expires" in no_expiry.stderr
+    inside = invoke_cli(
+        config.path, "requests", "deny", str(order.id), "--reason", "identity_not_verified", "--out", str(config.root)
+    )
+    assert inside.returncode == 1 and "inside the data root" in inside.stderr
+    assert RequestDesk.for_config(config).store.get(order.id).status == "received"  # refused means not denied
+    backwards = invoke_cli(config.path, "requests", "report", "--from", "2026-02-01", "--to", "2026-01-01")
+    assert backwards.returncode != 0 and "is after" in backwards.stderr
+    assert _trail(config, "export") == []
+
+
 def test_status_shows_requests_due_soon_and_overdue(config: Config):
     today = today_local()
     desk = RequestDesk.for_config(config)
@@ -290,6 +315,7 @@ def test_status_shows_requests_due_soon_and_overdue(config: Config):
     assert state == {"overdue": [late.id], "due_soon": [soon.id]}
     text = invoke_cli(config.path, "status", check=True).stdout
     assert "requests:   1 overdue, 1 due in the next 3 days" in text and f"REQ-{late.id}" in text
+    assert MRN not in text and _trail(config, "request.show") == []  # no patient shown, none to account for
 
 
 def test_a_legal_order_is_charged_the_actual_cost_given_but_no_records_cost_nothing(config: Config, tmp_path: Path):
@@ -314,6 +340,24 @@ def test_a_second_fulfilment_while_one_runs_is_refused_before_anything_is_releas
     desk.store.unclaim(request.id)
     desk.store.claim(request, at="2000-01-01T00:00:00+00:00", stale_before="2000-01-01")  # left by a dead process
     assert desk.fulfil(request.id, user="c", today=TODAY, out_dir=tmp_path / "out").request.status == "fulfilled"
+
+
+def test_no_other_change_while_a_fulfilment_runs(config: Config, tmp_path: Path):
+    # A release under way must not end as a denied or withdrawn request whose records went out anyway.
+    desk = RequestDesk.for_config(config)
+    request = desk.add(_new("patient"), user="c", today=TODAY)
+    desk.store.claim(request, at="2999-01-01T00:00:00+00:00", stale_before="2000-01-01")
+    first_reason = next(iter(config.requests.denial_reasons))
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.deny(request.id, reason=first_reason, note=None, user="c", today=TODAY)
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.withdraw(request.id, note="letter of withdrawal", user="c", today=TODAY)
+    with pytest.raises(RequestConflict, match="being fulfilled"):
+        desk.extend(request.id, reason="records off site", told=TODAY, user="c", today=TODAY)
+    assert desk.store.get(request.id).status == "received" and not any((config.root / "requests").glob("*.pdf"))
+    desk.store.unclaim(request.id)
+    desk.store.claim(request, at="2000-01-01T00:00:00+00:00", stale_before="2000-01-01")  # left by a dead process
+    assert desk.withdraw(request.id, note="letter", user="c", today=TODAY).status == "withdrawn"
 
 
 def test_a_failed_fulfilment_lets_go_of_the_request(config: Config, tmp_path: Path):

@@ -105,6 +105,13 @@ def test_fees_by_rule():
         fee_cents(FeeRule(method="flat", amount=1), 3, 5.0)
 
 
+@pytest.mark.parametrize("cost", [-1.0, float("nan"), float("inf"), 1e300])
+def test_an_actual_cost_that_is_not_an_amount_is_refused_in_words(cost: float):
+    # click's FLOAT and the web form both take "nan" and "inf": they must not reach round() and crash.
+    with pytest.raises(FeeError, match=r"not an amount|negative"):
+        fee_cents(FeeRule(method="actual_cost"), 3, cost)
+
+
 def test_no_authorization_and_an_expired_one_are_refused():
     today = date(2026, 1, 10)
     with pytest.raises(checks.RequestRefused, match=r"needs a signed authorization.*nothing was released"):

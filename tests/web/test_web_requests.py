@@ -134,3 +134,37 @@ def test_a_denial_gives_a_letter_and_the_report_draws_a_chart(site):
     assert "<svg" in report and "patient: 1 denied" in report and "<script" not in report
     actions = {e["action"] for e in AuditLog.for_config(config).entries(AuditFilters(user="rey"))}
     assert {"request.add", "request.show", "request.deny", "request.letter", "request.report"} <= actions
+
+
+def test_unknown_requests_and_bad_input_are_answered_in_words(site):
+    config, app, mrn, _ = site
+    client = logged_in(app, "rey")
+    missing = client.get("/requests/9999")
+    assert missing.status_code == 404 and "there is no request 9999" in missing.text
+    assert client.get("/requests/9999/letter").status_code == 404
+    request_id = _log(client, mrn, kind="legal")  # charged at actual cost by default
+    token = csrf_of(client.get(f"/requests/{request_id}").text)
+    assert client.post("/requests/9999/withdraw", data={"csrf_token": token, "note": "x"}).status_code == 404
+    for fee in ("inf", "1e400", "nan", "twelve"):
+        refused = client.post(f"/requests/{request_id}/fulfil", data={"csrf_token": token, "fee": fee})
+        assert refused.status_code == 400 and "not an amount" in refused.text, (fee, refused.text[:300])
+    denied = client.post(f"/requests/{request_id}/deny", data={"csrf_token": token, "reason": "no_such_reason"})
+    assert denied.status_code == 400 and "unknown denial reason" in denied.text
+    assert client.get(f"/requests/{request_id}/letter").status_code == 404  # no letter: nothing was denied
+    backwards = client.get("/requests/report?from=2026-02-01&to=2026-01-01")
+    assert backwards.status_code == 400 and "is after" in backwards.text
+    assert not list(AuditLog.for_config(config).entries(AuditFilters(action="export")))
+
+
+def test_a_request_for_named_documents_releases_only_those(site):
+    config, app, mrn, _ = site
+    client = logged_in(app, "rey")
+    mine = sorted(s["doc_id"] for s in filed(config) if s["mrn"] == mrn)
+    theirs = next(s["doc_id"] for s in filed(config) if s["mrn"] != mrn)
+    page = client.get("/requests")
+    form = {"csrf_token": csrf_of(page.text), "mrn": mrn, "kind": "patient", "requester": "Jo", "purpose": "own copy"}
+    refused = client.post("/requests", data={**form, "docs": theirs})
+    assert refused.status_code == 400 and f"document {theirs} is not a document of MRN {mrn}" in refused.text
+    request_id = _log(client, mrn, kind="patient", everything="", docs=mine[0])
+    item = client.get(f"/requests/{request_id}").text
+    assert re.findall(r'href="/doc/([0-9a-f]{16}-\d+)">\1</a></td><td>\d+</td><td>released', item) == [mine[0]]

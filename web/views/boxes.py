@@ -29,5 +29,10 @@ def boxes() -> str:
         )
         for v in views
     ]
-    record("box.list", details={"boxes": len(views), "unknown": len(unknown)})
+    record(
+        "box.list",
+        doc_ids=[d.doc_id for d in unknown],
+        mrns=[d.mrn for d in unknown],
+        details={"boxes": len(views), "unknown": len(unknown)},
+    )
     return render_template("boxes.html", rows=rows, unknown=unknown)

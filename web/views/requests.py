@@ -12,9 +12,11 @@ from werkzeug.wrappers import Response
 from pipeline.core.clock import today_local
 from pipeline.core.errors import MedarchiveError
 from pipeline.requests.checks import AUTHORIZATION_TYPE, Plan, check_authorization
+from pipeline.requests.fees import parse_cost
 from pipeline.requests.records import CHANNELS, KINDS, Ask, Request, Requester, fee_text
 from pipeline.requests.report import build_report, chart_svg
 from pipeline.requests.service import NewRequest, RequestDesk
+from pipeline.requests.store import RequestNotFound
 from web.auth import requires
 from web.context import current_user, services
 from web.views.documents import is_mrn, patient_documents
@@ -30,6 +32,11 @@ def desk() -> RequestDesk:
         svc = services()
         current_app.extensions[_DESK] = RequestDesk.for_config(svc.config, svc.index)
     return current_app.extensions[_DESK]
+
+
+@bp.errorhandler(RequestNotFound)
+def _not_found(exc: RequestNotFound) -> tuple[str, int]:
+    return render_template("error.html", title="No such request", message=str(exc)), 404
 
 
 def _user() -> str:
@@ -84,6 +91,7 @@ def _new() -> NewRequest:
             doc_types=tuple(form.getlist("type")),
             date_from=iso_date(form.get("from", ""), "from"),
             date_to=iso_date(form.get("to", ""), "to"),
+            doc_ids=tuple(form.get("docs", "").replace(",", " ").split()),
         ),
         channel=form.get("channel", "mail"),
         received=_day("received") or today_local(),
@@ -214,9 +222,9 @@ def withdraw(request_id: int) -> tuple[str, int] | Response:
 @bp.post("/requests/<int:request_id>/fulfil")
 @requires("release", "admin")
 def fulfil(request_id: int) -> tuple[str, int] | Response:
-    cost = request.form.get("fee", "").strip()
     try:
-        done = desk().fulfil(request_id, user=_user(), today=today_local(), actual_cost=float(cost) if cost else None)
+        cost = parse_cost(request.form.get("fee", ""))
+        done = desk().fulfil(request_id, user=_user(), today=today_local(), actual_cost=cost)
     except (MedarchiveError, ValueError) as exc:
         return _item_page(request_id, str(exc), 400)
     if done.download is None:  # no records: the letter is on the request's page
@@ -253,6 +261,9 @@ def report() -> tuple[str, int]:
         start, end, error = None, None, str(exc)
     first = date.fromisoformat(start) if start else today - timedelta(days=90)
     last = date.fromisoformat(end) if end else today
+    if first > last:
+        error = f"from {first} is after to {last}; showing the last 90 days"
+        first, last = today - timedelta(days=90), today
     summary = build_report(desk().store.find(), first, last, today)
     services().audit.record(
         "request.report",
