@@ -53,11 +53,16 @@ def parse_tsv(tsv: str) -> list[Word]:
     return words
 
 
-def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -> OcrResult:
-    """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote."""
+def ocr_image(
+    image: Path, out_dir: Path, lang: str, dpi: int, timeout: float, *, psm: int = 3, options: str = ""
+) -> OcrResult:
+    """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote.
+
+    ``options`` are more tesseract ``-c`` settings (a zonal re-read's character whitelist)."""
     base = out_dir / image.stem
     # preserve_interword_spaces keeps table columns apart, so a value under its label is found.
-    config = f"--dpi {dpi} --psm 3 -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+    config = f"--dpi {dpi} --psm {psm} -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+    config = f"{config} {options}".strip()
     started = time.monotonic()
     try:
         pytesseract.pytesseract.run_tesseract(str(image), str(base), "txt pdf", lang, config=config, timeout=timeout)

@@ -1,0 +1,346 @@
+"""A second look at a page whose first OCR reading was poor.
+
+Damaged paper (streaks, folds, faint print, pen and highlighter) reads as a few garbage
+words where a person reads the page without trouble. Such a page is cleaned (``clean``)
+and read again, and the better of the two readings kept. The header band, where the
+MRN, name and date of birth sit, is read once more on its own at twice the resolution,
+and again for digits only; the numbers in it are put to a vote across the readings.
+
+Clean pages pay nothing: ``why_read_again`` is a pure test of the first reading, and a
+page that passes it is never read twice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from pipeline.core.models import Word
+from pipeline.pages import clean
+from pipeline.pages.ocr import OcrResult, ocr_image
+
+
+@dataclass(frozen=True)
+class SecondLookRules:
+    """When a page is read again, and how its header is read (``ocr.second_look`` in the config)."""
+
+    enabled: bool = True
+    below_conf: float = 70.0
+    min_wordlike_share: float = 0.6
+    header_band: float = 0.35
+    min_header_words: int = 3
+    min_ink_share: float = 0.01
+    header_scale: float = 2.0
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """What the second look did to one page, for its sidecar."""
+
+    why: str
+    won: Literal["first", "cleaned"]
+    header: Literal["page", "zonal"]
+    votes: int  # numbers in the header the vote changed
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "why": self.why,
+            "won": self.won,
+            "header": self.header,
+            "votes": self.votes,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# ------------------------------------------------------------------ the trigger (pure)
+
+_ABBREVIATION = r"(?:[A-Za-z]\.){1,4}"
+_WORD = r"[A-Z]?[a-z]+(?:['-][A-Za-z]+)*|[A-Z]+(?:['-][A-Z]+)*|[A-Z][a-z]*[A-Z][a-z]+"
+_NUMBER = r"[#$]?\d[\d.,/:%-]*"
+_WORDLIKE = re.compile(rf"[(\[\"']?(?:{_ABBREVIATION}|{_WORD}|{_NUMBER})[)\]\"'.,:;!?%]*")
+_VOWEL = re.compile(r"[aeiouyAEIOUY]")
+
+
+def is_wordlike(text: str) -> bool:
+    """Whether an OCR word looks like a word, an abbreviation or a number rather than debris.
+
+    Not a dictionary: names, drugs and codes are words too; what fails is the debris a
+    streak or a fold makes (``|``, ``~``, ``fo]``, ``Il1i``, ``rnmnmn``).
+    """
+    if not _WORDLIKE.fullmatch(text):
+        return False
+    letters = re.sub(r"[^A-Za-z]", "", text)
+    return len(letters) < 3 or bool(_VOWEL.search(letters))
+
+
+def reading_score(words: Sequence[Word]) -> float:
+    """How much readable text a reading holds: confidence summed over its word-like words.
+
+    A reading that lost half the page scores below one that kept it at lower confidence,
+    and debris read with high confidence counts for nothing."""
+    return sum(w.conf for w in words if is_wordlike(w.text)) / 100
+
+
+def in_band(words: Sequence[Word], bottom: float) -> list[Word]:
+    return [w for w in words if w.top + w.height / 2 < bottom]
+
+
+def why_read_again(words: Sequence[Word], page_height: int, ink_share: float, rules: SecondLookRules) -> str | None:
+    """Why the first reading of a page is too poor to keep alone; None when it is good.
+
+    ``ink_share`` is the share of dark pixels on the page, which tells a blank page from
+    one whose print OCR took for a picture. A sparse page read well (a separator sheet,
+    a page with a line or two) is not read again.
+    """
+    if not rules.enabled:
+        return None
+    if not words:
+        return "no text read" if ink_share >= rules.min_ink_share else None
+    mean = sum(w.conf for w in words) / len(words)
+    if mean < rules.below_conf:
+        return f"mean word confidence {mean:.0f}"
+    share = sum(is_wordlike(w.text) for w in words) / len(words)
+    if share < rules.min_wordlike_share:
+        return f"few words read as words ({100 * share:.0f} %)"
+    band = in_band(words, rules.header_band * page_height)
+    if len(words) >= 4 * rules.min_header_words and len(band) < rules.min_header_words:
+        return "header band empty"
+    if band and sum(w.conf for w in band) / len(band) < rules.below_conf:
+        return "header band garbled"
+    if any(_is_number(w) and w.conf < rules.below_conf for w in band):
+        return "a number in the header band read with low confidence"
+    return None
+
+
+def ink_share(gray: np.ndarray) -> float:
+    """The share of dark pixels, on a page subsampled to about 75 dpi (cheap)."""
+    return float(np.mean(gray[::4, ::4] < 128)) if gray.size else 0.0
+
+
+# ------------------------------------------------------------------ the vote (pure)
+
+_DIGITS = re.compile(r"\d")
+
+
+def _digits(text: str) -> str:
+    return "".join(_DIGITS.findall(text))
+
+
+def _is_number(word: Word) -> bool:
+    """A word that may be an MRN or a date: four digits or more, mostly digits."""
+    digits = _digits(word.text)
+    alnum = sum(c.isalnum() for c in word.text)
+    return len(digits) >= 4 and len(digits) * 2 >= alnum
+
+
+def _overlaps(a: Word, b: Word) -> bool:
+    """Whether ``b`` covers at least half of ``a`` or ``a`` half of ``b`` (the same print)."""
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return False
+    smaller = min(a.width * a.height, b.width * b.height)
+    return smaller > 0 and width * height * 2 >= smaller
+
+
+def _with_digits(text: str, digits: str) -> str:
+    """``text`` with its digits replaced in order by ``digits`` (of the same count)."""
+    it = iter(digits)
+    return _DIGITS.sub(lambda _: next(it), text)
+
+
+def vote_numbers(primary: Sequence[Word], others: Sequence[Sequence[Word]]) -> tuple[list[Word], int]:
+    """The numbers of ``primary`` put to a vote across the other readings of the same band.
+
+    For each number (four digits or more) of ``primary``, each other reading offers the
+    digits of its words over the same print. The digit string most readings agree on
+    wins; a tie keeps ``primary``'s own. A number changed by the vote, or one no other
+    reading agrees with, keeps the lowest confidence any reading gave it, so the filing
+    rules see the doubt. Returns the words and how many the vote changed.
+    """
+    voted, changed = [], 0
+    for word in primary:
+        if not _is_number(word):
+            voted.append(word)
+            continue
+        offers = []
+        for reading in others:
+            over = sorted((w for w in reading if _overlaps(word, w) and _digits(w.text)), key=lambda w: w.left)
+            if over:
+                offers.append(("".join(_digits(w.text) for w in over), min(w.conf for w in over)))
+        own = _digits(word.text)
+        tally = Counter([own, *(value for value, _ in offers)])
+        best = max(tally.values())
+        winner = own if tally[own] == best else next(v for v, n in tally.items() if n == best)
+        lowest = min([word.conf, *(conf for _, conf in offers)])
+        if winner != own and len(winner) == len(own):
+            voted.append(replace(word, text=_with_digits(word.text, winner), conf=lowest))
+            changed += 1
+        elif offers and tally[own] == 1:
+            voted.append(replace(word, conf=lowest))
+        else:
+            voted.append(word)
+    return voted, changed
+
+
+# ------------------------------------------------------------------ text and words of a page (pure)
+
+
+def _aligned_lines(text: str, words: Sequence[Word]) -> list[tuple[str, list[Word]]] | None:
+    """Each line of tesseract's text with its words (the TSV's words come in the text's
+    order); None when they do not line up."""
+    lines, at = [], 0
+    for line in text.splitlines():
+        tokens = line.split()
+        mine = list(words[at : at + len(tokens)])
+        if [w.text for w in mine] != tokens:
+            return None
+        lines.append((line, mine))
+        at += len(tokens)
+    return lines if at == len(words) else None
+
+
+def with_words(text: str, words: Sequence[Word], changed: Sequence[Word]) -> str:
+    """``text`` with each token of ``words`` replaced by the matching word of ``changed``
+    (the same words after the vote); unchanged when the two do not line up."""
+    lines = _aligned_lines(text, words)
+    if lines is None or len(changed) != len(words):
+        return text
+    replacements = iter(changed)
+    out = []
+    for line, mine in lines:
+        for original in mine:
+            new = next(replacements)
+            if new.text != original.text:
+                line = re.sub(rf"(?<!\S){re.escape(original.text)}(?!\S)", new.text.replace("\\", r"\\"), line, count=1)
+        out.append(line)
+    return "\n".join(out)
+
+
+def split_at_band(text: str, words: Sequence[Word], bottom: float) -> tuple[str, list[Word]] | None:
+    """The lines of a reading below the header band, as text and words; None when its text
+    and words do not line up."""
+    lines = _aligned_lines(text, words)
+    if lines is None:
+        return None
+    body = [(line, mine) for line, mine in lines if not mine or len(in_band(mine, bottom)) < len(mine)]
+    while body and not body[0][1]:
+        body.pop(0)
+    return "\n".join(line for line, _ in body), [w for _, mine in body for w in mine]
+
+
+def between_lines(words: Sequence[Word], bottom: float, height: int) -> float:
+    """The first row at or below ``bottom`` (within a twentieth of the page) that no word
+    covers, so the header band does not cut a line of print in two."""
+    covered = np.zeros(height + 1, bool)
+    for w in words:
+        covered[max(0, w.top) : max(0, w.top + w.height)] = True
+    start = max(0, min(height, int(bottom)))
+    free = np.flatnonzero(~covered[start : start + max(1, height // 20)])
+    return float(start + free[0]) if free.size else bottom
+
+
+# ------------------------------------------------------------------ the readings (tesseract)
+
+
+@dataclass(frozen=True)
+class _Page:
+    gray: np.ndarray
+    dpi: int
+    lang: str
+    work: Path
+
+
+def read_again(
+    gray: np.ndarray,
+    first: OcrResult,
+    why: str,
+    *,
+    dpi: int,
+    lang: str,
+    work: Path,
+    rules: SecondLookRules,
+    time_left: Callable[[], float],
+) -> tuple[OcrResult, SecondLook, np.ndarray]:
+    """The page cleaned and read again, its header re-read and voted on; the better reading.
+
+    Returns the reading kept (its ``seconds`` include every pass), what was done, and the
+    cleaned page (for barcodes). ``time_left`` gives the page's remaining time before
+    each pass and raises when there is none.
+    """
+    started = time.monotonic()
+    page = _Page(gray, dpi, lang, work)
+    flat = clean.flattened(gray, dpi)
+    cleaned = clean.binarised(flat, dpi)
+    second = _read(page, cleaned, "page-clean", dpi, time_left())
+    won: Literal["first", "cleaned"] = (
+        "cleaned" if reading_score(second.words) > reading_score(first.words) else "first"
+    )
+    best = second if won == "cleaned" else first
+    bottom = between_lines(best.words, rules.header_band * gray.shape[0], gray.shape[0])
+    zonal, digits = _header_readings(page, flat, bottom, rules.header_scale, time_left)
+    readings = {"first": in_band(first.words, bottom), "cleaned": in_band(second.words, bottom), "zonal": zonal.words}
+    body = split_at_band(best.text, best.words, bottom)
+    use_zonal = body is not None and reading_score(zonal.words) > reading_score(readings[won])
+    header_from: Literal["zonal", "page"] = "zonal" if use_zonal else "page"
+    primary_key = "zonal" if use_zonal else won
+    others = [words for key, words in readings.items() if key != primary_key] + [digits.words]
+    voted, changes = vote_numbers(readings[primary_key], others)
+    if use_zonal and body is not None:
+        header_text = with_words(zonal.text.strip("\n"), zonal.words, voted)
+        text = f"{header_text}\n\n{body[0]}\n" if body[0] else f"{header_text}\n"
+        words = [*voted, *body[1]]
+    else:
+        at = {id(w): i for i, w in enumerate(readings[won])}
+        words = [voted[at[id(w)]] if id(w) in at else w for w in best.words]
+        text = with_words(best.text, best.words, words)
+    spent = first.seconds + second.seconds + zonal.seconds + digits.seconds
+    result = OcrResult(text, list(words), best.layer_pdf, spent)
+    look = SecondLook(why, won, header_from, changes, time.monotonic() - started)
+    return result, look, cleaned
+
+
+def _read(page: _Page, image: np.ndarray, name: str, dpi: int, timeout: float, **options: object) -> OcrResult:
+    path = page.work / f"{name}.pgm"
+    cv2.imwrite(str(path), image)
+    return ocr_image(path, page.work, page.lang, dpi, timeout, **options)  # type: ignore[arg-type]
+
+
+_DIGITS_ONLY = "-c tessedit_char_whitelist=0123456789/-."
+
+
+def _header_readings(
+    page: _Page, flat: np.ndarray, bottom: float, scale: float, time_left: Callable[[], float]
+) -> tuple[OcrResult, OcrResult]:
+    """The header band read on its own at ``scale`` times the resolution, once for text and
+    once for digits only; word boxes in page pixels."""
+    band = flat[: max(1, int(bottom))]
+    big = cv2.resize(band, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    dpi = round(page.dpi * scale)
+    sharp = clean.binarised(big, dpi)
+    text = _read(page, sharp, "band-text", dpi, time_left(), psm=6)
+    digits = _read(page, sharp, "band-digits", dpi, time_left(), psm=6, options=_DIGITS_ONLY)
+    return _scaled(text, 1 / scale), _scaled(digits, 1 / scale)
+
+
+def _scaled(result: OcrResult, factor: float) -> OcrResult:
+    words = [
+        replace(
+            w,
+            left=round(w.left * factor),
+            top=round(w.top * factor),
+            width=round(w.width * factor),
+            height=round(w.height * factor),
+        )
+        for w in result.words
+    ]
+    return OcrResult(result.text, words, result.layer_pdf, result.seconds)
