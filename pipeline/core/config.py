@@ -498,6 +498,9 @@ class IndexSettings(_Section):
     min_wildcard_prefix: int = Field(2, ge=1, description="letters needed before a * or ? (diab*, not *ab*)")
     max_expansions: int = Field(300, ge=10, description="most words one wildcard or range may match")
     search_seconds: float = Field(5, gt=0, description="a search still running after this is stopped")
+    text_edit_min_letters: int = Field(
+        6, ge=0, description="a search word this long (as indexed, its stem) also finds text one OCR slip away; 0 = never"
+    )
     type_synonyms: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_TYPE_SYNONYMS.items()},
         description="{doc_type: [words or phrases]} a plain search finds the type by, besides its own name",
