@@ -37,7 +37,7 @@ class SecondLookSettings(_Section):
         0.35, gt=0, le=1, description="top share of the page where the MRN, name and DOB sit; re-read on its own"
     )
     min_header_words: int = Field(3, ge=1, description="a page of text with fewer words in its header band is read again")
-    header_scale: float = Field(2.0, ge=1, le=4, description="the header band is re-read at this many times the dpi")
+    header_scale: float = Field(1.5, ge=1, le=4, description="the header band is re-read at this many times the dpi")
 
 
 class OcrSettings(_Section):

@@ -98,7 +98,7 @@ def binarised(flat: np.ndarray, dpi: int) -> np.ndarray:
     return cv2.bitwise_not(ink)
 
 
-def thresholded(gray: np.ndarray, levels: tuple[int, ...] = (70, 110, 150, 190)) -> list[np.ndarray]:
+def thresholded(gray: np.ndarray, levels: tuple[int, ...] = (40, 70, 110, 150, 190)) -> list[np.ndarray]:
     """The page cut at several grey levels: a streak lighter than print vanishes at a low one,
     faded print survives at a high one. For barcode readers, which binarise once."""
     return [np.where(gray < level, 0, 255).astype(np.uint8) for level in levels]

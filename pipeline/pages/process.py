@@ -28,7 +28,7 @@ from pipeline.pages.raster import (
     text_layer,
 )
 from pipeline.pages.scan_image import BareScan, bare_scan
-from pipeline.pages.second_look import SecondLook, SecondLookRules, ink_share, read_again, why_read_again
+from pipeline.pages.second_look import SecondLook, SecondLookRules, page_marks, read_again, why_read_again
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _second_look(
 
     Running out of the page's time part way keeps the first reading: a second look may
     improve a page, never lose it."""
-    why = why_read_again(first.words, gray.shape[0], 0.0 if first.words else ink_share(gray), task.second_look)
+    why = why_read_again(first.words, gray.shape[0], page_marks(gray), task.second_look)
     if why is None:
         return first, None, None
     started = time.monotonic()
@@ -188,7 +188,7 @@ def _barcodes_again(
 ) -> list[BarcodeRead]:
     """A poor page's barcodes looked for again, whole page, on the cleaned image and then
     cut at several grey levels, before it is taken to have none."""
-    for variant in (cleaned, *clean.thresholded(gray)):
+    for variant in (cleaned, *clean.thresholded(gray, (60, 120, 180))):
         reads = _barcodes(Image.fromarray(variant), True, formats, separator_value)
         if reads:
             return reads

@@ -38,7 +38,7 @@ class SecondLookRules:
     header_band: float = 0.35
     min_header_words: int = 3
     min_ink_share: float = 0.01
-    header_scale: float = 2.0
+    header_scale: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,10 @@ class SecondLook:
 # ------------------------------------------------------------------ the trigger (pure)
 
 _ABBREVIATION = r"(?:[A-Za-z]\.){1,4}"
-_WORD = r"[A-Z]?[a-z]+(?:['-][A-Za-z]+)*|[A-Z]+(?:['-][A-Z]+)*|[A-Z][a-z]*[A-Z][a-z]+"
-_NUMBER = r"[#$]?\d[\d.,/:%-]*"
-_WORDLIKE = re.compile(rf"[(\[\"']?(?:{_ABBREVIATION}|{_WORD}|{_NUMBER})[)\]\"'.,:;!?%]*")
+_PART = r"[A-Z]?[a-z]+|[A-Z]+|[A-Z][a-z]*[A-Z][a-z]+"  # word, WORD, McClain
+_WORD = rf"(?:{_PART})(?:['-](?:{_PART}))*"
+_NUMBER = r"[#$]?\d[\d.,/:%-]*|\d{1,2}-[A-Za-z]{3}-\d{2,4}"
+_WORDLIKE = re.compile(rf"[(\"']?(?:{_ABBREVIATION}|{_WORD}|{_NUMBER})[)\"'.,:;!?%]*")
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
 
 
@@ -79,7 +80,7 @@ def is_wordlike(text: str) -> bool:
     if not _WORDLIKE.fullmatch(text):
         return False
     letters = re.sub(r"[^A-Za-z]", "", text)
-    return len(letters) < 3 or bool(_VOWEL.search(letters))
+    return len(letters) < 4 or letters.isupper() or bool(_VOWEL.search(letters))
 
 
 def reading_score(words: Sequence[Word]) -> float:
@@ -94,17 +95,44 @@ def in_band(words: Sequence[Word], bottom: float) -> list[Word]:
     return [w for w in words if w.top + w.height / 2 < bottom]
 
 
-def why_read_again(words: Sequence[Word], page_height: int, ink_share: float, rules: SecondLookRules) -> str | None:
+@dataclass(frozen=True)
+class PageMarks:
+    """What the page's pixels say before any reading: its share of dark pixels (a blank
+    page or print OCR took for a picture) and the dark streaks running down it."""
+
+    ink_share: float
+    streaks: int
+
+
+def page_marks(gray: np.ndarray) -> PageMarks:
+    """The page's marks, measured on it subsampled to about 75 dpi (a few milliseconds).
+
+    A streak is a run of columns grey or darker over more than half the page's height,
+    away from its edges (where a scanner's lid or the paper's edge may show): a drum's
+    toner streak, which makes tesseract take the text beside it for a picture."""
+    small = gray[::4, ::4]
+    if not small.size:
+        return PageMarks(0.0, 0)
+    ink = float(np.mean(small < 128))
+    dark = np.mean(small < 200, axis=0) > 0.5
+    margin = max(1, small.shape[1] * 3 // 100)
+    inner = dark[margin:-margin].astype(np.int8)
+    streaks = int(np.count_nonzero(np.diff(inner) == 1) + (inner[:1] == 1).sum()) if inner.size else 0
+    return PageMarks(ink, streaks)
+
+
+def why_read_again(words: Sequence[Word], page_height: int, marks: PageMarks, rules: SecondLookRules) -> str | None:
     """Why the first reading of a page is too poor to keep alone; None when it is good.
 
-    ``ink_share`` is the share of dark pixels on the page, which tells a blank page from
-    one whose print OCR took for a picture. A sparse page read well (a separator sheet,
-    a page with a line or two) is not read again.
+    A sparse page read well (a separator sheet, a page with a line or two) is not read
+    again; a page with no words is, when it has ink enough to hold print.
     """
     if not rules.enabled:
         return None
     if not words:
-        return "no text read" if ink_share >= rules.min_ink_share else None
+        return "no text read" if marks.ink_share >= rules.min_ink_share else None
+    if marks.streaks:
+        return f"{marks.streaks} dark streak{'s' if marks.streaks > 1 else ''} down the page"
     mean = sum(w.conf for w in words) / len(words)
     if mean < rules.below_conf:
         return f"mean word confidence {mean:.0f}"
@@ -119,11 +147,6 @@ def why_read_again(words: Sequence[Word], page_height: int, ink_share: float, ru
     if any(_is_number(w) and w.conf < rules.below_conf for w in band):
         return "a number in the header band read with low confidence"
     return None
-
-
-def ink_share(gray: np.ndarray) -> float:
-    """The share of dark pixels, on a page subsampled to about 75 dpi (cheap)."""
-    return float(np.mean(gray[::4, ::4] < 128)) if gray.size else 0.0
 
 
 # ------------------------------------------------------------------ the vote (pure)
@@ -279,16 +302,16 @@ def read_again(
     """
     started = time.monotonic()
     page = _Page(gray, dpi, lang, work)
-    flat = clean.flattened(gray, dpi)
-    cleaned = clean.binarised(flat, dpi)
+    cleaned = clean.binarised(clean.flattened(gray, dpi), dpi)
     second = _read(page, cleaned, "page-clean", dpi, time_left())
     won: Literal["first", "cleaned"] = (
         "cleaned" if reading_score(second.words) > reading_score(first.words) else "first"
     )
     best = second if won == "cleaned" else first
     bottom = between_lines(best.words, rules.header_band * gray.shape[0], gray.shape[0])
-    zonal, digits = _header_readings(page, flat, bottom, rules.header_scale, time_left)
-    readings = {"first": in_band(first.words, bottom), "cleaned": in_band(second.words, bottom), "zonal": zonal.words}
+    bands = {"first": in_band(first.words, bottom), "cleaned": in_band(second.words, bottom)}
+    zonal, digits = _header_readings(page, cleaned, bottom, rules.header_scale, list(bands.values()), time_left)
+    readings = {**bands, "zonal": zonal.words}
     body = split_at_band(best.text, best.words, bottom)
     use_zonal = body is not None and reading_score(zonal.words) > reading_score(readings[won])
     header_from: Literal["zonal", "page"] = "zonal" if use_zonal else "page"
@@ -319,17 +342,57 @@ _DIGITS_ONLY = "-c tessedit_char_whitelist=0123456789/-."
 
 
 def _header_readings(
-    page: _Page, flat: np.ndarray, bottom: float, scale: float, time_left: Callable[[], float]
+    page: _Page,
+    cleaned: np.ndarray,
+    bottom: float,
+    scale: float,
+    readings: Sequence[Sequence[Word]],
+    time_left: Callable[[], float],
 ) -> tuple[OcrResult, OcrResult]:
-    """The header band read on its own at ``scale`` times the resolution, once for text and
-    once for digits only; word boxes in page pixels."""
-    band = flat[: max(1, int(bottom))]
-    big = cv2.resize(band, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    """The cleaned header band read on its own at ``scale`` times the resolution, and its
+    numbers (where any reading saw one) read again for digits only; boxes in page pixels."""
+    big = cv2.resize(cleaned[: max(1, int(bottom))], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    sharp = np.where(big < 128, 0, 255).astype(np.uint8)  # smooth edges at the new resolution
     dpi = round(page.dpi * scale)
-    sharp = clean.binarised(big, dpi)
-    text = _read(page, sharp, "band-text", dpi, time_left(), psm=6)
-    digits = _read(page, sharp, "band-digits", dpi, time_left(), psm=6, options=_DIGITS_ONLY)
-    return _scaled(text, 1 / scale), _scaled(digits, 1 / scale)
+    zonal = _scaled(_read(page, sharp, "band-text", dpi, time_left(), psm=6), 1 / scale)
+    boxes: list[Word] = []
+    for word in (w for reading in (zonal.words, *readings) for w in reading if _is_number(w)):
+        if not any(_overlaps(word, taken) for taken in boxes):
+            boxes.append(word)
+    return zonal, _numbers_read(page, sharp, boxes, scale, time_left)
+
+
+def _numbers_read(
+    page: _Page, sharp: np.ndarray, boxes: Sequence[Word], scale: float, time_left: Callable[[], float]
+) -> OcrResult:
+    """The numbers' boxes cut from the band, stacked in one image and read once for digits."""
+    if not boxes:
+        return OcrResult("", [], b"", 0.0)
+    crops, places, at = [], [], 0
+    for box in boxes:
+        pad = box.height * scale * 0.4
+        left, top = max(0, int(box.left * scale - 2 * pad)), max(0, int(box.top * scale - pad))
+        right, bottom = int((box.left + box.width) * scale + 2 * pad), int((box.top + box.height) * scale + pad)
+        crop = sharp[top:bottom, left:right]
+        if crop.size == 0:
+            continue
+        places.append((at, at + crop.shape[0], left, top))
+        crops.append(crop)
+        at += crop.shape[0] + int(2 * pad)
+    if not crops:
+        return OcrResult("", [], b"", 0.0)
+    strip = np.full((at, max(c.shape[1] for c in crops)), 255, np.uint8)
+    for crop, (start, end, _, _) in zip(crops, places, strict=True):
+        strip[start:end, : crop.shape[1]] = crop
+    read = _read(page, strip, "band-digits", round(page.dpi * scale), time_left(), psm=6, options=_DIGITS_ONLY)
+    words = []
+    for w in read.words:
+        middle = w.top + w.height / 2
+        place = next((p for p in places if p[0] <= middle < p[1]), None)
+        if place is not None:
+            start, _, left, top = place
+            words.append(replace(w, left=w.left + left, top=w.top - start + top))
+    return _scaled(OcrResult(read.text, words, b"", read.seconds), 1 / scale)
 
 
 def _scaled(result: OcrResult, factor: float) -> OcrResult:
