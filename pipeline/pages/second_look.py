@@ -144,8 +144,6 @@ def why_read_again(words: Sequence[Word], page_height: int, marks: PageMarks, ru
         return "header band empty"
     if band and sum(w.conf for w in band) / len(band) < rules.below_conf:
         return "header band garbled"
-    if any(_is_number(w) and w.conf < rules.below_conf for w in band):
-        return "a number in the header band read with low confidence"
     return None
 
 

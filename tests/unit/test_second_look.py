@@ -86,12 +86,15 @@ def test_a_poor_reading_is_read_again_and_says_why(words: list[Word], marks: Pag
     assert (why_read_again(words, HEIGHT, marks, RULES) or "").startswith(why)
 
 
-def test_a_doubtful_number_in_the_header_alone_is_enough() -> None:
+def test_a_number_read_at_middling_confidence_on_a_clean_page_is_not_enough() -> None:
+    # Tesseract gives a clean page's dates and numbers 60-70 now and then; a doubtful
+    # digit is the filing rules' business (per-character confidences), not a reason to
+    # read every such page twice.
     words = words_of(CLEAN_PAGE)
     mrn = next(i for i, w in enumerate(words) if w.text == "00888599")
-    words[mrn] = Word("00888599", 41, words[mrn].left, words[mrn].top, words[mrn].width, words[mrn].height)
-    assert why_read_again(words, HEIGHT, INKED, RULES) == "a number in the header band read with low confidence"
-    assert why_read_again(words, HEIGHT, INKED, SecondLookRules(enabled=False)) is None
+    words[mrn] = Word("00888599", 64, words[mrn].left, words[mrn].top, words[mrn].width, words[mrn].height)
+    assert why_read_again(words, HEIGHT, INKED, RULES) is None
+    assert why_read_again(words_of(CLEAN_PAGE, conf=40), HEIGHT, INKED, SecondLookRules(enabled=False)) is None
 
 
 def test_the_better_reading_holds_more_confident_words_not_a_higher_mean() -> None:
