@@ -609,7 +609,7 @@ def write_damaged_batches(clean_dir: Path, damaged_dir: Path, batches: int, seed
 
     rng = random.Random(seed + 606)
     patients = [samples.make_patient(rng) for _ in range(12)]
-    placed, kinds = [], Counter()
+    placed, kinds, by_page = [], Counter(), {}
     for b in range(batches):
         clean: list = []
         for d in range(rng.randint(1, 3)):
@@ -633,13 +633,14 @@ def write_damaged_batches(clean_dir: Path, damaged_dir: Path, batches: int, seed
                 Placed(f"dmg-{b:02d}.pdf", list(range(first, len(clean) + 1)), samples.ground_truth_json(doc), False)
             )
         damaged = []
-        for image in clean:
+        for n, image in enumerate(clean, start=1):
             hurt, applied = damage.damage(image, rng)
             kinds.update(applied)
+            by_page[(f"dmg-{b:02d}.pdf", n)] = applied
             damaged.append(hurt)
         for folder, images in ((clean_dir, clean), (damaged_dir, damaged)):
             samples.write_scanned_pdf(folder / f"dmg-{b:02d}.pdf", images, encoding="jpeg", dpi=(300, 300))
-    return placed, patients, kinds
+    return placed, patients, kinds, by_page
 
 
 def _sidecars(data: Path) -> list[dict]:
@@ -669,11 +670,13 @@ def _damaged_setting(work: Path, inputs: Path, placed: list, patients: list, ind
     listed = subprocess.run([*cli, "list", "--json"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in listed.splitlines()]
     produced = {(r["source"]["file"], tuple(r["source"]["pages"])): r for r in rows}
-    counts, reasons, types_ok, filed = Counter(), Counter(), 0, 0
+    counts, reasons, types_ok, filed, problems = Counter(), Counter(), 0, 0, []
     for doc in placed:
         row = produced.get((doc.file, tuple(doc.pages)))
         v = verdict(doc.truth, row) if row else "split_wrong"
         counts[v] += 1
+        if v not in ("filed_ok", "review_ok"):
+            problems.append((v, doc, row))
         if row and row["status"] == "filed":
             filed += 1
             types_ok += row["doc_type"] == doc.truth["doc_type"]
@@ -700,6 +703,7 @@ def _damaged_setting(work: Path, inputs: Path, placed: list, patients: list, ind
         "pages_per_min": 60 * pages / cost.wall,
         "cpu_per_page": cost.cpu / pages,
         "looks": looks,
+        "problems": problems,
     }
 
 
@@ -711,7 +715,7 @@ def part_six(args) -> None:
         work = Path(tmp)
         (work / "clean").mkdir()
         (work / "damaged").mkdir()
-        placed, patients, kinds = write_damaged_batches(
+        placed, patients, kinds, by_page = write_damaged_batches(
             work / "clean", work / "damaged", args.damaged_batches, args.seed
         )
         pdfs = sorted((work / "clean").glob("*.pdf"))
@@ -769,6 +773,12 @@ def part_six(args) -> None:
                     print("  second look on no page")
                 for reason, n in got["reasons"].most_common(5):
                     print(f"    review ({n}): {reason}")
+                for v, doc, row in got["problems"] if args.details else ():
+                    damage_done = [by_page.get((doc.file, p), ()) for p in doc.pages] if paper == "damaged" else []
+                    result = row and (row["status"], row["mrn"], row["review_reason"])
+                    print(
+                        f"    {v:<11} {doc.file} pages {doc.pages} {damage_done}: truth {doc.truth['mrn']} got {result}"
+                    )
         clean, damaged = results[("clean", False)], results[("damaged", False)]
         print(
             f"damaged pages' extra cost: {damaged['cpu_per_page'] - clean['cpu_per_page']:.2f} CPU s a page "

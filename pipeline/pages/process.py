@@ -123,8 +123,8 @@ def _second_look(
 ) -> tuple[OcrResult, SecondLook | None, np.ndarray | None]:
     """The page cleaned and read again when its first reading was poor; else the first reading.
 
-    Running out of the page's time part way keeps the first reading: a second look may
-    improve a page, never lose it."""
+    Running out of the page's time part way, or any failure of the second look, keeps the
+    first reading: a second look may improve a page, never lose it."""
     why = why_read_again(first.words, gray.shape[0], page_marks(gray), task.second_look)
     if why is None:
         return first, None, None
@@ -136,8 +136,11 @@ def _second_look(
             gray, first, why, dpi=task.dpi, lang=task.lang, work=work, rules=task.second_look, time_left=deadline.left
         )
     except OcrError:
-        look = SecondLook(f"{why}; second look out of time", "first", "page", 0, time.monotonic() - started)
-        return first, look, None
+        failure = "out of time"
+    except Exception as exc:  # whatever the cleaning trips on, the first reading stands
+        failure = f"failed ({type(exc).__name__})"
+    look = SecondLook(f"{why}; second look {failure}", "first", "page", 0, time.monotonic() - started)
+    return first, look, None
 
 
 def _page_image(

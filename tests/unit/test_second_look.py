@@ -223,3 +223,23 @@ def test_damage_is_seeded_and_names_what_it_did() -> None:
         assert applied == (kind,) and changed.size == page.size and changed.tobytes() != page.tobytes()
     with pytest.raises(ValueError, match="unknown damage"):
         damage.damage(page, random.Random(1), ["coffee"])
+
+
+def test_a_second_look_that_fails_or_runs_out_of_time_keeps_the_first_reading(monkeypatch, tmp_path) -> None:
+    from pathlib import Path
+
+    from pipeline.pages import process
+    from pipeline.pages.ocr import OcrError, OcrResult
+
+    first = OcrResult("poor", words_of(CLEAN_PAGE, conf=30), b"", 1.0)
+    task = process.PageTask(Path("x.pdf"), 1, True, 300, "eng", 60, 40)
+    blank = np.full((HEIGHT, 2550), 255, np.uint8)
+    for error, said in ((cv2.error("bad"), "failed (error)"), (OcrError("page timed out"), "out of time")):
+
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(process, "read_again", fail)
+        result, look, cleaned = process._second_look(blank, first, task, tmp_path, process._Deadline(60))
+        assert result is first and cleaned is None
+        assert look is not None and look.won == "first" and look.why.endswith(said)
