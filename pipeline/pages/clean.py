@@ -51,6 +51,20 @@ def flattened(gray: np.ndarray, dpi: int) -> np.ndarray:
     return cv2.convertScaleAbs(flat, alpha=255 / (255 - low), beta=-low * 255 / (255 - low))
 
 
+def without_streaks(flat: np.ndarray, dpi: int) -> np.ndarray:
+    """The ``flattened`` page with its streaks and rules taken out as one more background.
+
+    A closing along a line longer than any character fills print in with the paper
+    around it but keeps a streak (a drum's, down the page; a fold's seam, across it),
+    which is then divided out like uneven light: the streak turns to paper, and print
+    that crosses it, darker than the streak, stays print."""
+    length = _odd(_LINE_INCHES * dpi)
+    for kernel in ((1, length), (length, 1)):
+        streaks = cv2.morphologyEx(flat, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
+        flat = cv2.divide(flat, np.maximum(streaks, 1), scale=255)
+    return flat
+
+
 def threshold(flat: np.ndarray, dpi: int) -> np.ndarray:
     """Black print (0) on white paper (255) by a local threshold over about a sixth of an
     inch, set above the paper's own grain (a photocopy's, measured on the page) so that
@@ -93,7 +107,7 @@ def without_specks_and_borders(ink: np.ndarray, dpi: int) -> np.ndarray:
 
 def binarised(flat: np.ndarray, dpi: int) -> np.ndarray:
     """The ``flattened`` page cleaned for OCR: black print on white, without streaks, borders and specks."""
-    ink = cv2.bitwise_not(threshold(flat, dpi))
+    ink = cv2.bitwise_not(threshold(without_streaks(flat, dpi), dpi))
     ink = without_specks_and_borders(without_lines(ink, dpi), dpi)
     return cv2.bitwise_not(ink)
 

@@ -125,7 +125,7 @@ def _second_look(
 
     Running out of the page's time part way, or any failure of the second look, keeps the
     first reading: a second look may improve a page, never lose it."""
-    why = why_read_again(first.words, gray.shape[0], page_marks(gray), task.second_look)
+    why = why_read_again(first.words, gray.shape[0], page_marks(gray, ink=not first.words), task.second_look)
     if why is None:
         return first, None, None
     started = time.monotonic()

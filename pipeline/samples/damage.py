@@ -29,8 +29,8 @@ def _photocopy(page: Page, rng: np.random.Generator) -> Page:
     height, width = page.shape
     for _ in range(int(rng.integers(1, 4))):
         page = cv2.GaussianBlur(page, (0, 0), float(rng.uniform(0.8, 1.4)))
-        # The copier's threshold: thin strokes break up or fill in, and the paper greys.
-        level = float(rng.uniform(110, 170))
+        # The copier's threshold: strokes thicken or thin, faint print darkens, the paper greys.
+        level = float(rng.uniform(150, 205))
         page = 255 / (1 + np.exp(-(page - level) / rng.uniform(12, 25)))
         toner = cv2.resize(rng.uniform(0, 45, (12, 9)).astype(np.float32), (width, height))
         page = page - toner * (page > 128) + rng.normal(0, rng.uniform(8, 18), page.shape).astype(np.float32)
@@ -71,7 +71,7 @@ def _low_ink(page: Page, rng: np.random.Generator) -> Page:
     patches = cv2.resize(
         rng.uniform(0.2, 0.55, (6, 4)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
     )
-    return 255 - (255 - page) * np.clip(patches, 0.15, 0.6)
+    return 255 - (255 - page) * np.clip(patches, 0.25, 0.7)
 
 
 def _highlighter(page: Page, rng: np.random.Generator) -> Page:

@@ -207,6 +207,18 @@ def test_streaks_are_counted_and_print_borders_and_forms_are_not() -> None:
     streaked[:, 700:730] = 120
     streaked[200:3100, 1500:1512] = 160
     assert page_marks(streaked).streaks == 2
+    coloured = np.full_like(page, 190)  # pink or yellow paper scans grey: not a streak
+    coloured[300:900:60, 150:2400] = 20
+    assert page_marks(coloured).streaks == 0
+
+
+def test_faint_print_is_ink_enough_to_read_a_wordless_page_again() -> None:
+    faint = np.full((3300, 2550), 245, np.uint8)
+    for top in range(300, 2400, 60):
+        faint[top : top + 24, 150:2400][:, (np.arange(2250) // 3) % 2 == 0] = 195  # print at a fifth of its ink
+    marks = page_marks(faint)
+    assert marks.ink_share >= RULES.min_ink_share
+    assert why_read_again([], HEIGHT, marks, RULES) == "no text read"
 
 
 # ------------------------------------------------------------------ the damage generator
