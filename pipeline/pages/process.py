@@ -17,7 +17,7 @@ from PIL import Image
 from pipeline.archive.scratch import work_dir
 from pipeline.core.models import BarcodeRead, PageText
 from pipeline.pages import clean
-from pipeline.pages.barcodes import read_barcodes, separator_reads
+from pipeline.pages.barcodes import PATCH_T_FORMAT, read_barcodes, separator_reads
 from pipeline.pages.ocr import OcrError, OcrResult, ocr_image
 from pipeline.pages.orientation import detect_rotation, is_suspect, rotate_image
 from pipeline.pages.raster import (
@@ -100,8 +100,8 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
             result, look, cleaned = _second_look(gray, result, task, work, deadline)
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
             reads = _barcodes(upright, whole, task.barcode_formats, task.separator_value)
-            if not reads and cleaned is not None:
-                reads = _barcodes_again(gray, cleaned, task.barcode_formats, task.separator_value)
+            if cleaned is not None and all(r.format == PATCH_T_FORMAT for r in reads):
+                reads = _barcodes_again(gray, cleaned, task.barcode_formats, task.separator_value) or reads
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -190,7 +190,8 @@ def _barcodes_again(
     gray: np.ndarray, cleaned: np.ndarray, formats: tuple[str, ...], separator_value: str
 ) -> list[BarcodeRead]:
     """A poor page's barcodes looked for again, whole page, on the cleaned image and then
-    cut at several grey levels, before it is taken to have none."""
+    cut at several grey levels, before it is taken to have none (or only a separator's
+    bars, whose code may be under a streak)."""
     for variant in (cleaned, *clean.thresholded(gray, (60, 120, 180))):
         reads = _barcodes(Image.fromarray(variant), True, formats, separator_value)
         if reads:

@@ -29,11 +29,11 @@ def _photocopy(page: Page, rng: np.random.Generator) -> Page:
     height, width = page.shape
     for _ in range(int(rng.integers(1, 4))):
         page = cv2.GaussianBlur(page, (0, 0), float(rng.uniform(0.8, 1.4)))
-        # The copier's threshold: strokes thicken or thin, faint print darkens, the paper greys.
-        level = float(rng.uniform(150, 205))
-        page = 255 / (1 + np.exp(-(page - level) / rng.uniform(12, 25)))
-        toner = cv2.resize(rng.uniform(0, 45, (12, 9)).astype(np.float32), (width, height))
-        page = page - toner * (page > 128) + rng.normal(0, rng.uniform(8, 18), page.shape).astype(np.float32)
+        # The copier's contrast curve: strokes thicken or thin, faint print darkens, paper stays paper.
+        level, soft = float(rng.uniform(130, 190)), float(rng.uniform(12, 25))
+        page = 255 / (1 + np.exp(-(page - level) / soft)) * (1 + np.exp(-(255 - level) / soft))
+        toner = cv2.resize(rng.uniform(0, 25, (12, 9)).astype(np.float32), (width, height))
+        page = page - toner * (page > 128) + rng.normal(0, rng.uniform(6, 14), page.shape).astype(np.float32)
     return page.astype(np.float32)
 
 
