@@ -282,7 +282,8 @@ def between_lines(words: Sequence[Word], bottom: float, height: int) -> float:
 
 @dataclass(frozen=True)
 class _Page:
-    gray: np.ndarray
+    """Where and how the page's readings are made."""
+
     dpi: int
     lang: str
     work: Path
@@ -306,7 +307,7 @@ def read_again(
     each pass and raises when there is none.
     """
     started = time.monotonic()
-    page = _Page(gray, dpi, lang, work)
+    page = _Page(dpi, lang, work)
     cleaned = clean.binarised(clean.flattened(gray, dpi), dpi)
     second = _read(page, cleaned, "page-clean", dpi, time_left())
     won: Literal["first", "cleaned"] = (
