@@ -151,6 +151,10 @@ def why_read_again(words: Sequence[Word], page_height: int, marks: PageMarks, ru
         return "header band empty"
     if band and sum(w.conf for w in band) / len(band) < rules.below_conf:
         return "header band garbled"
+    # Pen across the MRN reads as one word of debris that tesseract hardly believes
+    # (an ID such as a DEA number is no word either, but is read with confidence).
+    if any(len(w.text) >= 4 and w.conf < rules.below_conf / 2 and not is_wordlike(w.text) for w in band):
+        return "a garbled word in the header band"
     return None
 
 
@@ -186,37 +190,50 @@ def _with_digits(text: str, digits: str) -> str:
     return _DIGITS.sub(lambda _: next(it), text)
 
 
+# The confidence a number gets when the readings of it disagree without a clear majority:
+# below what any filing rule takes as a clear read, so it is held back, never filed on alone.
+DISPUTED_CONF = 30.0
+
+
 def vote_numbers(primary: Sequence[Word], others: Sequence[Sequence[Word]]) -> tuple[list[Word], int]:
     """The numbers of ``primary`` put to a vote across the other readings of the same band.
 
     For each number (four digits or more) of ``primary``, each other reading offers the
-    digits of its words over the same print. The digit string most readings agree on
-    wins; a tie keeps ``primary``'s own. A number changed by the vote, or one no other
-    reading agrees with, keeps the lowest confidence any reading gave it, so the filing
-    rules see the doubt. Returns the words and how many the vote changed.
+    digits of its words over the same print; offers two digits or more longer or shorter
+    are fragments, not readings of it. The digit string most readings agree on wins (a
+    tie keeps ``primary``'s). A majority by two readings or more settles the number, at
+    the lowest confidence its backers gave; a closer vote (a colon read as a 4 in one
+    reading, not in another) leaves it disputed, at ``DISPUTED_CONF`` at most, so the
+    filing rules hold it back. Returns the words and how many numbers the vote changed.
     """
     voted, changed = [], 0
     for word in primary:
         if not _is_number(word):
             voted.append(word)
             continue
-        offers = []
+        own = _digits(word.text)
+        offers = [(own, word.conf)]
         for reading in others:
             over = sorted((w for w in reading if _overlaps(word, w) and _digits(w.text)), key=lambda w: w.left)
-            if over:
-                offers.append(("".join(_digits(w.text) for w in over), min(w.conf for w in over)))
-        own = _digits(word.text)
-        tally = Counter([own, *(value for value, _ in offers)])
-        best = max(tally.values())
-        winner = own if tally[own] == best else next(v for v, n in tally.items() if n == best)
-        lowest = min([word.conf, *(conf for _, conf in offers)])
-        if winner != own and len(winner) == len(own):
-            voted.append(replace(word, text=_with_digits(word.text, winner), conf=lowest))
-            changed += 1
-        elif offers and tally[own] == 1:
-            voted.append(replace(word, conf=lowest))
+            value = "".join(_digits(w.text) for w in over)
+            if over and abs(len(value) - len(own)) <= 1:
+                offers.append((value, min(w.conf for w in over)))
+        tally = Counter(value for value, _ in offers).most_common()
+        best = max(n for _, n in tally)
+        winner = own if dict(tally)[own] == best else tally[0][0]
+        runner_up = max((n for value, n in tally if value != winner), default=0)
+        backers = min(conf for value, conf in offers if value == winner)
+        rewritable = winner == own or len(winner) == len(own)
+        if runner_up == 0:
+            conf = word.conf
+        elif best - runner_up >= 2 and rewritable:
+            conf = backers
         else:
-            voted.append(word)
+            conf = min(backers, DISPUTED_CONF)
+        text = word.text
+        if winner != own and rewritable:
+            text, changed = _with_digits(word.text, winner), changed + 1
+        voted.append(word if (text, conf) == (word.text, word.conf) else replace(word, text=text, conf=conf))
     return voted, changed
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from pipeline.core.models import Word
 from pipeline.pages import clean
 from pipeline.pages.second_look import (
+    DISPUTED_CONF,
     PageMarks,
     SecondLookRules,
     between_lines,
@@ -80,6 +81,7 @@ def test_a_sparse_or_blank_page_read_well_is_not_read_again() -> None:
         (words_of(CLEAN_PAGE, conf=48), INKED, "mean word confidence 48"),
         (words_of(["|| ~~ fo] Il1i rnmnmn =— ;: |"] * 6), INKED, "few words read as words"),
         (words_of(CLEAN_PAGE[4:] * 3, top=1400), INKED, "header band empty"),
+        ([*words_of(CLEAN_PAGE), Word("SSOTa0—", 0, 900, 420, 200, 40)], INKED, "a garbled word"),  # pen over the MRN
     ],
 )
 def test_a_poor_reading_is_read_again_and_says_why(words: list[Word], marks: PageMarks, why: str) -> None:
@@ -109,23 +111,34 @@ def _at(text: str, conf: float, left: int = 600) -> Word:
     return Word(text, conf, left, 400, 240, 40)
 
 
-def test_the_vote_takes_the_digits_most_readings_agree_on_and_keeps_the_doubt() -> None:
+def test_a_clear_majority_settles_a_number_at_its_backers_lowest_confidence() -> None:
     primary = [_at("MRN:", 95, 450), _at("00482918", 62)]
-    others = [[_at("00482913", 80)], [_at("00482913", 71)], [_at("0O482918", 50)]]
+    others = [[_at("00482913", 80)], [_at("00482913", 71)], [_at("00482913", 90)]]
     (label, mrn), changed = vote_numbers(primary, others)
     assert label == primary[0]
-    assert (mrn.text, changed) == ("00482913", 1)
-    assert mrn.conf == 50  # the lowest any reading gave: the filing rules see the doubt
+    assert (mrn.text, mrn.conf, changed) == ("00482913", 71, 1)
+    (same,), changed = vote_numbers([_at("00482913", 88)], [[_at("00482913", 80)], [_at("00482913", 70)]])
+    assert (same, changed) == (_at("00482913", 88), 0)
 
 
-def test_a_tie_keeps_the_primary_reading_and_a_lone_one_is_marked_doubtful() -> None:
-    (mrn,), changed = vote_numbers([_at("00482918", 88)], [[_at("00482913", 60)]])
-    assert (mrn.text, changed, mrn.conf) == ("00482918", 0, 60)
-    (agreed,), _ = vote_numbers([_at("00482913", 88)], [[_at("00482913", 80)], [_at("00482918", 70)]])
-    assert (agreed.text, agreed.conf) == ("00482913", 88)
-    # Print elsewhere on the line is not the same number.
-    (alone,), _ = vote_numbers([_at("00482913", 88)], [[_at("99999999", 99, left=1400)]])
-    assert alone == _at("00482913", 88)
+@pytest.mark.parametrize(
+    ("own", "offers", "text"),
+    [
+        ("00482918", ["00482913"], "00482918"),  # a tie keeps the primary's, disputed
+        ("00482913", ["00482913", "00482918"], "00482913"),  # two to one is not clear enough
+        ("00482918", ["00482913", "00482913", "0O482918"], "00482913"),  # 2:1:1 ("0O…" reads 7 digits)
+        ("#4619203", ["619203", "619203", "619203"], "#4619203"),  # a colon read as 4: cannot be rewritten in place
+    ],
+)
+def test_a_close_or_unrewritable_vote_leaves_the_number_disputed(own: str, offers: list[str], text: str) -> None:
+    (mrn,), _ = vote_numbers([_at(own, 88)], [[_at(value, 85)] for value in offers])
+    assert mrn.text == text
+    assert mrn.conf <= DISPUTED_CONF  # the filing rules hold it back
+
+
+def test_fragments_and_print_elsewhere_do_not_vote() -> None:
+    (mrn,), _ = vote_numbers([_at("00482913", 88)], [[_at("0048", 99)], [_at("99999999", 99, left=1400)]])
+    assert mrn == _at("00482913", 88)
 
 
 def test_words_replaced_in_the_text_and_the_body_cut_below_the_band() -> None:
