@@ -36,7 +36,9 @@ class SecondLookSettings(_Section):
     header_band: float = Field(
         0.35, gt=0, le=1, description="top share of the page where the MRN, name and DOB sit; re-read on its own"
     )
-    min_header_words: int = Field(3, ge=1, description="a page of text with fewer words in its header band is read again")
+    min_header_words: int = Field(
+        3, ge=1, description="a page of text with fewer words in its header band is read again"
+    )
     header_scale: float = Field(1.5, ge=1, le=4, description="the header band is re-read at this many times the dpi")
 
 
@@ -499,7 +501,7 @@ class IndexSettings(_Section):
     max_expansions: int = Field(300, ge=10, description="most words one wildcard or range may match")
     search_seconds: float = Field(5, gt=0, description="a search still running after this is stopped")
     text_edit_min_letters: int = Field(
-        6, ge=0, description="a search word this long (as indexed, its stem) also finds text one OCR slip away; 0 = never"
+        6, ge=0, description="a search word this long (its stem) also finds text one OCR slip away; 0 = never"
     )
     type_synonyms: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_TYPE_SYNONYMS.items()},
