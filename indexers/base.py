@@ -42,6 +42,9 @@ class IndexOptions:
     # Words that find a document type from a plain query, besides the words of
     # the type's own name: {"operative_report": ("op note", "surgery"), ...}.
     type_synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A plain word of the text this long or longer also finds words one edit away (an
+    # OCR slip), ranked below the word itself; 0 turns it off.
+    text_edit_min_letters: int = 6
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ reports, "consult" consultations, "op note" operative reports: a name or
 synonym of several words names the type when all its words are in the
 query). A patient's
 name also matches names one edit away, as OCR misreads them (MECLAIN for
-MCCLAIN), ranked below the exact name. Words given a field (name:doe) keep
+MCCLAIN), ranked below the exact name; so does a long word of the text, as OCR
+misreads words of damaged paper (PNEUMONLA for PNEUMONIA). Words given a field (name:doe) keep
 their meaning. Everything stays a plain Whoosh query
 (Or of Terms), so the ranker and Whoosh score it alike.
 """
@@ -69,10 +70,18 @@ class TypeWords:
         return dict(table)
 
 
-def widen(query: Query, searcher: Searcher, type_words: TypeWords, caches: SegmentCaches) -> Query:
-    """The query with each plain word also matching the types it names and the
-    names one edit away. Words given a field (name:, text:) keep to it: the
-    web's name box narrows to that name."""
+def widen(
+    query: Query,
+    searcher: Searcher,
+    type_words: TypeWords,
+    caches: SegmentCaches,
+    text_min_letters: int = 0,
+    max_expansions: int = 300,
+) -> Query:
+    """The query with each plain word also matching the types it names, the names
+    one edit away and, for a word of ``text_min_letters`` letters or more (0: none),
+    at most ``max_expansions`` words of the text one edit away. Words given a field
+    (name:, text:) keep to it: the web's name box narrows to that name."""
     types = _doc_types(searcher, caches)
     stems = {term.text for word in _all_plain_words(query) if (term := _term_of(word, "content"))}
 
@@ -85,6 +94,7 @@ def widen(query: Query, searcher: Searcher, type_words: TypeWords, caches: Segme
                 for term in (
                     *_type_terms(word, stems, searcher, type_words, types),
                     *_name_variants(word, searcher, caches),
+                    *_text_variants(word, searcher, text_min_letters, max_expansions),
                 )
             ]
             return Or([*q.subqueries, *extra], boost=q.boost) if extra else q
@@ -165,6 +175,40 @@ def _name_variants(word: list[Query], searcher: Searcher, caches: SegmentCaches)
         Term(NAME, variant, boost=base if exact_idf is None else base * exact_idf / searcher.idf(NAME, variant))
         for variant in sorted(variants)
     ]
+
+
+# What OCR may read a letter of the text as; the text is indexed in lower case.
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _text_variants(word: list[Query], searcher: Searcher, min_letters: int, limit: int) -> list[Term]:
+    """Words of the text one edit away from a long plain word, scored as a name's variants.
+
+    The text's lexicon is far larger than the names' (every OCR slip is a word of it),
+    so no table of it is kept: the word's few hundred one-edit forms are looked up."""
+    exact = _term_of(word, "content")
+    if not min_letters or exact is None or len(exact.text) < min_letters or not exact.text.isalpha():
+        return []
+    reader = searcher.reader()
+    found = [form for form in _edits(exact.text) if ("content", form) in reader]
+    if not found:
+        return []
+    found = sorted(found, key=lambda form: -searcher.doc_frequency("content", form))[:limit]
+    base = exact.boost * VARIANT_SHARE
+    exact_idf = searcher.idf("content", exact.text) if searcher.doc_frequency("content", exact.text) else None
+    return [
+        Term("content", form, boost=base if exact_idf is None else base * exact_idf / searcher.idf("content", form))
+        for form in sorted(found)
+    ]
+
+
+def _edits(word: str) -> set[str]:
+    """Every string one substitution, insertion or deletion away from ``word``."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deleted = {a + b[1:] for a, b in splits if b}
+    substituted = {a + c + b[1:] for a, b in splits if b for c in _ALPHABET}
+    inserted = {a + c + b for a, b in splits for c in _ALPHABET}
+    return (deleted | substituted | inserted) - {word}
 
 
 def warm_names(reader, caches: SegmentCaches) -> None:

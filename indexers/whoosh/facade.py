@@ -284,7 +284,14 @@ class WhooshIndex(Index):
                 results = searcher.search(narrowing or Every(), limit=limit, sortedby="doc_date", reverse=True)
                 return [search_hit(hit, 0.0, fallback_snippet(hit)) for hit in results]
             check_wildcards(query, searcher.schema, self._options)
-            parsed = widen(parse_query(query, searcher.schema), searcher, self._type_words, self.caches)
+            parsed = widen(
+                parse_query(query, searcher.schema),
+                searcher,
+                self._type_words,
+                self.caches,
+                self._options.text_edit_min_letters,
+                self._options.max_expansions,
+            )
             deadline = Deadline(self._options.search_seconds, self._clock)
             check_expansions(parsed, searcher.reader(), self._options)
             seen: dict = {}

@@ -45,6 +45,7 @@ def index_options(settings: IndexSettings) -> IndexOptions:
         max_expansions=settings.max_expansions,
         search_seconds=settings.search_seconds,
         type_synonyms={doc_type: tuple(words) for doc_type, words in settings.type_synonyms.items()},
+        text_edit_min_letters=settings.text_edit_min_letters,
     )
 
 

@@ -32,12 +32,32 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SecondLookSettings(_Section):
+    """A page whose first OCR reading is poor is cleaned and read again (damaged paper)."""
+
+    enabled: bool = True
+    below_conf: float = Field(
+        70, ge=0, le=100, description="a page, or its header band, read at a lower mean word confidence is read again"
+    )
+    min_wordlike_share: float = Field(
+        0.6, ge=0, le=1, description="a page with a smaller share of its words read as words is read again"
+    )
+    header_band: float = Field(
+        0.35, gt=0, le=1, description="top share of the page where the MRN, name and DOB sit; re-read on its own"
+    )
+    min_header_words: int = Field(
+        3, ge=1, description="a page of text with fewer words in its header band is read again"
+    )
+    header_scale: float = Field(1.5, ge=1, le=4, description="the header band is re-read at this many times the dpi")
+
+
 class OcrSettings(_Section):
     language: str = "eng"
     dpi: int = Field(300, ge=100, le=600)
     workers: int = Field(0, ge=0, description="0 = one worker per core")
     page_timeout_seconds: float = Field(180, gt=0)
     min_text_layer_chars: int = Field(40, ge=1, description="letters/digits a page's own text needs to skip OCR")
+    second_look: SecondLookSettings = Field(default_factory=SecondLookSettings)
 
 
 class IntakeSettings(_Section):
@@ -590,6 +610,9 @@ class IndexSettings(_Section):
     min_wildcard_prefix: int = Field(2, ge=1, description="letters needed before a * or ? (diab*, not *ab*)")
     max_expansions: int = Field(300, ge=10, description="most words one wildcard or range may match")
     search_seconds: float = Field(5, gt=0, description="a search still running after this is stopped")
+    text_edit_min_letters: int = Field(
+        6, ge=0, description="a search word this long (its stem) also finds text one OCR slip away; 0 = never"
+    )
     type_synonyms: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_TYPE_SYNONYMS.items()},
         description="{doc_type: [words or phrases]} a plain search finds the type by, besides its own name",

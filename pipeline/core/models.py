@@ -65,8 +65,11 @@ class PageText:
     error: str | None = None
     barcodes: tuple[BarcodeRead, ...] = ()
     layer_pdf: bytes | None = field(default=None, repr=False)
+    # How a poorly read page was read again (why, which reading won, its cost); None when it was not.
+    second_look: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"second_look": self.second_look} if self.second_look else {}
         return {
             "page": self.page_no,
             "source": self.source,
@@ -76,6 +79,7 @@ class PageText:
             "mean_conf": None if self.mean_conf is None else round(self.mean_conf, 1),
             "error": self.error,
             "barcodes": [{"value": b.value, "format": b.format} for b in self.barcodes],
+            **extra,
         }
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from pipeline.core.errors import MedarchiveError
 from pipeline.core.models import BarcodeRead
+from pipeline.pages.clean import thresholded
 
 _MRN_PREFIX = re.compile(r"MRN[ \t]*[:#-]?[ \t]*", re.IGNORECASE)
 # ISO/IEC 16388 modifiers zxing-cpp reports when a Code 39's mod-43 check character
@@ -182,8 +183,22 @@ def separator_reads(page: Image.Image, formats: Sequence[str], separator_value: 
     )
     reads = [BarcodeRead(b.text, b.format.name, *(step * v for v in _top_left(b.position))) for b in overview]
     if not any(separator_value in r.readings for r in reads) and found:
-        reads = read_barcodes(gray, [f.name for f in wanted])
+        reads = _separator_code(gray, pixels, [f.name for f in wanted], separator_value)
     return found + [r for r in reads if separator_value in r.readings]
+
+
+def _separator_code(
+    gray: Image.Image, pixels: np.ndarray, formats: list[str], separator_value: str
+) -> list[BarcodeRead]:
+    """The code of a sheet whose bars say it is a separator, at full resolution; then, if a
+    toner streak down the page hides it, on the page cut at several grey levels, where a
+    streak lighter than the printed bars drops out."""
+    reads = read_barcodes(gray, formats)
+    for cut in () if any(separator_value in r.readings for r in reads) else thresholded(pixels):
+        reads = read_barcodes(Image.fromarray(cut), formats)
+        if any(separator_value in r.readings for r in reads):
+            break
+    return reads
 
 
 def has_patch_t(dark: np.ndarray, ppi: float) -> bool:

@@ -77,16 +77,21 @@ def with_char_confidences(words: list[Word], hocr: str) -> list[Word]:
     ]
 
 
-def ocr_image(image: Path, out_dir: Path, lang: str, dpi: int, timeout: float) -> OcrResult:
-    """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote."""
+def ocr_image(
+    image: Path, out_dir: Path, lang: str, dpi: int, timeout: float, *, psm: int = 3, options: str = ""
+) -> OcrResult:
+    """Recognise ``image`` once; read back the .txt, .tsv and text-only .pdf it wrote.
+
+    ``options`` are more tesseract ``-c`` settings (a zonal re-read's character whitelist)."""
     base = out_dir / image.stem
     # preserve_interword_spaces keeps table columns apart, so a value under its label is found.
     # The hOCR with character boxes is written by the same recognition (no second run):
     # its per-character confidences show which digit of an MRN is doubtful.
     config = (
-        f"--dpi {dpi} --psm 3 -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
+        f"--dpi {dpi} --psm {psm} -c preserve_interword_spaces=1 -c textonly_pdf=1 -c tessedit_create_tsv=1"
         " -c tessedit_create_hocr=1 -c hocr_char_boxes=1"
     )
+    config = f"{config} {options}".strip()
     started = time.monotonic()
     try:
         pytesseract.pytesseract.run_tesseract(str(image), str(base), "txt pdf", lang, config=config, timeout=timeout)

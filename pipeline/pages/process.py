@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from pipeline.archive.scratch import work_dir
 from pipeline.core.models import BarcodeRead, PageText
-from pipeline.pages.barcodes import read_barcodes, separator_reads
+from pipeline.pages import clean
+from pipeline.pages.barcodes import PATCH_T_FORMAT, read_barcodes, separator_reads
 from pipeline.pages.ocr import OcrError, OcrResult, ocr_image
 from pipeline.pages.orientation import detect_rotation, is_suspect, rotate_image
 from pipeline.pages.raster import (
@@ -27,6 +29,7 @@ from pipeline.pages.raster import (
     text_layer_words,
 )
 from pipeline.pages.scan_image import BareScan, bare_scan
+from pipeline.pages.second_look import SecondLook, SecondLookRules, page_marks, read_again, why_read_again
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PageTask:
     # The data root's scratch folder; None on a cluster worker, which has no data root.
     scratch: Path | None = None
     separator_value: str = "PATCHT"
+    second_look: SecondLookRules = field(default_factory=SecondLookRules)
 
 
 def process_page(task: PageTask) -> PageText:
@@ -93,9 +97,13 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
             page, image = _page_image(scan, pdf, number, task, work, deadline)
             result = ocr_image(image, work, task.lang, task.dpi, deadline.left())
             rotation, result = _upright(image, result, task, deadline)
-            whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
             upright = page.rotate(-rotation, expand=True) if rotation else page
+            gray = np.asarray(upright)
+            result, look, cleaned = _second_look(gray, result, task, work, deadline)
+            whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
             reads = _barcodes(upright, whole, task.barcode_formats, task.separator_value)
+            if cleaned is not None and all(r.format == PATCH_T_FORMAT for r in reads):
+                reads = _barcodes_again(gray, cleaned, task.barcode_formats, task.separator_value) or reads
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -108,7 +116,33 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
         mean_conf=result.mean_conf,
         barcodes=tuple(reads),
         layer_pdf=result.layer_pdf,
+        second_look=look.to_json() if look else None,
     )
+
+
+def _second_look(
+    gray: np.ndarray, first: OcrResult, task: PageTask, work: Path, deadline: _Deadline
+) -> tuple[OcrResult, SecondLook | None, np.ndarray | None]:
+    """The page cleaned and read again when its first reading was poor; else the first reading.
+
+    Running out of the page's time part way, or any failure of the second look, keeps the
+    first reading: a second look may improve a page, never lose it."""
+    why = why_read_again(first.words, gray.shape[0], page_marks(gray, ink=not first.words), task.second_look)
+    if why is None:
+        return first, None, None
+    started = time.monotonic()
+    try:
+        if deadline.spent:
+            raise OcrError("no time left")
+        return read_again(
+            gray, first, why, dpi=task.dpi, lang=task.lang, work=work, rules=task.second_look, time_left=deadline.left
+        )
+    except OcrError:
+        failure = "out of time"
+    except Exception as exc:  # whatever the cleaning trips on, the first reading stands
+        failure = f"failed ({type(exc).__name__})"
+    look = SecondLook(f"{why}; second look {failure}", "first", "page", 0, time.monotonic() - started)
+    return first, look, None
 
 
 def _page_image(
@@ -152,6 +186,19 @@ def _barcodes(page: Image.Image, whole: bool, formats: tuple[str, ...], separato
     # A separator sheet may carry instructions enough to look like text, its code mid-page
     # or, upside down, at the foot: it is looked for over the whole page, cheaply.
     return read_barcodes(searched, formats) + separator_reads(page, () if whole else formats, separator_value)
+
+
+def _barcodes_again(
+    gray: np.ndarray, cleaned: np.ndarray, formats: tuple[str, ...], separator_value: str
+) -> list[BarcodeRead]:
+    """A poor page's barcodes looked for again, whole page, on the cleaned image and then
+    cut at several grey levels, before it is taken to have none (or only a separator's
+    bars, whose code may be under a streak)."""
+    for variant in (cleaned, *clean.thresholded(gray, (60, 120, 180))):
+        reads = _barcodes(Image.fromarray(variant), True, formats, separator_value)
+        if reads:
+            return reads
+    return []
 
 
 def _upright(image: Path, result: OcrResult, task: PageTask, deadline: _Deadline) -> tuple[int, OcrResult]:

@@ -53,6 +53,7 @@ from pipeline.intake.images import is_image
 from pipeline.intake.opening import Opened, OpenTask, open_input
 from pipeline.intake.vet import Intake
 from pipeline.pages.process import PageTask, process_page
+from pipeline.pages.second_look import SecondLookRules
 from pipeline.pages.worker import start_worker
 from pipeline.stores import DatabaseUnavailable
 
@@ -446,6 +447,7 @@ class Pipeline:
                     _one_page(job.pdf, page_no) if job.pdf is not None else None,
                     scratch=None if self.pages_as_bytes else self.config.scratch_dir,
                     separator_value=self.config.barcodes.separator_value,
+                    second_look=SecondLookRules(**ocr.second_look.model_dump()),
                 ),
             )
 

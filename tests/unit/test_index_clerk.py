@@ -199,3 +199,45 @@ def test_the_synonyms_come_from_the_config(tmp_path: Path) -> None:
     assert ids(index.search("cutting")) == ["ruiz-op"]
     assert ids(index.search("surgery")) == []  # the configured list replaces the defaults
     assert ids(open_index(load_config(write_config(tmp_path))).search("surgery")) == ["ruiz-op"]  # the defaults
+
+
+SLIPS = [
+    record("pna", "ROSS, EVE", "10000011", "radiology_report", "Community acquired pneumonia of the right lower lobe."),
+    record("pna-slip", "DUNN, AMY", "10000012", "radiology_report", "Findings suggest pneumonla in the left base."),
+    record("pna-slip2", "COLE, IAN", "10000013", "radiology_report", "No pnuemonia; a small effusion. Cough."),
+    record("cough", "WEST, BEN", "10000014", "progress_note", "Couqh for two weeks, otherwise well."),
+]
+
+
+@pytest.fixture
+def slips(tmp_path: Path) -> WhooshIndex:
+    index = WhooshIndex(tmp_path / "index", IndexOptions(type_synonyms=SYNONYMS))
+    index.add(SLIPS)
+    return index
+
+
+def test_a_long_word_of_the_text_finds_it_read_one_edit_off_below_the_exact_word(slips: WhooshIndex) -> None:
+    assert ids(slips.search("pneumonia")) == ["pna", "pna-slip"]
+    assert ids(slips.search("pneumonla")) == ["pna-slip", "pna"]  # the slip itself first
+    assert ids(slips.search("pneumonia dunn")) == ["pna-slip"]  # every word still has to match
+    # Two edits (a swap of letters) is not one OCR slip; a short word has too many neighbours.
+    assert "pna-slip2" not in ids(slips.search("pneumonia"))
+    assert ids(slips.search("cough")) == ["pna-slip2"]
+    # A word given a field, and a phrase, keep their exact meaning.
+    assert ids(slips.search("text:pneumonia")) == ["pna"]
+    assert ids(slips.search('"acquired pneumonia"')) == ["pna"]
+
+
+def test_one_edit_in_the_text_can_be_turned_off_and_keeps_to_the_expansion_budget(tmp_path: Path) -> None:
+    off = WhooshIndex(tmp_path / "off", IndexOptions(text_edit_min_letters=0))
+    off.add(SLIPS)
+    assert ids(off.search("pneumonia")) == ["pna"]
+    many = [
+        record(f"v{i}", "ROSS, EVE", f"200000{i:02d}", "lab_result", f"pneumo{c}ia") for i, c in enumerate("bcdfgh")
+    ]
+    budget = WhooshIndex(tmp_path / "budget", IndexOptions(max_expansions=10))
+    budget.add([*SLIPS, *many])
+    assert len(ids(budget.search("pneumonia", limit=50))) == 1 + 1 + 6
+    tight = WhooshIndex(tmp_path / "tight", IndexOptions(max_expansions=2))
+    tight.add([*SLIPS, *many])
+    assert len(ids(tight.search("pneumonia", limit=50))) == 1 + 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -159,3 +160,15 @@ def test_blank_black_and_sliver_pages_are_no_separators():
     assert separator_reads(Image.new("L", (2550, 3300), 255), FORMATS, "PATCHT") == []
     assert separator_reads(Image.new("L", (2550, 3300), 0), FORMATS, "PATCHT") == []
     assert separator_reads(Image.new("L", (40, 9000), 255), FORMATS, "PATCHT") == []
+
+
+@pytest.mark.parametrize(("left", "width", "darkness"), [(1275, 40, 150), (1100, 80, 170), (1400, 25, 200)])
+def test_a_sheet_whose_code_a_toner_streak_crosses_still_separates(left, width, darkness, tmp_path):
+    """A drum streak down the page through the Code 39 (issue 25): the bars say patch sheet,
+    and the code is read on the page cut at a grey level the streak does not reach."""
+    sheet = np.asarray(scanned_sheet(Scan(dpi=300)), np.int16).copy()
+    sheet[:, left - width // 2 : left + width // 2] -= darkness
+    page = Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))
+    reads = separator_reads(page, FORMATS, "PATCHT")
+    assert any(r.format == "Code39" and r.value == "PATCHT" for r in reads)
+    assert is_separator(reads, "PATCHT")  # by its code: no need for patch_bars_alone
