@@ -58,6 +58,8 @@ class IndexRecord:
     source_file: str
     review_reason: str | None
     content: str
+    # The site that filed it (several sites share one PostgreSQL index; Whoosh keeps none).
+    site: str = "main"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class SearchFilters:
     status: str | None = None
     date_from: str | None = None
     date_to: str | None = None
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ class Index(ABC):
         """Merge what bulk loads (add(..., merge=False)) left apart."""
 
     @abstractmethod
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
-        """Replace the whole index with these records; return how many."""
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
+        """Replace the whole index with these records; return how many. Given a site, only
+        that site's records are replaced (an engine that keeps no sites refuses)."""
 
     # -- reading -------------------------------------------------------------
 
@@ -123,8 +127,9 @@ class Index(ABC):
         """Documents already made from the input with these bytes."""
 
     @abstractmethod
-    def stored(self) -> Iterator[IndexRecord]:
-        """Every record as stored (content may be empty), for checks against the archive."""
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
+        """Every record as stored (content may be empty), for checks against the archive;
+        given a site, that site's (an engine that keeps no sites gives them all)."""
 
     @abstractmethod
     def count(self) -> int:

@@ -77,6 +77,7 @@ _PROCS = min(2, os.cpu_count() or 1)
 _PARALLEL_MIN_BATCH = 1000
 _DEFAULTS = IndexOptions()
 _NO_FILTERS = SearchFilters()
+DEFAULT_SITE = IndexRecord.__dataclass_fields__["site"].default
 
 
 def _writer_options(options: IndexOptions) -> dict[str, object]:
@@ -130,9 +131,14 @@ class WhooshIndex(Index):
         if ix is not None:
             self._lock_writer(ix).commit(mergetype=merge_all)
 
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
         """Build a fresh index beside the live one and swap it in by renames,
         holding the live write lock so that no concurrent add is lost."""
+        if site is not None:
+            raise IndexFailure(
+                "this index keeps no sites (one machine's Whoosh index): rebuild all of it with `medarchive reindex`; "
+                "sites share an index in PostgreSQL (database.url)"
+            )
         self._dir.parent.mkdir(parents=True, exist_ok=True)
         with self._live_lock():
             fresh = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.new-", dir=self._dir.parent))
@@ -221,7 +227,7 @@ class WhooshIndex(Index):
                 return []
             return sorted(fields["doc_id"] for fields in searcher.documents(source_sha256=source_sha256))
 
-    def stored(self) -> Iterator[IndexRecord]:
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
         with self._searcher() as searcher:
             if searcher is None:
                 return
@@ -233,6 +239,8 @@ class WhooshIndex(Index):
         """Ranked hits for a Whoosh query; an empty query (or a bare *) lists
         the documents the filters allow, newest first."""
         check_length(query, self._options)
+        if filters.site not in (None, DEFAULT_SITE):
+            return []  # one machine's index: every record is of the default site
         narrowing = filter_query(filters)
         with self._searcher() as searcher:
             if searcher is None:

@@ -575,6 +575,30 @@ class WebSettings(_Section):
     )
 
 
+class DatabaseSettings(_Section):
+    """The shared PostgreSQL database of a several-site deployment; no url = the embedded stores under the data root."""
+
+    url: str | None = Field(
+        None, description="postgresql://user@host:port/dbname; the password never goes here (password_file or env)"
+    )
+    password_file: Path | None = Field(None, description="a 0600 file holding the database password")
+    pool_size: int = Field(5, ge=1, le=100, description="connections per process")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url_without_password(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql://user@host:port/dbname URL")
+        userinfo = url.split("://", 1)[1].split("@", 1)[0] if "@" in url.split("://", 1)[1].split("/", 1)[0] else ""
+        if ":" in userinfo or "password=" in url:
+            raise ValueError(
+                "must not hold the password; put it in database.password_file or MEDARCHIVE_DB_PASSWORD"
+            )
+        return url
+
+
 class Config(_Section):
     """The whole configuration. ``path`` is the file it came from."""
 
@@ -595,6 +619,8 @@ class Config(_Section):
     web: WebSettings = Field(default_factory=WebSettings)
     hl7_listener: HL7ListenerSettings = Field(default_factory=HL7ListenerSettings)
     ehr: EhrSettings = Field(default_factory=EhrSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    site: str = Field("main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="this site's name (several sites)")
 
     @property
     def base_dir(self) -> Path:

@@ -1,0 +1,448 @@
+"""The archive's search index on PostgreSQL, for several sites sharing one database.
+
+Readers see the last commit (MVCC), any number of processes may add at once, and a
+rebuild builds a fresh table beside the live one and swaps it in, holding the writers
+off meanwhile (as the Whoosh index's rebuild holds its write lock). The parts: schema.py
+(tables, versions), vectors.py (a record's words as tsvectors), compile.py (the query tree
+as SQL). Queries are parsed by indexers/query_tree.py, the same tree the Whoosh index reads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from indexers.base import (
+    Index,
+    IndexBusyError,
+    IndexFailure,
+    IndexOptions,
+    IndexRecord,
+    SearchFilters,
+    SearchHit,
+    SearchTooBroad,
+)
+from indexers.postgres import schema
+from indexers.postgres.compile import Compiler, Lookups, check_length
+from indexers.postgres.schema import SCHEMA
+from indexers.postgres.vectors import NAME, Vectors
+from indexers.query_tree import parse
+from indexers.whoosh.clerk import TypeWords, _within_one_edit
+
+# The stored fields, in the order of IndexRecord (and of the COPY into the table).
+FIELDS = (
+    "doc_id",
+    "site",
+    "status",
+    "mrn",
+    "patient_name",
+    "dob",
+    "doc_type",
+    "doc_date",
+    "pages",
+    "path",
+    "sha256",
+    "source_sha256",
+    "source_file",
+    "review_reason",
+    "content",
+)
+_STORED = ", ".join(FIELDS)
+_HIT = "doc_id, mrn, patient_name, doc_type, doc_date, status, path"
+# A broad search ranks this many candidates by the small head vector first, then these
+# by the whole text: ranking reads each candidate's whole vector, which no index holds.
+CANDIDATES = 500
+# Added to the score of a document with a name the query gives exactly (not one edit off),
+# and of one whose type the query names (as Whoosh's ranker weighs names and types).
+NAME_BONUS, TYPE_BONUS = 1.0, 2.0
+# Writers share this advisory lock; a rebuild holds it alone.
+_WRITERS = 0x6D65_6477_7274
+_HEADLINE = 'StartSel=**, StopSel=**, MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=" ... "'
+_TYPES_KEPT_SECONDS = 30.0
+SNIPPET_FALLBACK_CHARS = 160
+_COPY_BATCH = 2000
+_DEFAULTS = IndexOptions()
+_NO_FILTERS = SearchFilters()
+
+
+class PostgresIndex(Index):
+    def __init__(
+        self,
+        url: str,
+        options: IndexOptions = _DEFAULTS,
+        password: str | None = None,
+        pool_size: int = 5,
+        site: str = "main",
+    ) -> None:
+        self._url, self._password, self._options, self._site = url, password, options, site
+        self._pool_size = pool_size
+        self._pool: ConnectionPool | None = None
+        self._type_words = TypeWords(options.type_synonyms)
+        self._types: tuple[float, tuple[str, ...]] = (0.0, ())
+
+    # -- connections -------------------------------------------------------------------
+
+    def _open_pool(self) -> ConnectionPool:
+        if self._pool is None:
+            kwargs: dict[str, Any] = {"application_name": "medarchive-index"}
+            if self._password:
+                kwargs["password"] = self._password
+            pool = ConnectionPool(
+                self._url,
+                kwargs=kwargs,
+                min_size=1,
+                max_size=self._pool_size,
+                open=False,
+                name="medarchive-index",
+                timeout=self._options.writer_timeout_seconds,
+            )
+            try:
+                pool.open(wait=True, timeout=10)
+                with pool.connection() as conn:
+                    schema.check(conn)
+            except PoolTimeout:
+                pool.close()
+                raise IndexFailure(f"cannot reach the index database {self.shown}; is PostgreSQL running?") from None
+            except BaseException:
+                pool.close()
+                raise
+            self._pool = pool
+        return self._pool
+
+    @property
+    def shown(self) -> str:
+        """The database, as messages name it (never with a password)."""
+        return re.sub(r"//[^@/]*:[^@/]*@", "//", self._url.split("?", 1)[0])
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._open_pool().connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise IndexFailure(f"cannot reach the index database {self.shown}; is PostgreSQL running?") from None
+        except pg_errors.QueryCanceled:
+            raise SearchTooBroad(
+                f"the search took longer than {self._options.search_seconds:g} s and was stopped: narrow it "
+                "with more words, a patient, a document type or dates"
+            ) from None
+        except pg_errors.LockNotAvailable:
+            raise self._busy() from None
+        except psycopg.OperationalError as exc:
+            raise IndexFailure(f"the index database {self.shown} failed: {self._scrub(exc)}") from None
+        except psycopg.Error as exc:
+            raise IndexFailure(f"the index database {self.shown} refused: {self._scrub(exc)}") from None
+
+    def _scrub(self, exc: Exception) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return text.replace(self._password, "***") if self._password else text
+
+    def _busy(self) -> IndexBusyError:
+        return IndexBusyError(
+            f"another medarchive process is rebuilding the index in {self.shown} "
+            f"(waited {self._options.writer_timeout_seconds:g} s); try again when it has finished"
+        )
+
+    @contextmanager
+    def _writing(self, conn: psycopg.Connection, alone: bool = False) -> Iterator[None]:
+        """A transaction that holds the writers' lock (shared, or alone for a rebuild)."""
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {int(self._options.writer_timeout_seconds * 1000)}")
+            lock = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
+            conn.execute(f"SELECT {lock}(%s)", (_WRITERS,))  # type: ignore[arg-type]
+            yield
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(self, records: Iterable[IndexRecord], merge: bool = True) -> int:
+        latest = {record.doc_id: record for record in records}
+        if not latest:
+            return 0
+        vectors = Vectors()
+        with self._connection() as conn, self._writing(conn):
+            conn.execute(f"CREATE TEMP TABLE incoming (LIKE {SCHEMA}.documents INCLUDING DEFAULTS) ON COMMIT DROP")
+            words = self._copy(conn, "incoming", latest.values(), vectors)
+            assignments = ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS[1:], "head", "terms"))
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.documents SELECT * FROM incoming "
+                f"ON CONFLICT (doc_id) DO UPDATE SET {assignments}"
+            )
+            self._add_words(conn, "words", "names", words)
+        return len(latest)
+
+    def _copy(self, conn: psycopg.Connection, table: str, records: Iterable[IndexRecord], vectors: Vectors) -> set[str]:
+        """COPY the records into a table; returns their words (text and names)."""
+        words: set[str] = set()
+        with conn.cursor().copy(f"COPY {table} ({_STORED}, head, terms) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for record in records:
+                head, terms, found = vectors.of(record)
+                words.update(found)
+                copy.write_row((*(getattr(record, name) for name in FIELDS), head, terms))
+        return words
+
+    def _add_words(self, conn: psycopg.Connection, words_table: str, names_table: str, words: set[str]) -> None:
+        if not words:
+            return
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.{words_table} SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",  # type: ignore[arg-type]
+            (sorted(words),),
+        )
+        names = sorted(w[len(NAME) :] for w in words if w.startswith(NAME))
+        if names:
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.{names_table} SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",  # type: ignore[arg-type]
+                (names,),
+            )
+
+    def delete(self, doc_ids: Iterable[str]) -> int:
+        wanted = sorted(set(doc_ids))
+        if not wanted:
+            return 0
+        with self._connection() as conn, self._writing(conn):
+            return conn.execute(f"DELETE FROM {SCHEMA}.documents WHERE doc_id = ANY(%s)", (wanted,)).rowcount
+
+    def optimize(self) -> None:
+        """Fold the GIN index's pending entries in and refresh the planner's statistics."""
+        with self._connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(f"VACUUM (ANALYZE) {SCHEMA}.documents")
+            finally:
+                conn.autocommit = False
+
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
+        """Replace the whole index (or, given a site, that site's documents) with these records.
+        The whole index is built in a fresh table with its indexes made once at the end, then
+        swapped in; readers see the old one until then, and writers wait."""
+        vectors = Vectors()
+        with self._connection() as conn, self._writing(conn, alone=True):
+            if site is not None:
+                conn.execute(f"DELETE FROM {SCHEMA}.documents WHERE site = %s", (site,))
+                count, words = self._copy_counted(conn, f"{SCHEMA}.documents", records, vectors)
+                self._add_words(conn, "words", "names", words)
+                return count
+            conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.documents_new")
+            conn.execute(f"CREATE TABLE {SCHEMA}.documents_new (LIKE {SCHEMA}.documents INCLUDING STORAGE)")
+            count, words = self._copy_counted(conn, f"{SCHEMA}.documents_new", records, vectors)
+            for statement in schema.documents_indexes("documents_new"):
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(f"TRUNCATE {SCHEMA}.words, {SCHEMA}.names")
+            self._add_words(conn, "words", "names", words)
+            conn.execute(f"DROP TABLE {SCHEMA}.documents")
+            conn.execute(f"ALTER TABLE {SCHEMA}.documents_new RENAME TO documents")
+        self.optimize()
+        return count
+
+    def _copy_counted(
+        self, conn: psycopg.Connection, table: str, records: Iterable[IndexRecord], vectors: Vectors
+    ) -> tuple[int, set[str]]:
+        count = 0
+        words: set[str] = set()
+
+        def counted() -> Iterator[IndexRecord]:
+            nonlocal count
+            for record in records:
+                count += 1
+                yield record
+
+        words = self._copy(conn, table, counted(), vectors)
+        return count, words
+
+    # -- reading -----------------------------------------------------------------------
+
+    def search(self, query: str, filters: SearchFilters = _NO_FILTERS, limit: int = 20) -> list[SearchHit]:
+        check_length(query, self._options)
+        tree = parse(query)
+        narrowing, narrowing_params = _filters(filters)
+        with self._connection() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {max(1, int(self._options.search_seconds * 1000))}")
+            if tree is None:
+                rows = conn.execute(
+                    f"SELECT {_HIT}, 0.0, left(content, 2000) FROM {SCHEMA}.documents WHERE {narrowing} "  # type: ignore[arg-type]
+                    "ORDER BY doc_date DESC NULLS LAST, doc_id LIMIT %s",
+                    (*narrowing_params, limit),
+                ).fetchall()
+                return [_hit(row, _fallback(row[8])) for row in rows]
+            compiled = Compiler(self._options, self._type_words, self._lookups(conn)).compile(tree)
+            rank = compiled.rank
+            shown = " | ".join(compiled.shown)
+            rows = conn.execute(
+                f"""
+                WITH candidates AS (
+                    SELECT doc_id FROM {SCHEMA}.documents
+                    WHERE ({compiled.where}) AND {narrowing}
+                    ORDER BY coalesce(ts_rank(head, %s::tsquery), 0) DESC, doc_date DESC NULLS LAST
+                    LIMIT {CANDIDATES}
+                ), ranked AS (
+                    SELECT d.doc_id,
+                           coalesce(ts_rank_cd(d.terms, %s::tsquery) + ts_rank(d.head, %s::tsquery), 0)
+                           + CASE WHEN d.head @@ %s::tsquery THEN {NAME_BONUS} ELSE 0 END
+                           + CASE WHEN d.head @@ %s::tsquery THEN {TYPE_BONUS} ELSE 0 END AS score
+                    FROM {SCHEMA}.documents d JOIN candidates USING (doc_id)
+                    ORDER BY score DESC, d.doc_id LIMIT %s
+                )
+                SELECT {", ".join("d." + c for c in _HIT.split(", "))}, r.score,
+                       ts_headline('english', d.content, to_tsquery('english', %s), %s), left(d.content, 400)
+                FROM ranked r JOIN {SCHEMA}.documents d USING (doc_id)
+                ORDER BY r.score DESC, d.doc_id
+                """,  # type: ignore[arg-type]
+                (
+                    *compiled.params,
+                    *narrowing_params,
+                    rank,
+                    rank,
+                    rank,
+                    compiled.names,
+                    compiled.types,
+                    limit,
+                    shown,
+                    _HEADLINE,
+                ),
+            ).fetchall()
+            return [_hit(row, _snippet(row[8], row[9])) for row in rows]
+
+    def _lookups(self, conn: psycopg.Connection) -> Lookups:
+        def words_like(pattern: str, most: int) -> list[str]:
+            rows = conn.execute(
+                f"SELECT word FROM {SCHEMA}.words WHERE word LIKE %s LIMIT %s", (pattern, most + 1)
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        def words_between(label: str, low: str | None, high: str | None, most: int) -> list[str]:
+            # A word of the text never has a label's colon; names all have theirs.
+            rows = conn.execute(
+                f"SELECT word FROM {SCHEMA}.words WHERE word >= %s AND (%s::text IS NULL OR word <= %s) "
+                "AND (word LIKE %s) = %s LIMIT %s",
+                (low or label, high, high, NAME + "%", bool(label), most + 1),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        def name_variants(word: str) -> list[str]:
+            conn.execute("SET LOCAL pg_trgm.similarity_threshold = 0.2")
+            rows = conn.execute(
+                f"SELECT word FROM {SCHEMA}.names WHERE word %% %s AND length(word) BETWEEN %s AND %s",
+                (word, len(word) - 1, len(word) + 1),
+            ).fetchall()
+            return sorted(row[0] for row in rows if row[0] != word and _within_one_edit(word, row[0]))
+
+        def lexicon_size(most: int) -> int:
+            row = conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {SCHEMA}.words LIMIT %s) w", (most + 1,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return Lookups(self._doc_types_of(conn), words_like, words_between, name_variants, lexicon_size)
+
+    def _doc_types_of(self, conn: psycopg.Connection):
+        def doc_types() -> tuple[str, ...]:
+            at, types = self._types
+            if time.monotonic() - at > _TYPES_KEPT_SECONDS:
+                # The distinct types by skipping through the btree, one probe per type.
+                rows = conn.execute(
+                    f"""
+                    WITH RECURSIVE t(doc_type) AS (
+                        (SELECT min(doc_type) FROM {SCHEMA}.documents)
+                        UNION ALL
+                        SELECT (SELECT min(doc_type) FROM {SCHEMA}.documents WHERE doc_type > t.doc_type)
+                        FROM t WHERE t.doc_type IS NOT NULL
+                    ) SELECT doc_type FROM t WHERE doc_type IS NOT NULL
+                    """
+                ).fetchall()
+                types = tuple(row[0] for row in rows)
+                self._types = (time.monotonic(), types)
+            return types
+
+        return doc_types
+
+    def get(self, doc_id: str) -> IndexRecord | None:
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {_STORED} FROM {SCHEMA}.documents WHERE doc_id = %s", (doc_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def doc_ids_for_source(self, source_sha256: str) -> list[str]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT doc_id FROM {SCHEMA}.documents WHERE source_sha256 = %s ORDER BY doc_id", (source_sha256,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
+        """Every record (of one site, if given), read in batches through a server-side cursor."""
+        with self._connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="medarchive_stored")
+            cursor.itersize = _COPY_BATCH
+            cursor.execute(
+                f"SELECT {_STORED} FROM {SCHEMA}.documents WHERE %s::text IS NULL OR site = %s ORDER BY doc_id",  # type: ignore[arg-type]
+                (site, site),
+            )
+            for row in cursor:
+                yield _record(row)
+
+    def count(self) -> int:
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT count(*) FROM {SCHEMA}.documents").fetchone()
+        return int(row[0]) if row else 0
+
+    def warm(self) -> None:
+        """Open the pool (and check the schema) ahead of the first search."""
+        self._open_pool()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _filters(filters: SearchFilters) -> tuple[str, list[object]]:
+    conditions, params = ["TRUE"], []
+    for column, value in (
+        ("mrn", filters.mrn),
+        ("doc_type", filters.doc_type),
+        ("status", filters.status),
+        ("site", getattr(filters, "site", None)),
+    ):
+        if value:
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    if filters.date_from:
+        conditions.append("doc_date >= %s")
+        params.append(filters.date_from)
+    if filters.date_to:
+        conditions.append("doc_date <= %s")
+        params.append(filters.date_to)
+    return " AND ".join(conditions), params
+
+
+def _record(row: tuple) -> IndexRecord:
+    return IndexRecord(**dict(zip(FIELDS, row, strict=True)))
+
+
+def _hit(row: tuple, snippet: str) -> SearchHit:
+    doc_id, mrn, patient_name, doc_type, doc_date, status, path, score = row[:8]
+    return SearchHit(
+        doc_id=doc_id,
+        mrn=mrn,
+        patient_name=patient_name,
+        doc_type=doc_type,
+        doc_date=doc_date,
+        status=status,
+        score=float(score),
+        snippet=snippet,
+        path=path,
+    )
+
+
+def _fallback(content: str) -> str:
+    return " ".join(content.split())[:SNIPPET_FALLBACK_CHARS]
+
+
+def _snippet(headline: str, start: str) -> str:
+    marked = " ".join(headline.split())
+    return marked if "**" in marked else _fallback(start)
