@@ -35,6 +35,8 @@ class Lookups:
     name_variants: Callable[[str], list[str]]
     # how many words the lexicon has, up to at most + 1
     lexicon_size: Callable[[int], int]
+    # the archive's common words (whose pairs are indexed)
+    common_words: Callable[[], frozenset[str]]
 
 
 @dataclass
@@ -150,7 +152,7 @@ class Compiler:
             return _column(phrase.field or "mrn", "=", " ".join(phrase.words))
         self._shown.extend(v.lexeme(word) for word in phrase.words)
         stems = [s for word in phrase.words for s in self._content(word)]
-        content = v.phrase(stems) if stems else None
+        content = v.phrase(stems, self.lookups.common_words()) if stems else None
         names = v.all_of(v.lexeme(v.NAME + w) for word in phrase.words for w in v.name_words(word))
         if phrase.field == "content":
             return _ts(content)

@@ -9,6 +9,10 @@ as SQL). Queries are parsed by indexers/query_tree.py, the same tree the Whoosh 
 
 from __future__ import annotations
 
+import functools
+import itertools
+import multiprocessing
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -35,6 +39,7 @@ from indexers.postgres.schema import SCHEMA
 from indexers.postgres.vectors import NAME, Vectors
 from indexers.query_tree import parse
 from indexers.whoosh.clerk import TypeWords, _within_one_edit
+from indexers.whoosh.schema import COMMON_SAMPLE, ContentAnalyzer, common_words
 
 # The stored fields, in the order of IndexRecord (and of the COPY into the table).
 FIELDS = (
@@ -69,6 +74,11 @@ _TYPES_KEPT_SECONDS = 30.0
 SNIPPET_FALLBACK_CHARS = 160
 _COPY_BATCH = 2000
 _DEFAULTS = IndexOptions()
+# Analysing the text is most of the cost of a bulk load: past this many records, in processes.
+_PARALLEL_FROM = 2000
+_PROCS = min(2, os.cpu_count() or 1)
+_CHUNK = 250
+_Row = tuple  # the stored fields, head and terms, as COPY takes them
 _NO_FILTERS = SearchFilters()
 
 
@@ -165,8 +175,8 @@ class PostgresIndex(Index):
         latest = {record.doc_id: record for record in records}
         if not latest:
             return 0
-        vectors = Vectors()
         with self._connection() as conn, self._writing(conn):
+            vectors = Vectors(self._settled_common_words(conn, latest.values()))
             conn.execute(f"CREATE TEMP TABLE incoming (LIKE {SCHEMA}.documents INCLUDING DEFAULTS) ON COMMIT DROP")
             words = self._copy(conn, "incoming", latest.values(), vectors)
             assignments = ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS[1:], "head", "terms"))
@@ -181,11 +191,33 @@ class PostgresIndex(Index):
         """COPY the records into a table; returns their words (text and names)."""
         words: set[str] = set()
         with conn.cursor().copy(f"COPY {table} ({_STORED}, head, terms) FROM STDIN") as copy:  # type: ignore[arg-type]
-            for record in records:
-                head, terms, found = vectors.of(record)
+            for row, found in _rows(records, vectors):
                 words.update(found)
-                copy.write_row((*(getattr(record, name) for name in FIELDS), head, terms))
+                copy.write_row(row)
         return words
+
+    def _common_words(self, conn: psycopg.Connection) -> frozenset[str] | None:
+        row = conn.execute(f"SELECT value FROM {SCHEMA}.meta WHERE key = 'common_words'").fetchone()
+        return None if row is None else frozenset(row[0].split())
+
+    def _settled_common_words(self, conn: psycopg.Connection, first: Iterable[IndexRecord]) -> frozenset[str]:
+        """The archive's common words; the first documents given an index decide them (as in Whoosh)."""
+        common = self._common_words(conn)
+        if common is None:
+            self._keep_common_words(conn, first, replace=False)
+            common = self._common_words(conn) or frozenset()
+        return common
+
+    def _keep_common_words(
+        self, conn: psycopg.Connection, sample: Iterable[IndexRecord], replace: bool
+    ) -> frozenset[str]:
+        common = common_words(itertools.islice(sample, COMMON_SAMPLE), ContentAnalyzer())
+        conflict = "DO UPDATE SET value = excluded.value" if replace else "DO NOTHING"
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.meta (key, value) VALUES ('common_words', %s) ON CONFLICT (key) {conflict}",  # type: ignore[arg-type]
+            (" ".join(sorted(common)),),
+        )
+        return common
 
     def _add_words(self, conn: psycopg.Connection, words_table: str, names_table: str, words: set[str]) -> None:
         if not words:
@@ -221,13 +253,17 @@ class PostgresIndex(Index):
         """Replace the whole index (or, given a site, that site's documents) with these records.
         The whole index is built in a fresh table with its indexes made once at the end, then
         swapped in; readers see the old one until then, and writers wait."""
-        vectors = Vectors()
+        records = iter(records)
+        sample = list(itertools.islice(records, COMMON_SAMPLE))
+        records = itertools.chain(sample, records)
         with self._connection() as conn, self._writing(conn, alone=True):
             if site is not None:
+                vectors = Vectors(self._settled_common_words(conn, sample))
                 conn.execute(f"DELETE FROM {SCHEMA}.documents WHERE site = %s", (site,))
                 count, words = self._copy_counted(conn, f"{SCHEMA}.documents", records, vectors)
                 self._add_words(conn, "words", "names", words)
                 return count
+            vectors = Vectors(self._keep_common_words(conn, sample, replace=True))
             conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.documents_new")
             conn.execute(f"CREATE TABLE {SCHEMA}.documents_new (LIKE {SCHEMA}.documents INCLUDING STORAGE)")
             count, words = self._copy_counted(conn, f"{SCHEMA}.documents_new", records, vectors)
@@ -273,37 +309,39 @@ class PostgresIndex(Index):
             compiled = Compiler(self._options, self._type_words, self._lookups(conn)).compile(tree)
             rank = compiled.rank
             shown = " | ".join(compiled.shown)
+            # One pass, no join back to the table: the candidates carry their columns (large
+            # ones as TOAST pointers, read only by the ranking of these few, and the headline
+            # of the shown ones).
             rows = conn.execute(
                 f"""
-                WITH candidates AS (
-                    SELECT doc_id FROM {SCHEMA}.documents
-                    WHERE ({compiled.where}) AND {narrowing}
-                    ORDER BY coalesce(ts_rank(head, %s::tsquery), 0) DESC, doc_date DESC NULLS LAST
-                    LIMIT {CANDIDATES}
-                ), ranked AS (
-                    SELECT d.doc_id,
-                           coalesce(ts_rank_cd(d.terms, %s::tsquery) + ts_rank(d.head, %s::tsquery), 0)
-                           + CASE WHEN d.head @@ %s::tsquery THEN {NAME_BONUS} ELSE 0 END
-                           + CASE WHEN d.head @@ %s::tsquery THEN {TYPE_BONUS} ELSE 0 END AS score
-                    FROM {SCHEMA}.documents d JOIN candidates USING (doc_id)
-                    ORDER BY score DESC, d.doc_id LIMIT %s
-                )
-                SELECT {", ".join("d." + c for c in _HIT.split(", "))}, r.score,
-                       ts_headline('english', d.content, to_tsquery('english', %s), %s), left(d.content, 400)
-                FROM ranked r JOIN {SCHEMA}.documents d USING (doc_id)
-                ORDER BY r.score DESC, d.doc_id
+                SELECT {_HIT}, score,
+                       ts_headline('english', content, to_tsquery('english', %s), %s), left(content, 400)
+                FROM (
+                    SELECT {_HIT}, content,
+                           coalesce(ts_rank_cd(terms, %s::tsquery) + ts_rank(head, %s::tsquery), 0)
+                           + CASE WHEN head @@ %s::tsquery THEN {NAME_BONUS} ELSE 0 END
+                           + CASE WHEN head @@ %s::tsquery THEN {TYPE_BONUS} ELSE 0 END AS score
+                    FROM (
+                        SELECT {_HIT}, content, head, terms FROM {SCHEMA}.documents
+                        WHERE ({compiled.where}) AND {narrowing}
+                        ORDER BY coalesce(ts_rank(head, %s::tsquery), 0) DESC, doc_date DESC NULLS LAST
+                        LIMIT {CANDIDATES}
+                    ) candidates
+                    ORDER BY score DESC, doc_id LIMIT %s
+                ) ranked
+                ORDER BY score DESC, doc_id
                 """,  # type: ignore[arg-type]
                 (
-                    *compiled.params,
-                    *narrowing_params,
-                    rank,
+                    shown,
+                    _HEADLINE,
                     rank,
                     rank,
                     compiled.names,
                     compiled.types,
+                    *compiled.params,
+                    *narrowing_params,
+                    rank,
                     limit,
-                    shown,
-                    _HEADLINE,
                 ),
             ).fetchall()
             return [_hit(row, _snippet(row[8], row[9])) for row in rows]
@@ -338,7 +376,11 @@ class PostgresIndex(Index):
             ).fetchone()
             return int(row[0]) if row else 0
 
-        return Lookups(self._doc_types_of(conn), words_like, words_between, name_variants, lexicon_size)
+        @functools.cache
+        def common() -> frozenset[str]:
+            return self._common_words(conn) or frozenset()
+
+        return Lookups(self._doc_types_of(conn), words_like, words_between, name_variants, lexicon_size, common)
 
     def _doc_types_of(self, conn: psycopg.Connection):
         def doc_types() -> tuple[str, ...]:
@@ -398,6 +440,40 @@ class PostgresIndex(Index):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _row(record: IndexRecord, vectors: Vectors) -> tuple[_Row, list[str]]:
+    head, terms, found = vectors.of(record)
+    return (*(getattr(record, name) for name in FIELDS), head, terms), found
+
+
+def _chunk_rows(chunk: list[IndexRecord], common: frozenset[str]) -> list[tuple[_Row, list[str]]]:
+    vectors = _WORKER_VECTORS.get(common)
+    if vectors is None:
+        _WORKER_VECTORS.clear()
+        vectors = _WORKER_VECTORS[common] = Vectors(common)
+    return [_row(record, vectors) for record in chunk]
+
+
+_WORKER_VECTORS: dict[frozenset[str], Vectors] = {}
+
+
+def _rows(records: Iterable[IndexRecord], vectors: Vectors) -> Iterator[tuple[_Row, list[str]]]:
+    """Each record's row for COPY, and its words; a long run analysed in sub-processes
+    (in order), while this one writes."""
+    records = iter(records)
+    first = list(itertools.islice(records, _PARALLEL_FROM))
+    if len(first) < _PARALLEL_FROM or _PROCS < 2:
+        for record in itertools.chain(first, records):
+            yield _row(record, vectors)
+        return
+    chunks = iter(lambda: list(itertools.islice(records, _CHUNK)), [])
+    all_chunks = itertools.chain((first[i : i + _CHUNK] for i in range(0, len(first), _CHUNK)), chunks)
+    # fork: the workers only analyse text, never touch this process's connections.
+    with multiprocessing.get_context("fork").Pool(_PROCS) as pool:
+        work = functools.partial(_chunk_rows, common=vectors.common)
+        for rows in pool.imap(work, all_chunks):
+            yield from rows
 
 
 def _filters(filters: SearchFilters) -> tuple[str, list[object]]:

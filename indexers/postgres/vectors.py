@@ -9,8 +9,10 @@ may match lives in one vector, told apart by a prefix no word of the text can ha
 - ``n:word``        a word of the patient's name (A);
 - ``m:mrn``         the MRN, as it is (A);
 - ``t:doc_type``    the document's type (B);
-- ``p:stem stem``   two words of the text in a row, without positions: a phrase finds its
-  documents through its pairs in the GIN index alone, without reading each candidate's vector.
+- ``p:stem stem``   two common words of the text in a row, without positions: a phrase of
+  common words finds its documents through its pairs in the GIN index alone, without reading
+  the vector of each of the many documents that hold the words apart. The common words are
+  the archive's (common_words() of the Whoosh index, kept in the database with the index).
 
 ``terms`` holds all of it (matching); ``head`` holds all but the body and the pairs: small
 enough to stay in the table's row, it ranks the candidates of a broad search cheaply.
@@ -49,13 +51,14 @@ def name_words(name: str | None) -> list[str]:
 
 
 def _fits(lexeme: str) -> bool:
-    return len(lexeme.encode("utf-8")) < _MAX_LEXEME_BYTES
+    return len(lexeme) * 4 < _MAX_LEXEME_BYTES or len(lexeme.encode("utf-8")) < _MAX_LEXEME_BYTES
 
 
 class Vectors:
     """Builds a record's tsvectors (keeps the analyzer's stems between records)."""
 
-    def __init__(self, analyzer: ContentAnalyzer | None = None) -> None:
+    def __init__(self, common: frozenset[str] = frozenset(), analyzer: ContentAnalyzer | None = None) -> None:
+        self.common = common
         self.analyzer = analyzer or ContentAnalyzer()
 
     def of(self, record: IndexRecord) -> tuple[str, str, list[str]]:
@@ -69,14 +72,23 @@ class Vectors:
         header: list[str] = []
         body: list[str] = []
         for stem, occurrences in found.items():
+            # A word of the text is made of word characters and dots: nothing to escape.
             if not _fits(stem):
                 continue
             positions = occurrences[0::3][:_MAX_POSITIONS]
-            marked = ",".join(f"{min(p + 1, _MAX_POSITION)}{'C' if p < HEADER_WORDS else ''}" for p in positions)
-            body.append(f"{quote(stem)}:{marked}")
+            if positions[-1] < _MAX_POSITION and positions[0] >= HEADER_WORDS:
+                marked = ",".join(str(p + 1) for p in positions)
+            else:
+                marked = ",".join(f"{min(p + 1, _MAX_POSITION)}{'C' if p < HEADER_WORDS else ''}" for p in positions)
+            body.append(f"'{stem}':{marked}")
             if positions[0] < HEADER_WORDS:
-                header.append(f"{quote(stem)}:{positions[0] + 1}C")
-        pairs = [quote(pair) for pair in {f"{PAIR}{a} {b}" for a, b in itertools.pairwise(sequence)} if _fits(pair)]
+                header.append(f"'{stem}':{positions[0] + 1}C")
+        common = self.common
+        pairs = [
+            f"'{PAIR}{a} {b}'"
+            for a, b in dict.fromkeys(itertools.pairwise(sequence))
+            if a in common and b in common and _fits(a + b)
+        ]
         words = [*found, *(lexeme for lexeme, _ in fields if lexeme.startswith(NAME))]
         head, terms = labels + header, labels + body + pairs
         return " ".join(head), " ".join(terms), words
@@ -101,13 +113,23 @@ def any_of(parts: Iterable[str | None]) -> str | None:
     return _joined(" | ", parts)
 
 
-def phrase(stems: list[str]) -> str:
-    """Words in a row: their pairs (in the GIN index) and, past two words, the words in order."""
-    pairs = [quote(f"{PAIR}{a} {b}") for a, b in itertools.pairwise(stems)]
+def phrase(stems: list[str], common: frozenset[str]) -> str:
+    """Words in a row: the pairs of common words among them and the other words (all in the
+    GIN index), and the words in order unless the phrase is one pair (which needs positions,
+    so each candidate's vector is read: the pairs keep the candidates few)."""
     if len(stems) == 1:
         return quote(stems[0])
-    in_order = " <-> ".join(quote(stem) for stem in stems)
-    return all_of(pairs) if len(stems) == 2 else f"{all_of(pairs)} & ({in_order})"  # type: ignore[return-value]
+    units: list[str] = []
+    covered: set[int] = set()
+    for i, (a, b) in enumerate(itertools.pairwise(stems)):
+        if a in common and b in common:
+            units.append(quote(f"{PAIR}{a} {b}"))
+            covered.update((i, i + 1))
+    units.extend(quote(stem) for i, stem in enumerate(stems) if i not in covered)
+    found = all_of(units) or ""
+    if len(stems) == 2 and len(covered) == 2:
+        return found
+    return f"{found} & ({' <-> '.join(quote(stem) for stem in stems)})"
 
 
 def negated(part: str) -> str:

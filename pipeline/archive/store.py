@@ -125,6 +125,9 @@ def move_document(config: Config, sidecar: Sidecar, *, mrn: str, doc_type: str, 
     return moved
 
 
+DEFAULT_SITE = IndexRecord.__dataclass_fields__["site"].default
+
+
 def record_from_sidecar(sidecar: Sidecar) -> IndexRecord:
     """The index's view of a document, derived from its sidecar alone."""
     return IndexRecord(
@@ -142,7 +145,15 @@ def record_from_sidecar(sidecar: Sidecar) -> IndexRecord:
         source_file=sidecar.source.file,
         review_reason=sidecar.review_reason,
         content=sidecar.text,
+        site=sidecar_site(sidecar),
     )
+
+
+def sidecar_site(sidecar: Sidecar) -> str:
+    """The site that filed the document: its sidecar's "site", or the default for archives
+    from before sites (and from one-site deployments)."""
+    site = getattr(sidecar, "site", None) or sidecar.extra.get("site")
+    return site if isinstance(site, str) and site else DEFAULT_SITE
 
 
 def _sidecars_in(folder: Path) -> list[Path]:
