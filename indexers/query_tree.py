@@ -45,11 +45,12 @@ _TOKEN = re.compile(
       | (?P<open>\()
       | (?P<close>\))
       | (?P<range>(?:(?P<rfield>\w+):)?[\[{](?P<rbody>[^\]}]*)(?:[\]}]|$))
-      | (?P<phrase>(?:(?P<pfield>\w+):)?"(?P<pbody>[^"]*)(?:"|$))
+      | (?P<phrase>(?:(?P<pfield>\w+):)?"(?P<pbody>[^"]*)(?:"(?:~(?P<slop>[1-9][0-9]*))?|$))
       | (?P<word>[^\s()"]+)""",
     re.VERBOSE,
 )
 _OPERATORS = ("AND", "OR", "NOT")
+_BOOST = re.compile(r"\^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,16 @@ class Word:
 
     text: str
     field: str | None = None
+    boost: float = 1.0  # word^2 (Whoosh's syntax; PostgreSQL ranks without it)
 
 
 @dataclass(frozen=True)
 class Phrase:
-    """Words of the text (or the name) in a row."""
+    """Words of the text (or the name) in a row; with a slop of n, within n words of each other."""
 
     words: tuple[str, ...]
     field: str | None = None
+    slop: int = 1
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,9 @@ def _tokens(query: str):
             if match.group("pfield") and field is None:
                 yield from _word(match.group("pfield") + ":")
             words = tuple(match.group("pbody").split())
+            slop = int(match.group("slop") or 1)
             if words:
-                yield Phrase(words, field) if len(words) > 1 else Word(words[0], field)
+                yield Phrase(words, field, slop) if len(words) > 1 else Word(words[0], field)
         else:
             yield from _word(match.group("word"))
 
@@ -215,12 +219,17 @@ def _word(text: str):
             field, text = field_name(name), value
         if not text:
             return  # "mrn:" with nothing after it
+    boosted = _BOOST.search(text)
+    if boosted and boosted.start() > 0 and field != "doc_date":
+        text, boost = text[: boosted.start()], float(boosted.group(1) or 1)
+    else:
+        boost = 1.0
     if text == "*":
         yield Everything(field)
     elif any(mark in text for mark in WILDCARDS):
         yield Wildcard(text, field)
     else:
-        yield Word(text, field)
+        yield Word(text, field, boost)
 
 
 # -- grammar --------------------------------------------------------------------

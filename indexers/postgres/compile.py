@@ -152,7 +152,10 @@ class Compiler:
             return _column(phrase.field or "mrn", "=", " ".join(phrase.words))
         self._shown.extend(v.lexeme(word) for word in phrase.words)
         stems = [s for word in phrase.words for s in self._content(word)]
-        content = v.phrase(stems, self.lookups.common_words()) if stems else None
+        if phrase.slop > 1:  # words near each other: all of them, in any order
+            content = v.all_of(v.lexeme(s) for s in stems)
+        else:
+            content = v.phrase(stems, self.lookups.common_words()) if stems else None
         names = v.all_of(v.lexeme(v.NAME + w) for word in phrase.words for w in v.name_words(word))
         if phrase.field == "content":
             return _ts(content)
