@@ -83,6 +83,7 @@ class SearchHit:
     score: float
     snippet: str
     path: str
+    site: str = "main"
 
 
 class Index(ABC):

@@ -60,7 +60,7 @@ FIELDS = (
     "content",
 )
 _STORED = ", ".join(FIELDS)
-_HIT = "doc_id, mrn, patient_name, doc_type, doc_date, status, path"
+_HIT = "doc_id, mrn, patient_name, doc_type, doc_date, status, path, site"
 # A broad search ranks this many candidates by the small head vector first, then these
 # by the whole text: ranking reads each candidate's whole vector, which no index holds.
 CANDIDATES = 500
@@ -305,7 +305,7 @@ class PostgresIndex(Index):
                     "ORDER BY doc_date DESC NULLS LAST, doc_id LIMIT %s",
                     (*narrowing_params, limit),
                 ).fetchall()
-                return [_hit(row, _fallback(row[8])) for row in rows]
+                return [_hit(row, _fallback(row[9])) for row in rows]
             compiled = Compiler(self._options, self._type_words, self._lookups(conn)).compile(tree)
             rank = compiled.rank
             shown = " | ".join(compiled.shown)
@@ -344,7 +344,7 @@ class PostgresIndex(Index):
                     limit,
                 ),
             ).fetchall()
-            return [_hit(row, _snippet(row[8], row[9])) for row in rows]
+            return [_hit(row, _snippet(row[9], row[10])) for row in rows]
 
     def _lookups(self, conn: psycopg.Connection) -> Lookups:
         def words_like(pattern: str, most: int) -> list[str]:
@@ -501,7 +501,7 @@ def _record(row: tuple) -> IndexRecord:
 
 
 def _hit(row: tuple, snippet: str) -> SearchHit:
-    doc_id, mrn, patient_name, doc_type, doc_date, status, path, score = row[:8]
+    doc_id, mrn, patient_name, doc_type, doc_date, status, path, site, score = row[:9]
     return SearchHit(
         doc_id=doc_id,
         mrn=mrn,
@@ -512,6 +512,7 @@ def _hit(row: tuple, snippet: str) -> SearchHit:
         score=float(score),
         snippet=snippet,
         path=path,
+        site=site,
     )
 
 

@@ -86,3 +86,28 @@ def test_a_site_rebuild_is_refused_by_the_embedded_index(tmp_path: Path) -> None
     done = invoke_cli(config_path, "reindex", "--site", "north")
     assert done.returncode != 0
     assert "keeps no sites" in done.stderr
+
+
+def test_the_web_search_has_a_site_facet(shared: Path) -> None:
+    from tests.web.fixtures import app_for, login
+    from web.users import UserStore
+
+    config = load_config(
+        write_config(
+            shared.parent,
+            database={"url": load_config(shared).database.url},
+            site="north",
+            web={"secure_cookies": False},
+        )
+    )
+    invoke_cli(shared, "reindex", check=True)
+    UserStore.for_config(config).add("cal", "clerk", "cal-clerk-pass")
+    client = app_for(config).test_client()
+    assert login(client, "cal", "cal-clerk-pass").status_code == 302
+    every = client.get("/?q=anemia")
+    assert every.status_code == 200
+    assert all(doc in every.text for doc in ("north-1", "south-1", "old-1"))
+    assert 'name="site"' in every.text
+    south = client.get("/?q=anemia&site=south")
+    assert "south-1" in south.text and "north-1" not in south.text
+    assert client.get("/?q=anemia&site=%27%3B--").status_code == 400
