@@ -51,6 +51,9 @@ class Compiled:
     # word of the text that merely mentions the type), as tsqueries over the head vector.
     names: str | None = None
     types: str | None = None
+    # Phrases that must hold, as tsqueries with positions: checked only on the candidates the
+    # WHERE clause (their pairs and words, in the GIN index) leaves, as Whoosh checks them lazily.
+    verify: str | None = None
 
 
 _TS, _SQL = "ts", "sql"
@@ -71,24 +74,33 @@ class Compiler:
         self._rank: list[str] = []
         self._names: list[str] = []
         self._named_types: list[str] = []
-        part = self._node(node, positive=True)
+        self._verify: list[str] = []
+        part = self._node(node, positive=True, required=True)
         if part is None:
             return Compiled("FALSE", [], None)
         where, params = _as_sql(part)
         return Compiled(
-            where, params, v.any_of(self._rank), self._shown, v.any_of(self._names), v.any_of(self._named_types)
+            where,
+            params,
+            v.any_of(self._rank),
+            self._shown,
+            v.any_of(self._names),
+            v.any_of(self._named_types),
+            v.all_of(self._verify),
         )
 
     # -- nodes -------------------------------------------------------------------------
 
-    def _node(self, node: Node, positive: bool) -> _Part | None:
+    def _node(self, node: Node, positive: bool, required: bool = False) -> _Part | None:
+        """``required``: the node must match for the whole query to (not under OR or NOT)."""
         if isinstance(node, Not):
             inner = self._node(node.child, positive=False)
             if inner is None:
                 return None
             return (_TS, v.negated(inner[1])) if inner[0] == _TS else (_SQL, f"NOT ({inner[1]})", inner[2])
         if isinstance(node, (And, Or)):
-            parts = [p for p in (self._node(child, positive) for child in node.children) if p is not None]
+            inside = required and isinstance(node, And)
+            parts = [p for p in (self._node(child, positive, inside) for child in node.children) if p is not None]
             if not parts:
                 return None
             if all(p[0] == _TS for p in parts):
@@ -97,7 +109,7 @@ class Compiler:
             operator = " AND " if isinstance(node, And) else " OR "
             sqls = [_as_sql(p) for p in parts]
             return (_SQL, "(" + operator.join(f"({s})" for s, _ in sqls) + ")", [x for _, ps in sqls for x in ps])
-        part = self._leaf(node)
+        part = self._phrase(node, required) if isinstance(node, Phrase) else self._leaf(node)
         if part is not None and part[0] == _TS and positive:
             self._rank.append(part[1])
         return part
@@ -147,21 +159,23 @@ class Compiler:
             return []
         return [v.lexeme(v.NAME + other) for other in self.lookups.name_variants(words[0])]
 
-    def _phrase(self, phrase: Phrase) -> _Part | None:
+    def _phrase(self, phrase: Phrase, required: bool = False) -> _Part | None:
         if phrase.field in COLUMNS or phrase.field == "mrn":
             return _column(phrase.field or "mrn", "=", " ".join(phrase.words))
         self._shown.extend(v.lexeme(word) for word in phrase.words)
         stems = [s for word in phrase.words for s in self._content(word)]
-        if phrase.slop > 1:  # words near each other: all of them, in any order
-            content = v.all_of(v.lexeme(s) for s in stems)
-        else:
-            content = v.phrase(stems, self.lookups.common_words()) if stems else None
         names = v.all_of(v.lexeme(v.NAME + w) for word in phrase.words for w in v.name_words(word))
-        if phrase.field == "content":
-            return _ts(content)
         if phrase.field == "patient_name":
             return _ts(names)
-        return _ts(v.any_of([content, names]))
+        if phrase.slop > 1:  # words near each other: all of them, in any order
+            content = v.all_of(v.lexeme(s) for s in stems)
+        elif stems and required:
+            content, in_order = v.phrase_parts(stems, self.lookups.common_words())
+            if in_order:
+                self._verify.append(in_order if phrase.field == "content" else v.any_of([in_order, names]) or "")
+        else:
+            content = v.phrase(stems, self.lookups.common_words()) if stems else None
+        return _ts(content if phrase.field == "content" else v.any_of([content, names]))
 
     def _wildcard(self, wildcard: Wildcard) -> _Part | None:
         fieldname = wildcard.field

@@ -327,6 +327,7 @@ class PostgresIndex(Index):
                         ORDER BY coalesce(ts_rank(head, %s::tsquery), 0) DESC, doc_date DESC NULLS LAST
                         LIMIT {CANDIDATES}
                     ) candidates
+                    WHERE %s::tsquery IS NULL OR terms @@ %s::tsquery
                     ORDER BY score DESC, doc_id LIMIT %s
                 ) ranked
                 ORDER BY score DESC, doc_id
@@ -341,6 +342,8 @@ class PostgresIndex(Index):
                     *compiled.params,
                     *narrowing_params,
                     rank,
+                    compiled.verify,
+                    compiled.verify,
                     limit,
                 ),
             ).fetchall()

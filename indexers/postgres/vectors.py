@@ -114,11 +114,17 @@ def any_of(parts: Iterable[str | None]) -> str | None:
 
 
 def phrase(stems: list[str], common: frozenset[str]) -> str:
-    """Words in a row: the pairs of common words among them and the other words (all in the
-    GIN index), and the words in order unless the phrase is one pair (which needs positions,
-    so each candidate's vector is read: the pairs keep the candidates few)."""
+    """Words in a row, as one tsquery (see phrase_parts)."""
+    found, in_order = phrase_parts(stems, common)
+    return found if in_order is None else f"{found} & {in_order}"
+
+
+def phrase_parts(stems: list[str], common: frozenset[str]) -> tuple[str, str | None]:
+    """Words in a row as (what finds the documents: the pairs of common words among them and
+    the other words, all in the GIN index; the words in order, unless the phrase is one pair).
+    The second needs positions, so each candidate's whole vector is read to check it."""
     if len(stems) == 1:
-        return quote(stems[0])
+        return quote(stems[0]), None
     units: list[str] = []
     covered: set[int] = set()
     for i, (a, b) in enumerate(itertools.pairwise(stems)):
@@ -128,8 +134,8 @@ def phrase(stems: list[str], common: frozenset[str]) -> str:
     units.extend(quote(stem) for i, stem in enumerate(stems) if i not in covered)
     found = all_of(units) or ""
     if len(stems) == 2 and len(covered) == 2:
-        return found
-    return f"{found} & ({' <-> '.join(quote(stem) for stem in stems)})"
+        return found, None
+    return found, "(" + " <-> ".join(quote(stem) for stem in stems) + ")"
 
 
 def negated(part: str) -> str:

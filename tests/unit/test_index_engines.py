@@ -257,10 +257,13 @@ def test_a_phrase_of_three_words_and_stop_words(engine) -> None:
             record("row", content="pain in the left arm"),
             record("apart", content="left pain arm"),
             record("other", content="arm left pain"),
+            record("pairs", content="pain left then left arm"),  # both pairs, not in a row
         ]
     )
     assert ids(index.search('"pain in the left arm"')) == ["row"]
-    assert ids(index.search('"left arm"')) == ["row"]
+    assert ids(index.search('"pain left arm"')) == ["row"]
+    assert sorted(ids(index.search('"left arm"'))) == ["pairs", "row"]
+    assert ids(index.search('"pain left arm" OR nothing')) == ["row"]
 
 
 @pytest.mark.parametrize(
