@@ -61,9 +61,10 @@ FIELDS = (
 )
 _STORED = ", ".join(FIELDS)
 _HIT = "doc_id, mrn, patient_name, doc_type, doc_date, status, path, site"
-# A broad search ranks this many candidates by the small head vector first, then these
-# by the whole text: ranking reads each candidate's whole vector, which no index holds.
-CANDIDATES = 500
+# A broad search ranks its matches by the small head vector first, then this many of them
+# (or as many as were asked for, if more) by the whole text: ranking reads each candidate's
+# whole vector out of TOAST, which no index can make cheap.
+CANDIDATES = 200
 # Added to the score of a document with a name the query gives exactly (not one edit off),
 # and of one whose type the query names (as Whoosh's ranker weighs names and types).
 NAME_BONUS, TYPE_BONUS = 1.0, 2.0
@@ -325,7 +326,7 @@ class PostgresIndex(Index):
                         SELECT {_HIT}, content, head, terms FROM {SCHEMA}.documents
                         WHERE ({compiled.where}) AND {narrowing}
                         ORDER BY coalesce(ts_rank(head, %s::tsquery), 0) DESC, doc_date DESC NULLS LAST
-                        LIMIT {CANDIDATES}
+                        LIMIT %s
                     ) candidates
                     WHERE %s::tsquery IS NULL OR terms @@ %s::tsquery
                     ORDER BY score DESC, doc_id LIMIT %s
@@ -342,6 +343,7 @@ class PostgresIndex(Index):
                     *compiled.params,
                     *narrowing_params,
                     rank,
+                    max(CANDIDATES, limit),
                     compiled.verify,
                     compiled.verify,
                     limit,

@@ -524,3 +524,10 @@ def test_a_newer_schema_is_refused(pg_url: str, pg_cluster) -> None:
     pg_cluster.psql("UPDATE medarchive_index.meta SET value = '99' WHERE key = 'version'", dbname)
     with pytest.raises(IndexFailure, match="schema version 99, newer than this medarchive knows"):
         PostgresIndex(pg_url, OPTIONS).count()
+
+
+def test_a_long_page_of_hits_gets_every_match(engine) -> None:
+    index = engine()
+    index.add([record(f"f{n:03d}", content=f"fever {'cough ' * (n % 5)}") for n in range(260)])
+    assert len(index.search("fever", limit=1000)) == 260
+    assert len(index.search("fever", limit=250)) == 250
