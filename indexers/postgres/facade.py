@@ -74,6 +74,7 @@ _HEADLINE = 'StartSel=**, StopSel=**, MaxFragments=2, MaxWords=18, MinWords=6, F
 _TYPES_KEPT_SECONDS = 30.0
 SNIPPET_FALLBACK_CHARS = 160
 _COPY_BATCH = 2000
+_CONNECT_SECONDS = 10
 _DEFAULTS = IndexOptions()
 # Analysing the text is most of the cost of a bulk load: past this many records, in processes.
 _PARALLEL_FROM = 2000
@@ -102,9 +103,15 @@ class PostgresIndex(Index):
 
     def _open_pool(self) -> ConnectionPool:
         if self._pool is None:
-            kwargs: dict[str, Any] = {"application_name": "medarchive-index"}
+            kwargs: dict[str, Any] = {"application_name": "medarchive-index", "connect_timeout": _CONNECT_SECONDS}
             if self._password:
                 kwargs["password"] = self._password
+            try:
+                # One plain connection first: a refused password or a server that is not there
+                # is told now, in the server's words, rather than as a pool that never fills.
+                psycopg.connect(self._url, **kwargs).close()
+            except psycopg.OperationalError as exc:
+                raise IndexFailure(f"cannot connect to the index database {self.shown}: {self._scrub(exc)}") from None
             pool = ConnectionPool(
                 self._url,
                 kwargs=kwargs,
@@ -113,9 +120,11 @@ class PostgresIndex(Index):
                 open=False,
                 name="medarchive-index",
                 timeout=self._options.writer_timeout_seconds,
+                # A connection the server dropped (a restart, a failover) is replaced, not handed out.
+                check=ConnectionPool.check_connection,
             )
             try:
-                pool.open(wait=True, timeout=10)
+                pool.open(wait=True, timeout=_CONNECT_SECONDS)
                 with pool.connection() as conn:
                     schema.check(conn)
             except PoolTimeout:
@@ -152,7 +161,7 @@ class PostgresIndex(Index):
             raise IndexFailure(f"the index database {self.shown} refused: {self._scrub(exc)}") from None
 
     def _scrub(self, exc: Exception) -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = " ".join(str(exc).split()) or type(exc).__name__
         return text.replace(self._password, "***") if self._password else text
 
     def _busy(self) -> IndexBusyError:

@@ -512,8 +512,22 @@ def test_a_search_past_its_time_budget_is_stopped(pg_url: str) -> None:
 
 def test_a_database_that_is_not_there_is_a_clear_failure(tmp_path: Path) -> None:
     index = PostgresIndex(f"postgresql://nobody@/none?host={tmp_path}&port=1", OPTIONS)
-    with pytest.raises(IndexFailure, match=r"cannot reach the index database postgresql://nobody@/none"):
+    with pytest.raises(IndexFailure, match=r"cannot connect to the index database postgresql://nobody@/none: .*"):
         index.search("x")
+
+
+def test_a_refused_password_is_named_without_the_password(pg_url: str, pg_cluster) -> None:
+    pg_cluster.psql(
+        "DO $$ BEGIN CREATE ROLE clerkdb LOGIN PASSWORD 'right-horse'; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    # trust auth lets every role in; a role that may not log in is refused as a bad password would be
+    pg_cluster.psql("ALTER ROLE clerkdb NOLOGIN")
+    url = pg_url.replace("postgres@", "clerkdb@")
+    with pytest.raises(
+        IndexFailure, match=r"cannot connect to the index database postgresql://clerkdb@/t_\w+: .*clerkdb"
+    ) as refused:
+        PostgresIndex(url, OPTIONS, password="wrong-battery").count()
+    assert "wrong-battery" not in str(refused.value)
 
 
 def test_a_newer_schema_is_refused(pg_url: str, pg_cluster) -> None:
