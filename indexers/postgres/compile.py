@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 
 from indexers.base import IndexOptions, SearchTooBroad
 from indexers.postgres import vectors as v
-from indexers.query_tree import And, Everything, Leaf, Node, Not, Or, Phrase, Range, Wildcard, Word, plain_words
+from indexers.query_tree import (
+    And,
+    Everything,
+    Leaf,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Range,
+    Wildcard,
+    Word,
+    leaves,
+    plain_words,
+)
 from indexers.whoosh.clerk import VARIANT_MIN_LETTERS, TypeWords
 from indexers.whoosh.schema import ContentAnalyzer
 
@@ -109,16 +122,16 @@ class Compiler:
             operator = " AND " if isinstance(node, And) else " OR "
             sqls = [_as_sql(p) for p in parts]
             return (_SQL, "(" + operator.join(f"({s})" for s, _ in sqls) + ")", [x for _, ps in sqls for x in ps])
-        part = self._phrase(node, required) if isinstance(node, Phrase) else self._leaf(node)
+        part = self._leaf(node, required)
         if part is not None and part[0] == _TS and positive:
             self._rank.append(part[1])
         return part
 
-    def _leaf(self, leaf: Leaf) -> _Part | None:
+    def _leaf(self, leaf: Leaf, required: bool) -> _Part | None:
         if isinstance(leaf, Word):
             return self._word(leaf)
         if isinstance(leaf, Phrase):
-            return self._phrase(leaf)
+            return self._phrase(leaf, required)
         if isinstance(leaf, Wildcard):
             return self._wildcard(leaf)
         if isinstance(leaf, Range):
@@ -159,7 +172,7 @@ class Compiler:
             return []
         return [v.lexeme(v.NAME + other) for other in self.lookups.name_variants(words[0])]
 
-    def _phrase(self, phrase: Phrase, required: bool = False) -> _Part | None:
+    def _phrase(self, phrase: Phrase, required: bool) -> _Part | None:
         if phrase.field in COLUMNS or phrase.field == "mrn":
             return _column(phrase.field or "mrn", "=", " ".join(phrase.words))
         self._shown.extend(v.lexeme(word) for word in phrase.words)
@@ -227,8 +240,6 @@ _FALSE: _Part = (_SQL, "FALSE", [])
 
 def check_wildcards(node: Node, options: IndexOptions) -> None:
     """Refuses wildcards without enough letters before them, as typed."""
-    from indexers.query_tree import leaves
-
     least = options.min_wildcard_prefix
     for leaf in leaves(node):
         if isinstance(leaf, Wildcard) and len(leaf.prefix) < least:
