@@ -30,16 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.index_scale import (  # noqa: E402
+    BATCH,
     Corpus,
     Stopwatch,
-    build,
     make_corpus,
     make_records,
     percentile,
@@ -112,14 +112,15 @@ def start(base: Path) -> tuple[Cluster, list[str]]:
     return cluster, stop
 
 
-def load(index: PostgresIndex, docs: int, seed: int, corpus: Corpus, cluster: Cluster) -> None:
+def load(index: PostgresIndex, made: Iterable[IndexRecord], cluster: Cluster) -> None:
+    """The bulk load (rebuild), less the time spent making the documents when they are made on the way."""
     generating = Stopwatch()
 
     def records() -> Iterator[IndexRecord]:
-        made = make_records(docs, seed, corpus)
+        stream = iter(made)
         while True:
             with generating:
-                batch = list(itertools.islice(made, 1000))
+                batch = list(itertools.islice(stream, 1000))
             if not batch:
                 return
             yield from batch
@@ -139,8 +140,22 @@ def load(index: PostgresIndex, docs: int, seed: int, corpus: Corpus, cluster: Cl
     size = cluster.psql("SELECT pg_size_pretty(pg_total_relation_size('medarchive_index.documents'))", "bench")
     print(
         f"load: {count} docs: {count / loading:.0f} docs/s loading (COPY, vectors, indexes and VACUUM ANALYZE: "
-        f"{loading:.0f} s; making the synthetic documents {generating.wall:.0f} s more); "
+        f"{loading:.0f} s; making the documents on the way {generating.wall:.0f} s more); "
         f"the GIN index alone rebuilt in {gin:.0f} s; table and indexes {size.strip()}"
+    )
+
+
+def whoosh_build(index: WhooshIndex, records: list[IndexRecord]) -> None:
+    """As bench/index_scale.py builds it (the pipeline's writer path), from the same documents."""
+    adding, merging = Stopwatch(), Stopwatch()
+    for start in range(0, len(records), BATCH):
+        with adding:
+            index.add(records[start : start + BATCH], merge=False)
+    with merging:
+        index.optimize()
+    print(
+        f"Whoosh build: {len(records) / (adding.wall + merging.wall):.0f} docs/s "
+        f"({adding.wall:.0f} s adding in batches of {BATCH}, {merging.wall:.0f} s merging)"
     )
 
 
@@ -196,14 +211,17 @@ def main() -> None:
     try:
         url = cluster.url("bench")
         corpus = make_corpus(args.docs, args.seed)
+        made = time.perf_counter()
+        records = list(make_records(args.docs, args.seed, corpus))  # once, for both engines
+        print(f"made {len(records)} documents in {time.perf_counter() - made:.0f} s (not counted below)")
         index = PostgresIndex(url, OPTIONS)
-        load(index, args.docs, args.seed, corpus, cluster)
+        load(index, records, cluster)
         kinds = the_kinds(corpus, args.seed)
         print(f"PostgreSQL at {args.docs}:")
         pg = timed_queries(index, kinds)
         if not args.no_whoosh:
             whoosh = WhooshIndex(tmp / "whoosh", OPTIONS)
-            build(whoosh, args.docs, args.seed, corpus)
+            whoosh_build(whoosh, records)
             print(f"Whoosh at {args.docs}:")
             wh = timed_queries(whoosh, kinds)
             whoosh.close()
@@ -214,7 +232,8 @@ def main() -> None:
             writers(url, args.seed, corpus, cluster)
         if args.large:
             corpus = make_corpus(args.large, args.seed)
-            load(index, args.large, args.seed, corpus, cluster)
+            records.clear()
+            load(index, make_records(args.large, args.seed, corpus), cluster)
             print(f"PostgreSQL at {args.large}:")
             timed_queries(index, the_kinds(corpus, args.seed))
         index.close()
