@@ -121,9 +121,7 @@ def _absolute(config: Config, relative: str) -> str:
 @with_config
 def search(config: Config, query, mrn, doc_type, date_from, date_to, status, site, limit, as_json):
     """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value)."""
-    filters = SearchFilters(
-        mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to, site=site
-    )
+    filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to, site=site)
     hits = open_index(config).search(query, filters, limit)
     AuditLog.for_config(config).record(
         "search",

@@ -593,9 +593,7 @@ class DatabaseSettings(_Section):
             raise ValueError("must be a postgresql://user@host:port/dbname URL")
         userinfo = url.split("://", 1)[1].split("@", 1)[0] if "@" in url.split("://", 1)[1].split("/", 1)[0] else ""
         if ":" in userinfo or "password=" in url:
-            raise ValueError(
-                "must not hold the password; put it in database.password_file or MEDARCHIVE_DB_PASSWORD"
-            )
+            raise ValueError("must not hold the password; put it in database.password_file or MEDARCHIVE_DB_PASSWORD")
         return url
 
 
