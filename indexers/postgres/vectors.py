@@ -75,11 +75,13 @@ class Vectors:
             # A word of the text is made of word characters and dots: nothing to escape.
             if not _fits(stem):
                 continue
-            positions = occurrences[0::3][:_MAX_POSITIONS]
-            if positions[-1] < _MAX_POSITION and positions[0] >= HEADER_WORDS:
+            # Past PostgreSQL's last position a word keeps one (the last): a long document's
+            # vector stays bounded, and phrases are found by their pairs there.
+            positions = [p for p in occurrences[0::3][:_MAX_POSITIONS] if p < _MAX_POSITION - 1] or [_MAX_POSITION - 1]
+            if positions[0] >= HEADER_WORDS:
                 marked = ",".join(str(p + 1) for p in positions)
             else:
-                marked = ",".join(f"{min(p + 1, _MAX_POSITION)}{'C' if p < HEADER_WORDS else ''}" for p in positions)
+                marked = ",".join(f"{p + 1}{'C' if p < HEADER_WORDS else ''}" for p in positions)
             body.append(f"'{stem}':{marked}")
             if positions[0] < HEADER_WORDS:
                 header.append(f"'{stem}':{positions[0] + 1}C")

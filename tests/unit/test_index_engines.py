@@ -545,3 +545,12 @@ def test_a_long_page_of_hits_gets_every_match(engine) -> None:
     index.add([record(f"f{n:03d}", content=f"fever {'cough ' * (n % 5)}") for n in range(260)])
     assert len(index.search("fever", limit=1000)) == 260
     assert len(index.search("fever", limit=250)) == 250
+
+
+def test_a_very_long_document_is_indexed_whole(engine) -> None:
+    index = engine()
+    words = [f"w{n}x" for n in range(60_000)]
+    index.add([record("long", content="early chest pain " + " ".join(words) + " late rare finding"), record("b")])
+    assert ids(index.search('"chest pain"')) == ["long"]
+    assert ids(index.search("w59999x")) == ["long"]
+    assert ids(index.search("late finding")) == ["long"]
