@@ -190,8 +190,9 @@ class PostgresIndex(Index):
             conn.execute(f"CREATE TEMP TABLE incoming (LIKE {SCHEMA}.documents INCLUDING DEFAULTS) ON COMMIT DROP")
             words = self._copy(conn, "incoming", latest.values(), vectors)
             assignments = ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS[1:], "head", "terms"))
+            # In doc_id order (as the words, sorted): writers lock rows in one order, never deadlock.
             conn.execute(
-                f"INSERT INTO {SCHEMA}.documents SELECT * FROM incoming "
+                f"INSERT INTO {SCHEMA}.documents SELECT * FROM incoming ORDER BY doc_id "
                 f"ON CONFLICT (doc_id) DO UPDATE SET {assignments}"
             )
             self._add_words(conn, "words", "names", words)
