@@ -277,7 +277,8 @@ class PostgresIndex(Index):
             vectors = Vectors(self._keep_common_words(conn, sample, replace=True))
             conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.documents_new")
             conn.execute(f"CREATE TABLE {SCHEMA}.documents_new (LIKE {SCHEMA}.documents INCLUDING STORAGE)")
-            count, words = self._copy_counted(conn, f"{SCHEMA}.documents_new", records, vectors)
+            count, words = self._copy_counted(conn, f"{SCHEMA}.documents_new", _first_of_each(records), vectors)
+            conn.execute(f"ALTER TABLE {SCHEMA}.documents_new ADD PRIMARY KEY (doc_id)")
             for statement in schema.documents_indexes("documents_new"):
                 conn.execute(statement)  # type: ignore[arg-type]
             conn.execute(f"TRUNCATE {SCHEMA}.words, {SCHEMA}.names")
@@ -455,6 +456,15 @@ class PostgresIndex(Index):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _first_of_each(records: Iterable[IndexRecord]) -> Iterator[IndexRecord]:
+    """The records, a doc_id given again left out (the table's key is made after the load)."""
+    seen: set[str] = set()
+    for record in records:
+        if record.doc_id not in seen:
+            seen.add(record.doc_id)
+            yield record
 
 
 def _row(record: IndexRecord, vectors: Vectors) -> tuple[_Row, list[str]]:

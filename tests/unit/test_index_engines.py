@@ -554,3 +554,31 @@ def test_a_very_long_document_is_indexed_whole(engine) -> None:
     assert ids(index.search('"chest pain"')) == ["long"]
     assert ids(index.search("w59999x")) == ["long"]
     assert ids(index.search("late finding")) == ["long"]
+
+
+def test_concurrent_writers_and_a_rebuild_lose_nothing(pg_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    indexes = [PostgresIndex(pg_url, OPTIONS) for _ in range(3)]
+    try:
+        indexes[0].add([record("seed", content="first")])
+
+        def write(n: int) -> None:
+            # overlapping batches, in opposite orders
+            batch = [record(f"d{i:03d}", content=f"fever {n}") for i in range(0, 120, 1 + n % 2)]
+            for start in range(0, len(batch), 20):
+                indexes[n % 2].add(batch[start : start + 20][:: 1 if n % 2 else -1])
+
+        with ThreadPoolExecutor(4) as pool:
+            writes = [pool.submit(write, n) for n in range(4)]
+            # the archive holds every document: a rebuild in the middle loses none of them
+            archive = [record("seed", content="rebuilt"), *(record(f"d{i:03d}") for i in range(120))]
+            rebuilt = pool.submit(indexes[2].rebuild, archive)
+            for future in [*writes, rebuilt]:
+                future.result()
+        assert sorted(r.doc_id for r in indexes[2].stored()) == ["d000", *(f"d{i:03d}" for i in range(1, 120)), "seed"]
+        assert indexes[1].add([record("after", content="later")]) == 1  # the swapped-in table takes writes
+        assert ids(indexes[0].search("later")) == ["after"]
+    finally:
+        for index in indexes:
+            index.close()
