@@ -184,6 +184,8 @@ def writers(url: str, seed: int, corpus: Corpus, cluster: Cluster) -> None:
         for proc in procs:
             proc.join()
         wall = time.perf_counter() - started
+        if any(proc.exitcode for proc in procs):
+            raise SystemExit(f"writers: a writer process failed (exit codes {[proc.exitcode for proc in procs]})")
         there = cluster.psql(
             f"SELECT count(*), count(DISTINCT doc_id) FROM medarchive_index.documents WHERE doc_id LIKE '{prefix}%'",
             "bench",
