@@ -91,9 +91,8 @@ class PostgresIndex(Index):
         options: IndexOptions = _DEFAULTS,
         password: str | None = None,
         pool_size: int = 5,
-        site: str = "main",
     ) -> None:
-        self._url, self._password, self._options, self._site = url, password, options, site
+        self._url, self._password, self._options = url, password, options
         self._pool_size = pool_size
         self._pool: ConnectionPool | None = None
         self._type_words = TypeWords(options.type_synonyms)
@@ -186,17 +185,21 @@ class PostgresIndex(Index):
         if not latest:
             return 0
         with self._connection() as conn, self._writing(conn):
-            vectors = Vectors(self._settled_common_words(conn, latest.values()))
-            conn.execute(f"CREATE TEMP TABLE incoming (LIKE {SCHEMA}.documents INCLUDING DEFAULTS) ON COMMIT DROP")
-            words = self._copy(conn, "incoming", latest.values(), vectors)
-            assignments = ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS[1:], "head", "terms"))
-            # In doc_id order (as the words, sorted): writers lock rows in one order, never deadlock.
-            conn.execute(
-                f"INSERT INTO {SCHEMA}.documents SELECT * FROM incoming ORDER BY doc_id "
-                f"ON CONFLICT (doc_id) DO UPDATE SET {assignments}"
-            )
-            self._add_words(conn, "words", "names", words)
+            self._upsert(conn, latest.values(), Vectors(self._settled_common_words(conn, latest.values())))
         return len(latest)
+
+    def _upsert(self, conn: psycopg.Connection, records: Iterable[IndexRecord], vectors: Vectors) -> int:
+        """Add or replace records by doc_id (each once in records); returns how many."""
+        conn.execute(f"CREATE TEMP TABLE incoming (LIKE {SCHEMA}.documents INCLUDING DEFAULTS) ON COMMIT DROP")
+        count, words = self._copy_counted(conn, "incoming", records, vectors)
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS[1:], "head", "terms"))
+        # In doc_id order (as the words, sorted): writers lock rows in one order, never deadlock.
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.documents SELECT * FROM incoming ORDER BY doc_id "  # type: ignore[arg-type]
+            f"ON CONFLICT (doc_id) DO UPDATE SET {assignments}"
+        )
+        self._add_words(conn, "words", "names", words)
+        return count
 
     def _copy(self, conn: psycopg.Connection, table: str, records: Iterable[IndexRecord], vectors: Vectors) -> set[str]:
         """COPY the records into a table; returns their words (text and names)."""
@@ -271,9 +274,8 @@ class PostgresIndex(Index):
             if site is not None:
                 vectors = Vectors(self._settled_common_words(conn, sample))
                 conn.execute(f"DELETE FROM {SCHEMA}.documents WHERE site = %s", (site,))
-                count, words = self._copy_counted(conn, f"{SCHEMA}.documents", records, vectors)
-                self._add_words(conn, "words", "names", words)
-                return count
+                # Upserted: a document may have been indexed under another site before.
+                return self._upsert(conn, _first_of_each(records), vectors)
             vectors = Vectors(self._keep_common_words(conn, sample, replace=True))
             conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.documents_new")
             conn.execute(f"CREATE TABLE {SCHEMA}.documents_new (LIKE {SCHEMA}.documents INCLUDING STORAGE)")
@@ -292,7 +294,6 @@ class PostgresIndex(Index):
         self, conn: psycopg.Connection, table: str, records: Iterable[IndexRecord], vectors: Vectors
     ) -> tuple[int, set[str]]:
         count = 0
-        words: set[str] = set()
 
         def counted() -> Iterator[IndexRecord]:
             nonlocal count

@@ -41,9 +41,7 @@ def open_index(config: Config) -> Index:
         return ArchiveIndex(WhooshIndex(config.index_dir, options))
     from indexers.postgres.facade import PostgresIndex  # psycopg only where it is used
 
-    engine = PostgresIndex(
-        config.database.url, options, database_password(config), config.database.pool_size, config.site
-    )
+    engine = PostgresIndex(config.database.url, options, database_password(config), config.database.pool_size)
     return ArchiveIndex(engine)
 
 

@@ -582,3 +582,14 @@ def test_concurrent_writers_and_a_rebuild_lose_nothing(pg_url: str) -> None:
     finally:
         for index in indexes:
             index.close()
+
+
+def test_a_site_rebuild_takes_over_a_document_indexed_under_another_site(pg_url: str) -> None:
+    index = PostgresIndex(pg_url, OPTIONS)
+    try:
+        index.add([record("moved", site="south", content="chest"), record("s2", site="south", content="chest")])
+        assert index.rebuild([record("moved", site="north", content="chest again")], site="north") == 1
+        assert index.get("moved").site == "north"  # type: ignore[union-attr]
+        assert sorted(ids(index.search("chest"))) == ["moved", "s2"]
+    finally:
+        index.close()
