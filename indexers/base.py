@@ -11,6 +11,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+# The site of a one-site deployment and of archives from before sites.
+DEFAULT_SITE = "main"
+
 
 class IndexFailure(Exception):
     """The index cannot do what was asked; the message says what to do about it."""
@@ -22,6 +25,10 @@ class IndexBusyError(IndexFailure):
 
 class SearchTooBroad(IndexFailure):
     """A search past one of the budgets of IndexOptions (length, wildcards, time)."""
+
+
+class IndexUnavailable(IndexFailure):
+    """The index's server cannot be reached now; the same call may work later."""
 
 
 class BadQuery(IndexFailure):
@@ -65,6 +72,8 @@ class IndexRecord:
     source_file: str
     review_reason: str | None
     content: str
+    # The site that filed it (several sites share one PostgreSQL index; Whoosh keeps none).
+    site: str = DEFAULT_SITE
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class SearchFilters:
     status: str | None = None
     date_from: str | None = None
     date_to: str | None = None
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class SearchHit:
     score: float
     snippet: str
     path: str
+    site: str = DEFAULT_SITE
 
 
 class Index(ABC):
@@ -119,8 +130,9 @@ class Index(ABC):
         return None
 
     @abstractmethod
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
-        """Replace the whole index with these records; return how many."""
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
+        """Replace the whole index with these records; return how many. Given a site, only
+        that site's records are replaced (an engine that keeps no sites refuses)."""
 
     # -- reading -------------------------------------------------------------
 
@@ -140,8 +152,9 @@ class Index(ABC):
         """Documents already made from the input with these bytes."""
 
     @abstractmethod
-    def stored(self) -> Iterator[IndexRecord]:
-        """Every record as stored (content may be empty), for checks against the archive."""
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
+        """Every record as stored (content may be empty), for checks against the archive;
+        given a site, that site's (an engine that keeps no sites gives them all)."""
 
     @abstractmethod
     def count(self) -> int:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from indexers.base import (
-    BadQuery,
+    DEFAULT_SITE,
     Index,
     IndexBusyError,
     IndexFailure,
@@ -31,6 +31,7 @@ from indexers.base import (
     SearchFilters,
     SearchHit,
 )
+from indexers.query_tree import check_quotes
 from indexers.whoosh import compact
 from indexers.whoosh.budgets import (
     Deadline,
@@ -166,9 +167,14 @@ class WhooshIndex(Index):
         if ix is not None:
             self._lock_writer(ix).commit(mergetype=merge_all)
 
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
         """Build a fresh index beside the live one and swap it in by renames,
         holding the live write lock so that no concurrent add is lost."""
+        if site is not None:
+            raise IndexFailure(
+                "this index keeps no sites (one machine's Whoosh index): rebuild all of it with `medarchive reindex`; "
+                "sites share an index in PostgreSQL (database.url)"
+            )
         self._dir.parent.mkdir(parents=True, exist_ok=True)
         with self._live_lock():
             fresh = Path(tempfile.mkdtemp(prefix=f".{self._dir.name}.new-", dir=self._dir.parent))
@@ -263,7 +269,7 @@ class WhooshIndex(Index):
                 return []
             return sorted(fields["doc_id"] for fields in searcher.documents(source_sha256=source_sha256))
 
-    def stored(self) -> Iterator[IndexRecord]:
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
         with self._searcher() as searcher:
             if searcher is None:
                 return
@@ -275,7 +281,9 @@ class WhooshIndex(Index):
         """Ranked hits for a Whoosh query; an empty query (or a bare *) lists
         the documents the filters allow, newest first."""
         check_length(query, self._options)
-        _check_quotes(query)
+        check_quotes(query)
+        if filters.site not in (None, DEFAULT_SITE):
+            return []  # one machine's index: every record is of the default site
         narrowing = filter_query(filters)
         with self._searcher() as searcher:
             if searcher is None:
@@ -395,10 +403,3 @@ def _abandon(writer: SegmentWriter) -> None:
     # the discarded folder, so they can simply be stopped.
     for task in getattr(writer, "tasks", ()):
         task.terminate()
-
-
-def _check_quotes(query: str) -> None:
-    # Whoosh would close an unclosed phrase at the end of the search, and search for
-    # something other than what the clerk meant. (Single quotes are apostrophes: O'Brien.)
-    if query.count('"') % 2:
-        raise BadQuery('the search has an unclosed double quote: close the phrase ("chest pain") or remove the quote')

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from array import array
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
+from indexers import query_tree
 from indexers.base import IndexFailure, SearchFilters
 from indexers.whoosh.caches import SegmentCaches
 from indexers.whoosh.codec import read_all
 from indexers.whoosh.schema import PAIRS
+from indexers.whoosh.tree import to_whoosh
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
@@ -21,7 +22,7 @@ with warnings.catch_warnings():
     from whoosh.fields import Schema
     from whoosh.matching import ListMatcher, Matcher
     from whoosh.qparser import AndGroup, FieldAliasPlugin, MultifieldParser
-    from whoosh.query import And, Query, Term, TermRange
+    from whoosh.query import And, NullQuery, Query, Term, TermRange
     from whoosh.query.wrappers import WrappingQuery
     from whoosh.searching import Searcher
 
@@ -36,16 +37,14 @@ def make_parser(schema: Schema) -> MultifieldParser:
     return parser
 
 
-# "H&P", "h and p", "h/p": initials joined as clerks write them; one-letter words are not
-# indexed, so they are searched as one word ("hp", a type synonym).
-_JOINED_INITIALS = re.compile(r"(?<![\w:&/])([A-Za-z])\s*(?:&|/|\band\b|\bAND\b)\s*([A-Za-z])(?![\w&/])")
-
-
 def parse_query(query: str, schema: Schema) -> Query:
-    """The query in Whoosh's syntax."""
-    query = _JOINED_INITIALS.sub(r"\1\2", query)
+    """The query in Whoosh's terms, read through the query tree both engines share
+    (indexers/query_tree.py): what Whoosh's parser made of the same text."""
+    tree = query_tree.parse(query)
+    if tree is None:
+        return NullQuery
     try:
-        return make_parser(schema).parse(query)
+        return to_whoosh(tree, make_parser(schema))
     except Exception:
         searchable = ", ".join(
             sorted({*(name for name, field in schema.items() if field.indexed and name != PAIRS), "name"})

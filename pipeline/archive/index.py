@@ -7,6 +7,7 @@ line, the web shows as a message, and runs record as the reason an input failed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -21,11 +22,15 @@ from indexers.base import (
 )
 from indexers.whoosh.facade import WhooshIndex
 from pipeline.core.config import Config, IndexSettings
-from pipeline.core.errors import IndexBusyError, SearchIndexError, SearchTooBroadError
+from pipeline.core.errors import IndexBusyError, MedarchiveError, SearchIndexError, SearchTooBroadError
+from pipeline.stores import DatabaseUnavailable
 
 _NO_FILTERS = SearchFilters()
+PASSWORD_ENV = "MEDARCHIVE_DB_PASSWORD"
 # Most specific first.
-_AS_PIPELINE_ERRORS: tuple[tuple[type[IndexFailure], type[SearchIndexError]], ...] = (
+_AS_PIPELINE_ERRORS: tuple[tuple[type[IndexFailure], type[MedarchiveError]], ...] = (
+    # A database that went away is waited out like the other stores' (the daemon restarts).
+    (indexing.IndexUnavailable, DatabaseUnavailable),
     (indexing.IndexBusyError, IndexBusyError),
     (indexing.SearchTooBroad, SearchTooBroadError),
     (IndexFailure, SearchIndexError),
@@ -33,7 +38,26 @@ _AS_PIPELINE_ERRORS: tuple[tuple[type[IndexFailure], type[SearchIndexError]], ..
 
 
 def open_index(config: Config) -> Index:
-    return ArchiveIndex(WhooshIndex(config.index_dir, index_options(config.index)))
+    """The shared PostgreSQL index when database.url is set, else the Whoosh index under the data root."""
+    options = index_options(config.index)
+    if config.database.url is None:
+        return ArchiveIndex(WhooshIndex(config.index_dir, options))
+    from indexers.postgres.facade import PostgresIndex  # psycopg only where it is used
+
+    engine = PostgresIndex(config.database.url, options, database_password(config), config.database.pool_size)
+    return ArchiveIndex(engine)
+
+
+def database_password(config: Config) -> str | None:
+    """The database password: database.password_file, else MEDARCHIVE_DB_PASSWORD (never the config file)."""
+    settings = config.database
+    if settings.password_file is not None:
+        path = config.resolve(settings.password_file)
+        try:
+            return path.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise SearchIndexError(f"cannot read database.password_file {path}: {exc.strerror}") from None
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def index_options(settings: IndexSettings) -> IndexOptions:
@@ -84,9 +108,9 @@ class ArchiveIndex(Index):
         with _as_pipeline_errors():
             self.engine.expunge()
 
-    def rebuild(self, records: Iterable[IndexRecord]) -> int:
+    def rebuild(self, records: Iterable[IndexRecord], site: str | None = None) -> int:
         with _as_pipeline_errors():
-            return self.engine.rebuild(records)
+            return self.engine.rebuild(records, site)
 
     def search(self, query: str, filters: SearchFilters = _NO_FILTERS, limit: int = 20) -> list[SearchHit]:
         with _as_pipeline_errors():
@@ -100,9 +124,9 @@ class ArchiveIndex(Index):
         with _as_pipeline_errors():
             return self.engine.doc_ids_for_source(source_sha256)
 
-    def stored(self) -> Iterator[IndexRecord]:
+    def stored(self, site: str | None = None) -> Iterator[IndexRecord]:
         with _as_pipeline_errors():
-            yield from self.engine.stored()
+            yield from self.engine.stored(site)
 
     def count(self) -> int:
         with _as_pipeline_errors():

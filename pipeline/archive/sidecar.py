@@ -293,6 +293,7 @@ class Sidecar:
     page_texts: tuple[PageRecord, ...] = ()
     history: tuple[HistoryEvent, ...] = ()
     paper: PaperRef | None = None
+    site: str | None = None  # the site that filed it (several sites on one archive)
     schema: int = SIDECAR_SCHEMA
     extra: Json = field(default_factory=dict, compare=False, repr=False)
 
@@ -300,6 +301,7 @@ class Sidecar:
         (
             "schema",
             "paper",
+            "site",
             "doc_id",
             "status",
             "mrn",
@@ -380,6 +382,7 @@ class Sidecar:
             page_texts=tuple(PageRecord.from_json(p) for p in data.get("page_texts") or ()),
             history=tuple(HistoryEvent.from_json(e) for e in data.get("history") or ()),
             paper=PaperRef.from_json(data["paper"]) if data.get("paper") else None,
+            site=data.get("site"),
             schema=schema,
             extra=_extra(data, cls._KEYS),
         )
@@ -388,6 +391,7 @@ class Sidecar:
         # type_source is left out until something sets it, so sidecars without it read as before.
         type_source = {} if self.type_source is None else {"type_source": self.type_source}
         paper = {} if self.paper is None else {"paper": self.paper.to_json()}
+        site = {} if self.site is None else {"site": self.site}
         witnesses = {"corroboration": list(self.corroboration)} if self.corroboration else {}
         candidates = {"candidate_mrns": list(self.candidate_mrns)} if self.candidate_mrns else {}
         return {
@@ -415,6 +419,7 @@ class Sidecar:
             "page_texts": [p.to_json() for p in self.page_texts],
             "history": [e.to_json() for e in self.history],
             **paper,
+            **site,
             **self.extra,
         }
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from indexers.base import Index, IndexRecord
+from indexers.base import DEFAULT_SITE, Index, IndexRecord
 from pipeline.archive.sidecar import (
     HistoryEvent,
     PageRecord,
@@ -90,6 +90,7 @@ def _sidecar(config: Config, doc: Document, pdf_path: Path, pdf_sha: str) -> Sid
         page_texts=tuple(PageRecord.from_json(p.to_json()) for p in doc.pages),
         history=(HistoryEvent(now_utc(), getpass.getuser(), action, decision.reason),),
         paper=PaperRef(doc.box, doc.box_how, now_utc()) if doc.box_how else None,
+        site=config.site,
     )
 
 
@@ -147,7 +148,14 @@ def record_from_sidecar(sidecar: Sidecar) -> IndexRecord:
         source_file=sidecar.source.file,
         review_reason=sidecar.review_reason,
         content=sidecar.text,
+        site=sidecar_site(sidecar),
     )
+
+
+def sidecar_site(sidecar: Sidecar) -> str:
+    """The site that filed the document: its sidecar's "site", or the default for archives
+    from before sites (and from one-site deployments)."""
+    return sidecar.site or DEFAULT_SITE
 
 
 def _sidecars_in(folder: Path) -> list[Path]:

@@ -53,6 +53,11 @@ def upgrade(config: Config):
         click.echo(
             f"{done.store:<10} schema {done.code} ({change}{'' if change != 'migrated' else f' from {done.database}'})"
         )
+    index = open_index(config)  # the search index makes or checks its own schema (indexers/postgres)
+    try:
+        click.echo(f"{'index':<10} ready ({index.count()} document(s))")
+    finally:
+        index.close()
 
 
 @db.command()

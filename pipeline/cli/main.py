@@ -172,10 +172,11 @@ def _absolute(config: Config, relative: str) -> str:
 @date_option("--from", "date_from", "document date on or after")
 @date_option("--to", "date_to", "document date on or before")
 @click.option("--status", type=STATUSES)
+@click.option("--site", help="only documents filed by this site (several sites share one database)")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @json_option()
 @with_config
-def search(config: Config, words, mrn, doc_type, date_from, date_to, status, limit, as_json):
+def search(config: Config, words, mrn, doc_type, date_from, date_to, status, site, limit, as_json):
     """Ranked full-text search (Whoosh syntax: "phrases", AND/OR/NOT, field:value).
 
     The words may be given apart (search murphy lab); a phrase needs its quotes kept
@@ -189,7 +190,7 @@ def search(config: Config, words, mrn, doc_type, date_from, date_to, status, lim
 
     check_doc_type(config, doc_type)
     query = " ".join(words)
-    filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to)
+    filters = SearchFilters(mrn=mrn, doc_type=doc_type, status=status, date_from=date_from, date_to=date_to, site=site)
     hits = open_index(config).search(query, filters, limit)
     AuditLog.for_config(config).record(
         "search",
@@ -360,16 +361,20 @@ def types_(config: Config, as_json: bool):
 
 
 @cli.command()
+@click.option("--site", help="rebuild only the documents this site filed (several sites share one database)")
 @with_config
-def reindex(config: Config):
+def reindex(config: Config, site: str | None):
     """Rebuild the search index from the archive alone."""
     from pipeline.archive.audit import AuditLog
     from pipeline.archive.index import open_index
     from pipeline.archive.store import iter_sidecars, record_from_sidecar
 
-    count = open_index(config).rebuild(record_from_sidecar(s) for s in iter_sidecars(config))
-    AuditLog.for_config(config).record("reindex", user=actor(), details={"documents": count})
-    click.echo(f"reindexed {count} document(s)")
+    records = (record_from_sidecar(s) for s in iter_sidecars(config))
+    if site is not None:
+        records = (record for record in records if record.site == site)
+    count = open_index(config).rebuild(records, site)
+    AuditLog.for_config(config).record("reindex", user=actor(), details={"documents": count, "site": site})
+    click.echo(f"reindexed {count} document(s)" + (f" of site {site}" if site else ""))
 
 
 @cli.command()

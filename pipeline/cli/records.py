@@ -187,11 +187,12 @@ def disclosures(config: Config, mrn: str, as_json: bool):
 
 @click.command(name="verify")
 @click.option("--repair-index", is_flag=True, help="rewrite the index where it disagrees with the archive")
+@click.option("--site", help="compare only this site's documents with the index (several sites share one database)")
 @json_option()
 @with_config
-def verify(config: Config, repair_index: bool, as_json: bool):
+def verify(config: Config, repair_index: bool, site: str | None, as_json: bool):
     """Re-hash every archived file, check permissions and the index; exit 3 when anything is wrong."""
-    report = verify_archive(config, open_index(config), repair=repair_index)
+    report = verify_archive(config, open_index(config), repair=repair_index, site=site)
     kinds = Counter(p.kind for p in report.problems)
     AuditLog.for_config(config).record(
         "verify",
@@ -204,6 +205,7 @@ def verify(config: Config, repair_index: bool, as_json: bool):
             "problems": dict(kinds),
             "repair_index": repair_index,
             "repaired": report.repaired,
+            "site": site,
         },
     )
     for problem in report.problems:

@@ -22,7 +22,8 @@ from pipeline.core.config import Config
 from pipeline.core.fsutil import sha256_file
 from pipeline.records.reconcile import doc_id_of
 
-_COMPARED = tuple(f.name for f in fields(IndexRecord) if f.name != "content")
+# The site is not compared: an index that keeps no sites (Whoosh) reads every record as the default's.
+_COMPARED = tuple(f.name for f in fields(IndexRecord) if f.name not in ("content", "site"))
 _PRIVATE_BITS = stat.S_IRWXG | stat.S_IRWXO
 
 
@@ -148,11 +149,13 @@ def check_archive(config: Config) -> _Archive:
     return found
 
 
-def check_index(index: Index, found: _Archive) -> list[Problem]:
-    """Documents the index lacks, has without the archive, or has with other metadata."""
+def check_index(index: Index, found: _Archive, site: str | None = None) -> list[Problem]:
+    """Documents the index lacks, has without the archive, or has with other metadata (of one site, if given)."""
     problems: list[Problem] = []
     seen: set[str] = set()
-    for stored in index.stored():
+    if site is not None:
+        seen = {doc_id for doc_id, record in found.records.items() if record.site != site}
+    for stored in index.stored(site):
         seen.add(stored.doc_id)
         expected = found.records.get(stored.doc_id)
         if expected is None:
@@ -242,14 +245,15 @@ def _walk(top: Path) -> Iterator[Path]:
             yield Path(folder) / name
 
 
-def verify(config: Config, index: Index, *, repair: bool = False) -> VerifyReport:
-    """Check the archive, the permissions and the index; with ``repair``, rewrite the index's disagreements."""
+def verify(config: Config, index: Index, *, repair: bool = False, site: str | None = None) -> VerifyReport:
+    """Check the archive, the permissions and the index (one site's part of it, if given);
+    with ``repair``, rewrite the index's disagreements."""
     found = check_archive(config)
-    index_problems = check_index(index, found) + check_remnants(config, index)
+    index_problems = check_index(index, found, site) + check_remnants(config, index)
     repaired = 0
     if repair and index_problems:
         repaired = repair_index(index, found, index_problems)
         index.expunge()
-        index_problems = check_index(index, found) + check_remnants(config, index)
+        index_problems = check_index(index, found, site) + check_remnants(config, index)
     problems = found.problems + check_page_images(config, found) + check_permissions(config) + index_problems
     return VerifyReport(len(found.records), problems, repaired)

@@ -15,7 +15,10 @@ from pipeline.core.errors import MedarchiveError
 from web.context import record, services
 from web.documents import hit_page, read_at
 
-MAX_PAGE = 50  # deeper than this, a clerk should narrow the search instead
+MAX_PAGE = 50
+_SITE = re.compile(
+    r"[a-z0-9][a-z0-9_-]{0,31}"
+)  # as config.site  # deeper than this, a clerk should narrow the search instead
 STATUSES = ("filed", "review")
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 
@@ -54,12 +57,16 @@ def _filters(args) -> SearchFilters:
     doc_type = args.get("type", "")
     if doc_type and doc_type not in document_types():
         raise BadSearch(f"unknown document type {doc_type!r}")
+    site = args.get("site", "").strip()
+    if site and not _SITE.fullmatch(site):
+        raise BadSearch(f"unknown site {site!r}")
     return SearchFilters(
         mrn=args.get("mrn", "").strip() or None,
         doc_type=doc_type or None,
         status=status or None,
         date_from=iso_date(args.get("from", ""), "from"),
         date_to=iso_date(args.get("to", ""), "to"),
+        site=site or None,
     )
 
 
@@ -95,7 +102,8 @@ def search() -> tuple[str, int] | str:
     args = request.args
     text, name = args.get("q", "").strip(), args.get("name", "").strip()
     page, size = _page_number(args), services().config.web.page_size
-    context = {"args": args, "types": document_types(), "statuses": STATUSES, "page": page}
+    shared = services().config.database.url is not None  # several sites share the index
+    context = {"args": args, "types": document_types(), "statuses": STATUSES, "page": page, "sites": shared}
     try:
         filters = _filters(args)
     except BadSearch as exc:
