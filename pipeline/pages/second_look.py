@@ -84,11 +84,14 @@ def is_wordlike(text: str) -> bool:
 
 
 def reading_score(words: Sequence[Word]) -> float:
-    """How much readable text a reading holds: confidence summed over its word-like words.
+    """How much readable text a reading holds: its word-like words' letters and digits,
+    each weighted by the word's confidence.
 
     A reading that lost half the page scores below one that kept it at lower confidence,
-    and debris read with high confidence counts for nothing."""
-    return sum(w.conf for w in words if is_wordlike(w.text)) / 100
+    and debris read with high confidence counts for nothing. Characters, not words, are
+    counted: a streak that splits each line into two blocks ("Patient Nam" | "e: Young")
+    makes more words of the same print, and must not win over a reading of whole lines."""
+    return sum(w.conf * sum(ch.isalnum() for ch in w.text) for w in words if is_wordlike(w.text)) / 100
 
 
 def in_band(words: Sequence[Word], bottom: float) -> list[Word]:

@@ -107,6 +107,13 @@ def test_the_better_reading_holds_more_confident_words_not_a_higher_mean() -> No
     assert reading_score(debris) == 0
 
 
+def test_a_reading_split_at_a_streak_does_not_beat_the_whole_lines() -> None:
+    lines = ["Patient Name: Young, Richard    Med Rec No.: 6758493", "Date of Birth: December 17, 1971"]
+    # tesseract reads the two blocks a little more confidently, less the letter under the streak
+    split = ["Patient Na", "e: Young, Richard    Med Rec No.: 6758493", "Date of Birt", ": December 17, 1971"]
+    assert reading_score(words_of(lines, conf=90)) > reading_score(words_of(split, conf=92))
+
+
 def _at(text: str, conf: float, left: int = 600) -> Word:
     return Word(text, conf, left, 400, 240, 40)
 
