@@ -275,3 +275,22 @@ def test_a_second_look_that_fails_or_runs_out_of_time_keeps_the_first_reading(mo
         result, look, cleaned = process._second_look(blank, first, task, tmp_path, process._Deadline(60))
         assert result is first and cleaned is None
         assert look is not None and look.won == "first" and look.why.endswith(said)
+
+
+def test_a_separator_whose_code_is_crossed_by_streaks_is_still_read() -> None:
+    from pathlib import Path
+
+    from pipeline.pages import process
+    from pipeline.samples import separators
+
+    dpi = 200
+    gray = np.asarray(separators.patch_t_image(dpi)).copy()
+    code = np.flatnonzero(gray[gray.shape[0] // 2] < 128)  # the code's bars across the middle of the sheet
+    for x in (code[0] + (code[-1] - code[0]) // 3, code[0] + 2 * (code[-1] - code[0]) // 3):
+        gray[:, x - 4 : x + 4] = np.minimum(gray[:, x - 4 : x + 4], 40)  # a drum's streak down the whole page
+    task = process.PageTask(Path("x.pdf"), 1, True, dpi, "eng", 60, 40, ("Code39", "Code128", "QRCode"))
+    found = process._barcodes(Image.fromarray(gray), True, task.barcode_formats, task.separator_value)
+    assert not any(r.format == "Code39" for r in found)  # the streaks read as bars: no code as scanned
+    cleaned = clean.binarised(clean.flattened(gray, dpi), dpi)
+    reads = process._barcodes_again(gray, cleaned, task)
+    assert any(r.format == "Code39" and r.value == "PATCHT" for r in reads)
