@@ -4,6 +4,7 @@ weighed and voted on, and the OpenCV cleaning it reads from."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -126,6 +127,16 @@ def test_a_clear_majority_settles_a_number_at_its_backers_lowest_confidence() ->
     assert (mrn.text, mrn.conf, changed) == ("00482913", 71, 1)
     (same,), changed = vote_numbers([_at("00482913", 88)], [[_at("00482913", 80)], [_at("00482913", 70)]])
     assert (same, changed) == (_at("00482913", 88), 0)
+
+
+def test_a_voted_number_keeps_no_digit_confidence_higher_than_its_own() -> None:
+    sure = (99.0,) * 8
+    primary = [replace(_at("00482918", 62), char_confs=sure)]
+    others = [[_at("00482913", 80)], [_at("00482913", 71)], [_at("00482913", 90)]]
+    (mrn,), _ = vote_numbers(primary, others)
+    assert (mrn.text, mrn.char_confs) == ("00482913", (71.0,) * 8)  # not the overruled reading's 99s
+    (disputed,), _ = vote_numbers([replace(_at("00482918", 90), char_confs=sure)], [[_at("00482913", 80)]])
+    assert (disputed.text, disputed.char_confs) == ("00482918", (DISPUTED_CONF,) * 8)
 
 
 @pytest.mark.parametrize(
