@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.core.config import FilingSettings, RosterSettings
-from pipeline.core.models import Decision, FiledPatient, Identifiers, MrnCandidate, PageText
+from pipeline.core.models import Decision, FiledPatient, Identifiers, MrnCandidate, PageText, Word
 from pipeline.identify.roster import (
     Agreement,
     PatientLookup,
@@ -213,9 +213,39 @@ def _read_mrn(pages: Sequence[PageText], ids: Identifiers, settings: FilingSetti
     witnesses = [TEXT_LAYER] if in_layer else []
     if len({c.page_no for c in reads}) > 1:
         witnesses.append(SECOND_PAGE)
-    elif len(reads) > 1:
+    elif len(reads) > 1 and _printed_apart(printed[0], by_page.get(reads[0].page_no)):
         witnesses.append(SECOND_READ)
     return _Reading(printed[0], witnesses=tuple(witnesses), by_ocr=not in_layer)
+
+
+def _same_place(a: Word, b: Word) -> bool:
+    if (a.left, a.top) == (b.left, b.top):
+        return True
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    return width > 0 and height > 0
+
+
+def _printed_apart(mrn: str, page: PageText | None) -> bool:
+    """Whether an OCR page's words spell ``mrn`` in two places or more (one word, or up to
+    three words in a row, "0048 2913"). Two readings of the same print (a second look's
+    header re-read beside the page's own) are one witness, not two. A page without words
+    to trace it by (the text layer's) is taken at its text."""
+    if page is None or page.source != "ocr" or not page.words:
+        return True
+    digits = [re.sub(r"[^0-9]", "", w.text.translate(_LOOKALIKES)) for w in page.words]
+    places: list[Word] = []
+    for i, word in enumerate(page.words):
+        spelled = ""
+        for more in digits[i : i + 3]:
+            spelled += more
+            if not more or not mrn.startswith(spelled):
+                break
+            if spelled == mrn:
+                if not any(_same_place(word, other) for other in places):
+                    places.append(word)
+                break
+    return len(places) > 1
 
 
 # ---------------------------------------------------------------- agreement of name and DOB

@@ -26,7 +26,8 @@ import numpy as np
 _PAPER_INCHES = 0.12  # wider than a stroke of 14 pt bold, narrower than a line gap
 _LINE_INCHES = 0.6  # longer than any character, also a heading's
 _SPECK_INCHES = 0.012  # a full stop at 8 pt is larger
-_BORDER_SHARE = 0.25  # a blotch on the edge this long (share of the page side) is a copier's margin
+_BORDER_SHARE = 0.25
+_STREAK_INCHES = 2.5  # longer than any barcode's bars, shorter than a drum's streak down the page  # a blotch on the edge this long (share of the page side) is a copier's margin
 
 
 def _odd(n: float) -> int:
@@ -110,6 +111,16 @@ def binarised(flat: np.ndarray, dpi: int) -> np.ndarray:
     ink = cv2.bitwise_not(threshold(without_streaks(flat, dpi), dpi))
     ink = without_specks_and_borders(without_lines(ink, dpi), dpi)
     return cv2.bitwise_not(ink)
+
+
+def without_page_streaks(gray: np.ndarray, dpi: int) -> np.ndarray:
+    """The grey page with the streaks that run down most of it divided out, and every
+    shorter mark kept as it was: a barcode's bars, which ``binarised`` takes for rules,
+    survive, and a streak across them no longer reads as one more bar."""
+    length = _odd(_STREAK_INCHES * dpi)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+    streaks = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, kernel)
+    return cv2.divide(gray, np.maximum(streaks, 1), scale=255)
 
 
 def thresholded(gray: np.ndarray, levels: tuple[int, ...] = (40, 70, 110, 150, 190)) -> list[np.ndarray]:

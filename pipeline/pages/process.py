@@ -103,7 +103,7 @@ def _read_page(task: PageTask, deadline: _Deadline) -> PageText:
             whole = task.barcode_whole_page or len(result.words) < _FULL_SEARCH_BELOW_WORDS
             reads = _barcodes(upright, whole, task.barcode_formats, task.separator_value)
             if cleaned is not None and all(r.format == PATCH_T_FORMAT for r in reads):
-                reads = _barcodes_again(gray, cleaned, task.barcode_formats, task.separator_value) or reads
+                reads = _barcodes_again(gray, cleaned, task) or reads
         except (RasterError, OcrError) as exc:
             return PageText(task.page_no, "", "none", error=str(exc))
     return PageText(
@@ -188,17 +188,26 @@ def _barcodes(page: Image.Image, whole: bool, formats: tuple[str, ...], separato
     return read_barcodes(searched, formats) + separator_reads(page, () if whole else formats, separator_value)
 
 
-def _barcodes_again(
-    gray: np.ndarray, cleaned: np.ndarray, formats: tuple[str, ...], separator_value: str
-) -> list[BarcodeRead]:
-    """A poor page's barcodes looked for again, whole page, on the cleaned image and then
-    cut at several grey levels, before it is taken to have none (or only a separator's
-    bars, whose code may be under a streak)."""
-    for variant in (cleaned, *clean.thresholded(gray, (60, 120, 180))):
-        reads = _barcodes(Image.fromarray(variant), True, formats, separator_value)
-        if reads:
+def _barcodes_again(gray: np.ndarray, cleaned: np.ndarray, task: PageTask) -> list[BarcodeRead]:
+    """A poor page's barcodes looked for again, whole page, on the cleaned image, on the
+    page without its streaks, and then cut at several grey levels, before it is taken to
+    have none (or only a separator's bars, whose code may be under a streak).
+
+    A variant that finds only the bars again does not end the search: the code beside
+    them is what says the sheet is a separator."""
+    found: list[BarcodeRead] = []
+    destreaked = clean.without_page_streaks(gray, task.dpi)
+    for variant in (
+        cleaned,
+        destreaked,
+        *clean.thresholded(gray, (60, 120, 180)),
+        *clean.thresholded(destreaked, (90, 160)),
+    ):
+        reads = _barcodes(Image.fromarray(variant), True, task.barcode_formats, task.separator_value)
+        if any(r.format != PATCH_T_FORMAT for r in reads):
             return reads
-    return []
+        found = found or reads
+    return found
 
 
 def _upright(image: Path, result: OcrResult, task: PageTask, deadline: _Deadline) -> tuple[int, OcrResult]:

@@ -84,11 +84,14 @@ def is_wordlike(text: str) -> bool:
 
 
 def reading_score(words: Sequence[Word]) -> float:
-    """How much readable text a reading holds: confidence summed over its word-like words.
+    """How much readable text a reading holds: its word-like words' letters and digits,
+    each weighted by the word's confidence.
 
     A reading that lost half the page scores below one that kept it at lower confidence,
-    and debris read with high confidence counts for nothing."""
-    return sum(w.conf for w in words if is_wordlike(w.text)) / 100
+    and debris read with high confidence counts for nothing. Characters, not words, are
+    counted: a streak that splits each line into two blocks ("Patient Nam" | "e: Young")
+    makes more words of the same print, and must not win over a reading of whole lines."""
+    return sum(w.conf * sum(ch.isalnum() for ch in w.text) for w in words if is_wordlike(w.text)) / 100
 
 
 def in_band(words: Sequence[Word], bottom: float) -> list[Word]:
@@ -204,7 +207,8 @@ def vote_numbers(primary: Sequence[Word], others: Sequence[Sequence[Word]]) -> t
     tie keeps ``primary``'s). A majority by two readings or more settles the number, at
     the lowest confidence its backers gave; a closer vote (a colon read as a 4 in one
     reading, not in another) leaves it disputed, at ``DISPUTED_CONF`` at most, so the
-    filing rules hold it back. Returns the words and how many numbers the vote changed.
+    filing rules hold it back; the confidences of its characters go no higher than its own.
+    Returns the words and how many numbers the vote changed.
     """
     voted, changed = [], 0
     for word in primary:
@@ -233,7 +237,12 @@ def vote_numbers(primary: Sequence[Word], others: Sequence[Sequence[Word]]) -> t
         text = word.text
         if winner != own and rewritable:
             text, changed = _with_digits(word.text, winner), changed + 1
-        voted.append(word if (text, conf) == (word.text, word.conf) else replace(word, text=text, conf=conf))
+        if (text, conf) != (word.text, word.conf):
+            # The characters' own confidences are the overruled reading's: a rewritten
+            # number's digits are only as sure as its backers, a disputed one's no surer.
+            confs = tuple(min(c, conf) for c in word.char_confs) if text == word.text else (conf,) * len(text)
+            word = replace(word, text=text, conf=conf, char_confs=confs)
+        voted.append(word)
     return voted, changed
 
 

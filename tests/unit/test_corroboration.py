@@ -110,8 +110,25 @@ def test_first_document_of_a_new_patient_with_a_clean_repeated_mrn_files():
 
 def test_mrn_printed_twice_on_one_page_is_a_second_read():
     ids = Identifiers([cand("5550001"), MrnCandidate("5550001", "5550001", "MRN", 1, 400)])
-    decision = decide([clean("5550001")], ids, SETTINGS, history={})
+    twice = clean("5550001")
+    footer = [
+        Word("MRN", 96, 150, 3000, 80, 30),
+        *(Word(t, 95, 240 + 90 * k, 3000, 80, 30) for k, t in enumerate(("555", "0001"))),
+    ]
+    twice = PageText(1, f"{twice.text}\nMRN 555 0001", "ocr", words=[*twice.words, *footer])
+    decision = decide([twice], ids, SETTINGS, history={})
     assert (decision.status, decision.corroboration) == ("filed", ("second_read",))
+
+
+def test_the_same_print_read_twice_is_no_second_read():
+    # A second look's header re-read beside a line the page's reading kept: one print, two readings.
+    read = clean("5550001")
+    again = Word("5550001", 93, 204, 98, 176, 31, (97.0,) * 7)
+    ids = Identifiers([cand("5550001"), MrnCandidate("5550001", "5550001", "MRN", 1, 400)])
+    decision = decide(
+        [PageText(1, f"{read.text}\nMRN: 5550001", "ocr", words=[*read.words, again])], ids, SETTINGS, history={}
+    )
+    assert decision.status == "review" and "read once by OCR" in decision.reason
 
 
 def test_first_document_of_a_new_patient_read_once_waits_for_a_clerk():

@@ -4,6 +4,7 @@ weighed and voted on, and the OpenCV cleaning it reads from."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -107,6 +108,13 @@ def test_the_better_reading_holds_more_confident_words_not_a_higher_mean() -> No
     assert reading_score(debris) == 0
 
 
+def test_a_reading_split_at_a_streak_does_not_beat_the_whole_lines() -> None:
+    lines = ["Patient Name: Young, Richard    Med Rec No.: 6758493", "Date of Birth: December 17, 1971"]
+    # tesseract reads the two blocks a little more confidently, less the letter under the streak
+    split = ["Patient Na", "e: Young, Richard    Med Rec No.: 6758493", "Date of Birt", ": December 17, 1971"]
+    assert reading_score(words_of(lines, conf=90)) > reading_score(words_of(split, conf=92))
+
+
 def _at(text: str, conf: float, left: int = 600) -> Word:
     return Word(text, conf, left, 400, 240, 40)
 
@@ -119,6 +127,16 @@ def test_a_clear_majority_settles_a_number_at_its_backers_lowest_confidence() ->
     assert (mrn.text, mrn.conf, changed) == ("00482913", 71, 1)
     (same,), changed = vote_numbers([_at("00482913", 88)], [[_at("00482913", 80)], [_at("00482913", 70)]])
     assert (same, changed) == (_at("00482913", 88), 0)
+
+
+def test_a_voted_number_keeps_no_digit_confidence_higher_than_its_own() -> None:
+    sure = (99.0,) * 8
+    primary = [replace(_at("00482918", 62), char_confs=sure)]
+    others = [[_at("00482913", 80)], [_at("00482913", 71)], [_at("00482913", 90)]]
+    (mrn,), _ = vote_numbers(primary, others)
+    assert (mrn.text, mrn.char_confs) == ("00482913", (71.0,) * 8)  # not the overruled reading's 99s
+    (disputed,), _ = vote_numbers([replace(_at("00482918", 90), char_confs=sure)], [[_at("00482913", 80)]])
+    assert (disputed.text, disputed.char_confs) == ("00482918", (DISPUTED_CONF,) * 8)
 
 
 @pytest.mark.parametrize(
@@ -268,3 +286,22 @@ def test_a_second_look_that_fails_or_runs_out_of_time_keeps_the_first_reading(mo
         result, look, cleaned = process._second_look(blank, first, task, tmp_path, process._Deadline(60))
         assert result is first and cleaned is None
         assert look is not None and look.won == "first" and look.why.endswith(said)
+
+
+def test_a_separator_whose_code_is_crossed_by_streaks_is_still_read() -> None:
+    from pathlib import Path
+
+    from pipeline.pages import process
+    from pipeline.samples import separators
+
+    dpi = 200
+    gray = np.asarray(separators.patch_t_image(dpi)).copy()
+    code = np.flatnonzero(gray[gray.shape[0] // 2] < 128)  # the code's bars across the middle of the sheet
+    for x in (code[0] + (code[-1] - code[0]) // 3, code[0] + 2 * (code[-1] - code[0]) // 3):
+        gray[:, x - 4 : x + 4] = np.minimum(gray[:, x - 4 : x + 4], 40)  # a drum's streak down the whole page
+    task = process.PageTask(Path("x.pdf"), 1, True, dpi, "eng", 60, 40, ("Code39", "Code128", "QRCode"))
+    found = process._barcodes(Image.fromarray(gray), True, task.barcode_formats, task.separator_value)
+    assert not any(r.format == "Code39" for r in found)  # the streaks read as bars: no code as scanned
+    cleaned = clean.binarised(clean.flattened(gray, dpi), dpi)
+    reads = process._barcodes_again(gray, cleaned, task)
+    assert any(r.format == "Code39" and r.value == "PATCHT" for r in reads)
