@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.index_scale import (  # noqa: E402
+from bench.index_scale import (
     BATCH,
     Corpus,
     Stopwatch,
@@ -45,11 +45,11 @@ from bench.index_scale import (  # noqa: E402
     percentile,
     query_mix,
 )
-from indexers.base import Index, IndexOptions, IndexRecord, SearchFilters  # noqa: E402
-from indexers.postgres.facade import PostgresIndex  # noqa: E402
-from indexers.whoosh.facade import WhooshIndex  # noqa: E402
-from pipeline.core.config import DEFAULT_TYPE_SYNONYMS  # noqa: E402
-from tests.postgres import Cluster, start_cluster  # noqa: E402
+from indexers.base import Index, IndexOptions, IndexRecord, SearchFilters
+from indexers.postgres.facade import PostgresIndex
+from indexers.whoosh.facade import WhooshIndex
+from pipeline.core.config import DEFAULT_TYPE_SYNONYMS
+from tests.postgres import Cluster, start_cluster
 
 SYNONYMS = {doc_type: tuple(words) for doc_type, words in DEFAULT_TYPE_SYNONYMS.items()}
 OPTIONS = IndexOptions(limitmb=1024, type_synonyms=SYNONYMS, search_seconds=30)

@@ -75,7 +75,10 @@ def _frame(text: str) -> bytes:
 def _read_ack(sock: socket.socket) -> bytes:
     data = b""
     while not data.endswith(b"\x1c\r"):
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # a refused connection closed while our message was in flight
+            break
         if not chunk:
             break
         data += chunk
