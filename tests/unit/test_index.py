@@ -24,6 +24,7 @@ from indexers.whoosh.highlight import SNIPPET_FALLBACK_CHARS
 from indexers.whoosh.query import filter_query, parse_query
 from indexers.whoosh.ranking import ranked, whoosh_ranked
 from indexers.whoosh.schema import ContentAnalyzer, fields_of
+from tests.unit.test_index_engines import CLINIC, record
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -31,27 +32,6 @@ with warnings.catch_warnings():
     from whoosh.filedb.filestore import FileStorage
 
 FAST = IndexOptions(writer_timeout_seconds=0.3)
-
-
-def record(doc_id: str, **overrides) -> IndexRecord:
-    values = {
-        "doc_id": doc_id,
-        "status": "filed",
-        "mrn": "00482913",
-        "patient_name": "DOE, JANE",
-        "dob": "1961-04-12",
-        "doc_type": "progress_note",
-        "doc_date": "2024-03-05",
-        "pages": 2,
-        "path": f"archive/00482913/{doc_id}.pdf",
-        "sha256": f"sha-{doc_id}",
-        "source_sha256": f"src-{doc_id}",
-        "source_file": f"scan-{doc_id}.pdf",
-        "review_reason": None,
-        "content": f"Progress note {doc_id}. Patient seen in clinic today.",
-    }
-    values.update(overrides)
-    return IndexRecord(**values)
 
 
 @pytest.fixture
@@ -66,38 +46,7 @@ def ix(index_dir: Path) -> WhooshIndex:
 
 @pytest.fixture
 def clinic(ix: WhooshIndex) -> WhooshIndex:
-    ix.add(
-        [
-            record(
-                "cardio",
-                doc_type="consultation",
-                doc_date="2024-01-10",
-                content="Consultation for chest pain radiating to the left arm. History of hypertension.",
-            ),
-            record(
-                "lab",
-                doc_type="lab_result",
-                doc_date="2024-02-01",
-                content="Glucose 182 mg/dL flagged high. Pain in the chest was not reported. Diabetes follow-up.",
-            ),
-            record(
-                "smith",
-                mrn="00771234",
-                patient_name="SMITH, JOHN",
-                status="review",
-                review_reason="MRN unreadable",
-                doc_date="2024-02-29",
-                content="Discharge summary. Diabetic foot ulcer, healing well.",
-            ),
-            record(
-                "undated",
-                mrn="00771234",
-                patient_name="SMITH, JOHN",
-                doc_date=None,
-                content="Referral letter without a date.",
-            ),
-        ]
-    )
+    ix.add(CLINIC)
     return ix
 
 
